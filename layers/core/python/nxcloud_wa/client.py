@@ -1,0 +1,180 @@
+"""The HTTP client for NXCloud's ``POST /saas/wa/send``.
+
+It serialises the body once, signs that exact text and sends that exact text, over one urllib3 pool that is reused
+across calls (and across warm Lambda invocations). It resends only when a resend cannot cause a duplicate: the
+connection never reached the server, or the server answered 429/503 without processing. Each attempt gets a fresh
+``ts`` and signature. A failure after the request went out (read timeout, dropped or garbled answer) is an
+:class:`UnknownOutcomeError` and is never resent here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from .credentials import Credentials
+from .error_codes import PERMANENT_HTTP_STATUSES, RETRY_IN_CLIENT_STATUSES, classify_code
+from .exceptions import PermanentSendError, RetryableSendError, SendError, UnknownOutcomeError, error_for_code
+from .signing import sign
+
+SEND_PATH: Final = "/saas/wa/send"
+BIZ_TYPE: Final = "2"
+ACTION: Final = "mt"
+MAX_RESPONSE_BYTES: Final = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """NXCloud accepted the message."""
+
+    message_id: str
+    trace_id: str | None
+
+
+def encode_body(body: Mapping[str, Any]) -> str:
+    """The exact body text: compact, UTF-8 kept as is (not ``\\u`` escaped). Signed and sent unchanged."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def signed_headers(access_key: str, access_secret: str, body_text: str, now_ms: int) -> dict[str, str]:
+    """The five NXCloud headers plus Content-Type for one attempt."""
+    headers = {"accessKey": access_key, "ts": str(now_ms), "bizType": BIZ_TYPE, "action": ACTION}
+    headers["sign"] = sign(headers, body_text, access_secret)
+    headers["Content-Type"] = "application/json"
+    return headers
+
+
+class NXCloudClient:
+    """Sends signed requests to one NXCloud base URL."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+        max_attempts: int = 3,
+        backoff: float = 0.2,
+        pool: urllib3.PoolManager | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = base_url.rstrip("/") + SEND_PATH
+        self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self.max_attempts = max(1, max_attempts)
+        self.backoff = backoff
+        self.pool = pool or urllib3.PoolManager(maxsize=16, block=False, retries=False)
+        self._clock = clock
+        self._sleep = sleep
+
+    def send(self, body: Mapping[str, Any], credentials: Credentials) -> SendResult:
+        """Send one message; return its ``message_id`` or raise a :class:`SendError` subclass."""
+        body_text = encode_body(body)
+        payload = body_text.encode("utf-8")
+        for attempt in range(1, self.max_attempts + 1):
+            headers = signed_headers(
+                credentials.access_key, credentials.access_secret, body_text, int(self._clock() * 1000)
+            )
+            try:
+                response = self.pool.request(
+                    "POST",
+                    self.url,
+                    body=payload,
+                    headers=headers,
+                    timeout=self.timeout,
+                    retries=False,
+                    redirect=False,
+                    preload_content=False,
+                )
+            except (NewConnectionError, ConnectTimeoutError, SSLError) as exc:
+                error: SendError = RetryableSendError(
+                    f"could not connect to NXCloud: {type(exc).__name__}", reason="connect_error"
+                )
+            except ReadTimeoutError:
+                raise UnknownOutcomeError(
+                    "NXCloud did not answer within the read timeout; the message may have been sent",
+                    reason="read_timeout",
+                ) from None
+            except (ProtocolError, HTTPError) as exc:
+                raise UnknownOutcomeError(
+                    f"the connection failed after the request was sent ({type(exc).__name__}); "
+                    "the message may have been sent",
+                    reason="connection_dropped",
+                ) from None
+            else:
+                status, raw = response.status, _read_capped(response)
+                if status not in RETRY_IN_CLIENT_STATUSES:
+                    return _interpret(status, raw)
+                error = RetryableSendError(
+                    f"NXCloud answered HTTP {status} (not processed)", reason=f"http_{status}", http_status=status
+                )
+            if attempt < self.max_attempts:
+                self._sleep(self.backoff * 2 ** (attempt - 1))
+        raise error
+
+
+def _read_capped(response: urllib3.BaseHTTPResponse) -> bytes:
+    """Read at most ``MAX_RESPONSE_BYTES`` of the answer (a runaway answer must not exhaust memory)."""
+    try:
+        data = response.read(MAX_RESPONSE_BYTES + 1)
+    except (ReadTimeoutError, ProtocolError, HTTPError):
+        raise UnknownOutcomeError(
+            "NXCloud's answer was cut off; the message may have been sent", reason="connection_dropped"
+        ) from None
+    finally:
+        response.release_conn()
+    return data
+
+
+def _interpret(status: int, raw: bytes) -> SendResult:
+    """Turn an HTTP answer into a result or the right exception."""
+    document = _decode_json(raw)
+    code = document.get("code") if document is not None else None
+    if isinstance(code, int) and not isinstance(code, bool):
+        trace_id = document.get("traceId") if isinstance(document.get("traceId"), str) else None  # type: ignore[union-attr]
+        if code == 0 and 200 <= status < 300:
+            data = document.get("data")  # type: ignore[union-attr]
+            message_id = data.get("message_id") if isinstance(data, dict) else None
+            if isinstance(message_id, str) and message_id:
+                return SendResult(message_id, trace_id)
+            raise UnknownOutcomeError(
+                "NXCloud answered code 0 without a message_id; the message may have been sent",
+                reason="malformed_response",
+                code=0,
+                trace_id=trace_id,
+                http_status=status,
+            )
+        if code != 0:
+            message = document.get("message") if isinstance(document.get("message"), str) else ""  # type: ignore[union-attr]
+            raise error_for_code(code, classify_code(code), str(message)[:500], trace_id)
+    if 200 <= status < 300:
+        raise UnknownOutcomeError(
+            f"NXCloud answered HTTP {status} with a body that is not its JSON answer; the message may have been sent",
+            reason="malformed_response",
+            http_status=status,
+        )
+    cls = PermanentSendError if status in PERMANENT_HTTP_STATUSES else RetryableSendError
+    raise cls(f"NXCloud answered HTTP {status}", reason=f"http_{status}", http_status=status)
+
+
+def _decode_json(raw: bytes) -> dict[str, Any] | None:
+    if len(raw) > MAX_RESPONSE_BYTES:
+        return None
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None

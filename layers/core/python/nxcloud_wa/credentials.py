@@ -1,0 +1,51 @@
+"""NXCloud credentials from Secrets Manager, through Powertools Parameters' cache.
+
+The secret is a JSON object ``{"accessKey": "...", "accessSecret": "..."}`` that may also hold the defaults
+``tenant_id``, ``appkey`` and ``business_phone``. A warm Lambda reads it at most once per ``max_age`` seconds;
+``refresh=True`` bypasses the cache after NXCloud refused the credentials (a rotated secret).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from .exceptions import ConfigurationError
+from .models import Defaults
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What signs requests. ``access_secret`` is kept out of ``repr`` so it cannot reach a log by accident."""
+
+    access_key: str
+    access_secret: str = field(repr=False)
+    defaults: Defaults = Defaults()
+
+    @classmethod
+    def from_secret(cls, payload: Any) -> Credentials:
+        """Build from the decoded secret; raise :class:`ConfigurationError` naming (never showing) what is wrong."""
+        if not isinstance(payload, dict):
+            raise ConfigurationError("the NXCloud secret must be a JSON object with accessKey and accessSecret")
+        missing = [k for k in ("accessKey", "accessSecret") if not isinstance(payload.get(k), str) or not payload[k]]
+        if missing:
+            raise ConfigurationError(f"the NXCloud secret lacks {' and '.join(missing)} (non-empty strings)")
+        try:
+            defaults = Defaults.model_validate({k: payload[k] for k in Defaults.model_fields if k in payload})
+        except ValidationError as exc:
+            names = ", ".join(str(e["loc"][0]) for e in exc.errors(include_url=False))
+            raise ConfigurationError(f"the NXCloud secret has invalid default(s): {names}") from None
+        return cls(payload["accessKey"], payload["accessSecret"], defaults)
+
+
+def load_credentials(secret_id: str, *, max_age: int, refresh: bool = False) -> Credentials:
+    """Fetch (or take from the cache) and parse the secret."""
+    from aws_lambda_powertools.utilities import parameters  # deferred: ~0.5 s of boto3 import at cold start
+
+    try:
+        payload = parameters.get_secret(secret_id, transform="json", max_age=max_age, force_fetch=refresh)
+    except parameters.exceptions.TransformParameterError:
+        raise ConfigurationError("the NXCloud secret is not valid JSON") from None
+    return Credentials.from_secret(payload)
