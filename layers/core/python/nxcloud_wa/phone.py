@@ -40,7 +40,9 @@ def normalize_phone(raw: str) -> str:
         raise ValueError("does not start with a known country code") from exc
     if not phonenumbers.is_valid_number(parsed):
         raise ValueError("is not a valid number for its country code (check the country code and the digits)")
-    return compact
+    # The number the library validated, in ASCII digits: ``+44 (0)7911 ...`` keeps a trunk ``0`` in ``compact`` that
+    # the library drops, and ``\d`` also matched non-ASCII digits (full-width ``８６...``) that NXCloud cannot read.
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
 def mask_phone(number: str) -> str:
@@ -57,3 +59,14 @@ def mask_phone(number: str) -> str:
         country = ""
     hidden = len(digits) - len(country) - 4
     return f"+{country}{'*' * hidden}{digits[-4:]}" if hidden > 0 else "*" * (len(digits) - 4) + digits[-4:]
+
+
+_NUMBER_IN_TEXT = re.compile(r"\+\d[\d\s\-]{5,}\d|\d{7,}")
+
+
+def redact_numbers(text: str) -> str:
+    """Mask phone-number-like runs (7+ digits, or ``+`` and digits with separators) in free text for logs.
+
+    NXCloud's error messages can quote a number (22049: ``business_phone={0}``); logs must not carry it whole.
+    """
+    return _NUMBER_IN_TEXT.sub(lambda match: mask_phone(match.group()), text)

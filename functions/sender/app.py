@@ -1,0 +1,69 @@
+"""Lambda entry point: one function, two triggers.
+
+``lambda_handler`` recognises the event: an SQS batch goes to :mod:`sqs_batch` (partial batch responses), an API
+Gateway REST proxy request to :mod:`api` (Powertools' resolver). Anything else is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from nxcloud_wa.models import MAX_MESSAGE_BYTES
+from observability import logger, metrics, tracer
+
+import runtime
+from api import app as api_app
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if _is_sqs(event):
+        return _handle_sqs(event, context)
+    if isinstance(event, dict) and "httpMethod" in event and "requestContext" in event:
+        return _handle_api(event, context)
+    raise ValueError("unsupported event: expected an SQS batch or an API Gateway REST proxy request")
+
+
+@logger.inject_lambda_context(clear_state=True)
+def _handle_sqs(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from sqs_batch import handle_batch
+
+    rt = runtime.get()
+    rt.delivery.config.register_lambda_context(context)
+    tracer.put_annotation(key="trigger", value="sqs")
+    return handle_batch(event, context, rt)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+def _handle_api(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    tracer.put_annotation(key="trigger", value="api")
+    if _body_size(event) > MAX_MESSAGE_BYTES:
+        return {
+            "statusCode": 413,
+            "headers": {"Content-Type": "application/json"},
+            "body": f'{{"error": "too_large", "message": "the body must be at most {MAX_MESSAGE_BYTES} bytes"}}',
+        }
+    try:
+        rt = runtime.get()
+        rt.delivery.config.register_lambda_context(context)
+    except Exception:  # reported by the route's own error handling, which calls runtime.get() again
+        logger.debug("runtime not ready")
+    return api_app.resolve(event, context)
+
+
+def _is_sqs(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return bool(records) and isinstance(records, list) and all(
+        isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records
+    )
+
+
+def _body_size(event: dict[str, Any]) -> int:
+    """Bytes of the request body once decoded (API Gateway base64-encodes binary bodies)."""
+    body = event.get("body") or ""
+    if not isinstance(body, str):
+        return 0
+    return len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8"))

@@ -1,0 +1,106 @@
+"""Logging, metrics and tracing, configured once (Powertools), with the project's privacy rules built in.
+
+* Logger: JSON, correlation id per message; recipient numbers only ever logged through ``mask_phone``.
+* Metrics (EMF): ``MessagesSent``, ``MessagesDeadLettered``, ``MessagesRetried`` (each also broken down by
+  ``error_class`` and ``error_code``) and ``UpstreamLatency``.
+* Tracer: created only when tracing is on. ``Tracer()`` imports the X-Ray SDK (~0.8 s of cold start) even when
+  disabled, so outside Lambda or with ``POWERTOOLS_TRACE_DISABLED=true`` a no-op stands in and costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from nxcloud_wa.models import SendRequest
+from nxcloud_wa.phone import mask_phone, redact_numbers
+from outcomes import Failure
+
+SERVICE: Final = os.environ.get("POWERTOOLS_SERVICE_NAME", "nxcloud-wa-sender")
+NAMESPACE: Final = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "NXCloudWhatsApp")
+
+logger = Logger(service=SERVICE, utc=True)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _NoTracer:
+    """Stands in for Powertools' Tracer when tracing is off: same calls, no X-Ray import."""
+
+    def capture_lambda_handler(self, handler: F) -> F:
+        return handler
+
+    def put_annotation(self, key: str, value: str | int | bool) -> None:
+        """Nothing to record without tracing."""
+
+
+def tracing_enabled(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """On in a real Lambda unless disabled; off under ``sam local``, tests and local tools (as Powertools decides)."""
+    disabled = environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in ("1", "true")
+    in_lambda = bool(environ.get("LAMBDA_TASK_ROOT")) and not environ.get("AWS_SAM_LOCAL")
+    return in_lambda and not disabled
+
+
+def _make_tracer() -> Any:
+    if not tracing_enabled():
+        return _NoTracer()
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service=SERVICE)
+
+
+tracer = _make_tracer()
+
+
+def count(name: str, *, error_class: str | None = None, error_code: str | int | None = None) -> None:
+    """Add 1 to ``name`` (service dimension) and, for failures, to its breakdown by class and code.
+
+    Must be called from the invocation's main thread: Powertools' metric set is not thread-safe.
+    """
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    if error_class is None:
+        return
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="service", value=SERVICE)
+        metric.add_dimension(name="error_class", value=error_class)
+        metric.add_dimension(name="error_code", value=str(error_code if error_code is not None else "none"))
+
+
+def upstream_latency(milliseconds: float) -> None:
+    metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=round(milliseconds, 1))
+
+
+def log_sent(request: SendRequest, outcome: dict[str, Any], key: str) -> None:
+    """The one log line of a sent message (or of a duplicate answered from the idempotency table)."""
+    logger.info(
+        "message sent",
+        extra={
+            "outcome": "sent",
+            "to": mask_phone(request.to),
+            "message_id": outcome.get("message_id"),
+            "nxcloud_trace_id": outcome.get("trace_id"),
+            "idempotency_key": key,
+            "replayed": bool(outcome.get("replayed")),
+        },
+    )
+
+
+def log_failure(text: str, outcome: str, failure: Failure, request: SendRequest | None, **extra: Any) -> None:
+    """The one log line of a message that was not sent: numbers masked, NXCloud's text redacted of numbers."""
+    logger.warning(
+        text,
+        extra={
+            "outcome": outcome,
+            "reason": failure.reason,
+            "error_class": failure.error_class,
+            "error_code": failure.error_code,
+            "error_message": redact_numbers(failure.error_message),
+            "nxcloud_trace_id": failure.trace_id,
+            "to": mask_phone(request.to) if request is not None else None,
+            **extra,
+        },
+    )

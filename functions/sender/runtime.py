@@ -1,0 +1,74 @@
+"""What one Lambda container builds once and reuses across invocations: settings, clients, pools.
+
+Built on the first invocation rather than at import, so a configuration error is reported as a clear error for that
+invocation (and import stays cheap for the cold-start budget). :func:`reset` exists for tests and local tools that
+change the environment between runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from delivery import Delivery
+from nxcloud_wa.sender import Sender
+from settings import FunctionSettings
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: FunctionSettings
+    sender: Sender
+    delivery: Delivery
+    sqs: Any
+    executor: ThreadPoolExecutor
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def get() -> Runtime:
+    """The container's runtime, built on first use."""
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            _runtime = _build(FunctionSettings.from_env())
+        return _runtime
+
+
+def reset() -> None:
+    """Forget the runtime (tests, local tools): the next :func:`get` reads the environment again."""
+    global _runtime
+    with _lock:
+        if _runtime is not None:
+            _runtime.executor.shutdown(wait=False)
+        _runtime = None
+
+
+def _build(settings: FunctionSettings) -> Runtime:
+    import boto3
+    from botocore.config import Config
+
+    pool = settings.max_send_concurrency + 2
+    aws_config = Config(
+        connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=pool
+    )
+    session = boto3.session.Session()
+    sender = Sender(settings.core)
+    delivery = Delivery(
+        sender,
+        table_name=settings.idempotency_table,
+        expiry_seconds=settings.idempotency_expiry,
+        policy=settings.core.unknown_outcome_policy,
+        dynamodb_client=session.client("dynamodb", config=aws_config),
+    )
+    return Runtime(
+        settings=settings,
+        sender=sender,
+        delivery=delivery,
+        sqs=session.client("sqs", config=aws_config),
+        executor=ThreadPoolExecutor(max_workers=settings.max_send_concurrency, thread_name_prefix="send"),
+    )
