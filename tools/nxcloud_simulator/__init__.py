@@ -1,0 +1,12 @@
+"""A local NXCloud ``POST /saas/wa/send`` for tests, the local whole-stack runner and benchmarks.
+
+``NXCloudSimulator`` checks requests the way NXCloud's pages say NXCloud does (headers, timestamp, signature over the
+exact body text, body fields), answers in NXCloud's response shape, records what it received and injects faults
+(latency, HTTP errors, dropped connections, answers lost after acceptance, NXCloud error codes, garbled answers).
+Run ``python -m nxcloud_simulator --help`` to serve it from a terminal.
+"""
+
+from .faults import Fault, FaultKind
+from .server import NXCloudSimulator, RequestRecord
+
+__all__ = ["Fault", "FaultKind", "NXCloudSimulator", "RequestRecord"]

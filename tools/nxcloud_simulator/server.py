@@ -1,0 +1,632 @@
+"""A local stand-in for NXCloud's ``POST /saas/wa/send``, strict where NXCloud is, with faults on demand.
+
+Stdlib only (``http.server``), so tests, the local whole-stack runner and benchmarks can start it in-process in a few
+milliseconds. It answers like the page ``shared/nxcloud/saas-wa-send.txt`` describes: HTTP 200 with
+``{"code": N, "message": "...", "data": ..., "traceId": "<32 hex>"}`` for every business answer, and
+``data.message_id`` (27 URL-safe characters, like the page's example) when the message is accepted.
+
+Checks, in this order; the first failure answers (messages come from ``nxcloud_wa.error_codes.NXCLOUD_CODES``):
+
+1. the five headers ``accessKey``, ``ts``, ``bizType``, ``action``, ``sign`` are present and non-empty, else 1001;
+2. ``bizType`` is ``"2"`` and ``action`` is ``"mt"``, else 1002;
+3. ``ts`` is ASCII digits (milliseconds) within 60 000 ms of the simulator's ``clock``, else 1004 (a ts in seconds
+   is 1.6e12 ms in the past, so it fails here too);
+4. ``accessKey`` is a known account, else 1005;
+5. ``Content-Type`` is ``application/json`` (parameters such as ``charset`` allowed), else 1003: the signing
+   convention lists a wrong Content-Type among the causes of 1003, because the server then reads another body text
+   than the one that was signed;
+6. the body is UTF-8, else 1002 (malformed body);
+7. ``sign`` equals ``nxcloud_wa.signing.sign`` over the EXACT received body text, else 1003;
+8. the body is a JSON object, else 1002;
+9. body fields: ``tenant_id`` an integer (21058), ``appkey`` (21059), ``business_phone`` (21060) and ``to`` (21061)
+   non-empty strings, ``type`` = ``"template"`` (21062), ``messaging_product`` = ``"whatsapp"`` and
+   ``recipient_type`` = ``"individual"`` (21062 too: the page has no code of its own for them, and 21062 is the
+   parameter-error code for the other fixed-value field; a permanent code is right, as resending cannot fix it),
+   ``template`` an object with a non-empty ``name`` (21063);
+10. what NXCloud itself would refuse: ``business_phone`` not all digits (22123, merchant phone wrong), ``to`` not all
+    digits (22090, illegal number), ``template.language.code`` not one of the page's template languages (22092).
+
+Anything else (component shapes) is the client's business: the simulator accepts it, as NXCloud decides it later.
+Requests with ``Transfer-Encoding`` (chunked) get HTTP 411 and bodies over ``max_body_bytes`` HTTP 413.
+
+A small control API on the same port lets a person inject faults with curl (see ``__main__``):
+``GET/POST/DELETE /__sim/faults``, ``DELETE /__sim/faults/<id>``, ``GET /__sim/requests``, ``POST /__sim/reset``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import secrets
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.message import Message
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+
+from nxcloud_wa.error_codes import classify_code
+from nxcloud_wa.languages import TEMPLATE_LANGUAGES
+from nxcloud_wa.signing import sign
+
+from .faults import UNPROCESSED_KINDS, Fault, FaultBook, FaultKind
+
+SEND_PATH: Final = "/saas/wa/send"
+CONTROL_PREFIX: Final = "/__sim/"
+REQUIRED_HEADERS: Final = ("accessKey", "ts", "bizType", "action", "sign")
+MAX_SKEW_MS: Final = 60_000
+DEFAULT_ACCOUNTS: Final = {"AK": "SK"}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The checks: pure functions of what was received, so they are easy to read against the docstring above.
+
+
+def check_request(headers: Mapping[str, str], text: str | None, accounts: Mapping[str, str], now_ms: int) -> int:
+    """NXCloud's answer code for a request: 0 when it would be accepted. ``text`` is None when not UTF-8."""
+    code = _auth_code(headers, text, accounts, now_ms)
+    if code:
+        return code
+    body = parse_object(text)
+    return 1002 if body is None else body_code(body)
+
+
+def _auth_code(headers: Mapping[str, str], text: str | None, accounts: Mapping[str, str], now_ms: int) -> int:
+    """Steps 1-7: the signing convention's checks (codes 1001-1005), as an ordered table: first failure wins."""
+    values = {name: headers.get(name) or "" for name in REQUIRED_HEADERS}
+    secret = accounts.get(values["accessKey"])
+    checks: tuple[tuple[Callable[[], bool], int], ...] = (
+        (lambda: all(values.values()), 1001),
+        (lambda: values["bizType"] == "2" and values["action"] == "mt", 1002),
+        (lambda: _fresh(values["ts"], now_ms), 1004),
+        (lambda: secret is not None, 1005),
+        (lambda: _is_json_content_type(headers.get("Content-Type")), 1003),
+        (lambda: text is not None, 1002),
+        (lambda: _signature_matches(values, text or "", secret or ""), 1003),
+    )
+    return next((code for passes, code in checks if not passes()), 0)
+
+
+def body_code(body: Mapping[str, Any]) -> int:
+    """Steps 9-10: the body's fields, in the page's code order; first failure wins."""
+    template = body.get("template")
+    language = template.get("language") if isinstance(template, dict) else None
+    checks: tuple[tuple[Callable[[], bool], int], ...] = (
+        (lambda: _is_int(body.get("tenant_id")), 21058),
+        (lambda: _non_empty_str(body.get("appkey")), 21059),
+        (lambda: _non_empty_str(body.get("business_phone")), 21060),
+        (lambda: _non_empty_str(body.get("to")), 21061),
+        (lambda: body.get("type") == "template", 21062),
+        (lambda: (body.get("messaging_product"), body.get("recipient_type")) == ("whatsapp", "individual"), 21062),
+        (lambda: isinstance(template, dict) and _non_empty_str(template.get("name")), 21063),
+        (lambda: _digits(body["business_phone"]), 22123),
+        (lambda: _digits(body["to"]), 22090),
+        (lambda: isinstance(language, dict) and language.get("code") in TEMPLATE_LANGUAGES, 22092),
+    )
+    return next((code for passes, code in checks if not passes()), 0)
+
+
+def _fresh(ts: str, now_ms: int) -> bool:
+    """``ts`` is milliseconds (digits only) within NXCloud's 60 s of the server clock."""
+    return ts.isascii() and ts.isdigit() and len(ts) <= 16 and abs(int(ts) - now_ms) <= MAX_SKEW_MS
+
+
+def _signature_matches(values: Mapping[str, str], text: str, secret: str) -> bool:
+    expected = sign(values, text, secret).encode("ascii")
+    return secrets.compare_digest(expected, values["sign"].encode("utf-8", "replace"))
+
+
+def parse_object(text: str | None) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is not one."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _is_json_content_type(value: str | None) -> bool:
+    return (value or "").split(";", 1)[0].strip().lower() == "application/json"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _non_empty_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+def new_message_id() -> str:
+    """27 URL-safe characters (160 random bits), the shape of the page's example ``gBGGhSNXV1dfAglVQ0RRuE3YWhc``."""
+    return secrets.token_urlsafe(20)
+
+
+def new_trace_id() -> str:
+    """32 lower-case hex characters, the shape of the page's ``traceId``."""
+    return uuid.uuid4().hex
+
+
+def answer_document(code: int, trace_id: str, message_id: str | None = None, message: str | None = None) -> bytes:
+    """NXCloud's JSON answer, as bytes (UTF-8, not escaped, like a Java service would write it)."""
+    data = {"message_id": message_id} if message_id else None
+    text = "" if code == 0 else (message if message is not None else classify_code(code).message)
+    document = {"code": code, "message": text, "data": data, "traceId": trace_id}
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request to the send path, as received, and what the simulator did with it.
+
+    ``http_status`` is None when no answer was written (``drop``, ``read_timeout_after_accept``). ``code`` is what
+    NXCloud decided: the code answered, or, when a ``garbage``/``read_timeout_after_accept`` fault garbled or lost the
+    answer, the code the checks gave; None when an ``http_status`` or ``drop`` fault kept the request unprocessed.
+    ``fault`` is the kind of the rule that decided the answer, and ``latency`` the seconds latency rules added.
+    ``message_id`` is set exactly when the message was accepted.
+    Headers are kept in full, ``sign`` included: these are test records of test credentials.
+    """
+
+    seq: int
+    received_at: float
+    client: tuple[str, int]
+    headers: dict[str, str]
+    body_text: str | None
+    body: dict[str, Any] | None
+    http_status: int | None
+    code: int | None
+    fault: str | None
+    latency: float
+    message_id: str | None
+    trace_id: str | None
+
+    @property
+    def accepted(self) -> bool:
+        return self.message_id is not None
+
+    @property
+    def to(self) -> str | None:
+        return _field(self.body, "to")
+
+    @property
+    def template(self) -> str | None:
+        return _field(self.body, "template", "name")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"accepted": self.accepted}
+
+
+def _field(body: Any, *path: str) -> str | None:
+    """A string found at ``path`` in a decoded body, else None (the fault filters and records use it)."""
+    for name in path:
+        body = body.get(name) if isinstance(body, dict) else None
+    return body if isinstance(body, str) else None
+
+
+class _Journal:
+    """The thread-safe request log. Bounded by ``max_records`` (oldest dropped) so soak runs keep flat memory."""
+
+    def __init__(self, max_records: int | None) -> None:
+        self._lock = threading.Lock()
+        self._records: deque[RequestRecord] = deque(maxlen=max_records)
+        self._seq = 0
+
+    def next_seq(self) -> int:
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
+    def add(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def snapshot(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The simulator
+
+
+class NXCloudSimulator:
+    """The server, its accounts, its fault rules and its records. Start it, point the client at ``url``.
+
+    ``accounts`` maps accessKey to accessSecret. ``clock`` (seconds, like ``time.time``) is what ``ts`` is checked
+    against. ``seed`` makes probabilistic faults reproducible. ``idle_timeout`` closes keep-alive connections nobody
+    uses (a real server does too); it is long so a pooled client connection is not closed under a test.
+    """
+
+    def __init__(
+        self,
+        accounts: Mapping[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        clock: Callable[[], float] = time.time,
+        seed: int | None = 0,
+        max_records: int | None = 100_000,
+        max_body_bytes: int = 1 << 20,
+        idle_timeout: float = 120.0,
+        verbose: bool = False,
+    ) -> None:
+        self.accounts: dict[str, str] = dict(DEFAULT_ACCOUNTS if accounts is None else accounts)
+        self.host, self.port = host, port
+        self.clock = clock
+        self.max_body_bytes = max_body_bytes
+        self.idle_timeout = idle_timeout
+        self.verbose = verbose
+        self.fault_book = FaultBook(seed)
+        self._journal = _Journal(max_records)
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle
+
+    @property
+    def url(self) -> str:
+        """The base URL (the client appends ``/saas/wa/send``)."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> NXCloudSimulator:
+        """Bind and serve in a daemon thread; returns self so ``sim = NXCloudSimulator().start()`` reads well."""
+        if self._server is not None:
+            raise RuntimeError("the simulator is already started")
+        self._stopping = threading.Event()
+        server = _Server((self.host, self.port), _Handler)
+        server.simulator = self
+        self._server, self.port = server, server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.01}, name=f"nxcloud-sim:{self.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every connection; wakes handlers that hang or sleep, so it returns at once."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> NXCloudSimulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def pause(self, seconds: float) -> bool:
+        """Sleep in a handler, cut short by ``stop()``; True when it was cut short."""
+        return self._stopping.wait(seconds)
+
+    # accounts, faults, records
+
+    def set_account(self, access_key: str, access_secret: str) -> None:
+        """Add an account or rotate its secret (a rotated-secret scenario)."""
+        self.accounts = {**self.accounts, access_key: access_secret}
+
+    def add_fault(self, fault: Fault | None = None, /, **fields: Any) -> Fault:
+        """Add a rule, given as a :class:`Fault` or as its fields (``add_fault(kind="drop", to="86...")``)."""
+        rule = fault if fault is not None else Fault(**fields)
+        return self.fault_book.add(rule)
+
+    def clear_faults(self) -> int:
+        return self.fault_book.clear()
+
+    @property
+    def faults(self) -> list[Fault]:
+        return self.fault_book.rules()
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every request received on the send path, oldest first (a copy)."""
+        return self._journal.snapshot()
+
+    @property
+    def accepted(self) -> list[RequestRecord]:
+        """The requests whose message was accepted (given a message_id), oldest first."""
+        return [record for record in self._journal.snapshot() if record.accepted]
+
+    def accepted_count_for(self, to: str | None = None, template: str | None = None) -> int:
+        """How many messages were accepted for this recipient and/or template name (None matches any)."""
+        return sum(
+            1
+            for record in self.accepted
+            if (to is None or record.to == to) and (template is None or record.template == template)
+        )
+
+    def reset(self) -> None:
+        """Forget every record and every fault rule: a clean slate between tests sharing one simulator."""
+        self._journal.clear()
+        self.fault_book.clear()
+
+    # request handling (called from handler threads)
+
+    def handle_send(self, exchange: _Exchange) -> None:
+        """Apply faults and checks to one send request, record it, then answer (or not)."""
+        body = parse_object(exchange.text)
+        plan = self.fault_book.plan(_field(body, "to"), _field(body, "template", "name"))
+        fault = plan.answer
+        if fault is not None and fault.kind in UNPROCESSED_KINDS:
+            self._answer_unprocessed(exchange, fault, body, plan.latency)
+        else:
+            self._process(exchange, fault, body, plan.latency)
+
+    def _process(self, exchange: _Exchange, fault: Fault | None, body: dict[str, Any] | None, latency: float) -> None:
+        """Check the request and accept it when valid; then answer, unless a fault loses or garbles the answer."""
+        code = check_request(exchange.headers, exchange.text, self.accounts, int(self.clock() * 1000))
+        message_id = new_message_id() if code == 0 else None
+        trace_id = new_trace_id()
+        kind = fault.kind if fault is not None else None
+        status = None if kind is FaultKind.READ_TIMEOUT_AFTER_ACCEPT else 200
+        self._record(exchange, body, status, code, kind, latency, message_id, trace_id)
+        self.pause(latency)
+        if fault is None:
+            exchange.reply(200, answer_document(code, trace_id, message_id))
+        elif fault.kind is FaultKind.GARBAGE:
+            exchange.reply(200, fault.body.encode("utf-8"), "text/html; charset=utf-8")
+        else:  # read_timeout_after_accept: the answer never comes
+            self.pause(fault.hang)
+            exchange.close()
+
+    def _answer_unprocessed(
+        self, exchange: _Exchange, fault: Fault, body: dict[str, Any] | None, latency: float
+    ) -> None:
+        """The kinds that answer in NXCloud's place without processing: nothing is accepted."""
+        is_code = fault.kind is FaultKind.CODE
+        trace_id = new_trace_id() if is_code else None
+        status = {FaultKind.DROP: None, FaultKind.CODE: 200}.get(fault.kind, fault.status)
+        self._record(exchange, body, status, fault.code if is_code else None, fault.kind, latency, None, trace_id)
+        self.pause(latency)
+        if fault.kind is FaultKind.DROP:
+            exchange.close()
+        elif is_code:
+            exchange.reply(200, answer_document(fault.code, trace_id or "", message=fault.message))
+        else:
+            extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            exchange.reply(fault.status, _phrase(fault.status).encode(), "text/plain; charset=utf-8", extra)
+
+    def _record(  # noqa: PLR0917 - one call per outcome, all fields of the record
+        self,
+        exchange: _Exchange,
+        body: dict[str, Any] | None,
+        status: int | None,
+        code: int | None,
+        fault: FaultKind | None,
+        latency: float,
+        message_id: str | None,
+        trace_id: str | None,
+    ) -> None:
+        record = RequestRecord(
+            seq=self._journal.next_seq(),
+            received_at=exchange.received_at,
+            client=exchange.client,
+            headers=dict(exchange.headers.items()),
+            body_text=exchange.text,
+            body=body,
+            http_status=status,
+            code=code,
+            fault=str(fault) if fault is not None else None,
+            latency=latency,
+            message_id=message_id,
+            trace_id=trace_id,
+        )
+        self._journal.add(record)
+        if self.verbose:
+            outcome = f"code={code}" if code is not None else f"http={status}"
+            print(f"#{record.seq} to={record.to} {outcome} fault={record.fault} id={message_id}", file=sys.stderr)
+
+    def handle_control(self, method: str, path: str, payload: Any) -> tuple[int, Any]:
+        """The control API; returns the HTTP status and the JSON answer."""
+        route = path[len(CONTROL_PREFIX) :].rstrip("/")
+        if method == "DELETE" and route.startswith("faults/"):
+            return self._remove_fault(route.removeprefix("faults/"))
+        action = {
+            ("GET", "faults"): lambda: (200, {"faults": [rule.as_dict() for rule in self.faults]}),
+            ("POST", "faults"): lambda: self._add_fault_from(payload),
+            ("DELETE", "faults"): lambda: (200, {"cleared": self.clear_faults()}),
+            ("GET", "requests"): lambda: (200, {"requests": [record.as_dict() for record in self.requests]}),
+            ("POST", "reset"): self._reset_from_control,
+        }.get((method, route))
+        return action() if action else (404, {"error": f"no control route {method} {path}"})
+
+    def _add_fault_from(self, payload: Any) -> tuple[int, Any]:
+        try:
+            return 201, {"fault": self.add_fault(Fault.from_dict(payload)).as_dict()}
+        except ValueError as exc:
+            return 400, {"error": str(exc)}
+
+    def _reset_from_control(self) -> tuple[int, Any]:
+        self.reset()
+        return 200, {"reset": True}
+
+    def _remove_fault(self, fault_id: str) -> tuple[int, Any]:
+        if fault_id.isdigit() and self.fault_book.remove(int(fault_id)):
+            return 200, {"removed": int(fault_id)}
+        return 404, {"error": f"no fault {fault_id}"}
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# HTTP plumbing
+
+
+class _Server(ThreadingHTTPServer):
+    """Threads per connection (daemon: a hanging handler never blocks exit), with its open sockets tracked so
+    ``stop()`` can close idle keep-alive connections instead of leaving their threads reading for ever."""
+
+    daemon_threads = True
+    request_queue_size = 256
+    simulator: NXCloudSimulator
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def track(self, connection: socket.socket, is_open: bool) -> None:
+        with self._open_lock:
+            (self._open.add if is_open else self._open.discard)(connection)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass
+class _Exchange:
+    """One request as the simulator sees it, with the two ways to end it: reply, or close without answering."""
+
+    handler: _Handler
+    headers: Message
+    text: str | None
+    client: tuple[str, int]
+    received_at: float
+
+    def reply(
+        self, status: int, body: bytes, content_type: str = "application/json", extra: Mapping[str, str] | None = None
+    ) -> None:
+        self.handler.reply(status, body, content_type, extra)
+
+    def close(self) -> None:
+        self.handler.close_connection = True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive (the client's pool reuses connections), quiet logs, Nagle off (two small writes)."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+    server_version = "nxcloud-simulator"
+    sys_version = ""
+
+    def setup(self) -> None:
+        self.timeout = self.server.simulator.idle_timeout
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        self.server.track(self.connection, False)
+        super().finish()
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def _dispatch(self, method: str) -> None:
+        path = self.path.split("?", 1)[0]
+        raw = self._read_body()
+        if raw is None:
+            return
+        simulator = self.server.simulator
+        if path.startswith(CONTROL_PREFIX):
+            status, document = simulator.handle_control(method, path, parse_json(raw))
+            self.reply_json(status, document)
+        elif path != SEND_PATH:
+            self.reply_json(404, {"error": f"no route {path}"})
+        elif method != "POST":
+            self.reply(405, b"Method Not Allowed", "text/plain", {"Allow": "POST"})
+        else:
+            exchange = _Exchange(self, self.headers, _utf8(raw), self.client_address[:2], time.time())
+            simulator.handle_send(exchange)
+
+    def _read_body(self) -> bytes | None:
+        """The request body per Content-Length; answers 411/413/400 itself (and closes) when it cannot be read.
+
+        Chunked bodies are not supported (411): the project's client and curl send Content-Length."""
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:  # HTTP/1.1: no Content-Length and no Transfer-Encoding means no body
+            return self._refuse(411) if "Transfer-Encoding" in self.headers else b""
+        if not (length_text.isascii() and length_text.isdigit()):
+            return self._refuse(400)
+        length = int(length_text)
+        if length > self.server.simulator.max_body_bytes:
+            return self._refuse(413)
+        return self.rfile.read(length)
+
+    def _refuse(self, status: int) -> None:
+        self.close_connection = True
+        self.reply(status, _phrase(status).encode(), "text/plain", {"Connection": "close"})
+
+    def reply_json(self, status: int, document: Any) -> None:
+        self.reply(status, json.dumps(document, ensure_ascii=False, default=str).encode("utf-8"))
+
+    def reply(
+        self, status: int, body: bytes, content_type: str = "application/json", extra: Mapping[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Silent: the simulator's own records say more, and tests and benchmarks want no noise."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.simulator.verbose:
+            super().log_message(format, *args)
+
+
+def parse_json(raw: bytes) -> Any:
+    """A control request's JSON payload, or None."""
+    try:
+        return json.loads(raw) if raw else None
+    except (ValueError, RecursionError):
+        return None
+
+
+def _utf8(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
