@@ -26,15 +26,15 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
+from pydantic import BaseModel
+
+import runtime
 from dead_letter import attributes, send_to_dlq
 from delivery import SENT
 from nxcloud_wa.exceptions import ConfigurationError, PermanentSendError, RetryableSendError
 from nxcloud_wa.models import MAX_IDEMPOTENCY_KEY, InvalidMessageError, SendRequest
 from observability import count, log_failure, log_sent, logger, upstream_latency
 from outcomes import Failure, failure_for, failure_for_unknown_outcome
-from pydantic import BaseModel
-
-import runtime
 
 MESSAGES_PATH: Final = "/messages"
 
@@ -212,8 +212,7 @@ def _key_reused(exc: IdempotencyValidationError) -> Response[Any]:
 
 @app.exception_handler(IdempotencyAlreadyInProgressError)
 def _in_progress(exc: IdempotencyAlreadyInProgressError) -> Response[Any]:
-    failure = Failure("in_progress", "retryable", "in_progress", "a request with this idempotency key is in progress")
-    return _error(409, failure)
+    return _error(409, failure_for(exc))
 
 
 @app.exception_handler(RetryableSendError)

@@ -10,11 +10,11 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from nxcloud_wa.models import MAX_MESSAGE_BYTES
-from observability import logger, metrics, tracer
 
 import runtime
 from api import app as api_app
+from nxcloud_wa.models import MAX_MESSAGE_BYTES
+from observability import logger, metrics, tracer
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -56,8 +56,10 @@ def _handle_api(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
 
 def _is_sqs(event: Any) -> bool:
     records = event.get("Records") if isinstance(event, dict) else None
-    return bool(records) and isinstance(records, list) and all(
-        isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records
+    return (
+        bool(records)
+        and isinstance(records, list)
+        and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any, Final, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
 from nxcloud_wa.models import SendRequest
 from nxcloud_wa.phone import mask_phone, redact_numbers
 from outcomes import Failure

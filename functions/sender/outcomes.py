@@ -8,7 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+
 from nxcloud_wa.error_codes import ErrorClass
 from nxcloud_wa.exceptions import SendError
 from nxcloud_wa.models import InvalidMessageError
@@ -35,6 +39,10 @@ def failure_for(exc: BaseException) -> Failure:
             ErrorClass.PERMANENT,
             "idempotency_key_reused",
             "this idempotency key was already used for a different message",
+        )
+    if isinstance(exc, IdempotencyAlreadyInProgressError):
+        return Failure(
+            "in_progress", ErrorClass.RETRYABLE, "in_progress", "a delivery with this idempotency key is in progress"
         )
     if isinstance(exc, SendError):
         code = str(exc.code) if exc.code is not None else exc.reason

@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from dead_letter import attributes, send_to_dlq
 from delivery import SENT
 from nxcloud_wa.credentials import Credentials
@@ -33,7 +34,7 @@ from runtime import Runtime
 DEAD_LETTERED = "dead_lettered"
 
 
-class RetryLater(Exception):  # noqa: N818 - it is an instruction, not an error
+class RetryLater(Exception):
     """Raised for a record that SQS must deliver again; carries the failure for metrics and logs."""
 
     def __init__(self, failure: Failure) -> None:

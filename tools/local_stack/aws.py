@@ -1,0 +1,101 @@
+"""AWS resources of the stack, created in moto (or any endpoint boto3 is pointed at) for tests and local runs.
+
+The names and settings mirror ``template.yaml``: a send queue whose redrive policy moves a message to the
+dead-letter queue after ``max_receive_count`` receives, the idempotency table keyed on ``id`` with TTL on
+``expiration``, and the NXCloud secret.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """What the function's environment points at."""
+
+    region: str
+    endpoint_url: str
+    send_queue_url: str
+    dlq_url: str
+    table_name: str
+    secret_id: str
+
+    def function_env(self) -> dict[str, str]:
+        """The environment variables the Lambda function reads for these resources."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": self.region,
+            "NXCLOUD_SECRET_ID": self.secret_id,
+            "DLQ_URL": self.dlq_url,
+            "SEND_QUEUE_URL": self.send_queue_url,
+            "IDEMPOTENCY_TABLE": self.table_name,
+        }
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)
+
+
+def provision(
+    endpoint_url: str,
+    *,
+    prefix: str,
+    secret: dict[str, Any],
+    region: str = "us-east-1",
+    max_receive_count: int = 5,
+    visibility_timeout: int = 180,
+) -> Resources:
+    """Create the queues, the table and the secret; return where they are."""
+    sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name=region)
+    dlq_url = sqs.create_queue(
+        QueueName=f"{prefix}-dlq", Attributes={"MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"}
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    send_queue_url = sqs.create_queue(
+        QueueName=f"{prefix}-send",
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout),
+            "SqsManagedSseEnabled": "true",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
+        },
+    )["QueueUrl"]
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name=region)
+    table_name = f"{prefix}-idempotency"
+    dynamodb.create_table(
+        TableName=table_name,
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+    )
+    secrets = boto3.client("secretsmanager", endpoint_url=endpoint_url, region_name=region)
+    secret_id = secrets.create_secret(Name=f"{prefix}/nxcloud", SecretString=json.dumps(secret))["ARN"]
+    return Resources(region, endpoint_url, send_queue_url, dlq_url, table_name, secret_id)
+
+
+class MotoServer:
+    """moto's server on 127.0.0.1 and a free port, so AWS calls cross real HTTP as they do in Lambda."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.url = ""
+
+    def start(self) -> MotoServer:
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per AWS call is noise
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
