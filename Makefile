@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint test
+.PHONY: help venv lint test sam-venv validate build template-check deploy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -29,5 +29,51 @@ lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint ## Lint, then run every test
+test: lint template-check ## Lint, validate and build the SAM stack, then run every test
 	$(BIN)/python -m pytest
+
+# AWS SAM CLI in its own environment: it pins boto3, click, cfn-lint and jsonschema tightly. Offline commands only
+# need a region (any) and no credentials; telemetry off.
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+SAM_OFFLINE := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
+BUILT := .aws-sam/build
+# Every shared object in a folder is an ELF file for arm64 (e_machine 183), or exit non-zero naming those that are not.
+define ONLY_AARCH64
+import pathlib, sys
+bad = [str(p) for p in pathlib.Path(sys.argv[1]).rglob("*.so*") if p.is_file() and p.read_bytes()[18:20] != b"\xb7\x00"]
+sys.exit("not arm64: " + " ".join(bad) if bad else 0)
+endef
+export ONLY_AARCH64
+
+$(SAM_STAMP): requirements/sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/sam.txt
+	touch $@
+
+sam-venv: $(SAM_STAMP) ## Create .venv-sam with the pinned AWS SAM CLI and cfn-lint
+
+validate: $(SAM_STAMP) ## sam validate --lint and cfn-lint on template.yaml (offline)
+	$(SAM_OFFLINE) $(SAM_VENV)/bin/sam validate --lint --template-file template.yaml
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+
+# No Docker: the layers' Makefile fetches wheels for Lambda's platform, and the function has no requirements.txt.
+# --cached reuses a layer's build until its folder or Makefile changes. Then check what would be deployed.
+build: $(SAM_STAMP) ## sam build (no Docker) into .aws-sam/build, and check the artifacts
+	$(SAM_OFFLINE) $(SAM_VENV)/bin/sam build --template-file template.yaml --cached --parallel
+	test -f $(BUILT)/SenderFunction/app.py
+	test ! -e $(BUILT)/SenderFunction/requirements.txt
+	test -f $(BUILT)/CoreLayer/python/nxcloud_wa/__init__.py
+	test -z "$$(find $(BUILT)/CoreLayer $(BUILT)/SenderFunction -name __pycache__)"
+	ls $(BUILT)/DependenciesLayer/python/pydantic_core/*.cpython-313-aarch64-linux-gnu.so
+	$(PYTHON) -c "$$ONLY_AARCH64" $(BUILT)/DependenciesLayer/python
+	test ! -e $(BUILT)/DependenciesLayer/python/botocore
+	du -sh $(BUILT)/DependenciesLayer $(BUILT)/CoreLayer $(BUILT)/SenderFunction
+
+template-check: validate build ## What CI checks of the SAM stack: validate, then build
+
+deploy: build ## sam deploy --guided (needs AWS credentials; asks for the parameters, saves them in samconfig.toml)
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy --guided
+
+openapi: $(STAMP) ## Regenerate openapi.json from the API's code (a test fails when it is stale)
+	$(BIN)/python -c 'import json, api; print(json.dumps(json.loads(api.openapi_document()), indent=2, ensure_ascii=False))' > openapi.json
