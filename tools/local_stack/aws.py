@@ -37,7 +37,18 @@ class Resources:
         }
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)
+        return local_client(service, self.endpoint_url, self.region)
+
+
+def local_client(service: str, endpoint_url: str, region: str = "us-east-1") -> Any:
+    """A boto3 client for a local endpoint; fake credentials, as moto accepts any (and nothing reaches AWS)."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - not a secret: moto's placeholder
+    )
 
 
 def provision(
@@ -50,7 +61,7 @@ def provision(
     visibility_timeout: int = 180,
 ) -> Resources:
     """Create the queues, the table and the secret; return where they are."""
-    sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name=region)
+    sqs = local_client("sqs", endpoint_url, region)
     dlq_url = sqs.create_queue(
         QueueName=f"{prefix}-dlq", Attributes={"MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"}
     )["QueueUrl"]
@@ -63,7 +74,7 @@ def provision(
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
         },
     )["QueueUrl"]
-    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name=region)
+    dynamodb = local_client("dynamodb", endpoint_url, region)
     table_name = f"{prefix}-idempotency"
     dynamodb.create_table(
         TableName=table_name,
@@ -74,7 +85,7 @@ def provision(
     dynamodb.update_time_to_live(
         TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
     )
-    secrets = boto3.client("secretsmanager", endpoint_url=endpoint_url, region_name=region)
+    secrets = local_client("secretsmanager", endpoint_url, region)
     secret_id = secrets.create_secret(Name=f"{prefix}/nxcloud", SecretString=json.dumps(secret))["ARN"]
     return Resources(region, endpoint_url, send_queue_url, dlq_url, table_name, secret_id)
 

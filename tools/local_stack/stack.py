@@ -1,0 +1,124 @@
+"""The whole stack on 127.0.0.1: moto's server, the NXCloud simulator, and the resources of ``template.yaml``.
+
+Used by ``make run`` (the runner), ``make invoke`` when no AWS endpoint is given, the end-to-end tests and the
+benchmarks. Settings come from the template (``maxReceiveCount``, batch size, batching window); only the visibility
+timeout is shortened, so a retried message comes back in seconds rather than minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any, Final
+
+from local_stack.aws import MotoServer, Resources, provision
+from local_stack.template import resolve, resource_properties
+from nxcloud_simulator.server import NXCloudSimulator
+
+LOCAL_SECRET: Final = {
+    "accessKey": "local-access-key",
+    "accessSecret": "local-access-secret",
+    "tenant_id": 1,
+    "appkey": "localapp",
+    "business_phone": "8618512348399",
+}
+"""The secret the local stack stores and the simulator accepts (never a real credential)."""
+
+DEMO_FAULTS: Final = (
+    {"kind": "code", "code": 22093, "template": "demo_missing_template"},
+    {"kind": "http_status", "status": 500, "template": "demo_flaky", "times": 1},
+    {"kind": "http_status", "status": 500, "template": "demo_outage"},
+)
+"""How the simulator treats the sample messages' special template names (see events/README.md):
+``demo_missing_template`` is rejected permanently (22093), ``demo_flaky`` fails once then succeeds,
+``demo_outage`` fails every time until the queue's redrive policy dead-letters it."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """The SQS trigger's settings, as template.yaml declares them."""
+
+    batch_size: int
+    batching_window: int
+    max_receive_count: int
+    visibility_timeout: int
+
+    @classmethod
+    def from_template(cls) -> QueueSettings:
+        function = resource_properties("SenderFunction")
+        event = next(e["Properties"] for e in function["Events"].values() if e["Type"] == "SQS")
+        queue = resource_properties("SendQueue")
+        return cls(
+            batch_size=int(resolve(event["BatchSize"])),
+            batching_window=int(resolve(event.get("MaximumBatchingWindowInSeconds", 0))),
+            max_receive_count=int(resolve(queue["RedrivePolicy"]["maxReceiveCount"])),
+            visibility_timeout=int(resolve(queue["VisibilityTimeout"])),
+        )
+
+
+class LocalStack:
+    """Start with :meth:`start`, point the function at it with :meth:`function_env`, stop with :meth:`stop`."""
+
+    def __init__(self, *, retry_visibility: int = 1, demo_faults: bool = True, prefix: str | None = None) -> None:
+        self.queue = QueueSettings.from_template()
+        self.retry_visibility = retry_visibility
+        self.demo_faults = demo_faults
+        self.prefix = prefix or f"local-{uuid.uuid4().hex[:8]}"
+        self.moto = MotoServer()
+        self.simulator = NXCloudSimulator(accounts={LOCAL_SECRET["accessKey"]: LOCAL_SECRET["accessSecret"]})
+        self.resources: Resources | None = None
+
+    def start(self) -> LocalStack:
+        self.moto.start()
+        self.simulator.start()
+        self.resources = provision(
+            self.moto.url,
+            prefix=self.prefix,
+            secret=LOCAL_SECRET,
+            max_receive_count=self.queue.max_receive_count,
+            visibility_timeout=self.retry_visibility,
+        )
+        if self.demo_faults:
+            for fault in DEMO_FAULTS:
+                self.simulator.add_fault(**fault)
+        return self
+
+    def stop(self) -> None:
+        self.simulator.stop()
+        self.moto.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def res(self) -> Resources:
+        if self.resources is None:
+            raise RuntimeError("the local stack is not started")
+        return self.resources
+
+    def function_env(self) -> dict[str, str]:
+        """The environment the function needs to run against this stack (fake AWS credentials included)."""
+        return {
+            **self.res.function_env(),
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "NXCLOUD_BASE_URL": self.simulator.url,
+            "POWERTOOLS_SERVICE_NAME": "nxcloud-wa-sender",
+            "POWERTOOLS_METRICS_NAMESPACE": "NXCloudWhatsApp",
+        }
+
+    def apply_env(self, environ: Any = os.environ) -> None:
+        """Point this process's function code at the stack (and drop any cached runtime)."""
+        environ.update(self.function_env())
+        try:
+            from aws_lambda_powertools.utilities import parameters
+
+            import runtime
+        except ImportError:  # pragma: no cover - the function folder is always on sys.path here
+            return
+        runtime.reset()
+        parameters.clear_caches()
