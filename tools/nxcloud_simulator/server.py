@@ -503,6 +503,11 @@ class _Server(ThreadingHTTPServer):
         with self._open_lock:
             (self._open.add if is_open else self._open.discard)(connection)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet for connections the client or ``stop()`` closed mid-answer; loud for anything else (a bug here)."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
     def close_connections(self) -> None:
         with self._open_lock:
             connections = list(self._open)
