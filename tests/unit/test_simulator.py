@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -680,10 +682,13 @@ def test_control_api_lists_requests_and_resets(simulator: NXCloudSimulator) -> N
 
 
 def test_cli_serves_until_terminated() -> None:
+    root = Path(__file__).resolve().parents[2]
+    paths = [str(root / "tools"), str(root / "layers" / "core" / "python"), os.environ.get("PYTHONPATH", "")]
     process = subprocess.Popen(
         [sys.executable, "-m", "nxcloud_simulator", "--port", "0", "--access-key", "K1", "--access-secret", "S1"],
         stdout=subprocess.PIPE,
         text=True,
+        env=os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, paths))},
     )
     try:
         url = (process.stdout.readline() if process.stdout else "").strip()
