@@ -256,6 +256,7 @@ class NXCloudSimulator:
     ``accounts`` maps accessKey to accessSecret. ``clock`` (seconds, like ``time.time``) is what ``ts`` is checked
     against. ``seed`` makes probabilistic faults reproducible. ``idle_timeout`` closes keep-alive connections nobody
     uses (a real server does too); it is long so a pooled client connection is not closed under a test.
+    ``max_records`` bounds the request log (oldest dropped first; None keeps all) so soak runs keep flat memory.
     """
 
     def __init__(
