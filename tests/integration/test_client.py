@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from nxcloud_simulator import NXCloudSimulator, RequestRecord
-from nxcloud_wa.client import NXCloudClient, SendResult, encode_body
+from nxcloud_wa.client import IDLE_RECYCLE_SECONDS, NXCloudClient, SendResult, encode_body
 from nxcloud_wa.config import Settings
 from nxcloud_wa.credentials import Credentials
 from nxcloud_wa.error_codes import NXCLOUD_CODES, ErrorClass
@@ -145,6 +145,18 @@ def test_one_pooled_connection_serves_several_sends(simulator: NXCloudSimulator)
     assert len(simulator.accepted) == 5
     assert len({record.client for record in simulator.requests}) == 1
     assert client.pool.connection_from_url(client.url).num_connections == 1
+
+
+def test_a_connection_idle_too_long_is_not_reused(simulator: NXCloudSimulator) -> None:
+    client = make_client(simulator.url)
+    client.send(upstream_body(), CREDENTIALS)
+    client._last_used -= IDLE_RECYCLE_SECONDS + 1  # as after a frozen Lambda's pause
+    client.send(upstream_body(), CREDENTIALS)
+    client.send(upstream_body(), CREDENTIALS)
+
+    ports = [record.client for record in simulator.requests]
+    assert ports[0] != ports[1]
+    assert ports[1] == ports[2]
 
 
 # --- NXCloud codes -----------------------------------------------------------------------------------------------

@@ -34,6 +34,10 @@ SEND_PATH: Final = "/saas/wa/send"
 BIZ_TYPE: Final = "2"
 ACTION: Final = "mt"
 MAX_RESPONSE_BYTES: Final = 64 * 1024
+IDLE_RECYCLE_SECONDS: Final = 20.0
+"""Pooled connections idle longer than this are dropped before a send. A frozen Lambda's keep-alive connection may
+have been closed silently by a load balancer; writing a request into it would turn a clean retry into an unknown
+outcome. A fresh TLS connection costs one round trip; a lost or duplicated message costs more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +83,13 @@ class NXCloudClient:
         self.pool = pool or urllib3.PoolManager(maxsize=16, block=False, retries=False)
         self._clock = clock
         self._sleep = sleep
+        self._last_used = time.monotonic()
 
     def send(self, body: Mapping[str, Any], credentials: Credentials) -> SendResult:
         """Send one message; return its ``message_id`` or raise a :class:`SendError` subclass."""
         body_text = encode_body(body)
+        if time.monotonic() - self._last_used > IDLE_RECYCLE_SECONDS:
+            self.pool.clear()
         payload = body_text.encode("utf-8")
         for attempt in range(1, self.max_attempts + 1):
             headers = signed_headers(
@@ -115,6 +122,7 @@ class NXCloudClient:
                     reason="connection_dropped",
                 ) from None
             else:
+                self._last_used = time.monotonic()
                 status, raw = response.status, _read_capped(response)
                 if status not in RETRY_IN_CLIENT_STATUSES:
                     return _interpret(status, raw)
