@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
@@ -25,6 +26,8 @@ NAMESPACE: Final = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "NXCloudWhatsA
 
 logger = Logger(service=SERVICE, utc=True)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+# An invocation may end with nothing to count (a 409, a refused event); Powertools warns on every such flush.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
