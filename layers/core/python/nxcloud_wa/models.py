@@ -1,4 +1,5 @@
-"""The message model: the body of NXCloud's ``POST /saas/wa/send``, exactly as its page specifies, strict on what it knows.
+"""The message model: the body of NXCloud's ``POST /saas/wa/send``, exactly as its page specifies, strict on what it
+knows.
 
 Callers may leave out ``tenant_id``, ``appkey`` and ``business_phone`` when the deployment configures defaults, and the
 fixed-value fields, which are filled in. Everything else missing or wrong is a validation error naming the field.
@@ -14,9 +15,8 @@ import json
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 from pydantic import ValidationError as PydanticValidationError
-from pydantic import model_validator
 
 from .exceptions import NXCloudWAError
 from .languages import TEMPLATE_LANGUAGES
@@ -51,7 +51,13 @@ def _http_url(value: str) -> str:
 
 def _language(value: str) -> str:
     if value not in TEMPLATE_LANGUAGES:
-        raise ValueError(f"{value!r} is not one of NXCloud's template language codes (e.g. en_US, pt_BR, zh_CN)")
+        raise ValueError("must be one of NXCloud's template language codes (e.g. en_US, pt_BR, zh_CN)")
+    return value
+
+
+def _button_sub_type(value: str) -> str:
+    if value.upper() not in BUTTON_SUB_TYPES:
+        raise ValueError("must be URL or COPY_CODE (any case)")
     return value
 
 
@@ -119,7 +125,7 @@ class ButtonComponent(_Strict):
     """
 
     type: Literal["button"]
-    sub_type: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    sub_type: Annotated[str, StringConstraints(min_length=1, max_length=16), AfterValidator(_button_sub_type)]
     index: Annotated[StrictInt, Field(ge=0, le=MAX_BUTTON_INDEX)]
     parameters: Annotated[
         list[Annotated[TextParameter | CouponCodeParameter, Field(discriminator="type")]],
@@ -129,8 +135,6 @@ class ButtonComponent(_Strict):
     @model_validator(mode="after")
     def _parameter_matches_sub_type(self) -> ButtonComponent:
         kind = self.sub_type.upper()
-        if kind not in BUTTON_SUB_TYPES:
-            raise ValueError(f"sub_type must be URL or COPY_CODE (any case), got {self.sub_type!r}")
         wanted = "text" if kind == "URL" else "coupon_code"
         if self.parameters[0].type != wanted:
             raise ValueError(f"a {kind} button takes a parameter of type {wanted!r}")
@@ -235,9 +239,19 @@ def parse_message(raw: str | bytes | dict[str, Any]) -> SendRequest:
     except PydanticValidationError as exc:
         raise InvalidMessageError(field_errors(exc)) from None
     except (ValueError, RecursionError) as exc:  # json.JSONDecodeError and invalid UTF-8 are ValueErrors
-        raise InvalidMessageError([{"loc": [], "msg": f"message is not valid JSON: {exc}", "type": "json_invalid"}])
+        raise InvalidMessageError(
+            [{"loc": [], "msg": f"message is not valid JSON: {exc}", "type": "json_invalid"}]
+        ) from None
 
 
 def field_errors(exc: PydanticValidationError) -> list[dict[str, Any]]:
     """Pydantic's errors reduced to location, message and type; the rejected values are left out on purpose."""
-    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_url=False)]
+    return [{"loc": list(e["loc"]), "msg": _message(e), "type": e["type"]} for e in exc.errors(include_url=False)]
+
+
+def _message(error: Any) -> str:
+    """Pydantic's message, except where it quotes the input: an unknown tag (``"type": "footer"``) is not repeated."""
+    if error["type"] == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        return f"{ctx.get('discriminator', 'type')} must be one of {ctx.get('expected_tags', '(see the page)')}"
+    return str(error["msg"])
