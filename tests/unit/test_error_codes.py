@@ -1,0 +1,192 @@
+"""The error table against the page's 响应码说明 table and signing.md's auth codes, and the exceptions built from it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from nxcloud_wa.error_codes import (
+    NXCLOUD_CODES,
+    PERMANENT_HTTP_STATUSES,
+    RETRY_IN_CLIENT_STATUSES,
+    UNKNOWN_CODE,
+    ErrorClass,
+    classify_code,
+)
+from nxcloud_wa.exceptions import (
+    AuthError,
+    PermanentSendError,
+    RetryableSendError,
+    SendError,
+    UnknownOutcomeError,
+    error_for_code,
+)
+from nxcloud_wa.signing import sign
+
+SHARED_PAGE = Path(__file__).resolve().parents[2].parent / "shared" / "nxcloud" / "saas-wa-send.txt"
+
+
+def page_code_table() -> dict[int, str]:
+    """``code -> message`` for every numeric code in the page's 响应码说明 table, success (0) left out."""
+    if not SHARED_PAGE.is_file():
+        pytest.skip(f"NXCloud's page is not at {SHARED_PAGE} (the shared folder beside the clone)")
+    text = SHARED_PAGE.read_text(encoding="utf-8")
+    section = text[text.index("响应码说明") : text.index("\n模板语言")]
+    table = {int(code): message for code, message in re.findall(r"^(-?\d+) (\S+)", section, flags=re.MULTILINE)}
+    assert "1000~100X" in section
+    del table[0]
+    return table
+
+
+def test_every_code_on_the_page_is_in_the_table_with_the_pages_message() -> None:
+    page = page_code_table()
+    assert len(page) == 22  # -1, 21058-21063 and the fifteen 22xxx codes
+    assert min(page) == -1
+    assert {c for c in page if c > 0} == {*range(21058, 21064)} | {
+        22020,
+        22041,
+        22042,
+        22049,
+        22089,
+        22090,
+        22091,
+        22092,
+        22093,
+        22122,
+        22123,
+        22124,
+        22125,
+        22126,
+        22141,
+    }
+    for code, message in page.items():
+        assert code in NXCLOUD_CODES, code
+        assert NXCLOUD_CODES[code].message == message, code
+
+
+def test_success_is_not_an_error_code() -> None:
+    assert 0 not in NXCLOUD_CODES
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1004, 1005])
+def test_auth_codes_are_retryable_and_flagged_auth(code: int) -> None:
+    info = classify_code(code)
+    assert info.auth is True
+    assert info.error_class is ErrorClass.RETRYABLE
+
+
+def test_only_the_1000_range_is_auth() -> None:
+    assert {code for code, info in NXCLOUD_CODES.items() if info.auth} == {1000, 1001, 1002, 1003, 1004, 1005}
+
+
+@pytest.mark.parametrize("code", range(21058, 21064))
+def test_parameter_errors_are_permanent(code: int) -> None:
+    assert classify_code(code).error_class is ErrorClass.PERMANENT
+    assert classify_code(code).message == "参数异常"
+
+
+@pytest.mark.parametrize(
+    ("code", "error_class"),
+    [
+        (-1, ErrorClass.RETRYABLE),  # 请求失败: contact support; upstream trouble
+        (22090, ErrorClass.PERMANENT),  # 非法的号码
+        (22091, ErrorClass.PERMANENT),  # 非WhatsApp用户
+        (22092, ErrorClass.PERMANENT),  # 不存在语言包
+        (22093, ErrorClass.PERMANENT),  # 模板不存在
+        (22041, ErrorClass.RETRYABLE),  # 云平台发送失败
+        (22042, ErrorClass.RETRYABLE),  # 发送WhatsApp信息失败
+        (22141, ErrorClass.RETRYABLE),  # WhatsApp发送失败
+    ],
+)
+def test_selected_business_codes_have_the_documented_class(code: int, error_class: ErrorClass) -> None:
+    assert classify_code(code).error_class is error_class
+
+
+@pytest.mark.parametrize("code", [99999, 21057, 21064, 1006, 22000, -2])
+def test_unknown_code_is_the_deliberate_retryable_default(code: int) -> None:
+    info = classify_code(code)
+    assert info is UNKNOWN_CODE
+    assert info.error_class is ErrorClass.RETRYABLE
+    assert info.auth is False
+
+
+def test_every_row_has_an_english_meaning() -> None:
+    for code, info in NXCLOUD_CODES.items():
+        assert info.meaning.strip(), code
+        assert info.message.strip(), code
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# error_for_code
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", sorted(NXCLOUD_CODES))
+def test_error_for_code_builds_the_class_the_table_says(code: int) -> None:
+    info = NXCLOUD_CODES[code]
+    exc = error_for_code(code, info, "upstream says no", "trace-0123")
+
+    assert isinstance(exc, SendError)
+    assert (exc.code, exc.trace_id) == (code, "trace-0123")
+    assert exc.error_class is info.error_class
+    assert not isinstance(exc, UnknownOutcomeError)
+    if info.auth:
+        assert type(exc) is AuthError
+        assert isinstance(exc, RetryableSendError)
+        assert exc.reason == "nxcloud_auth"
+    elif info.error_class is ErrorClass.PERMANENT:
+        assert type(exc) is PermanentSendError
+        assert exc.reason == "nxcloud_code"
+    else:
+        assert type(exc) is RetryableSendError
+        assert exc.reason == "nxcloud_code"
+    assert f"NXCloud code {code}" in str(exc)
+    assert "upstream says no" in str(exc)
+    assert info.meaning in str(exc)
+    assert exc.as_dict() == {
+        "error_class": str(info.error_class),
+        "reason": exc.reason,
+        "code": code,
+        "message": str(exc),
+        "trace_id": "trace-0123",
+    }
+
+
+def test_error_for_an_unknown_code_is_retryable_and_not_auth() -> None:
+    exc = error_for_code(31337, classify_code(31337), "new failure", None)
+    assert type(exc) is RetryableSendError
+    assert exc.error_class is ErrorClass.RETRYABLE
+    assert (exc.code, exc.trace_id) == (31337, None)
+    assert "31337" in str(exc)
+
+
+def test_empty_upstream_message_falls_back_to_the_pages_wording() -> None:
+    exc = error_for_code(22093, NXCLOUD_CODES[22093], "", "t")
+    assert "业务异常" in str(exc)
+    assert "template does not exist" in str(exc)
+
+
+def test_error_message_carries_no_secret_or_signature() -> None:
+    secret = "Sup3r-Secret-Value"
+    headers = {"accessKey": "AK-123", "action": "mt", "bizType": "2", "ts": "1700000000000"}
+    signature = sign(headers, '{"to":"8613800000000"}', secret)
+    for code in (1003, 1005, 22141, 31337):
+        exc = error_for_code(code, classify_code(code), "invalid sign", "trace")
+        rendered = f"{exc} {exc!r} {exc.as_dict()}"
+        assert secret not in rendered
+        assert signature not in rendered
+        assert "AK-123" not in rendered
+
+
+def test_error_class_values_are_the_documented_strings() -> None:
+    assert {str(c) for c in ErrorClass} == {"permanent", "retryable"}
+
+
+def test_http_status_tables() -> None:
+    assert {429, 503} == RETRY_IN_CLIENT_STATUSES
+    assert not (PERMANENT_HTTP_STATUSES & RETRY_IN_CLIENT_STATUSES)
+    for status in (404, 405, 500, 502, 504):  # wrong URL, upstream deploy or trouble: not the message's fault
+        assert status not in PERMANENT_HTTP_STATUSES
+    assert 400 in PERMANENT_HTTP_STATUSES
