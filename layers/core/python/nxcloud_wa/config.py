@@ -6,9 +6,10 @@ every missing or malformed variable (never a value), so a broken deploy is fixed
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -36,7 +37,7 @@ class UnknownOutcomePolicy(StrEnum):
 class Settings:
     secret_id: str
     base_url: str = DEFAULT_BASE_URL
-    defaults: Defaults = Defaults()
+    defaults: Defaults = field(default_factory=Defaults)
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
     max_attempts: int = 3
@@ -57,7 +58,7 @@ class Settings:
                 value = kind(raw)
             except ValueError:
                 value = 0
-            if value <= 0:
+            if not math.isfinite(value) or value <= 0:  # "nan" and "inf" parse as floats
                 problems.append(f"{name} must be a positive {kind.__name__}")
                 return default
             return value
@@ -95,7 +96,8 @@ def _env_defaults(env: Mapping[str, str], problems: list[str]) -> Defaults:
         "business_phone": env.get("DEFAULT_BUSINESS_PHONE", "").strip() or None,
     }
     if raw["tenant_id"] is not None:
-        raw["tenant_id"] = int(raw["tenant_id"]) if raw["tenant_id"].isdigit() else raw["tenant_id"]
+        # isdecimal, not isdigit: int() rejects digits such as "²" that isdigit accepts
+        raw["tenant_id"] = int(raw["tenant_id"]) if raw["tenant_id"].isdecimal() else raw["tenant_id"]
     try:
         return Defaults.model_validate(raw)
     except ValidationError as exc:
@@ -107,6 +109,8 @@ def _env_defaults(env: Mapping[str, str], problems: list[str]) -> Defaults:
 def merge_defaults(primary: Defaults, fallback: Defaults) -> Defaults:
     """``primary``'s values where set, else ``fallback``'s: the environment's defaults over the secret's."""
     return Defaults.model_validate(
-        {name: getattr(primary, name) if getattr(primary, name) is not None else getattr(fallback, name)
-         for name in Defaults.model_fields}
+        {
+            name: getattr(primary, name) if getattr(primary, name) is not None else getattr(fallback, name)
+            for name in Defaults.model_fields
+        }
     )
