@@ -22,7 +22,7 @@ class Credentials:
 
     access_key: str
     access_secret: str = field(repr=False)
-    defaults: Defaults = Defaults()
+    defaults: Defaults = field(default_factory=Defaults)
 
     @classmethod
     def from_secret(cls, payload: Any) -> Credentials:
@@ -32,8 +32,13 @@ class Credentials:
         missing = [k for k in ("accessKey", "accessSecret") if not isinstance(payload.get(k), str) or not payload[k]]
         if missing:
             raise ConfigurationError(f"the NXCloud secret lacks {' and '.join(missing)} (non-empty strings)")
+        given = {k: payload[k] for k in Defaults.model_fields if k in payload}
+        tenant_id = given.get("tenant_id")
+        if isinstance(tenant_id, str) and tenant_id.strip().isdecimal():
+            # The console's key/value editor stores every value as a string: accept "123" as the environment does.
+            given["tenant_id"] = int(tenant_id)
         try:
-            defaults = Defaults.model_validate({k: payload[k] for k in Defaults.model_fields if k in payload})
+            defaults = Defaults.model_validate(given)
         except ValidationError as exc:
             names = ", ".join(str(e["loc"][0]) for e in exc.errors(include_url=False))
             raise ConfigurationError(f"the NXCloud secret has invalid default(s): {names}") from None
