@@ -227,3 +227,14 @@ def test_malformed_secret_is_a_configuration_error(secretsmanager: Any, payload:
         load_credentials(SECRET_ID, max_age=300)
     assert fragment in str(excinfo.value)
     assert ACCESS_SECRET not in str(excinfo.value)
+
+
+def test_whitespace_pasted_around_the_keys_is_dropped() -> None:
+    credentials = Credentials.from_secret({"accessKey": " AK\n", "accessSecret": "SK\n"})
+
+    assert (credentials.access_key, credentials.access_secret) == ("AK", "SK")
+
+
+def test_keys_of_only_whitespace_are_missing() -> None:
+    with pytest.raises(ConfigurationError, match="accessSecret"):
+        Credentials.from_secret({"accessKey": "AK", "accessSecret": " \n"})

@@ -29,7 +29,12 @@ class Credentials:
         """Build from the decoded secret; raise :class:`ConfigurationError` naming (never showing) what is wrong."""
         if not isinstance(payload, dict):
             raise ConfigurationError("the NXCloud secret must be a JSON object with accessKey and accessSecret")
-        missing = [k for k in ("accessKey", "accessSecret") if not isinstance(payload.get(k), str) or not payload[k]]
+        # Surrounding whitespace is a paste accident (a trailing newline), never part of a key: it would fail every
+        # signature (1003) or make the header invalid.
+        keys = {
+            k: payload[k].strip() if isinstance(payload.get(k), str) else None for k in ("accessKey", "accessSecret")
+        }
+        missing = [k for k, v in keys.items() if not v]
         if missing:
             raise ConfigurationError(f"the NXCloud secret lacks {' and '.join(missing)} (non-empty strings)")
         given = {k: payload[k] for k in Defaults.model_fields if k in payload}
@@ -42,7 +47,7 @@ class Credentials:
         except ValidationError as exc:
             names = ", ".join(str(e["loc"][0]) for e in exc.errors(include_url=False))
             raise ConfigurationError(f"the NXCloud secret has invalid default(s): {names}") from None
-        return cls(payload["accessKey"], payload["accessSecret"], defaults)
+        return cls(str(keys["accessKey"]), str(keys["accessSecret"]), defaults)
 
 
 def load_credentials(secret_id: str, *, max_age: int, refresh: bool = False) -> Credentials:
