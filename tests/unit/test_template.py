@@ -1,0 +1,613 @@
+"""template.yaml, parsed: the properties the deployed stack relies on.
+
+`make validate` (sam validate --lint, cfn-lint) checks that the template is well-formed; these tests check that it says
+what the design needs: runtime and layers, queue timings, encryption, the API key, least-privilege IAM, alarms.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads CloudFormation's short tags (!Ref, !GetAtt, !Sub, !If ...) as their long forms."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"Ref": name}
+
+
+def getatt(resource: str, attribute: str) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [resource, attribute]}
+
+
+def when(condition: str, value: Any) -> dict[str, list[Any]]:
+    """``!If [condition, value, !Ref AWS::NoValue]``."""
+    return {"Fn::If": [condition, value, NO_VALUE]}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    with (ROOT / "template.yaml").open(encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_CfnLoader)
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    return template["Resources"]
+
+
+@pytest.fixture(scope="module")
+def function(template: dict[str, Any]) -> dict[str, Any]:
+    """The function's properties, Globals applied (the resource's own values win, as in SAM)."""
+    return {**template["Globals"]["Function"], **template["Resources"]["SenderFunction"]["Properties"]}
+
+
+def props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    return resources[logical_id]["Properties"]
+
+
+def parameter(template: dict[str, Any], name: str) -> dict[str, Any]:
+    return template["Parameters"][name]
+
+
+def events_of_type(function: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [event["Properties"] for event in function["Events"].values() if event["Type"] == kind]
+
+
+# --- function and layers -------------------------------------------------------------------------------------------
+
+
+def test_function_runtime_architecture_and_limits(function: dict[str, Any]) -> None:
+    assert function["Runtime"] == "python3.13"
+    assert function["Architectures"] == ["arm64"]
+    assert function["CodeUri"] == "functions/sender/"
+    assert function["Handler"] == "app.lambda_handler"
+    assert function["MemorySize"] == 512
+    assert function["Timeout"] == 30
+    assert function["Tracing"] == "Active"
+
+
+def test_function_folder_has_no_requirements_txt() -> None:
+    # Dependencies come from the layer. With a requirements.txt, `sam build` runs pip for python3.13 and fails
+    # without a python3.13 on PATH (and would package the dependencies twice).
+    assert not (ROOT / "functions" / "sender" / "requirements.txt").exists()
+
+
+def test_function_uses_both_layers_dependencies_first(function: dict[str, Any]) -> None:
+    assert function["Layers"] == [ref("DependenciesLayer"), ref("CoreLayer")]
+
+
+def test_dependencies_layer_is_built_for_lambda_without_docker(resources: dict[str, Any]) -> None:
+    layer = resources["DependenciesLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"] == "layers/deps/"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+
+    makefile = (ROOT / "layers" / "deps" / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^build-DependenciesLayer:", makefile, re.MULTILINE)
+    for flag in (
+        "--platform manylinux2014_aarch64",
+        "--implementation cp",
+        "--python-version 3.13",
+        "--only-binary=:all:",
+        "--no-compile",
+        '--target "$(ARTIFACTS_DIR)/python"',
+    ):
+        assert flag in makefile, flag
+
+
+def test_core_layer_packages_the_first_party_code(resources: dict[str, Any]) -> None:
+    layer = resources["CoreLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"] == "layers/core/"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64", "ContextPath": "layers/deps"}
+    makefile = (ROOT / layer["Metadata"]["ContextPath"] / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^build-CoreLayer:", makefile, re.MULTILINE)
+    assert (ROOT / "layers" / "core" / "python" / "nxcloud_wa" / "__init__.py").is_file()
+
+
+def test_function_logs_to_its_own_log_group_with_retention(
+    template: dict[str, Any], resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    assert function["LoggingConfig"]["LogGroup"] == ref("SenderLogGroup")
+    assert resources["SenderLogGroup"]["Type"] == "AWS::Logs::LogGroup"
+    assert props(resources, "SenderLogGroup")["RetentionInDays"] == ref("LogRetentionInDays")
+    assert props(resources, "ApiAccessLogGroup")["RetentionInDays"] == ref("LogRetentionInDays")
+    assert parameter(template, "LogRetentionInDays")["Default"] == 30
+
+
+def test_reserved_concurrency_is_optional(template: dict[str, Any], function: dict[str, Any]) -> None:
+    assert function["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasReservedConcurrency", ref("ReservedConcurrency"), NO_VALUE]
+    }
+    assert template["Conditions"]["HasReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [ref("ReservedConcurrency"), "0"]}]
+    }
+    assert parameter(template, "ReservedConcurrency")["Default"] == 0
+
+
+# --- configuration -------------------------------------------------------------------------------------------------
+
+EXPECTED_ENVIRONMENT = {
+    "NXCLOUD_SECRET_ID": ref("NXCloudSecretArn"),
+    "NXCLOUD_BASE_URL": ref("NXCloudBaseUrl"),
+    "DEFAULT_TENANT_ID": ref("DefaultTenantId"),
+    "DEFAULT_APPKEY": ref("DefaultAppKey"),
+    "DEFAULT_BUSINESS_PHONE": ref("DefaultBusinessPhone"),
+    "NXCLOUD_CONNECT_TIMEOUT": "3",
+    "NXCLOUD_READ_TIMEOUT": "10",
+    "UNKNOWN_OUTCOME_POLICY": ref("UnknownOutcomePolicy"),
+    "DLQ_URL": ref("DeadLetterQueue"),
+    "SEND_QUEUE_URL": ref("SendQueue"),
+    "IDEMPOTENCY_TABLE": ref("IdempotencyTable"),
+    "IDEMPOTENCY_EXPIRY_SECONDS": ref("IdempotencyExpirySeconds"),
+    "MAX_SEND_CONCURRENCY": "10",
+    "POWERTOOLS_SERVICE_NAME": {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]},
+    "POWERTOOLS_METRICS_NAMESPACE": {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
+    "POWERTOOLS_LOG_LEVEL": ref("LogLevel"),
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+}
+
+
+def test_environment_variables(function: dict[str, Any]) -> None:
+    assert function["Environment"]["Variables"] == EXPECTED_ENVIRONMENT
+
+
+def test_powertools_names(template: dict[str, Any]) -> None:
+    assert template["Mappings"]["Observability"]["Powertools"] == {
+        "ServiceName": "nxcloud-wa-sender",
+        "MetricsNamespace": "NXCloudWhatsApp",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "default"),
+    [
+        ("NXCloudBaseUrl", "https://api.nxcloud.com"),
+        ("DefaultTenantId", ""),
+        ("DefaultAppKey", ""),
+        ("DefaultBusinessPhone", ""),
+        ("UnknownOutcomePolicy", "dead_letter"),
+        ("IdempotencyExpirySeconds", 86400),
+        ("LogLevel", "INFO"),
+        ("NXCloudSecretKmsKeyArn", ""),
+        ("AlarmEmail", ""),
+    ],
+)
+def test_parameter_defaults(template: dict[str, Any], name: str, default: object) -> None:
+    assert parameter(template, name)["Default"] == default
+
+
+def test_secret_has_no_default_and_the_policy_choices_are_closed(template: dict[str, Any]) -> None:
+    assert "Default" not in parameter(template, "NXCloudSecretArn")
+    assert parameter(template, "UnknownOutcomePolicy")["AllowedValues"] == ["dead_letter", "retry"]
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("arn:aws:secretsmanager:eu-west-1:123456789012:secret:nxcloud/credentials-AbC123", True),
+        ("arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:nxcloud-Xy9z8W", True),
+        ("nxcloud/credentials", False),  # a name: the IAM policy could not name the secret exactly
+        ("arn:aws:secretsmanager:eu-west-1:123456789012:secret:nxcloud/credentials", False),  # no suffix
+        ("arn:aws:secretsmanager:eu-west-1:123456789012:secret:*", False),
+        ("arn:aws:secretsmanager:eu-west-1:123456789012:secret:nxcloud-*", False),
+    ],
+)
+def test_secret_parameter_takes_a_full_arn_only(template: dict[str, Any], value: str, accepted: bool) -> None:
+    pattern = parameter(template, "NXCloudSecretArn")["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is accepted
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", True),
+        ("arn:aws:kms:eu-west-1:123456789012:alias/nxcloud", False),  # an alias ARN does not authorise the key
+        ("*", False),
+    ],
+)
+def test_kms_key_parameter(template: dict[str, Any], value: str, accepted: bool) -> None:
+    pattern = parameter(template, "NXCloudSecretKmsKeyArn")["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is accepted
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [("https://api.nxcloud.com", True), ("https://sim.example/v1", True), ("http://api.nxcloud.com", False)],
+)
+def test_base_url_must_be_https(template: dict[str, Any], value: str, accepted: bool) -> None:
+    assert bool(re.fullmatch(parameter(template, "NXCloudBaseUrl")["AllowedPattern"], value)) is accepted
+
+
+def test_every_parameter_is_used_and_every_ref_resolves(template: dict[str, Any]) -> None:
+    refs: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if set(node) == {"Ref"}:
+                refs.add(node["Ref"])
+            if "Fn::Sub" in node:
+                text = node["Fn::Sub"] if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"][0]
+                local = set() if isinstance(node["Fn::Sub"], str) else set(node["Fn::Sub"][1])
+                refs.update(n.split(".")[0] for n in re.findall(r"\$\{([^!}][^}]*)\}", text) if n not in local)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk({key: value for key, value in template.items() if key != "Parameters"})
+    unused = set(template["Parameters"]) - refs
+    assert not unused, f"parameters never used: {sorted(unused)}"
+    generated_by_sam = {"ApiApiKey"}  # Auth.UsagePlan CreateUsagePlan: PER_API on the Api resource
+    known = set(template["Parameters"]) | set(template["Resources"]) | generated_by_sam
+    dangling = {name for name in refs if not name.startswith("AWS::")} - known
+    assert not dangling, f"references to nothing: {sorted(dangling)}"
+
+
+# --- queues and the SQS trigger ------------------------------------------------------------------------------------
+
+
+def test_send_queue_visibility_timeout_covers_six_timeouts_plus_the_batching_window(
+    template: dict[str, Any], resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    longest_window = parameter(template, "SqsBatchingWindowSeconds")["MaxValue"]
+    assert props(resources, "SendQueue")["VisibilityTimeout"] >= 6 * function["Timeout"] + longest_window
+
+
+def test_dead_letter_queue_keeps_messages_14_days_longer_than_the_send_queue(resources: dict[str, Any]) -> None:
+    dead_letter = props(resources, "DeadLetterQueue")["MessageRetentionPeriod"]
+    assert dead_letter == 14 * 24 * 3600
+    assert dead_letter > props(resources, "SendQueue").get("MessageRetentionPeriod", 4 * 24 * 3600)
+
+
+@pytest.mark.parametrize("queue", ["SendQueue", "DeadLetterQueue"])
+def test_queues_are_encrypted(resources: dict[str, Any], queue: str) -> None:
+    properties = props(resources, queue)
+    assert properties.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in properties
+
+
+def test_queues_refuse_plain_http(resources: dict[str, Any]) -> None:
+    policy = props(resources, "QueuesTlsOnlyPolicy")
+    assert policy["Queues"] == [ref("SendQueue"), ref("DeadLetterQueue")]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert statement["Action"] == "sqs:*"
+    assert statement["Resource"] == [getatt("SendQueue", "Arn"), getatt("DeadLetterQueue", "Arn")]
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_redrive_policy(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    assert props(resources, "SendQueue")["RedrivePolicy"] == {
+        "deadLetterTargetArn": getatt("DeadLetterQueue", "Arn"),
+        "maxReceiveCount": ref("MaxReceiveCount"),
+    }
+    assert parameter(template, "MaxReceiveCount")["Default"] == 5
+
+
+def test_sqs_event_source(template: dict[str, Any], function: dict[str, Any]) -> None:
+    [event] = events_of_type(function, "SQS")
+    assert event["Queue"] == getatt("SendQueue", "Arn")
+    assert event["BatchSize"] == 10
+    assert event["MaximumBatchingWindowInSeconds"] == ref("SqsBatchingWindowSeconds")
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["ScalingConfig"] == {"MaximumConcurrency": ref("SqsMaximumConcurrency")}
+    assert event.get("Enabled", True) is True
+    assert parameter(template, "SqsBatchingWindowSeconds")["Default"] == 1
+    concurrency = parameter(template, "SqsMaximumConcurrency")
+    assert (concurrency["Default"], concurrency["MinValue"]) == (5, 2)
+
+
+# --- REST API ------------------------------------------------------------------------------------------------------
+
+
+def test_function_has_only_the_two_triggers(function: dict[str, Any]) -> None:
+    assert sorted(event["Type"] for event in function["Events"].values()) == ["Api", "SQS"]
+
+
+def test_post_messages_requires_an_api_key(function: dict[str, Any]) -> None:
+    [event] = events_of_type(function, "Api")
+    assert event["RestApiId"] == ref("Api")
+    assert (event["Path"], event["Method"].lower()) == ("/messages", "post")
+    assert event["Auth"] == {"ApiKeyRequired": True}
+
+
+def test_api_requires_keys_everywhere_with_a_usage_plan(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    assert [name for name, r in resources.items() if r["Type"] == "AWS::Serverless::Api"] == ["Api"]
+    api = props(resources, "Api")
+    assert api["StageName"] == "v1"
+    assert api["Auth"]["ApiKeyRequired"] is True
+    assert "DefaultAuthorizer" not in api["Auth"]
+    assert "Cors" not in api
+    plan = api["Auth"]["UsagePlan"]
+    assert plan["CreateUsagePlan"] == "PER_API"
+    assert plan["Throttle"] == {"RateLimit": ref("ApiRateLimit"), "BurstLimit": ref("ApiBurstLimit")}
+    assert plan["Quota"] == {"Limit": ref("ApiQuotaLimit"), "Period": ref("ApiQuotaPeriod")}
+    for name in ("ApiRateLimit", "ApiBurstLimit", "ApiQuotaLimit"):
+        assert parameter(template, name)["MinValue"] >= 1, name
+
+
+def test_api_stage_settings(resources: dict[str, Any]) -> None:
+    [settings] = props(resources, "Api")["MethodSettings"]
+    assert (settings["ResourcePath"], settings["HttpMethod"]) == ("/*", "*")
+    assert settings["MetricsEnabled"] is True
+    assert props(resources, "Api")["TracingEnabled"] is True
+    assert settings["LoggingLevel"] == "OFF"  # the string: YAML 1.1 reads a bare OFF as false
+    assert settings["DataTraceEnabled"] is False  # request bodies (phone numbers) never reach execution logs
+    assert settings["ThrottlingRateLimit"] == ref("ApiRateLimit")
+    assert settings["ThrottlingBurstLimit"] == ref("ApiBurstLimit")
+
+
+def test_api_access_logs_are_json_and_never_contain_the_key(resources: dict[str, Any]) -> None:
+    access = props(resources, "Api")["AccessLogSetting"]
+    assert "${ApiAccessLogGroup}" in access["DestinationArn"]["Fn::Sub"]
+    line = json.loads(access["Format"])
+    assert line["requestId"] == "$context.requestId"
+    assert line["status"] == "$context.status"
+    assert line["apiKeyId"] == "$context.identity.apiKeyId"
+    assert not re.search(r"\$context\.identity\.apiKey(?!Id)", access["Format"])
+
+
+def test_api_gateway_logging_role_is_optional_and_outlives_the_stack(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    assert parameter(template, "ApiGatewayCloudWatchRole")["AllowedValues"] == ["create", "existing"]
+    assert template["Conditions"]["CreateApiGatewayCloudWatchRole"] == {
+        "Fn::Equals": [ref("ApiGatewayCloudWatchRole"), "create"]
+    }
+    role, account = resources["ApiGatewayCloudWatchLogsRole"], resources["ApiGatewayAccount"]
+    for resource in (role, account):
+        assert resource["Condition"] == "CreateApiGatewayCloudWatchRole"
+        assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"
+    assert account["Properties"]["CloudWatchRoleArn"] == getatt("ApiGatewayCloudWatchLogsRole", "Arn")
+    assert role["Properties"]["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}
+    ]
+    [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert "Policies" not in role["Properties"]
+    # The stage (through its access log group) waits for the account setting when this stack makes it.
+    assert resources["ApiAccessLogGroup"]["Metadata"]["WaitsFor"] == {
+        "Fn::If": ["CreateApiGatewayCloudWatchRole", ref("ApiGatewayAccount"), NO_VALUE]
+    }
+
+
+# --- idempotency table ---------------------------------------------------------------------------------------------
+
+
+def test_idempotency_table(resources: dict[str, Any]) -> None:
+    table = props(resources, "IdempotencyTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+# --- IAM -----------------------------------------------------------------------------------------------------------
+
+# Every permission of the function, statement by statement: (actions, resources). "*" only where AWS allows nothing
+# narrower (X-Ray has no resource-level permissions).
+EXPECTED_STATEMENTS = {
+    "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, [getatt("SenderLogGroup", "Arn")]),
+    "ConsumeSendQueue": (
+        {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
+        [getatt("SendQueue", "Arn")],
+    ),
+    "SendToQueues": ({"sqs:SendMessage"}, [getatt("SendQueue", "Arn"), getatt("DeadLetterQueue", "Arn")]),
+    "IdempotencyRecords": (
+        {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        [getatt("IdempotencyTable", "Arn")],
+    ),
+    "ReadNXCloudSecret": ({"secretsmanager:GetSecretValue"}, [ref("NXCloudSecretArn")]),
+    "DecryptNXCloudSecret": ({"kms:Decrypt"}, [ref("NXCloudSecretKmsKeyArn")]),
+    "WriteTraces": ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, ["*"]),
+}
+WILDCARD_ALLOWED = {"WriteTraces"}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.fixture(scope="module")
+def function_statements(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The function role's statements by Sid, conditional ones (``!If [c, statement, NoValue]``) unwrapped."""
+    [policy] = props(resources, "SenderFunctionRole")["Policies"]
+    statements: dict[str, dict[str, Any]] = {}
+    for entry in policy["PolicyDocument"]["Statement"]:
+        if "Fn::If" in entry:
+            condition, statement, otherwise = entry["Fn::If"]
+            assert otherwise == NO_VALUE
+            statement = {**statement, "_condition": condition}
+        else:
+            statement = entry
+        assert statement["Sid"] not in statements
+        statements[statement["Sid"]] = statement
+    return statements
+
+
+def test_function_runs_with_its_own_role_only(function: dict[str, Any], resources: dict[str, Any]) -> None:
+    # An explicit role: SAM's generated one would carry AWS managed policies with "*" resources.
+    assert function["Role"] == getatt("SenderFunctionRole", "Arn")
+    assert "Policies" not in function
+    role = props(resources, "SenderFunctionRole")
+    assert "ManagedPolicyArns" not in role
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+
+
+def test_no_other_grants_in_the_template(resources: dict[str, Any]) -> None:
+    roles = sorted(name for name, r in resources.items() if r["Type"] == "AWS::IAM::Role")
+    assert roles == ["ApiGatewayCloudWatchLogsRole", "SenderFunctionRole"]
+    assert not [
+        name
+        for name, r in resources.items()
+        if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::User", "AWS::IAM::Group")
+    ]
+    functions = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
+    assert len(functions) == 1
+
+
+def test_function_permissions_are_exactly_the_allowlist(function_statements: dict[str, dict[str, Any]]) -> None:
+    actual = {
+        sid: (set(_as_list(statement["Action"])), _as_list(statement["Resource"]))
+        for sid, statement in function_statements.items()
+    }
+    assert actual == EXPECTED_STATEMENTS
+    for sid, statement in function_statements.items():
+        assert statement["Effect"] == "Allow", sid
+        assert not {"NotAction", "NotResource", "Principal"} & set(statement), sid
+        assert not any("*" in action for action in _as_list(statement["Action"])), sid
+
+
+def test_wildcard_resources_only_where_aws_requires_them(function_statements: dict[str, dict[str, Any]]) -> None:
+    wildcard = {sid for sid, s in function_statements.items() if any("*" in str(r) for r in _as_list(s["Resource"]))}
+    assert wildcard == WILDCARD_ALLOWED
+
+
+def test_kms_decrypt_only_with_a_key_and_only_through_secrets_manager(
+    template: dict[str, Any], function_statements: dict[str, dict[str, Any]]
+) -> None:
+    statement = function_statements["DecryptNXCloudSecret"]
+    assert statement["_condition"] == "HasSecretKmsKey"
+    assert template["Conditions"]["HasSecretKmsKey"] == {
+        "Fn::Not": [{"Fn::Equals": [ref("NXCloudSecretKmsKeyArn"), ""]}]
+    }
+    assert statement["Condition"] == {
+        "StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}
+    }
+    unconditional = {sid for sid, s in function_statements.items() if "_condition" not in s}
+    assert unconditional == set(EXPECTED_STATEMENTS) - {"DecryptNXCloudSecret"}
+
+
+# --- alarms, dashboard, outputs ------------------------------------------------------------------------------------
+
+EXPECTED_ALARMS = {
+    "DeadLetterQueueNotEmptyAlarm": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "QueueName",
+        getatt("DeadLetterQueue", "QueueName"),
+        0,
+    ),
+    "SenderErrorsAlarm": ("AWS/Lambda", "Errors", "FunctionName", ref("SenderFunction"), 0),
+    "SenderThrottlesAlarm": ("AWS/Lambda", "Throttles", "FunctionName", ref("SenderFunction"), 0),
+    "SendQueueAgeAlarm": (
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+        "QueueName",
+        getatt("SendQueue", "QueueName"),
+        ref("SendQueueAgeAlarmSeconds"),
+    ),
+}
+
+
+def test_alarms(resources: dict[str, Any]) -> None:
+    alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert set(alarms) == set(EXPECTED_ALARMS)
+    for name, (namespace, metric, dimension, value, threshold) in EXPECTED_ALARMS.items():
+        alarm = alarms[name]
+        assert (alarm["Namespace"], alarm["MetricName"]) == (namespace, metric), name
+        assert alarm["Dimensions"] == [{"Name": dimension, "Value": value}], name
+        assert alarm["Threshold"] == threshold, name
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold", name
+        assert alarm["AlarmActions"] == when("HasAlarmEmail", [ref("AlarmTopic")]), name
+        assert alarm["OKActions"] == when("HasAlarmEmail", [ref("AlarmTopic")]), name
+
+
+def test_alarm_topic_only_with_an_email(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    topic = resources["AlarmTopic"]
+    assert topic["Condition"] == "HasAlarmEmail"
+    assert topic["Properties"]["Subscription"] == [{"Protocol": "email", "Endpoint": ref("AlarmEmail")}]
+    assert template["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [ref("AlarmEmail"), ""]}]}
+    conditional = {name for name, r in resources.items() if r.get("Condition") == "HasAlarmEmail"}
+    assert conditional == {"AlarmTopic"}
+
+
+def _dashboard(template: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard body as JSON: the Powertools names substituted, other ${...} replaced by placeholders."""
+    text, variables = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    names = template["Mappings"]["Observability"]["Powertools"]
+    assert variables == {
+        "Namespace": {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
+        "Service": {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]},
+    }
+    values = {"Namespace": names["MetricsNamespace"], "Service": names["ServiceName"]}
+    return json.loads(re.sub(r"\$\{([^}]+)\}", lambda m: values.get(m[1], f"<{m[1]}>"), text))
+
+
+def test_dashboard_shows_the_powertools_metrics_and_the_queues(template: dict[str, Any]) -> None:
+    assert template["Resources"]["Api"]["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-api"}
+    body = _dashboard(template)
+    rows = [row for widget in body["widgets"] for row in widget["properties"].get("metrics", [])]
+    plain = {tuple(x for x in row if not isinstance(x, dict)) for row in rows}
+    namespace, service = "NXCloudWhatsApp", "nxcloud-wa-sender"
+    for metric in ("MessagesSent", "MessagesDeadLettered", "MessagesRetried", "UpstreamLatency"):
+        assert (namespace, metric, "service", service) in plain, metric
+    for row in (
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "<SendQueue.QueueName>"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "<DeadLetterQueue.QueueName>"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", "<SendQueue.QueueName>"),
+        ("AWS/Lambda", "Errors", "FunctionName", "<SenderFunction>"),
+        ("AWS/Lambda", "Duration", "FunctionName", "<SenderFunction>"),
+        ("AWS/ApiGateway", "5XXError", "ApiName", "<AWS::StackName>-api", "Stage", "v1"),
+    ):
+        assert row in plain, row
+    searches = [x["expression"] for row in rows for x in row if isinstance(x, dict) and "expression" in x]
+    assert any("MessagesDeadLettered" in s and "error_class" in s for s in searches)
+    latency_stats = {row[-1]["stat"] for row in rows if "UpstreamLatency" in row}
+    assert {"p50", "p99"} <= latency_stats
+
+
+EXPECTED_OUTPUTS = {
+    "ApiUrl": {"Fn::Sub": "https://${Api}.execute-api.${AWS::Region}.amazonaws.com/v1/messages"},
+    "ApiKeyId": ref("ApiApiKey"),
+    "SendQueueUrl": ref("SendQueue"),
+    "SendQueueArn": getatt("SendQueue", "Arn"),
+    "DeadLetterQueueUrl": ref("DeadLetterQueue"),
+    "DeadLetterQueueArn": getatt("DeadLetterQueue", "Arn"),
+    "IdempotencyTableName": ref("IdempotencyTable"),
+    "SenderFunctionName": ref("SenderFunction"),
+}
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    outputs = {name: output["Value"] for name, output in template["Outputs"].items()}
+    assert {name: outputs.get(name) for name in EXPECTED_OUTPUTS} == EXPECTED_OUTPUTS
