@@ -18,6 +18,7 @@ $(STAMP): requirements/dev.txt layers/deps/requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	# Lambda's view of the code: the function folder and the first-party layer on sys.path, plus the dev tools.
 	printf '%s\n' "$(CURDIR)/layers/core/python" "$(CURDIR)/functions/sender" "$(CURDIR)/tools" \
 		> "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/nxcloud_wa_paths.pth"
@@ -77,3 +78,18 @@ deploy: build ## sam deploy --guided (needs AWS credentials; asks for the parame
 
 openapi: $(STAMP) ## Regenerate openapi.json from the API's code (a test fails when it is stale)
 	$(BIN)/python -c 'import json, api; print(json.dumps(json.loads(api.openapi_document()), indent=2, ensure_ascii=False))' > openapi.json
+
+# `sam local invoke -e` without Docker (tools/local_stack/invoke.py): the handler in-process with Lambda's sys.path, a
+# context with the template's timeout, your environment overrides; result JSON on stdout, logs on stderr. With no
+# NXCLOUD_SECRET_ID/DLQ_URL/SEND_QUEUE_URL/IDEMPOTENCY_TABLE set it starts an ephemeral local stack. See events/README.md.
+.PHONY: invoke
+invoke: $(STAMP) ## Invoke the handler on one event: make invoke EVENT=events/api-send-sync.json [ARGS="--times 2"]
+	@test -n "$(EVENT)" || { echo 'usage: make invoke EVENT=events/<file>.json [ARGS="--times 2 --env-vars FILE"]' >&2; exit 2; }
+	@PYTHONPATH="$(CURDIR)/tools$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/python -m local_stack.invoke $(ARGS) "$(EVENT)"
+
+# The whole stack on 127.0.0.1 without Docker or AWS (tools/local_stack): moto + the NXCloud simulator + the real
+# handler behind an emulated SQS event source and REST API. Pushes events/ through both paths and prints the outcomes;
+# ARGS=--serve keeps it running for curl, the AWS CLI and `nxwa --local`.
+.PHONY: run
+run: $(STAMP) ## Run the whole stack locally and push the sample messages through it [ARGS=--serve]
+	$(BIN)/python -m local_stack $(ARGS)

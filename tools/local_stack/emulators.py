@@ -1,0 +1,188 @@
+"""Lambda's two front doors, emulated in-process: the SQS event source mapping and the API Gateway REST API.
+
+* :class:`QueuePoller` long-polls the send queue in batches of the template's size, invokes the real handler,
+  deletes what succeeded and leaves ``batchItemFailures`` for redelivery (after ``retry_delay`` seconds rather than
+  the full visibility timeout); the queue's redrive policy (applied by moto) moves exhausted messages to the DLQ.
+* :class:`ApiServer` serves ``POST /messages`` on 127.0.0.1: it checks the ``x-api-key`` header as API Gateway does
+  (``403 {"message": "Forbidden"}`` without it), turns the request into a REST proxy event, invokes the handler and
+  turns its answer back into HTTP.
+
+Both invoke through one :class:`Invoker`, which runs one invocation at a time, as one Lambda container does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from local_stack.lambda_events import LambdaContext, api_event, receive_sqs_event, settle_sqs_batch
+
+Handler = Callable[[dict[str, Any], Any], Any]
+MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+
+
+class Invoker:
+    """Calls the handler with a fresh context and a deadline, one invocation at a time."""
+
+    def __init__(self, handler: Handler | None = None, *, timeout: float = 30.0) -> None:
+        if handler is None:
+            import app
+
+            handler = app.lambda_handler
+        self.handler = handler
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self.invocations = 0
+
+    def __call__(self, event: dict[str, Any]) -> Any:
+        with self._lock:
+            self.invocations += 1
+            return self.handler(event, LambdaContext(timeout_seconds=self.timeout))
+
+
+class QueuePoller:
+    """The SQS event source mapping for one queue, on a daemon thread."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        invoke: Invoker,
+        *,
+        batch_size: int = 10,
+        retry_delay: int = 1,
+        on_batch: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None,
+    ) -> None:
+        self.sqs, self.queue_url, self.invoke = sqs, queue_url, invoke
+        self.batch_size, self.retry_delay = batch_size, retry_delay
+        self.on_batch = on_batch
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqs-poller", daemon=True)
+        self.errors: list[BaseException] = []
+
+    def start(self) -> QueuePoller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def poll_once(self, wait_seconds: int = 1) -> int:
+        """Receive one batch and process it; return how many records it had."""
+        event = receive_sqs_event(self.sqs, self.queue_url, batch_size=self.batch_size, wait_seconds=wait_seconds)
+        if not event["Records"]:
+            return 0
+        try:
+            response = self.invoke(event)
+        except Exception as exc:  # an invocation error: Lambda retries the whole batch
+            self.errors.append(exc)
+            response = None
+        settle_sqs_batch(self.sqs, self.queue_url, event, response, retry_delay=self.retry_delay)
+        if self.on_batch is not None:
+            self.on_batch(event, response)
+        return len(event["Records"])
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # keep polling, as the managed poller does; the error is kept for the report
+                self.errors.append(exc)
+                self._stop.wait(1)
+
+
+class ApiServer:
+    """API Gateway's REST API in front of the handler, on 127.0.0.1 (stage ``v1``)."""
+
+    def __init__(self, invoke: Invoker, *, port: int = 0, api_key: str | None = None, stage: str = "v1") -> None:
+        self.invoke = invoke
+        self.api_key = api_key or secrets.token_urlsafe(24)
+        self.stage = stage
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="api", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/{self.stage}"
+
+    def start(self) -> ApiServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """What API Gateway answers for one request."""
+        route = path.split("?", 1)[0]
+        if route != f"/{self.stage}/messages" or method != "POST":
+            return 403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}'
+        lowered = {k.lower(): v for k, v in headers.items()}
+        if not secrets.compare_digest(lowered.get("x-api-key", ""), self.api_key):
+            return 403, {"Content-Type": "application/json"}, b'{"message":"Forbidden"}'
+        try:
+            text: str | bytes = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = body  # API Gateway passes binary bodies base64-encoded
+        event = api_event(text, method=method, path="/messages", headers=headers, stage=self.stage)
+        try:
+            response = self.invoke(event)
+        except Exception:
+            return 502, {"Content-Type": "application/json"}, b'{"message":"Internal server error"}'
+        return _http_response(response)
+
+
+def _http_response(response: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    headers = dict(response.get("headers") or {})
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers[name] = ", ".join(values)
+    body = response.get("body") or ""
+    raw = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode("utf-8")
+    return int(response.get("statusCode", 502)), headers, raw
+
+
+def _make_handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
+    class _Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_REQUEST_BYTES:
+                self._reply(413, {"Content-Type": "application/json"}, b'{"message":"Request Too Long"}')
+                return
+            body = self.rfile.read(length) if length else b""
+            status, headers, raw = api.answer(self.command, self.path, dict(self.headers.items()), body)
+            self._reply(status, headers, raw)
+
+        def _reply(self, status: int, headers: dict[str, str], raw: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                if name.lower() not in ("content-length", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        do_POST = do_GET = do_PUT = do_DELETE = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: the function's own logs say what happened."""
+
+    return _Handler
+
+
+def json_body(raw: bytes) -> Any:
+    """Decode an answer's JSON body, or return the text when it is not JSON."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")

@@ -1,0 +1,153 @@
+"""``make run``: the whole stack on 127.0.0.1, the sample messages pushed through both paths, a table of outcomes.
+
+Start order: moto's server and the simulator (:class:`LocalStack`), the SQS poller and the REST API
+(:mod:`local_stack.emulators`), all invoking the real handler in-process. Then every sample of ``events/`` is sent
+the way a user's service would send it: SQS samples with ``SendMessage`` to the send queue, API samples as HTTP
+requests with the API key. The run waits until every message is settled (sent, or on the dead-letter queue),
+prints one row per message and exits 0 only when each outcome is the one ``events/expected.json`` documents.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from local_stack.emulators import ApiServer, Invoker, QueuePoller, json_body
+from local_stack.outcomes_log import OutcomeLog
+from local_stack.samples import describe_trail
+from local_stack.stack import LocalStack
+from local_stack.template import resolve, resource_properties
+
+
+@dataclass
+class Row:
+    """One message's journey, as the table shows it."""
+
+    sample: str
+    path: str
+    outcome: str
+    detail: str
+    expected: str
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == self.expected
+
+
+class Runner:
+    """The running stack plus what it takes to push samples and tell when they are settled."""
+
+    def __init__(self, *, retry_delay: int = 1, api_port: int = 0) -> None:
+        self.api_port = api_port
+        self.stack = LocalStack()
+        self.retry_delay = retry_delay
+        self.log = OutcomeLog()
+        self.poller: QueuePoller | None = None
+        self.api: ApiServer | None = None
+
+    def start(self) -> Runner:
+        self.stack.start()
+        self.stack.apply_env()
+        self.log.attach()
+        timeout = float(resolve(resource_properties("SenderFunction").get("Timeout", 30)))
+        invoker = Invoker(timeout=timeout)
+        self.poller = QueuePoller(
+            self.stack.res.client("sqs"),
+            self.stack.res.send_queue_url,
+            invoker,
+            batch_size=self.stack.queue.batch_size,
+            retry_delay=self.retry_delay,
+        ).start()
+        self.api = ApiServer(invoker, port=self.api_port).start()
+        return self
+
+    def stop(self) -> None:
+        if self.poller is not None:
+            self.poller.stop()
+        if self.api is not None:
+            self.api.stop()
+        self.log.detach()
+        self.stack.stop()
+
+    def __enter__(self) -> Runner:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # --- pushing messages the way a user's service would
+
+    def enqueue(self, body: str, attributes: dict[str, str] | None = None) -> str:
+        sqs = self.stack.res.client("sqs")
+        message_attributes = {k: {"DataType": "String", "StringValue": v} for k, v in (attributes or {}).items()}
+        sent = sqs.send_message(
+            QueueUrl=self.stack.res.send_queue_url, MessageBody=body, MessageAttributes=message_attributes
+        )
+        return str(sent["MessageId"])
+
+    def post(self, body: str, headers: dict[str, str] | None = None, *, with_key: bool = True) -> tuple[int, Any]:
+        """POST to the local API over real HTTP; return the status and the decoded body."""
+        import urllib.error
+        import urllib.request
+
+        assert self.api is not None
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if with_key:
+            all_headers["x-api-key"] = self.api.api_key
+        request = urllib.request.Request(  # noqa: S310 - 127.0.0.1 only
+            f"{self.api.url}/messages", data=body.encode("utf-8"), headers=all_headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                return response.status, json_body(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json_body(error.read())
+
+    # --- settling
+
+    def wait_until_settled(self, message_ids: list[str], timeout: float = 120.0) -> bool:
+        """Wait until the send queue is empty and every id has a final outcome (sent or dead-lettered)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.queue_depth() == 0:
+                dead = self.dead_letters()
+                if all(self.final_outcome(m, dead)[0] != "pending" for m in message_ids):
+                    return True
+            time.sleep(0.2)
+        return False
+
+    def queue_depth(self) -> int:
+        attrs = self.stack.res.client("sqs").get_queue_attributes(
+            QueueUrl=self.stack.res.send_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def dead_letters(self) -> dict[str, dict[str, str]]:
+        """The DLQ's messages by id (moto keeps a message's id when its redrive policy moves it), not consumed."""
+        from waops.dlq import peek
+
+        return {d.message_id: d.attributes for d in peek(self.stack.res.client("sqs"), self.stack.res.dlq_url)}
+
+    def final_outcome(self, message_id: str, dead: dict[str, dict[str, str]] | None = None) -> tuple[str, str]:
+        """(outcome, detail) of a queued message: ``sent``, ``dead_lettered``, ``retried N then ...``, ``pending``."""
+        trail = self.log.trail(message_id)
+        if trail.final == "sent":
+            return describe_trail(trail.retries, "sent"), str(trail.detail.get("message_id"))
+        if trail.final == "dead_lettered":
+            reason = f"{trail.detail.get('reason')} {trail.detail.get('error_code')}"
+            return describe_trail(trail.retries, "dead_lettered", reason), ""
+        dead = self.dead_letters() if dead is None else dead
+        if message_id in dead:  # moved by the queue's redrive policy: the function never wrote a reason
+            return describe_trail(trail.retries, "dead_lettered", "retries exhausted (redrive policy)"), ""
+        return "pending", ""
+
+
+def print_table(rows: list[Row], out: TextIO = sys.stdout) -> None:
+    header = ("sample", "path", "outcome", "NXCloud message_id", "expected", "")
+    body = [(r.sample, r.path, r.outcome, r.detail, r.expected, "ok" if r.ok else "MISMATCH") for r in rows]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *body, strict=True)]
+    for line in (header, *body):
+        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip(), file=out)

@@ -1,0 +1,216 @@
+"""``nxwa``: the operator's command line for a deployed stack (``--stack NAME``) or the local one (``--local``).
+
+nxwa --local send --to +8613800000000 --template order_update --language en_US --param David
+nxwa --stack wa-sender send --file message.json --via queue
+nxwa --stack wa-sender dlq list
+nxwa --stack wa-sender dlq redrive --dry-run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from waops import dlq
+from waops.targets import Targets, from_stack, from_state_file
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    targets = _targets(args)
+    return int(args.run(args, targets))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nxwa", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    where = parser.add_argument_group("where the stack is (flags override what --stack/--local find)")
+    source = where.add_mutually_exclusive_group()
+    source.add_argument("--stack", help="CloudFormation stack name of a deployed stack")
+    source.add_argument("--local", action="store_true", help="the local stack started by `make run ARGS=--serve`")
+    where.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    for flag, text in (
+        ("--api-url", "the POST /messages URL"),
+        ("--api-key", "the API key's value"),
+        ("--queue-url", "the send queue's URL"),
+        ("--dlq-url", "the dead-letter queue's URL"),
+        ("--endpoint-url", "an AWS endpoint other than AWS's (moto)"),
+    ):
+        where.add_argument(flag, help=text)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    send = commands.add_parser("send", help="send one message through the API or the queue, and show the result")
+    send.add_argument("--file", type=Path, help="a JSON message (NXCloud's send body); or use the flags below")
+    send.add_argument("--to", help="recipient, with country code")
+    send.add_argument("--template", help="template name")
+    send.add_argument("--language", default="en_US", help="template language code (default en_US)")
+    send.add_argument("--param", action="append", default=[], help="a body variable, in order (repeatable)")
+    send.add_argument("--via", choices=("api", "queue"), default="api", help="the path to send it by (default api)")
+    send.add_argument("--async", dest="respond_async", action="store_true", help="API only: Prefer respond-async")
+    send.add_argument("--idempotency-key", help="sending again with the same key does not send twice")
+    send.set_defaults(run=_send)
+
+    dead = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(dest="dlq", required=True)
+    listing = dead.add_parser("list", help="show dead-lettered messages and why, without consuming them")
+    listing.add_argument("--max", type=int, help="show at most this many")
+    listing.add_argument("--json", action="store_true", help="one JSON object per message")
+    listing.set_defaults(run=_dlq_list)
+    redrive = dead.add_parser("redrive", help="move dead-lettered messages back to the send queue")
+    redrive.add_argument("--dry-run", action="store_true", help="say what would move; move nothing")
+    redrive.add_argument("--max", type=int, help="move at most this many (moves by hand)")
+    redrive.add_argument("--reason", help="move only messages dead-lettered for this reason (moves by hand)")
+    redrive.add_argument("--by-hand", action="store_true", help="do not use SQS's message-move task")
+    redrive.set_defaults(run=_dlq_redrive)
+    return parser
+
+
+def _targets(args: argparse.Namespace) -> Targets:
+    if args.local:
+        base = from_state_file()
+    elif args.stack:
+        base = from_stack(args.stack, args.region)
+    else:
+        base = Targets(region=args.region)
+    return base.overridden(
+        api_url=args.api_url,
+        api_key=args.api_key,
+        queue_url=args.queue_url,
+        dlq_url=args.dlq_url,
+        endpoint_url=args.endpoint_url,
+    )
+
+
+def build_message(args: argparse.Namespace) -> dict[str, Any]:
+    """The message from --file, or from --to/--template/--language/--param."""
+    if args.file:
+        data = json.loads(args.file.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise SystemExit("nxwa: the file must hold one JSON object")
+        return data
+    if not args.to or not args.template:
+        raise SystemExit("nxwa send: give --file, or --to and --template")
+    template: dict[str, Any] = {"name": args.template, "language": {"code": args.language}}
+    if args.param:
+        template["components"] = [{"type": "body", "parameters": [{"type": "text", "text": p} for p in args.param]}]
+    return {"to": args.to, "template": template}
+
+
+def _send(args: argparse.Namespace, targets: Targets) -> int:
+    message = build_message(args)
+    if args.via == "queue":
+        targets.require("queue_url")
+        attributes = (
+            {"idempotency_key": {"DataType": "String", "StringValue": args.idempotency_key}}
+            if args.idempotency_key
+            else {}
+        )
+        sent = targets.client("sqs").send_message(
+            QueueUrl=targets.queue_url,
+            MessageBody=json.dumps(message, ensure_ascii=False),
+            MessageAttributes=attributes,
+        )
+        _print({"status": "queued", "queue_message_id": sent["MessageId"]})
+        return 0
+    targets.require("api_url", "api_key")
+    status, body = post_message(targets, message, args.idempotency_key, args.respond_async)
+    _print({"http_status": status, **(body if isinstance(body, dict) else {"body": body})})
+    return 0 if status < 400 else 1
+
+
+def post_message(
+    targets: Targets, message: dict[str, Any], idempotency_key: str | None = None, respond_async: bool = False
+) -> tuple[int, Any]:
+    """POST the message to the API with the key; return the status and the decoded answer."""
+    headers = {"Content-Type": "application/json", "x-api-key": targets.api_key or ""}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    if respond_async:
+        headers["Prefer"] = "respond-async"
+    data = json.dumps(message, ensure_ascii=False).encode("utf-8")
+    request = urllib.request.Request(targets.api_url or "", data=data, headers=headers, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - the operator's own URL
+            return response.status, _decode(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, _decode(error.read())
+
+
+def _dlq_list(args: argparse.Namespace, targets: Targets) -> int:
+    targets.require("dlq_url")
+    sqs = targets.client("sqs")
+    total = dlq.queue_size(sqs, targets.dlq_url or "")
+    letters = []
+    with tqdm(total=min(total, args.max or total), desc="reading", unit="msg", file=sys.stderr, leave=False) as bar:
+        for letter in dlq.peek(sqs, targets.dlq_url or "", args.max):
+            letters.append(letter)
+            bar.update()
+    if args.json:
+        for letter in letters:
+            _print({"message_id": letter.message_id, "receive_count": letter.receive_count, **letter.attributes})
+        return 0
+    rows = [
+        (
+            letter.message_id,
+            letter.reason,
+            letter.attributes.get("error_code", ""),
+            letter.attributes.get("failed_at", ""),
+            letter.attributes.get("error_message", "")[:60],
+        )
+        for letter in letters
+    ]
+    _table(("message id", "reason", "code", "failed at", "message"), rows)
+    print(f"{len(letters)} of about {total} dead-lettered message(s) shown; none consumed")
+    return 0
+
+
+def _dlq_redrive(args: argparse.Namespace, targets: Targets) -> int:
+    targets.require("dlq_url", "queue_url")
+    sqs = targets.client("sqs")
+    dlq_url, queue_url = targets.dlq_url or "", targets.queue_url or ""
+    if args.dry_run:
+        letters = list(dlq.peek(sqs, dlq_url, args.max))
+        chosen = [x for x in letters if not args.reason or x.reason == args.reason]
+        for letter in chosen:
+            print(f"would move {letter.message_id} ({letter.reason})")
+        print(f"dry run: {len(chosen)} message(s) would move to {queue_url}")
+        return 0
+    if not (args.by_hand or args.max or args.reason):
+        handle = dlq.start_move_task(sqs, dlq_url, queue_url)
+        if handle is not None:
+            print(f"SQS message-move task started: {handle}")
+            return 0
+        print("this endpoint has no message-move task: moving by hand", file=sys.stderr)
+    moved = 0
+    total = dlq.queue_size(sqs, dlq_url)
+    with tqdm(total=min(total, args.max or total), desc="redriving", unit="msg", file=sys.stderr) as bar:
+        for letter in dlq.take(sqs, dlq_url, args.max):
+            if args.reason and letter.reason != args.reason:
+                continue  # stays hidden for a few seconds, then visible again: not lost
+            dlq.move(sqs, letter, dlq_url, queue_url)
+            moved += 1
+            bar.update()
+    print(f"moved {moved} message(s) to {queue_url}")
+    return 0
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def _print(document: dict[str, Any]) -> None:
+    print(json.dumps(document, ensure_ascii=False))
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
