@@ -41,7 +41,7 @@ class Runner:
 
     def __init__(self, *, retry_delay: int = 1, api_port: int = 0) -> None:
         self.api_port = api_port
-        self.stack = LocalStack()
+        self.stack = LocalStack(retry_visibility=retry_delay)
         self.retry_delay = retry_delay
         self.log = OutcomeLog()
         self.poller: QueuePoller | None = None

@@ -1,8 +1,9 @@
 """The whole stack on 127.0.0.1: moto's server, the NXCloud simulator, and the resources of ``template.yaml``.
 
 Used by ``make run`` (the runner), ``make invoke`` when no AWS endpoint is given, the end-to-end tests and the
-benchmarks. Settings come from the template (``maxReceiveCount``, batch size, batching window); only the visibility
-timeout is shortened, so a retried message comes back in seconds rather than minutes.
+benchmarks. Settings come from the template (``maxReceiveCount``, batch size, batching window, visibility timeout).
+Only retries are quicker: the emulated event source makes a failed record visible again after ``retry_visibility``
+seconds instead of leaving it hidden for the whole visibility timeout, so a retried message comes back in seconds.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class LocalStack:
             prefix=self.prefix,
             secret=LOCAL_SECRET,
             max_receive_count=self.queue.max_receive_count,
-            visibility_timeout=self.retry_visibility,
+            visibility_timeout=self.queue.visibility_timeout,
         )
         if self.demo_faults:
             for fault in DEMO_FAULTS:

@@ -186,15 +186,21 @@ def _dlq_redrive(args: argparse.Namespace, targets: Targets) -> int:
             print(f"SQS message-move task started: {handle}")
             return 0
         print("this endpoint has no message-move task: moving by hand", file=sys.stderr)
-    moved = 0
+    # At most what is there now: messages that fail again while we move come back as new dead letters, and moving
+    # those too would loop. Skipped ones (other reasons) are made visible again at the end.
     total = dlq.queue_size(sqs, dlq_url)
-    with tqdm(total=min(total, args.max or total), desc="redriving", unit="msg", file=sys.stderr) as bar:
-        for letter in dlq.take(sqs, dlq_url, args.max):
+    limit = min(total, args.max) if args.max else total
+    moved, skipped = 0, []
+    with tqdm(total=limit, desc="redriving", unit="msg", file=sys.stderr) as bar:
+        for letter in dlq.take(sqs, dlq_url, limit):
+            bar.update()
             if args.reason and letter.reason != args.reason:
-                continue  # stays hidden for a few seconds, then visible again: not lost
+                skipped.append(letter)
+                continue
             dlq.move(sqs, letter, dlq_url, queue_url)
             moved += 1
-            bar.update()
+    for letter in skipped:
+        dlq.release(sqs, dlq_url, letter.receipt_handle)
     print(f"moved {moved} message(s) to {queue_url}")
     return 0
 

@@ -63,10 +63,11 @@ def peek(sqs: Any, dlq_url: str, limit: int | None = None) -> Iterator[DeadLette
                 yield letter
     finally:
         for letter in seen.values():
-            _release(sqs, dlq_url, letter.receipt_handle)
+            release(sqs, dlq_url, letter.receipt_handle)
 
 
-def _release(sqs: Any, url: str, receipt_handle: str) -> None:
+def release(sqs: Any, url: str, receipt_handle: str) -> None:
+    """Make a received message visible again at once."""
     with contextlib.suppress(ClientError):  # already deleted or the handle expired: visible again by itself
         sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipt_handle, VisibilityTimeout=0)
 

@@ -1,0 +1,159 @@
+"""The local whole stack (make run) and the operator tool (nxwa) against it, end to end over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from waops import cli
+
+from local_stack.__main__ import run_samples
+from local_stack.runner import Row, Runner
+from local_stack.samples import load_samples
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[Runner]:
+    saved = dict(os.environ)
+    with Runner(retry_delay=0) as running:
+        yield running
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def sample_rows(runner: Runner) -> list[Row]:
+    return run_samples(runner, load_samples(), timeout=90)
+
+
+def test_every_sample_ends_as_documented(sample_rows: list[Row]) -> None:
+    mismatches = [(r.sample, r.outcome, r.expected) for r in sample_rows if not r.ok]
+
+    assert mismatches == []
+    assert len(sample_rows) == len(load_samples()) + 1  # plus the request without an API key
+
+
+def test_nothing_was_sent_twice_and_the_queue_is_drained(runner: Runner, sample_rows: list[Row]) -> None:
+    accepted = Counter(record.message_id for record in runner.stack.simulator.accepted)
+    bodies = Counter(
+        json.dumps(record.body, sort_keys=True, ensure_ascii=False) for record in runner.stack.simulator.accepted
+    )
+
+    assert accepted and max(accepted.values()) == 1
+    assert max(bodies.values()) == 1  # no message reached NXCloud as an accepted send twice
+    assert runner.queue_depth() == 0
+
+
+def test_dead_letter_queue_holds_exactly_the_documented_failures(runner: Runner, sample_rows: list[Row]) -> None:
+    reasons = Counter(attrs.get("reason", "retries_exhausted") for attrs in runner.dead_letters().values())
+
+    expected = Counter(
+        "retries_exhausted" if "redrive policy" in row.expected else row.expected.split(": ")[1].split()[0]
+        for row in sample_rows
+        if "dead_lettered" in row.expected
+    )
+    assert reasons == expected
+
+
+def test_duplicate_delivery_is_sent_once(runner: Runner, sample_rows: list[Row]) -> None:
+    body = json.dumps({"to": "8613800000777", "template": {"name": "dup_check", "language": {"code": "en_US"}}})
+    first = runner.enqueue(body, {"idempotency_key": "dup-777"})
+    second = runner.enqueue(body, {"idempotency_key": "dup-777"})
+
+    assert runner.wait_until_settled([first, second], timeout=30)
+    assert runner.final_outcome(first)[0] == runner.final_outcome(second)[0] == "sent"
+    assert runner.stack.simulator.accepted_count_for(to="8613800000777") == 1
+
+
+def test_api_refuses_requests_without_the_key(runner: Runner) -> None:
+    status, body = runner.post('{"to": "8613800000000"}', with_key=False)
+
+    assert (status, body) == (403, {"message": "Forbidden"})
+
+
+def _printed(out: str) -> list[dict[str, Any]]:
+    """nxwa's JSON lines; the in-process function's log and EMF lines share the captured stdout."""
+    documents = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [d for d in documents if "_aws" not in d and "level" not in d]
+
+
+def _nxwa(runner: Runner, *args: str) -> list[str]:
+    assert runner.api is not None
+    res = runner.stack.res
+    flags = [
+        f"--endpoint-url={res.endpoint_url}",
+        f"--api-url={runner.api.url}/messages",
+        f"--api-key={runner.api.api_key}",
+        f"--queue-url={res.send_queue_url}",
+        f"--dlq-url={res.dlq_url}",
+    ]
+    return [*flags, *args]
+
+
+def test_nxwa_send_through_the_api_and_the_queue(
+    runner: Runner, sample_rows: list[Row], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(_nxwa(runner, "send", "--to", "+86 138 0000 0888", "--template", "ops_api", "--param", "Ann")) == 0
+    (answer,) = _printed(capsys.readouterr().out)
+    assert cli.main(_nxwa(runner, "send", "--to", "8613800000889", "--template", "ops_queue", "--via", "queue")) == 0
+    (queued,) = _printed(capsys.readouterr().out)
+
+    assert answer["http_status"] == 200
+    assert answer["message_id"] == runner.stack.simulator.accepted[-1].message_id
+    assert queued["status"] == "queued"
+    assert runner.wait_until_settled([queued["queue_message_id"]], timeout=30)
+    assert runner.final_outcome(queued["queue_message_id"])[0] == "sent"
+
+
+def test_nxwa_dlq_list_shows_reasons_without_consuming(
+    runner: Runner, sample_rows: list[Row], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = set(runner.dead_letters())
+    assert cli.main(_nxwa(runner, "dlq", "list", "--json")) == 0
+    listed = _printed(capsys.readouterr().out)
+
+    assert {item["message_id"] for item in listed} == before
+    assert any(item.get("error_code") == "22093" for item in listed)
+    assert set(runner.dead_letters()) == before
+
+
+def test_nxwa_dlq_redrive_dry_run_moves_nothing_then_redrive_moves_by_reason(
+    runner: Runner, sample_rows: list[Row], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = runner.dead_letters()
+    invalid = {mid for mid, attrs in before.items() if attrs.get("reason") == "invalid_message"}
+    assert invalid
+
+    assert cli.main(_nxwa(runner, "dlq", "redrive", "--dry-run")) == 0
+    assert f"dry run: {len(before)} message(s)" in capsys.readouterr().out
+    assert set(runner.dead_letters()) == set(before)
+
+    assert cli.main(_nxwa(runner, "dlq", "redrive", "--reason", "invalid_message")) == 0
+    assert f"moved {len(invalid)} message(s)" in capsys.readouterr().out
+    runner.wait_until_settled([], timeout=30)
+    after = runner.dead_letters()
+    assert not invalid & set(after)  # moved out ...
+    assert Counter(a.get("reason") for a in after.values())["invalid_message"] == len(invalid)  # ... and back, anew
+    assert len(after) == len(before)
+
+
+def test_make_run_prints_the_table_and_exits_zero() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NXCLOUD_", "DLQ_", "SEND_", "IDEMP"))}
+    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / p) for p in ("tools", "layers/core/python", "functions/sender"))
+    command = [sys.executable, "-m", "local_stack"]
+    done = subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["sample", "path", "outcome"]
+    assert f"{len(load_samples()) + 1} of {len(load_samples()) + 1} outcomes as documented" in done.stdout
+    assert not any(line.startswith("{") for line in lines)  # logs and metrics went to stderr
