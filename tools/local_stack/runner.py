@@ -18,7 +18,7 @@ from local_stack.emulators import ApiServer, Invoker, QueuePoller, json_body
 from local_stack.outcomes_log import OutcomeLog
 from local_stack.samples import describe_trail
 from local_stack.stack import LocalStack
-from local_stack.template import resolve, resource_properties
+from local_stack.template import function_setting
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Runner:
         self.stack.start()
         self.stack.apply_env()
         self.log.attach()
-        timeout = float(resolve(resource_properties("SenderFunction").get("Timeout", 30)))
+        timeout = float(function_setting("SenderFunction", "Timeout"))
         invoker = Invoker(timeout=timeout)
         self.poller = QueuePoller(
             self.stack.res.client("sqs"),

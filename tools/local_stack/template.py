@@ -56,3 +56,14 @@ def resolve(value: Any, template: dict[str, Any] | None = None) -> Any:
 def resource_properties(logical_id: str) -> dict[str, Any]:
     """A resource's ``Properties`` block."""
     return dict(load_template()["Resources"][logical_id].get("Properties", {}))
+
+
+def function_setting(logical_id: str, name: str) -> Any:
+    """A function's property, falling back to ``Globals.Function`` as SAM does (``Timeout``, ``MemorySize``...)."""
+    template = load_template()
+    value = template["Resources"][logical_id].get("Properties", {}).get(name)
+    if value is None:
+        value = template.get("Globals", {}).get("Function", {}).get(name)
+    if value is None:
+        raise KeyError(f"{logical_id} has no {name}, in its properties or in Globals")
+    return resolve(value, template)
