@@ -12,7 +12,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import runtime
-from api import app as api_app
 from nxcloud_wa.models import MAX_MESSAGE_BYTES
 from observability import logger, metrics, tracer
 
@@ -51,6 +50,8 @@ def _handle_api(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
         rt.delivery.config.register_lambda_context(context)
     except Exception:  # reported by the route's own error handling, which calls runtime.get() again
         logger.debug("runtime not ready")
+    from api import app as api_app  # deferred: the resolver and its OpenAPI models are not needed for SQS
+
     return api_app.resolve(event, context)
 
 
