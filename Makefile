@@ -93,3 +93,7 @@ invoke: $(STAMP) ## Invoke the handler on one event: make invoke EVENT=events/ap
 .PHONY: run
 run: $(STAMP) ## Run the whole stack locally and push the sample messages through it [ARGS=--serve]
 	$(BIN)/python -m local_stack $(ARGS)
+
+.PHONY: bench
+bench: $(STAMP) ## Cold start, handler overhead, batch latency and memory, side by side (printed, not asserted)
+	$(BIN)/python -m bench $(BENCH_ARGS)
