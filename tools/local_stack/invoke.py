@@ -1,0 +1,403 @@
+"""``sam local invoke`` without Docker: run the function's handler in-process on one event file, as Lambda would.
+
+    make invoke EVENT=events/api-send-sync.json
+    python -m local_stack.invoke events/sqs-mixed-batch.json --times 2 --env-vars env.json
+
+What it reproduces from Lambda and ``sam local invoke``, reading ``template.yaml``:
+
+* ``sys.path``: the function's folder (``CodeUri``) first, then each layer's ``python/`` folder; the ``Handler``;
+* a context object with the function's name, memory size and a deadline of its ``Timeout``. An invocation still
+  running at the deadline is reported the way Lambda reports it ("Task timed out") and the command exits 1;
+* the environment, lowest priority first: the template's literal values and parameter defaults, the shell's
+  environment, ``--env-vars`` (SAM's file format), plus the ``AWS_LAMBDA_*`` variables ``sam local`` sets;
+* output: the handler's return value as JSON on stdout (a JSON list with ``--times``), logs and metrics on stderr.
+  An exception becomes Lambda's error document (``errorMessage``, ``errorType``, ``stackTrace``) and exit status 1.
+
+When none of the function's resource variables is set (``NXCLOUD_SECRET_ID``, ``DLQ_URL``, ``SEND_QUEUE_URL``,
+``IDEMPOTENCY_TABLE``), it starts an ephemeral local stack for the duration of the command (moto and the NXCloud
+simulator with the demo faults, on 127.0.0.1; see events/README.md) and points the function at it.
+
+Exit status: 0 when every invocation returned, 1 when one raised or timed out, 2 for a bad command line, event file
+or ``--env-vars`` file, or a partial configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import io
+import json
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from local_stack.template import TEMPLATE, load_template
+
+FUNCTION: Final = "SenderFunction"
+ROOT: Final = TEMPLATE.parent
+RESOURCE_VARIABLES: Final = ("NXCLOUD_SECRET_ID", "DLQ_URL", "SEND_QUEUE_URL", "IDEMPOTENCY_TABLE")
+"""Without these the function cannot run; when all are unset an ephemeral local stack provides them."""
+AWS_ONLY_VARIABLES: Final = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+)
+"""Dropped when the ephemeral stack runs, so nothing can pick a real account or endpoint instead of the local one."""
+
+
+class UsageError(Exception):
+    """A bad command line, event file or env-vars file: reported in one line, exit status 2."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The function as template.yaml declares it
+
+
+class FunctionSpec:
+    """The parts of the function's definition (with ``Globals``) that Lambda uses to run it."""
+
+    def __init__(self, template: Mapping[str, Any], logical_id: str = FUNCTION) -> None:
+        self.template = template
+        self.logical_id = logical_id
+        properties = dict(template.get("Resources", {}).get(logical_id, {}).get("Properties", {}))
+        self.properties = {**template.get("Globals", {}).get("Function", {}), **properties}
+        self.handler = str(self.properties["Handler"])
+        self.timeout = float(self._value(self.properties.get("Timeout"), 3))
+        self.memory = int(self._value(self.properties.get("MemorySize"), 128))
+        self.environment: dict[str, Any] = dict(self.properties.get("Environment", {}).get("Variables", {}))
+
+    def code_paths(self) -> list[Path]:
+        """What Lambda puts first on ``sys.path``: the function's code, then every layer's ``python/`` folder."""
+        paths = [ROOT / str(self.properties["CodeUri"])]
+        resources = self.template.get("Resources", {})
+        for layer in self.properties.get("Layers", []):
+            if isinstance(layer, dict) and "Ref" in layer and layer["Ref"] in resources:
+                content = resources[layer["Ref"]].get("Properties", {}).get("ContentUri")
+                folder = ROOT / str(content) / "python" if content else None
+                if folder is not None and folder.is_dir():  # third-party layers are built; .venv has them here
+                    paths.append(folder)
+        return [p.resolve() for p in paths]
+
+    def default_environment(self) -> dict[str, str]:
+        """The template's values that need no deployment: literals, parameter defaults and mappings, as strings."""
+        resolved = {name: self._value(value, None) for name, value in self.environment.items()}
+        return {name: _stringify(value) for name, value in resolved.items() if value is not None}
+
+    def _value(self, value: Any, fallback: Any) -> Any:
+        if isinstance(value, str | int | float | bool):
+            return value
+        if not isinstance(value, dict) or len(value) != 1:
+            return fallback
+        if "Ref" in value:
+            parameter = self.template.get("Parameters", {}).get(value["Ref"], {})
+            return parameter.get("Default", fallback)
+        if "Fn::FindInMap" in value:
+            name, first, second = (self._value(v, None) for v in value["Fn::FindInMap"])
+            found = self.template.get("Mappings", {}).get(name, {}).get(first, {}).get(second)
+            return found if isinstance(found, str | int | float | bool) else fallback
+        return fallback
+
+
+def _stringify(value: Any) -> str:
+    """A variable's value as SAM passes it: booleans lower-case, objects and null blank."""
+    if isinstance(value, dict | list | tuple) or value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def lambda_variables(spec: FunctionSpec) -> dict[str, str]:
+    """The ``AWS_LAMBDA_*`` variables ``sam local invoke`` sets (credentials and region are left to the user)."""
+    return {
+        "AWS_SAM_LOCAL": "true",
+        "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(spec.timeout)),
+        "AWS_LAMBDA_FUNCTION_HANDLER": spec.handler,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"aws/lambda/{spec.logical_id}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "$LATEST",
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Input files
+
+
+def load_event(path: str) -> dict[str, Any]:
+    """The event as a JSON object, from a file or ``-`` (stdin); :class:`UsageError` saying what is wrong."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"event file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read event file {path}: {exc}") from None
+    try:
+        event = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"event file {path} is not valid JSON: {exc}") from None
+    if not isinstance(event, dict):
+        raise UsageError(f"event file {path} must hold a JSON object (an SQS or API Gateway event)")
+    return event
+
+
+def load_env_vars(path: Path, spec: FunctionSpec) -> dict[str, str]:
+    """SAM's ``--env-vars`` file: ``{"Parameters": {...}}`` for every function, ``{"<LogicalId>": {...}}`` for one."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"env-vars file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"env-vars file {path} is not readable JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise UsageError(f'env-vars file {path} must be a JSON object like {{"{spec.logical_id}": {{"VAR": "value"}}}}')
+    variables: dict[str, str] = {}
+    for section in ("Parameters", spec.logical_id):
+        values = document.get(section, {})
+        if not isinstance(values, dict):
+            raise UsageError(f"env-vars file {path}: {section} must be an object of variable names to values")
+        variables.update({str(name): _stringify(value) for name, value in values.items()})
+    return variables
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Running
+
+
+class LineWriter(io.TextIOBase):
+    """Stands in for sys.stdout and sys.stderr: whole lines to one stream, lines of different threads never mixed.
+
+    The function logs from its worker threads while Powertools prints metrics from the main thread, and ``print``
+    writes a line's text and its newline separately: without this, two JSON lines can end up spliced together.
+    """
+
+    def __init__(self, target: TextIO) -> None:
+        self.target = target
+        self.lock = threading.Lock()
+        self.pending = threading.local()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.target.encoding
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    def write(self, text: str) -> int:
+        *lines, rest = (getattr(self.pending, "text", "") + text).split("\n")
+        self.pending.text = rest
+        if lines:
+            with self.lock:
+                self.target.write("\n".join(lines) + "\n")
+                self.target.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        rest, self.pending.text = getattr(self.pending, "text", ""), ""
+        with self.lock:
+            self.target.write(rest)
+            self.target.flush()
+
+
+class Output:
+    """Results go to the real stdout, one JSON document per invocation or one list; everything else to stderr."""
+
+    def __init__(self, stream: TextIO, as_list: bool) -> None:
+        self.stream = stream
+        self.as_list = as_list
+        self.results: list[Any] = []
+        self.lock = threading.Lock()
+
+    def add(self, result: Any) -> None:
+        self.results.append(result)
+        if not self.as_list:
+            self._write(result)
+
+    def finish(self) -> None:
+        if self.as_list:
+            self._write(self.results)
+
+    def _write(self, document: Any) -> None:
+        self.stream.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+        self.stream.flush()
+
+
+def note(text: str) -> None:
+    print(f"invoke: {text}", file=sys.stderr, flush=True)
+
+
+def invoke_once(handler: Any, event: dict[str, Any], spec: FunctionSpec, output: Output) -> bool:
+    """One invocation with a fresh context and a watchdog at its deadline; False when it raised."""
+    from local_stack.lambda_events import LambdaContext
+
+    context = LambdaContext(function_name=spec.logical_id, memory_limit_in_mb=spec.memory, timeout_seconds=spec.timeout)
+    finished = False
+
+    def timed_out() -> None:
+        with output.lock:
+            if finished:
+                return
+            message = f"RequestId: {context.aws_request_id} Error: Task timed out after {spec.timeout:.2f} seconds"
+            note(message)
+            output.add({"errorType": "Sandbox.Timedout", "errorMessage": message})
+            output.finish()
+            sys.stderr.flush()
+            os._exit(1)  # Lambda stops the sandbox; a running handler thread cannot be stopped otherwise
+
+    watchdog = threading.Timer(spec.timeout, timed_out)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        result: Any = handler(copy.deepcopy(event), context)
+        ok = True
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        result = {
+            "errorMessage": str(exc),
+            "errorType": type(exc).__name__,
+            "requestId": context.aws_request_id,
+            "stackTrace": traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:]),  # from the handler on
+        }
+        ok = False
+    with output.lock:
+        finished = True
+        watchdog.cancel()
+        output.add(result)
+    return ok
+
+
+def configure_environment(spec: FunctionSpec, env_vars: Mapping[str, str]) -> None:
+    """Template defaults under the shell's environment, ``--env-vars`` over both, and Lambda's own variables."""
+    for name, value in {**spec.default_environment(), **lambda_variables(spec)}.items():
+        os.environ.setdefault(name, value)
+    undeclared = sorted(name for name in env_vars if name not in spec.environment)
+    if undeclared:
+        note(
+            f"{', '.join(undeclared)} not declared in template.yaml's {spec.logical_id} Environment: honoured here, "
+            "but the real `sam local invoke --env-vars` ignores undeclared variables"
+        )
+    os.environ.update(env_vars)
+
+
+def needs_local_stack() -> bool:
+    """True when no resource variable is set, False when all are; :class:`UsageError` when only some are."""
+    missing = [name for name in RESOURCE_VARIABLES if not os.environ.get(name, "").strip()]
+    if missing and len(missing) < len(RESOURCE_VARIABLES):
+        raise UsageError(
+            f"{', '.join(missing)} not set: set all of {', '.join(RESOURCE_VARIABLES)} (a deployed or running stack), "
+            "or none of them for an ephemeral local stack"
+        )
+    return bool(missing)
+
+
+def start_local_stack(user_env: Mapping[str, str]) -> Any:
+    """An ephemeral local stack, the function's environment pointed at it.
+
+    ``user_env`` is what the user set (shell and ``--env-vars``): the stack's values replacing any of it are named.
+    """
+    from local_stack.stack import LocalStack
+
+    for name in [*AWS_ONLY_VARIABLES, *(n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_"))]:
+        os.environ.pop(name, None)
+    stack = LocalStack().start()
+    replaced = sorted(n for n, v in stack.function_env().items() if user_env.get(n) not in (None, "", v))
+    stack.apply_env()
+    note(
+        f"{', '.join(RESOURCE_VARIABLES)} not set: started an ephemeral local stack (moto at {stack.moto.url}, "
+        f"NXCloud simulator at {stack.simulator.url} with the demo faults); it stops when this command ends"
+    )
+    if replaced:
+        note(f"the local stack's values replace {', '.join(replaced)}")
+    return stack
+
+
+def load_handler(spec: FunctionSpec) -> Any:
+    """Import the handler the way Lambda does: its module from the function's folder, layers after it."""
+    for path in reversed(spec.code_paths()):
+        text = str(path)
+        while text in sys.path:
+            sys.path.remove(text)
+        sys.path.insert(0, text)
+    module_name, _, function_name = spec.handler.rpartition(".")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m local_stack.invoke",
+        description="Run the sender function's handler in-process on one event, like `sam local invoke -e` without "
+        "Docker. The handler's return value is printed as JSON on stdout; logs go to stderr. With none of "
+        f"{', '.join(RESOURCE_VARIABLES)} set, an ephemeral local stack (moto + NXCloud simulator) is started.",
+        epilog="Environment overrides honoured: AWS_ENDPOINT_URL, NXCLOUD_BASE_URL, NXCLOUD_SECRET_ID, DLQ_URL, "
+        "SEND_QUEUE_URL, IDEMPOTENCY_TABLE, UNKNOWN_OUTCOME_POLICY and every other variable the function reads. "
+        "Sample events and their expected outcomes: events/README.md.",
+    )
+    parser.add_argument("event", help="the event JSON file (e.g. events/api-send-sync.json), or - for stdin")
+    parser.add_argument(
+        "--times",
+        type=int,
+        metavar="N",
+        help="invoke N times with the same event (e.g. to show idempotency); prints a JSON list of the N results",
+    )
+    parser.add_argument(
+        "--env-vars",
+        type=Path,
+        metavar="FILE",
+        help='environment overrides in SAM\'s format: {"SenderFunction": {"VAR": "value"}} or {"Parameters": {...}}',
+    )
+    args = parser.parse_args(argv)
+    if args.times is not None and args.times < 1:
+        parser.error("--times must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Powertools' Logger binds sys.stdout when the function's modules create it, and Metrics print to sys.stdout:
+    # point both at stderr before anything imports them, so stdout carries only the results.
+    real_stdout, real_stderr = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = LineWriter(real_stderr)
+    try:
+        return run(args, Output(real_stdout, as_list=args.times is not None))
+    finally:
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = real_stdout, real_stderr
+
+
+def run(args: argparse.Namespace, output: Output) -> int:
+    user_env = dict(os.environ)
+    try:
+        spec = FunctionSpec(load_template())
+        event = load_event(args.event)
+        env_vars = load_env_vars(args.env_vars, spec) if args.env_vars else {}
+        configure_environment(spec, env_vars)
+        ephemeral = needs_local_stack()
+    except UsageError as exc:
+        print(f"invoke: error: {exc}", file=sys.stderr)
+        return 2
+    handler = load_handler(spec)
+    stack = start_local_stack({**user_env, **env_vars}) if ephemeral else None
+    try:
+        results = [invoke_once(handler, event, spec, output) for _ in range(args.times or 1)]
+        output.finish()
+        return 0 if all(results) else 1
+    finally:
+        if stack is not None:
+            stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
