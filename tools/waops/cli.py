@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -186,19 +187,22 @@ def _dlq_redrive(args: argparse.Namespace, targets: Targets) -> int:
             print(f"SQS message-move task started: {handle}")
             return 0
         print("this endpoint has no message-move task: moving by hand", file=sys.stderr)
-    # At most what is there now: messages that fail again while we move come back as new dead letters, and moving
-    # those too would loop. Skipped ones (other reasons) are made visible again at the end.
+    # Only what is there now: messages that fail again while we move come back as new dead letters, and moving those
+    # too would loop. Each message is received once (it stays hidden while we go on); skipped ones (newer, or of
+    # other reasons) are made visible again at the end.
+    started_ms = int(time.time() * 1000)
     total = dlq.queue_size(sqs, dlq_url)
-    limit = min(total, args.max) if args.max else total
     moved, skipped = 0, []
-    with tqdm(total=limit, desc="redriving", unit="msg", file=sys.stderr) as bar:
-        for letter in dlq.take(sqs, dlq_url, limit):
-            bar.update()
-            if args.reason and letter.reason != args.reason:
+    with tqdm(total=min(total, args.max or total), desc="redriving", unit="msg", file=sys.stderr) as bar:
+        for letter in dlq.take(sqs, dlq_url):
+            if letter.sent_timestamp_ms > started_ms or (args.reason and letter.reason != args.reason):
                 skipped.append(letter)
                 continue
             dlq.move(sqs, letter, dlq_url, queue_url)
             moved += 1
+            bar.update()
+            if args.max and moved >= args.max:
+                break
     for letter in skipped:
         dlq.release(sqs, dlq_url, letter.receipt_handle)
     print(f"moved {moved} message(s) to {queue_url}")

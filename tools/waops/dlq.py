@@ -27,6 +27,7 @@ class DeadLetter:
     body: str
     attributes: dict[str, str]
     receive_count: int
+    sent_timestamp_ms: int
 
     @classmethod
     def from_sqs(cls, message: dict[str, Any]) -> DeadLetter:
@@ -36,6 +37,7 @@ class DeadLetter:
             body=message["Body"],
             attributes={k: v.get("StringValue", "") for k, v in message.get("MessageAttributes", {}).items()},
             receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "0")),
+            sent_timestamp_ms=int(message.get("Attributes", {}).get("SentTimestamp", "0")),
         )
 
     @property
@@ -97,15 +99,10 @@ def move(sqs: Any, letter: DeadLetter, dlq_url: str, queue_url: str) -> str:
     return str(sent["MessageId"])
 
 
-def take(sqs: Any, dlq_url: str, limit: int | None = None) -> Iterator[DeadLetter]:
-    """Yield dead letters to move; each stays hidden long enough to be moved (and deleted) by :func:`move`."""
-    taken = 0
-    while limit is None or taken < limit:
-        batch = _receive(sqs, dlq_url, 10 if limit is None else limit - taken)
-        if not batch:
-            return
+def take(sqs: Any, dlq_url: str) -> Iterator[DeadLetter]:
+    """Yield dead letters to move, each once: each stays hidden long enough to be moved (and deleted) by :func:`move`."""
+    while batch := _receive(sqs, dlq_url, 10):
         for message in batch:
-            taken += 1
             yield DeadLetter.from_sqs(message)
 
 
