@@ -100,7 +100,7 @@ def move(sqs: Any, letter: DeadLetter, dlq_url: str, queue_url: str) -> str:
 
 
 def take(sqs: Any, dlq_url: str) -> Iterator[DeadLetter]:
-    """Yield dead letters to move, each once: each stays hidden long enough to be moved (and deleted) by :func:`move`."""
+    """Yield dead letters to move, each once: it stays hidden long enough to be moved and deleted by :func:`move`."""
     while batch := _receive(sqs, dlq_url, 10):
         for message in batch:
             yield DeadLetter.from_sqs(message)
