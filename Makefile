@@ -65,7 +65,9 @@ build: $(SAM_STAMP) ## sam build (no Docker) into .aws-sam/build, and check the 
 	test -f $(BUILT)/SenderFunction/app.py
 	test ! -e $(BUILT)/SenderFunction/requirements.txt
 	test -f $(BUILT)/CoreLayer/python/nxcloud_wa/__init__.py
-	test -z "$$(find $(BUILT)/CoreLayer $(BUILT)/SenderFunction -name __pycache__)"
+	test -z "$$(find $(BUILT)/SenderFunction -name __pycache__)"
+	# Bytecode only as compiled for the runtime (CPython 3.13), never a stale one copied from the source tree.
+	test -z "$$(find $(BUILT)/CoreLayer $(BUILT)/DependenciesLayer -name '*.pyc' ! -name '*.cpython-313.pyc')"
 	ls $(BUILT)/DependenciesLayer/python/pydantic_core/*.cpython-313-aarch64-linux-gnu.so
 	$(PYTHON) -c "$$ONLY_AARCH64" $(BUILT)/DependenciesLayer/python
 	test ! -e $(BUILT)/DependenciesLayer/python/botocore
