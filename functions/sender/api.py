@@ -33,7 +33,7 @@ from dead_letter import attributes, send_to_dlq
 from delivery import SENT
 from nxcloud_wa.exceptions import ConfigurationError, PermanentSendError, RetryableSendError
 from nxcloud_wa.models import MAX_IDEMPOTENCY_KEY, InvalidMessageError, SendRequest
-from observability import count, log_failure, log_sent, logger, upstream_latency
+from observability import count, log_failure, log_sent, logger, tracer, upstream_latency
 from outcomes import Failure, failure_for, failure_for_unknown_outcome
 
 MESSAGES_PATH: Final = "/messages"
@@ -168,6 +168,7 @@ def _unknown_outcome(rt: runtime.Runtime, message: SendRequest, outcome: dict[st
 
 
 def _error(status: int, failure: Failure, message: str | None = None, **extra: Any) -> Response[Any]:
+    tracer.put_annotation(key="error_code", value=failure.error_code)
     body: dict[str, Any] = {
         "error": failure.reason,
         "message": message or failure.error_message,

@@ -33,7 +33,10 @@ def _handle_sqs(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
     rt = runtime.get()
     rt.delivery.config.register_lambda_context(context)
     tracer.put_annotation(key="trigger", value="sqs")
-    return handle_batch(event, context, rt)
+    response = handle_batch(event, context, rt)
+    tracer.put_annotation(key="records", value=len(event["Records"]))
+    tracer.put_annotation(key="retried", value=len(response.get("batchItemFailures", [])))
+    return response
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
@@ -52,7 +55,9 @@ def _handle_api(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
         logger.debug("runtime not ready")
     from api import app as api_app  # deferred: the resolver and its OpenAPI models are not needed for SQS
 
-    return api_app.resolve(event, context)
+    response = api_app.resolve(event, context)
+    tracer.put_annotation(key="status", value=int(response.get("statusCode", 0)))
+    return response
 
 
 def _is_sqs(event: Any) -> bool:
