@@ -2,10 +2,13 @@
 
 Every failure to send becomes an :class:`SendError` that carries NXCloud's ``code``, ``message`` and ``traceId``
 when there are any, and an :class:`~nxcloud_wa.error_codes.ErrorClass`. Callers decide what to do from the class
-alone: dead-letter a permanent error, retry a retryable one. Messages never contain credentials or signatures.
+alone: dead-letter a permanent error, retry a retryable one. Messages never contain credentials or signatures,
+nor a full phone number: NXCloud's own text is quoted with its numbers masked, since an error's message ends up in
+logs, tracebacks, dead-letter attributes and API answers.
 """
 
 from .error_codes import CodeInfo, ErrorClass
+from .phone import redact_numbers
 
 
 class NXCloudWAError(Exception):
@@ -77,8 +80,12 @@ class UnknownOutcomeError(RetryableSendError):
 
 
 def error_for_code(code: int, info: CodeInfo, message: str, trace_id: str | None) -> SendError:
-    """Build the exception NXCloud's non-zero ``code`` calls for."""
-    text = f"NXCloud code {code}: {message or info.message} ({info.meaning})"
+    """Build the exception NXCloud's non-zero ``code`` calls for.
+
+    NXCloud's ``message`` can quote a number (22049: ``business_phone={0}的商户不存在``): it is masked here, once, so
+    that no consumer of the exception (a traceback included) carries it whole.
+    """
+    text = f"NXCloud code {code}: {redact_numbers(message) or info.message} ({info.meaning})"
     if info.auth:
         return AuthError(text, reason="nxcloud_auth", code=code, trace_id=trace_id)
     cls = PermanentSendError if info.error_class is ErrorClass.PERMANENT else RetryableSendError
