@@ -5,10 +5,16 @@
   ``error_class`` and ``error_code``) and ``UpstreamLatency``.
 * Tracer: created only when tracing is on. ``Tracer()`` imports the X-Ray SDK (~0.8 s of cold start) even when
   disabled, so outside Lambda or with ``POWERTOOLS_TRACE_DISABLED=true`` a no-op stands in and costs nothing.
+* botocore's loggers are held at INFO: at DEBUG they print whole AWS requests and responses, which here means the
+  NXCloud secret (``GetSecretValue``'s ``SecretString``) and the bodies of dead-lettered messages (recipient numbers).
+  They would inherit DEBUG from the root logger whenever the function's application log level is DEBUG (Lambda's
+  advanced logging controls) or code calls ``logging.basicConfig(level=logging.DEBUG)``. Code that wants the wire
+  trace anyway must ask for it by name (``boto3.set_stream_logger("botocore")``). tests/security checks every path.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Callable
@@ -28,6 +34,8 @@ logger = Logger(service=SERVICE, utc=True)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # An invocation may end with nothing to count (a 409, a refused event); Powertools warns on every such flush.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+# Never inherit DEBUG from the root logger: see the module docstring (INFO lines only name credential sources).
+logging.getLogger("botocore").setLevel(logging.INFO)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
