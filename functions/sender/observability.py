@@ -9,7 +9,9 @@
   NXCloud secret (``GetSecretValue``'s ``SecretString``) and the bodies of dead-lettered messages (recipient numbers).
   They would inherit DEBUG from the root logger whenever the function's application log level is DEBUG (Lambda's
   advanced logging controls) or code calls ``logging.basicConfig(level=logging.DEBUG)``. Code that wants the wire
-  trace anyway must ask for it by name (``boto3.set_stream_logger("botocore")``). tests/security checks every path.
+  trace anyway must ask for it by name (``boto3.set_stream_logger("botocore")``).
+* With ``POWERTOOLS_DEBUG=true`` Powertools logs its internals, one line of which prints the API route's arguments
+  (the parsed message): phone numbers are masked in that logger's lines. tests/security checks every path.
 """
 
 from __future__ import annotations
@@ -36,6 +38,18 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 # Never inherit DEBUG from the root logger: see the module docstring (INFO lines only name credential sources).
 logging.getLogger("botocore").setLevel(logging.INFO)
+
+
+class _MaskNumbers(logging.Filter):
+    """Masks phone numbers in a record's text; runs only for records that pass the level check (DEBUG here)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_numbers(record.getMessage()), None
+        return True
+
+
+# "Calling API Route Handler: {'message': SendRequest(... to='86...')}" (POWERTOOLS_DEBUG only).
+logging.getLogger("aws_lambda_powertools.event_handler.api_gateway").addFilter(_MaskNumbers())
 
 F = TypeVar("F", bound=Callable[..., Any])
 
