@@ -1,0 +1,330 @@
+"""No path leaks the access secret, a request signature or a full phone number.
+
+Every test drives the real handler (moto + the NXCloud simulator) with every logger at DEBUG, then searches all that
+the function exposed: logs, stdout/stderr, responses, dead-letter attributes, idempotency records (conftest.py).
+Each path: sent, invalid, permanently rejected (including NXCloud's 22049, whose message quotes the business
+number), retryable 5xx, auth error with a secret refresh, unknown outcome under both policies, dead-letter write
+failure, idempotency in progress and key reused, a malformed secret; and the API's 200/202/400/409/415/422/5xx bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import message
+
+from .conftest import ACCESS_KEY, BUSINESS_PHONE, ROTATED_CANARY, SECRET_CANARY, Exposure, secret_document
+
+
+def number(i: int) -> str:
+    """A valid recipient number (China mobile), distinct per ``i``."""
+    return f"86138001380{i:02d}"
+
+
+def _attrs(dead: dict[str, Any]) -> dict[str, str]:
+    return {k: v["StringValue"] for k, v in dead.get("MessageAttributes", {}).items()}
+
+
+def _body(response: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(response["body"])
+
+
+def _reasons(exposure: Exposure) -> list[str]:
+    return sorted(_attrs(m)["reason"] for m in exposure.dlq())
+
+
+BUSINESS_NUMBER_QUOTED = {"kind": "code", "code": 22049, "message": f"business_phone={BUSINESS_PHONE}的商户不存在"}
+"""NXCloud's 22049 answer, whose message names the business number (the page: ``business_phone={0}的商户不存在``)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# SQS trigger
+
+
+def test_sqs_sent_invalid_and_permanently_rejected(exposure: Exposure, simulator: Any) -> None:
+    simulator.add_fault(kind="code", code=22093, to=number(3))
+    simulator.add_fault(to=number(4), **BUSINESS_NUMBER_QUOTED)
+    written = "+86 138-0013-8011"  # a human spelling: neither it nor its digits may appear
+    exposure.enqueue(message(to=written), written, number(11))
+    exposure.enqueue(message(to=number(1)), number(1))
+    exposure.enqueue(f'{{"to": "{number(2)}"}}', number(2))  # invalid: no template
+    exposure.enqueue(message(to="86139001390011234"), "86139001390011234")  # invalid: 17 digits
+    exposure.enqueue(message(to=number(3)), number(3))
+    exposure.enqueue(message(to=number(4)), number(4))
+
+    assert exposure.run_batch() == {"batchItemFailures": []}
+    assert len(simulator.accepted) == 2
+    assert _reasons(exposure) == ["invalid_message", "invalid_message", "nxcloud_code", "nxcloud_code"]
+    exposure.assert_clean()
+
+
+def test_sqs_retryable_5xx(exposure: Exposure, simulator: Any) -> None:
+    simulator.add_fault(kind="http_status", status=500)
+    source_id = exposure.enqueue(message(to=number(1)), number(1))
+
+    assert exposure.run_batch() == {"batchItemFailures": [{"itemIdentifier": source_id}]}
+    assert exposure.run_batch() == {"batchItemFailures": [{"itemIdentifier": source_id}]}
+    assert len(simulator.requests) == 2  # each attempt freshly signed: two sign values searched
+    exposure.assert_clean()
+
+
+def test_sqs_auth_error_refreshes_the_secret(exposure: Exposure, simulator: Any) -> None:
+    exposure.enqueue(message(to=number(1)), number(1))
+    exposure.run_batch()  # caches the first secret
+    exposure.stack.resources.client("secretsmanager").put_secret_value(
+        SecretId=exposure.stack.resources.secret_id, SecretString=secret_document(ROTATED_CANARY)
+    )
+    simulator.set_account(ACCESS_KEY, ROTATED_CANARY)
+    exposure.secrets.add(ROTATED_CANARY)
+    exposure.enqueue(message(to=number(2)), number(2))
+
+    assert exposure.run_batch() == {"batchItemFailures": []}
+    assert [r.code for r in simulator.requests] == [0, 1003, 0]
+    exposure.assert_clean()
+
+
+@pytest.mark.parametrize("policy", ["dead_letter", "retry"])
+def test_sqs_unknown_outcome(exposure: Exposure, simulator: Any, monkeypatch: pytest.MonkeyPatch, policy: str) -> None:
+    import runtime
+
+    monkeypatch.setenv("UNKNOWN_OUTCOME_POLICY", policy)
+    runtime.reset()
+    simulator.add_fault(kind="read_timeout_after_accept", times=1, hang=2)
+    source_id = exposure.enqueue(message(to=number(1)), number(1))
+
+    response = exposure.run_batch()
+    if policy == "retry":
+        assert response == {"batchItemFailures": [{"itemIdentifier": source_id}]}
+        assert exposure.run_batch() == {"batchItemFailures": []}
+        assert exposure.dlq() == []
+    else:
+        assert response == {"batchItemFailures": []}
+        assert _reasons(exposure) == ["unknown_outcome"]
+    exposure.assert_clean()
+
+
+def test_sqs_dead_letter_write_failure(exposure: Exposure, monkeypatch: pytest.MonkeyPatch) -> None:
+    import runtime
+
+    monkeypatch.setenv("DLQ_URL", exposure.stack.resources.dlq_url + "-missing")
+    runtime.reset()
+    source_id = exposure.enqueue(f'{{"to": "{number(1)}"}}', number(1))
+
+    assert exposure.run_batch() == {"batchItemFailures": [{"itemIdentifier": source_id}]}
+    assert any("could not write to the dead-letter queue" in line for line in exposure.function_log)
+    exposure.assert_clean()
+
+
+def test_sqs_idempotency_in_progress_then_key_reused(exposure: Exposure, simulator: Any) -> None:
+    simulator.add_fault(kind="latency", seconds=0.3, times=1)  # the first holds the key while the second arrives
+    exposure.enqueue(message(to=number(1), idempotency_key="order-1"), number(1))
+    exposure.enqueue(message(to=number(1), idempotency_key="order-1"), number(1))
+
+    assert len(exposure.run_batch()["batchItemFailures"]) == 1  # in progress: retried
+    assert exposure.run_batch() == {"batchItemFailures": []}  # replayed from the idempotency record
+    exposure.enqueue(message(to=number(2), idempotency_key="order-1"), number(2))
+    assert exposure.run_batch() == {"batchItemFailures": []}
+
+    assert len(simulator.accepted) == 1
+    assert _reasons(exposure) == ["idempotency_key_reused"]
+    exposure.assert_clean()
+
+
+@pytest.mark.parametrize(
+    "secret_string",
+    [SECRET_CANARY, json.dumps({"accessSecret": SECRET_CANARY}), json.dumps({"accessKey": SECRET_CANARY})],
+    ids=["not-json", "no-access-key", "secret-in-the-wrong-field"],
+)
+def test_sqs_malformed_secret(exposure: Exposure, simulator: Any, secret_string: str) -> None:
+    exposure.stack.resources.client("secretsmanager").put_secret_value(
+        SecretId=exposure.stack.resources.secret_id, SecretString=secret_string
+    )
+    source_id = exposure.enqueue(message(to=number(1)), number(1))
+
+    assert exposure.run_batch() == {"batchItemFailures": [{"itemIdentifier": source_id}]}
+    assert simulator.requests == []
+    exposure.assert_clean()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# API trigger
+
+
+def test_api_sent_replayed_and_queued(exposure: Exposure, simulator: Any) -> None:
+    first = exposure.call_api(message(to=number(1)), number(1), headers={"Idempotency-Key": "k-1"})
+    again = exposure.call_api(message(to=number(1)), number(1), headers={"Idempotency-Key": "k-1"})
+    queued = exposure.call_api(message(to=number(2)), number(2), headers={"Prefer": "respond-async"})
+
+    assert (first["statusCode"], again["statusCode"], queued["statusCode"]) == (200, 200, 202)
+    assert exposure.run_batch() == {"batchItemFailures": []}  # the queued one, through the send queue
+    assert len(simulator.accepted) == 2
+    exposure.assert_clean()
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [
+        ({"kind": "code", "code": 22093}, 422),
+        (BUSINESS_NUMBER_QUOTED, 422),
+        ({"kind": "http_status", "status": 500}, 502),
+        ({"kind": "http_status", "status": 429}, 503),
+        ({"kind": "code", "code": 22125}, 503),
+        ({"kind": "code", "code": -1}, 502),
+    ],
+    ids=["422-template", "422-business-number-quoted", "502", "503-429", "503-22125", "502-unknown-code"],
+)
+def test_api_upstream_error_bodies(exposure: Exposure, simulator: Any, fault: dict[str, Any], status: int) -> None:
+    simulator.add_fault(**fault)
+    response = exposure.call_api(message(to=number(1)), number(1))
+
+    assert response["statusCode"] == status
+    assert simulator.requests
+    exposure.assert_clean()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (json.dumps(message(to="86139001390011234")), "application/json", 400),
+        (json.dumps({"to": number(1), "template": {"name": "t", "language": {"code": "xx"}}}), "application/json", 400),
+        (json.dumps({**message(to=number(1)), "recipient": number(2)}), "application/json", 400),
+        (f'{{"to": "{number(1)}", "template": ', "application/json", 400),
+        (json.dumps(message(to=number(1))), "text/plain", None),  # the API promises 415; it answers 503 today
+    ],
+    ids=["invalid-number", "invalid-language", "unknown-field-holding-a-number", "malformed-json", "not-json"],
+)
+def test_api_invalid_request_bodies(
+    exposure: Exposure, simulator: Any, body: str, content_type: str, status: int | None
+) -> None:
+    response = exposure.call_api(
+        body, "86139001390011234", number(1), number(2), headers={"Content-Type": content_type}
+    )
+
+    if status is None:
+        assert response["statusCode"] >= 400, response["body"]
+    else:
+        assert response["statusCode"] == status, response["body"]
+    assert simulator.requests == []
+    exposure.assert_clean()
+
+
+def test_api_key_reused_answers_422(exposure: Exposure, simulator: Any) -> None:
+    exposure.call_api(message(to=number(1)), number(1), headers={"Idempotency-Key": "k"})
+    response = exposure.call_api(message(to=number(2)), number(2), headers={"Idempotency-Key": "k"})
+
+    assert response["statusCode"] == 422
+    assert _body(response)["error"] == "idempotency_key_reused"
+    exposure.assert_clean()
+
+
+def test_api_in_progress_answers_409(exposure: Exposure, simulator: Any) -> None:
+    simulator.add_fault(kind="latency", seconds=0.4, times=1)
+    results: list[dict[str, Any]] = []
+    headers = {"Idempotency-Key": "busy"}
+    slow = threading.Thread(target=lambda: results.append(exposure.call_api(message(to=number(1)), headers=headers)))
+    slow.start()
+    while not simulator.requests:
+        threading.Event().wait(0.01)
+    concurrent = exposure.call_api(message(to=number(1)), number(1), headers=headers)
+    slow.join()
+
+    assert (concurrent["statusCode"], results[0]["statusCode"]) == (409, 200)
+    exposure.assert_clean()
+
+
+def test_api_auth_error_refreshes_the_secret(exposure: Exposure, simulator: Any) -> None:
+    exposure.call_api(message(to=number(1)), number(1))  # caches the first secret
+    exposure.stack.resources.client("secretsmanager").put_secret_value(
+        SecretId=exposure.stack.resources.secret_id, SecretString=secret_document(ROTATED_CANARY)
+    )
+    simulator.set_account(ACCESS_KEY, ROTATED_CANARY)
+    exposure.secrets.add(ROTATED_CANARY)
+    response = exposure.call_api(message(to=number(2)), number(2))
+
+    assert response["statusCode"] == 200
+    assert [r.code for r in simulator.requests] == [0, 1003, 0]
+    exposure.assert_clean()
+
+
+@pytest.mark.parametrize("policy", ["dead_letter", "retry"])
+def test_api_unknown_outcome_answers_504(
+    exposure: Exposure, simulator: Any, monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    import runtime
+
+    monkeypatch.setenv("UNKNOWN_OUTCOME_POLICY", policy)
+    runtime.reset()
+    simulator.add_fault(kind="read_timeout_after_accept", times=1, hang=2)
+    response = exposure.call_api(message(to=number(1)), number(1), headers={"Idempotency-Key": "maybe"})
+
+    assert response["statusCode"] == 504
+    assert _reasons(exposure) == (["unknown_outcome"] if policy == "dead_letter" else [])
+    exposure.assert_clean()
+
+
+def test_api_dead_letter_write_failure_answers_503(
+    exposure: Exposure, simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runtime
+
+    monkeypatch.setenv("DLQ_URL", exposure.stack.resources.dlq_url + "-missing")
+    runtime.reset()
+    simulator.add_fault(kind="read_timeout_after_accept", times=1, hang=2)
+    response = exposure.call_api(message(to=number(1)), number(1))
+
+    assert response["statusCode"] == 503
+    assert any("Traceback" in line for line in exposure.function_log)  # logger.exception: the traceback is searched
+    exposure.assert_clean()
+
+
+def test_api_malformed_secret_answers_500(exposure: Exposure, simulator: Any) -> None:
+    exposure.stack.resources.client("secretsmanager").put_secret_value(
+        SecretId=exposure.stack.resources.secret_id, SecretString=SECRET_CANARY
+    )
+    response = exposure.call_api(message(to=number(1)), number(1))
+
+    assert response["statusCode"] == 500
+    exposure.assert_clean()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The harness itself, and the botocore rule
+
+
+def test_the_search_finds_botocore_wire_logging_when_it_is_turned_on(exposure: Exposure) -> None:
+    """Not vacuous: with botocore's DEBUG asked for by name, the secret does show up where the tests look."""
+    botocore_logger = logging.getLogger("botocore")
+    level = botocore_logger.level
+    botocore_logger.setLevel(logging.DEBUG)
+    try:
+        exposure.enqueue(message(to=number(1)), number(1))
+        exposure.run_batch()
+    finally:
+        botocore_logger.setLevel(level)
+
+    with pytest.raises(AssertionError, match="access secret #0 found in root logger"):
+        exposure.assert_clean()
+
+
+def test_botocore_does_not_inherit_debug_from_the_root_logger(exposure: Exposure) -> None:
+    import observability  # noqa: F401 - importing it applies the rule
+
+    assert logging.getLogger().level == logging.DEBUG
+    for name in ("botocore", "botocore.parsers", "botocore.endpoint", "botocore.hooks"):
+        assert logging.getLogger(name).getEffectiveLevel() == logging.INFO, name
+
+
+def test_the_searched_secret_is_the_one_that_signs(exposure: Exposure, simulator: Any) -> None:
+    """Not vacuous either: the simulator accepted a request signed with the canary, and DEBUG records were seen."""
+    exposure.call_api(message(to=number(1)), number(1))
+
+    assert simulator.accepted[0].headers["accessKey"] == ACCESS_KEY
+    assert SECRET_CANARY not in json.dumps([r.headers for r in simulator.requests])
+    sources = exposure.assert_clean()
+    assert any(line.startswith("DEBUG ") for line in exposure.root.lines), "nothing was captured at DEBUG"
+    assert sources["function log"]
