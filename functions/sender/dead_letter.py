@@ -7,12 +7,15 @@ Credentials and signatures are never among them.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from outcomes import Failure
 
 MAX_ATTRIBUTE_TEXT: Final = 1000
+NOT_SQS_TEXT: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters SQS refuses in a message body or attribute value (it then refuses the whole message)."""
 
 
 def attributes(
@@ -30,7 +33,17 @@ def attributes(
         "idempotency_key": idempotency_key,
         "failed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
-    return {name: {"DataType": "String", "StringValue": value} for name, value in values.items() if value}
+    return {name: {"DataType": "String", "StringValue": sqs_text(value)} for name, value in values.items() if value}
+
+
+def sqs_text(value: str) -> str:
+    """``value`` with the characters SQS refuses written as ``\\uXXXX``.
+
+    The reason's text can quote an invalid message: a field name with a control character (valid JSON as ``\\b``,
+    so the body itself is fine), a lone surrogate, U+FFFE. Left as they are, SQS would refuse the dead letter and the
+    record would be retried until the redrive policy moved it without its reason.
+    """
+    return NOT_SQS_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
 
 
 def send_to_dlq(sqs: Any, queue_url: str, body: str, message_attributes: dict[str, dict[str, str]]) -> str:
