@@ -74,4 +74,5 @@ def _body_size(event: dict[str, Any]) -> int:
     body = event.get("body") or ""
     if not isinstance(body, str):
         return 0
-    return len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8"))
+    # surrogatepass: a lone surrogate (a "\ud800" escape in the event) is for validation to refuse, not a crash here
+    return len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8", "surrogatepass"))
