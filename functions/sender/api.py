@@ -20,7 +20,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
@@ -186,8 +189,8 @@ def _rejected(status: int, exc: Exception, *, metric: str = "MessagesRejected", 
     return _error(status, failure, **extra)
 
 
-@app.exception_handler(RequestValidationError)
-def _invalid_request(exc: RequestValidationError) -> Response[Any]:
+@app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
+def _invalid_request(exc: RequestValidationError | RequestUnsupportedContentType) -> Response[Any]:
     errors = [
         {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
         for e in exc.errors()
