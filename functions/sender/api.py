@@ -199,6 +199,13 @@ def _invalid_request(exc: RequestValidationError | RequestUnsupportedContentType
     return _rejected(status, InvalidMessageError(errors), errors=errors)
 
 
+@app.exception_handler(UnicodeDecodeError)
+def _not_utf8(exc: UnicodeDecodeError) -> Response[Any]:
+    """A base64-encoded (binary) body that is not UTF-8: Powertools fails to decode it before validating it."""
+    errors = [{"loc": ["body"], "msg": "the body is not UTF-8 text", "type": "unicode_decode"}]
+    return _rejected(400, InvalidMessageError(errors), errors=errors)
+
+
 @app.exception_handler(InvalidMessageError)
 def _invalid_message(exc: InvalidMessageError) -> Response[Any]:
     return _rejected(400, exc, errors=exc.errors)
