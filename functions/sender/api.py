@@ -17,6 +17,7 @@ Answers:
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Final, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -41,7 +42,16 @@ from outcomes import Failure, failure_for, failure_for_unknown_outcome
 
 MESSAGES_PATH: Final = "/messages"
 
-app = APIGatewayRestResolver(enable_validation=True)
+
+def _json_body(text: str) -> Any:
+    """``json.loads``, except that nesting too deep to decode is malformed JSON (a 400), not a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nesting too deep", text, 0) from None
+
+
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_json_body)
 
 
 class SentResponse(BaseModel):
