@@ -33,7 +33,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel
 
 import runtime
-from dead_letter import attributes, send_to_dlq
+from dead_letter import attributes, send_to_dlq, sqs_text
 from delivery import SENT
 from nxcloud_wa.exceptions import ConfigurationError, PermanentSendError, RetryableSendError
 from nxcloud_wa.models import MAX_IDEMPOTENCY_KEY, InvalidMessageError, SendRequest
@@ -147,11 +147,15 @@ def _idempotency_key(header: str | None, field: str | None) -> str | None:
 
 
 def _enqueue(rt: runtime.Runtime, key: str | None) -> Response[Any]:
-    """Put the body, as received, on the send queue; the key travels as a message attribute."""
+    """Put the body, as received, on the send queue; the key travels as a message attribute.
+
+    A valid body can still hold characters SQS refuses (U+FFFE, U+FFFF) inside its strings: they go as JSON escapes,
+    which decode to the same message.
+    """
     message_attributes = {"idempotency_key": {"DataType": "String", "StringValue": key}} if key else {}
     sent = rt.sqs.send_message(
         QueueUrl=rt.settings.send_queue_url,
-        MessageBody=app.current_event.decoded_body or "",
+        MessageBody=sqs_text(app.current_event.decoded_body or ""),
         MessageAttributes=message_attributes,
     )
     logger.info("message queued", extra={"outcome": "queued", "queue_message_id": sent["MessageId"]})
@@ -172,7 +176,7 @@ def _unknown_outcome(rt: runtime.Runtime, message: SendRequest, outcome: dict[st
         send_to_dlq(
             rt.sqs,
             rt.settings.dlq_url,
-            app.current_event.decoded_body or "",
+            sqs_text(app.current_event.decoded_body or ""),
             attributes(failure, source="api", source_message_id=request_id, idempotency_key=key),
         )
         log_failure("message outcome unknown: dead-lettered", "dead_lettered", failure, message)
