@@ -50,7 +50,8 @@ class RecordResult:
 
 
 def handle_batch(event: dict[str, Any], context: LambdaContext, rt: Runtime) -> dict[str, Any]:
-    """Process one SQS event; return the partial batch response."""
+    """Process one SQS event; return the partial batch response. Raises ValueError for an event SQS cannot send."""
+    check_records(event["Records"])
     try:
         credentials = rt.sender.credentials()  # once, before fanning out: the cache does not stop a stampede
     except Exception as exc:
@@ -74,6 +75,20 @@ def handle_batch(event: dict[str, Any], context: LambdaContext, rt: Runtime) -> 
     return async_process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+
+
+def check_records(records: list[dict[str, Any]]) -> None:
+    """Refuse, before anything is sent, a batch no queue delivers: every record has a messageId and a body, strings.
+
+    A hand-made or misrouted event gets this error, naming the record and the field (never the value), instead of a
+    KeyError from the batch processor or a record that could be neither reported for retry nor dead-lettered as is.
+    """
+    for index, record in enumerate(records):
+        for name in ("messageId", "body"):
+            value = record.get(name)
+            if not isinstance(value, str) or not value:
+                what = "missing" if value is None else "empty" if value == "" else f"of type {type(value).__name__}"
+                raise ValueError(f"malformed SQS event: record {index}'s {name} is {what}, not a non-empty string")
 
 
 def _count(result: RecordResult) -> None:
