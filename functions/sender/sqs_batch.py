@@ -137,7 +137,7 @@ def idempotency_key(request: SendRequest, record: SQSRecord) -> str:
     """
     if request.idempotency_key:
         return request.idempotency_key
-    attribute = (record.raw_event.get("messageAttributes") or {}).get("idempotency_key")
+    attribute = _mapping(record.raw_event.get("messageAttributes")).get("idempotency_key")
     if isinstance(attribute, dict) and isinstance(attribute.get("stringValue"), str) and attribute["stringValue"]:
         return str(attribute["stringValue"])
     return record.message_id
@@ -159,5 +159,10 @@ def _dead_letter(
 
 
 def _receive_count(record: SQSRecord) -> int | None:
-    raw = (record.raw_event.get("attributes") or {}).get("ApproximateReceiveCount")
-    return int(raw) if isinstance(raw, str) and raw.isdigit() else None
+    raw = _mapping(record.raw_event.get("attributes")).get("ApproximateReceiveCount")
+    return int(raw) if isinstance(raw, str) and raw.isascii() and raw.isdigit() else None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A record's attributes as a dict; anything else (only a hand-made event has it) as none."""
+    return value if isinstance(value, dict) else {}
