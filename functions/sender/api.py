@@ -13,6 +13,8 @@ Answers:
   for a different message.
 * ``502``/``503``/``504``: retryable upstream trouble: a bad answer, throttling or unavailability, a timeout
   (``504`` with ``error: unknown_outcome`` means NXCloud may have sent it: see README).
+* ``403`` (no or a wrong ``x-api-key``) and ``429`` (the usage plan's throttle) come from API Gateway itself, as
+  ``{"message": ...}``; they are in the document because clients get them from this API.
 """
 
 from __future__ import annotations
@@ -78,6 +80,12 @@ class ErrorResponse(BaseModel):
     errors: list[FieldError] | None = None
 
 
+class GatewayError(BaseModel):
+    """API Gateway's own answer, given before the function is called."""
+
+    message: str
+
+
 def _doc(description: str, model: type[BaseModel]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"model": model}}}
 
@@ -86,10 +94,12 @@ RESPONSES: Final = {
     200: _doc("Sent: NXCloud's message_id (a repeated idempotency key returns the first answer)", SentResponse),
     202: _doc("Queued (Prefer: respond-async): delivered through the send queue", QueuedResponse),
     400: _doc("Invalid message: the field errors", ErrorResponse),
+    403: _doc("Missing or wrong x-api-key: API Gateway refuses the request (the function is not called)", GatewayError),
     409: _doc("The same idempotency key is being sent right now: retry later", ErrorResponse),
     413: _doc("Body too large", ErrorResponse),
     415: _doc("Body is not application/json", ErrorResponse),
     422: _doc("NXCloud rejected the message permanently, or the idempotency key was reused", ErrorResponse),
+    429: _doc("The API key's usage plan is throttling: retry later (answered by API Gateway)", GatewayError),
     500: _doc("The deployment is misconfigured", ErrorResponse),
     502: _doc("NXCloud gave a bad or failed answer: retry", ErrorResponse),
     503: _doc("NXCloud or an AWS dependency is throttling or unavailable: retry", ErrorResponse),
