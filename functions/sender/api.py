@@ -268,6 +268,18 @@ def _misconfigured(exc: ConfigurationError) -> Response[Any]:
     return _error(500, failure)
 
 
+@app.exception_handler(ValueError)
+def _unreadable_form(exc: ValueError) -> Response[Any]:
+    """Powertools reads multipart bodies itself and raises ValueError for one it cannot (no boundary, text that is
+    not Latin-1): for this JSON-only API that is a 415. Any other ValueError is an unexpected error (503)."""
+    content_type = app.current_event.headers.get("content-type", "").strip()
+    if content_type and not content_type.startswith(content_types.APPLICATION_JSON):
+        message = f"Unsupported content type: {content_type}"
+        errors = [{"loc": ["body"], "msg": message, "type": "unsupported_content_type"}]
+        return _rejected(415, InvalidMessageError(errors), errors=errors)
+    return _unavailable(exc)
+
+
 @app.exception_handler(Exception)
 def _unavailable(exc: Exception) -> Response[Any]:
     """AWS dependencies (Secrets Manager, DynamoDB, SQS) failing: nothing was sent, the caller may retry."""
