@@ -160,9 +160,11 @@ def _enqueue(rt: runtime.Runtime, key: str | None) -> Response[Any]:
     """Put the body, as received, on the send queue; the key travels as a message attribute.
 
     A valid body can still hold characters SQS refuses (U+FFFE, U+FFFF) inside its strings: they go as JSON escapes,
-    which decode to the same message.
+    which decode to the same message. So can a body's ``idempotency_key`` (``"\\b"``): the attribute carries it
+    escaped, and the queue's consumer reads the body's key first, so the key stays the same. (A header cannot hold
+    such characters: HTTP forbids control characters, and U+FFFE is not Latin-1.)
     """
-    message_attributes = {"idempotency_key": {"DataType": "String", "StringValue": key}} if key else {}
+    message_attributes = {"idempotency_key": {"DataType": "String", "StringValue": sqs_text(key)}} if key else {}
     sent = rt.sqs.send_message(
         QueueUrl=rt.settings.send_queue_url,
         MessageBody=sqs_text(app.current_event.decoded_body or ""),
