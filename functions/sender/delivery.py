@@ -11,6 +11,13 @@ What is stored (a final outcome) and what is not (an exception; a later attempt 
 * Permanent rejections are raised, not stored: nothing was sent, and a message redriven after its cause was fixed
   (a template created, a number corrected) must be tried again.
 * Retryable errors are raised, not stored.
+
+An attempt that started and never finished (the Lambda timed out or was killed between marking the key
+``INPROGRESS`` and storing the outcome) leaves its record ``INPROGRESS`` until the in-progress expiry, which
+Powertools ties to that invocation's deadline. Powertools then lets the next attempt take the key over and send again:
+right for ``retry`` (at least once), a duplicate for ``dead_letter`` if NXCloud had accepted the first attempt. Under
+``dead_letter`` the table therefore never hands over such a key: the delivery is an ``unknown_outcome`` (reason
+``interrupted``), dead-lettered like any other.
 """
 
 from __future__ import annotations
@@ -24,7 +31,12 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyPersistenceLayerError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS, DataRecord
+from botocore.exceptions import ClientError
 
 from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.credentials import Credentials
@@ -37,6 +49,54 @@ KEY_PREFIX: Final = "nxcloud-wa-send"
 
 SENT: Final = "sent"
 UNKNOWN_OUTCOME: Final = "unknown_outcome"
+
+
+class InterruptedDeliveryError(Exception):
+    """An earlier attempt with this key was marked in progress and never finished: it may have sent the message."""
+
+
+class AtMostOnceDynamoDBPersistenceLayer(DynamoDBPersistenceLayer):
+    """Powertools' DynamoDB store, except that an expired ``INPROGRESS`` record is never taken over.
+
+    Powertools' own ``_put_record`` overwrites a record whose in-progress expiry has passed and runs the function
+    again. Here the condition leaves that case out: the write fails, and an expired ``INPROGRESS`` record raises
+    :class:`InterruptedDeliveryError` instead of being handed to a new attempt. Everything else (a free key, an
+    expired record, a completed or still-running one, payload validation) is as Powertools does it.
+    """
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        item: dict[str, Any] = {
+            **self._get_key(data_record.idempotency_key),
+            self.expiry_attr: {"N": str(data_record.expiry_timestamp)},
+            self.status_attr: {"S": data_record.status},
+        }
+        if data_record.in_progress_expiry_timestamp is not None:
+            item[self.in_progress_expiry_attr] = {"N": str(data_record.in_progress_expiry_timestamp)}
+        if self.payload_validation_enabled and data_record.payload_hash:
+            item[self.validation_key_attr] = {"S": data_record.payload_hash}
+        now = time.time()
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#id) OR #expiry < :now",
+                ExpressionAttributeNames={"#id": self.key_attr, "#expiry": self.expiry_attr},
+                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+                **self.return_value_on_condition,  # type: ignore[arg-type]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            old_item = exc.response.get("Item")  # type: ignore[typeddict-item]
+            if old_item is None:
+                raise IdempotencyItemAlreadyExistsError() from exc
+            old = self._item_to_data_record(old_item)
+            self._validate_payload(data_payload=data_record, stored_data_record=old)
+            expiry = old.in_progress_expiry_timestamp
+            if old.status == STATUS_CONSTANTS["INPROGRESS"] and expiry is not None and expiry < int(now * 1000):
+                raise InterruptedDeliveryError(data_record.idempotency_key) from exc
+            self._save_to_cache(data_record=old)
+            raise IdempotencyItemAlreadyExistsError(old_data_record=old) from exc
 
 
 def _mark_replayed(response: Any, record: DataRecord) -> Any:
@@ -65,7 +125,12 @@ class Delivery:
             expires_after_seconds=expiry_seconds,
             response_hook=_mark_replayed,
         )
-        store = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb_client)
+        layer = (
+            AtMostOnceDynamoDBPersistenceLayer
+            if policy is UnknownOutcomePolicy.DEAD_LETTER
+            else DynamoDBPersistenceLayer
+        )
+        store = layer(table_name=table_name, boto3_client=dynamodb_client)
         self._deliver = idempotent_function(
             data_keyword_argument="delivery", config=self.config, persistence_store=store, key_prefix=KEY_PREFIX
         )(self._send)
@@ -73,9 +138,14 @@ class Delivery:
     def deliver(self, request: SendRequest, key: str, credentials: Credentials) -> dict[str, Any]:
         """Send once per key. Returns the (possibly stored) outcome; raises for what must not be stored."""
         payload = request.model_dump(mode="json", exclude_none=True, exclude={"idempotency_key"})
-        return self._deliver(  # type: ignore[no-any-return]
-            delivery={"idempotency_key": key, "message": payload}, request=request, credentials=credentials
-        )
+        try:
+            return self._deliver(  # type: ignore[no-any-return]
+                delivery={"idempotency_key": key, "message": payload}, request=request, credentials=credentials
+            )
+        except IdempotencyPersistenceLayerError as exc:
+            if isinstance(exc.__cause__, InterruptedDeliveryError):
+                return _interrupted()
+            raise
 
     def _send(self, delivery: dict[str, Any], request: SendRequest, credentials: Credentials) -> dict[str, Any]:
         started = time.perf_counter()
@@ -92,6 +162,15 @@ class Delivery:
             "at": _now(),
             "latency_ms": round((time.perf_counter() - started) * 1000, 1),
         }
+
+
+def _interrupted() -> dict[str, Any]:
+    error = UnknownOutcomeError(
+        "an earlier attempt with this idempotency key started and never finished (the function timed out or was "
+        "stopped); NXCloud may have sent the message",
+        reason="interrupted",
+    )
+    return {"status": UNKNOWN_OUTCOME, "error": error.as_dict(), "at": _now()}
 
 
 def _now() -> str:
