@@ -195,3 +195,11 @@ security: $(SEC_STAMP) $(STAMP) ## checkov, then pip-audit when its data source 
 	iac_result=$$(grep -E '^checkov: ' $$log | tail -1); echo "$${iac_result:-checkov: FAILED} ($${iac} s)"; \
 	deps_result=$$(grep -E '^pip-audit: ' $$log | tail -1); echo "$${deps_result:-pip-audit: FAILED} ($${deps} s)"; \
 	exit $$status
+
+# Property-based tests of the model and of both triggers, hostile inputs, and schemathesis over openapi.json against
+# the local API (tests/fuzz; `make test` runs them too, with the derandomized `ci` profile). HYPOTHESIS_PROFILE=long
+# runs 20 times the examples, random, and keeps failing examples in .hypothesis/ to replay them first next time.
+.PHONY: fuzz
+fuzz: $(STAMP) ## Fuzz the model, the SQS trigger and the API [HYPOTHESIS_PROFILE=long] [FUZZ_ARGS="-x -s"]
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest tests/fuzz --hypothesis-show-statistics \
+		--durations=10 $(FUZZ_ARGS)
