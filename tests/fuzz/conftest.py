@@ -13,7 +13,6 @@ Tests with costly examples (a handler invocation against moto) ask for a fractio
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import uuid
@@ -229,13 +228,6 @@ def fuzz_stack(fuzz_moto: MotoServer) -> Iterator[FuzzStack]:
             runtime.reset()
             parameters.clear_caches()
             simulator.stop()
-
-
-def json_or_none(text: Any) -> Any:
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return None
 
 
 @pytest.fixture(scope="module")
