@@ -8,6 +8,9 @@ What is stored (a final outcome) and what is not (an exception; a later attempt 
 * ``sent``: NXCloud's ``message_id`` and ``traceId``.
 * ``unknown_outcome``, only under ``UNKNOWN_OUTCOME_POLICY=dead_letter``: NXCloud may have sent it, so a redelivery
   must not send it again.
+* If the send ended but storing its outcome failed (DynamoDB unavailable), the outcome is still returned: a message
+  NXCloud accepted is reported sent, not retried into a duplicate. Its key stays ``INPROGRESS`` until the in-progress
+  expiry.
 * Permanent rejections are raised, not stored: nothing was sent, and a message redriven after its cause was fixed
   (a template created, a number corrected) must be tried again.
 * Retryable errors are raised, not stored.
@@ -43,6 +46,7 @@ from nxcloud_wa.credentials import Credentials
 from nxcloud_wa.exceptions import UnknownOutcomeError
 from nxcloud_wa.models import SendRequest
 from nxcloud_wa.sender import Sender
+from observability import logger
 
 KEY_PREFIX: Final = "nxcloud-wa-send"
 """Stable prefix of stored keys: Powertools would otherwise derive it from the module and function name."""
@@ -138,30 +142,52 @@ class Delivery:
     def deliver(self, request: SendRequest, key: str, credentials: Credentials) -> dict[str, Any]:
         """Send once per key. Returns the (possibly stored) outcome; raises for what must not be stored."""
         payload = request.model_dump(mode="json", exclude_none=True, exclude={"idempotency_key"})
+        finished: list[dict[str, Any]] = []
         try:
             return self._deliver(  # type: ignore[no-any-return]
-                delivery={"idempotency_key": key, "message": payload}, request=request, credentials=credentials
+                delivery={"idempotency_key": key, "message": payload},
+                request=request,
+                credentials=credentials,
+                finished=finished,
             )
         except IdempotencyPersistenceLayerError as exc:
             if isinstance(exc.__cause__, InterruptedDeliveryError):
                 return _interrupted()
+            if finished:  # the send ended and only storing its outcome failed: the outcome stands
+                logger.warning(
+                    "the outcome could not be stored in the idempotency table; the key stays in progress until "
+                    "its in-progress expiry",
+                    extra={"status": finished[0].get("status"), "problem": type(exc.__cause__).__name__},
+                )
+                return finished[0]
             raise
 
-    def _send(self, delivery: dict[str, Any], request: SendRequest, credentials: Credentials) -> dict[str, Any]:
+    def _send(
+        self,
+        delivery: dict[str, Any],
+        request: SendRequest,
+        credentials: Credentials,
+        finished: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Send; return the outcome to store. ``finished`` receives it too, for when storing it fails."""
         started = time.perf_counter()
         try:
             result = self.sender.send(request, credentials)
         except UnknownOutcomeError as exc:
             if self.policy is UnknownOutcomePolicy.RETRY:
                 raise
-            return {"status": UNKNOWN_OUTCOME, "error": exc.as_dict(), "at": _now()}
-        return {
-            "status": SENT,
-            "message_id": result.message_id,
-            "trace_id": result.trace_id,
-            "at": _now(),
-            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
-        }
+            outcome = {"status": UNKNOWN_OUTCOME, "error": exc.as_dict(), "at": _now()}
+        else:
+            outcome = {
+                "status": SENT,
+                "message_id": result.message_id,
+                "trace_id": result.trace_id,
+                "at": _now(),
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        if finished is not None:
+            finished.append(outcome)
+        return outcome
 
 
 def _interrupted() -> dict[str, Any]:
