@@ -157,7 +157,7 @@ def sqs_record(body: Any = "{}", **overrides: Any) -> dict[str, Any]:
     return record
 
 
-SQS_MAX_MESSAGE_BYTES = 1024 * 1024
+SQS_MAX_MESSAGE_BYTES = 1024 * 1024  # SQS's hard limit; each queue's own MaximumMessageSize (template.yaml) is lower
 """A queue's MaximumMessageSize by default (and at most): body and message attributes count against it."""
 
 

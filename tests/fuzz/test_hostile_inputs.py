@@ -21,7 +21,7 @@ import pytest
 from local_stack.emulators import MAX_REQUEST_BYTES, ApiServer
 from nxcloud_wa.models import MAX_MESSAGE_BYTES, InvalidMessageError, parse_message
 
-from .conftest import SQS_MAX_MESSAGE_BYTES, FuzzStack, sqs_record
+from .conftest import FuzzStack, sqs_record
 
 pytestmark = [
     pytest.mark.slow,
@@ -124,19 +124,21 @@ def test_parse_message_refuses_ten_megabytes_of_nesting_by_size_in_bounded_memor
     assert peak < 25, "more than two copies of a body that is refused by its size"
 
 
-def test_a_record_at_sqs_maximum_size_is_retried_not_lost_when_its_dead_letter_is_too_big(stack: FuzzStack) -> None:
-    """Known limit (see the fuzz report): a body at the queue's maximum size leaves no room for the reason's
-    attributes on a DLQ of the same maximum, so SQS refuses the dead letter. The record is retried, and the redrive
-    policy moves it to the DLQ after maxReceiveCount receives (reason: retries exhausted). Never lost, never sent.
-    """
-    body = nested(SQS_MAX_MESSAGE_BYTES // 2)
-    assert len(body) == SQS_MAX_MESSAGE_BYTES
+def test_a_record_at_the_send_queues_maximum_size_is_dead_lettered_with_its_reason(stack: FuzzStack) -> None:
+    """The send queue's maximum leaves room on the DLQ for the body plus the reason's attributes (template.yaml)."""
+    from local_stack.template import resource_properties
+
+    size = int(resource_properties("SendQueue")["MaximumMessageSize"])
+    body = nested(size // 2)
+    assert len(body) == size
     record = sqs_record(body)
     response, _, _ = measured(
-        "SQS handler, 1 MiB nested body", lambda: stack.invoke({"Records": [record]}), memory=False
+        "SQS handler, body at the send queue's maximum", lambda: stack.invoke({"Records": [record]}), memory=False
     )
-    assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
-    assert stack.dead_letters() == {}
+    assert response == {"batchItemFailures": []}
+    (dead,) = stack.dead_letters().values()
+    assert dead["attributes"]["reason"] == "invalid_message"
+    assert dead["body"] == body
     assert stack.simulator.requests == []
 
 

@@ -290,6 +290,19 @@ def test_send_queue_visibility_timeout_covers_six_timeouts_plus_the_batching_win
     assert props(resources, "SendQueue")["VisibilityTimeout"] >= 6 * function["Timeout"] + longest_window
 
 
+def test_dead_letter_queue_has_room_for_the_largest_message_plus_its_reason_attributes(
+    resources: dict[str, Any],
+) -> None:
+    from nxcloud_wa.models import MAX_MESSAGE_BYTES
+
+    send_queue = props(resources, "SendQueue")["MaximumMessageSize"]
+    dead_letter = props(resources, "DeadLetterQueue")["MaximumMessageSize"]
+
+    assert send_queue >= MAX_MESSAGE_BYTES
+    assert dead_letter - send_queue >= 64 * 1024
+    assert dead_letter <= 256 * 1024  # within the limit every SQS API and CloudFormation version accepts
+
+
 def test_dead_letter_queue_keeps_messages_14_days_longer_than_the_send_queue(resources: dict[str, Any]) -> None:
     dead_letter = props(resources, "DeadLetterQueue")["MessageRetentionPeriod"]
     assert dead_letter == 14 * 24 * 3600

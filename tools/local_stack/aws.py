@@ -61,9 +61,16 @@ def provision(
     visibility_timeout: int = 180,
 ) -> Resources:
     """Create the queues, the table and the secret; return where they are."""
+    from local_stack.template import resource_properties
+
     sqs = local_client("sqs", endpoint_url, region)
     dlq_url = sqs.create_queue(
-        QueueName=f"{prefix}-dlq", Attributes={"MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"}
+        QueueName=f"{prefix}-dlq",
+        Attributes={
+            "MessageRetentionPeriod": "1209600",
+            "SqsManagedSseEnabled": "true",
+            "MaximumMessageSize": str(resource_properties("DeadLetterQueue")["MaximumMessageSize"]),
+        },
     )["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     send_queue_url = sqs.create_queue(
@@ -71,6 +78,7 @@ def provision(
         Attributes={
             "VisibilityTimeout": str(visibility_timeout),
             "SqsManagedSseEnabled": "true",
+            "MaximumMessageSize": str(resource_properties("SendQueue")["MaximumMessageSize"]),
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
         },
     )["QueueUrl"]
