@@ -136,7 +136,9 @@ def post_message(
         return _enqueue(rt, key)
     credentials = rt.sender.credentials()
     key = key or app.current_event.request_context.request_id
-    outcome = rt.delivery.deliver(message, key, credentials)
+    outcome = rt.delivery.deliver(
+        message, key, credentials, on_unknown=lambda unknown: _try_dead_letter(rt, message, unknown, key)
+    )
     if outcome.get("status") == SENT:
         log_sent(message, outcome, key)
         count("MessagesSent")
@@ -181,19 +183,38 @@ def _enqueue(rt: runtime.Runtime, key: str | None) -> Response[Any]:
 
 
 def _unknown_outcome(rt: runtime.Runtime, message: SendRequest, outcome: dict[str, Any], key: str) -> Response[Any]:
-    """NXCloud may have sent it: record it in the DLQ once for a person to check, and tell the caller."""
+    """NXCloud may have sent it: record it in the DLQ for a person to check, and tell the caller.
+
+    The dead letter is written before the outcome is stored (``_try_dead_letter``), and the stored outcome says
+    whether that worked. If it did not, every later call with the key writes it (and a failure here answers 503, so
+    the caller retries): a replayed 504 always means the message is on the DLQ.
+    """
     failure = failure_for_unknown_outcome(outcome)
-    if not outcome.get("replayed"):
-        request_id = app.current_event.request_context.request_id
-        send_to_dlq(
-            rt.sqs,
-            rt.settings.dlq_url,
-            sqs_text(app.current_event.decoded_body or ""),
-            attributes(failure, source="api", source_message_id=request_id, idempotency_key=key),
-        )
-        log_failure("message outcome unknown: dead-lettered", "dead_lettered", failure, message)
-        count("MessagesDeadLettered", error_class=failure.error_class, error_code=failure.error_code)
+    if not outcome.get("dead_lettered"):
+        _dead_letter(rt, message, failure, key)
     return _error(504, failure, "NXCloud may or may not have sent this message; it was recorded for review")
+
+
+def _try_dead_letter(rt: runtime.Runtime, message: SendRequest, outcome: dict[str, Any], key: str) -> bool:
+    """Dead-letter a fresh unknown outcome; False (logged) when the DLQ write failed."""
+    try:
+        _dead_letter(rt, message, failure_for_unknown_outcome(outcome), key)
+    except Exception:
+        logger.exception("could not write to the dead-letter queue: the next call with this key tries again")
+        return False
+    return True
+
+
+def _dead_letter(rt: runtime.Runtime, message: SendRequest, failure: Failure, key: str) -> None:
+    request_id = app.current_event.request_context.request_id
+    send_to_dlq(
+        rt.sqs,
+        rt.settings.dlq_url,
+        sqs_text(app.current_event.decoded_body or ""),
+        attributes(failure, source="api", source_message_id=request_id, idempotency_key=key),
+    )
+    log_failure("message outcome unknown: dead-lettered", "dead_lettered", failure, message)
+    count("MessagesDeadLettered", error_class=failure.error_class, error_code=failure.error_code)
 
 
 def _error(status: int, failure: Failure, message: str | None = None, **extra: Any) -> Response[Any]:

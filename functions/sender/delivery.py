@@ -26,6 +26,7 @@ right for ``retry`` (at least once), a duplicate for ``dead_letter`` if NXCloud 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -139,8 +140,18 @@ class Delivery:
             data_keyword_argument="delivery", config=self.config, persistence_store=store, key_prefix=KEY_PREFIX
         )(self._send)
 
-    def deliver(self, request: SendRequest, key: str, credentials: Credentials) -> dict[str, Any]:
-        """Send once per key. Returns the (possibly stored) outcome; raises for what must not be stored."""
+    def deliver(
+        self,
+        request: SendRequest,
+        key: str,
+        credentials: Credentials,
+        on_unknown: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> dict[str, Any]:
+        """Send once per key. Returns the (possibly stored) outcome; raises for what must not be stored.
+
+        ``on_unknown`` (dead_letter policy) is called with a fresh unknown outcome before it is stored; what it
+        returns is stored with it as ``dead_lettered``, so a replay knows whether the dead letter was written.
+        """
         payload = request.model_dump(mode="json", exclude_none=True, exclude={"idempotency_key"})
         finished: list[dict[str, Any]] = []
         try:
@@ -149,6 +160,7 @@ class Delivery:
                 request=request,
                 credentials=credentials,
                 finished=finished,
+                on_unknown=on_unknown,
             )
         except IdempotencyPersistenceLayerError as exc:
             if isinstance(exc.__cause__, InterruptedDeliveryError):
@@ -168,15 +180,19 @@ class Delivery:
         request: SendRequest,
         credentials: Credentials,
         finished: list[dict[str, Any]] | None = None,
+        on_unknown: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any]:
         """Send; return the outcome to store. ``finished`` receives it too, for when storing it fails."""
         started = time.perf_counter()
+        outcome: dict[str, Any]
         try:
             result = self.sender.send(request, credentials)
         except UnknownOutcomeError as exc:
             if self.policy is UnknownOutcomePolicy.RETRY:
                 raise
             outcome = {"status": UNKNOWN_OUTCOME, "error": exc.as_dict(), "at": _now()}
+            if on_unknown is not None:
+                outcome["dead_lettered"] = bool(on_unknown(outcome))
         else:
             outcome = {
                 "status": SENT,
