@@ -203,3 +203,18 @@ security: $(SEC_STAMP) $(STAMP) ## checkov, then pip-audit when its data source 
 fuzz: $(STAMP) ## Fuzz the model, the SQS trigger and the API [HYPOTHESIS_PROFILE=long] [FUZZ_ARGS="-x -s"]
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest tests/fuzz --hypothesis-show-statistics \
 		--durations=10 $(FUZZ_ARGS)
+
+# Fault-injection soak (tools/soak): the local stack with NXCloud and AWS faults injected and invocations killed as a
+# Lambda timeout kills them; N messages per UNKNOWN_OUTCOME_POLICY (POLICY=both: dead_letter, then retry), each
+# followed to its end. Prints the ledger; exits 1 on any loss or avoidable duplicate. MIX: default, heavy, calm,
+# upstream, aws, kills. soak-ci is what CI runs (tests/integration/test_soak.py, also part of `make test`).
+N ?= 1000
+SEED ?= 1
+MIX ?= default
+POLICY ?= both
+.PHONY: soak soak-ci
+soak: $(STAMP) ## Fault-injection soak and its ledger: make soak N=10000 SEED=1 MIX=default POLICY=both [SOAK_ARGS=]
+	$(BIN)/python -m soak --messages $(N) --seed $(SEED) --mix $(MIX) --policy $(POLICY) $(SOAK_ARGS)
+
+soak-ci: $(STAMP) ## The short soak CI runs: 250 messages per policy, fixed seed, heavy mix, both policies
+	$(BIN)/python -m pytest tests/integration/test_soak.py -q -p no:logging

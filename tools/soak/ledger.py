@@ -1,0 +1,412 @@
+"""Follow every message to its end and account for it: the ledger.
+
+Sources, each read where an operator would read it:
+
+* the function's outcome lines (``sent`` / ``dead_lettered`` / ``retry``, per SQS message id), returned by each
+  invocation that finished (a killed invocation leaves none);
+* the API's answers to the soak's callers;
+* the dead-letter queue, drained as the soak runs (the function's own writes carry ``reason``; a message the
+  redrive policy moved has none: ``retries_exhausted``);
+* NXCloud's side, from the simulator: how many times each message was accepted;
+* the soak's own knowledge of what it did: which invocations it killed, which messages it sent where.
+
+Each message ends in exactly one class: ``sent`` (the function reported it sent, or the API answered 200),
+``dead-lettered`` (on the DLQ, by reason), ``rejected to the caller`` (the API answered a final 4xx: the caller was
+told and nothing is owed), or ``lost`` (none of these). A duplicate is a message NXCloud accepted more than once; it
+is put down to an unknown outcome when one was possible for that message: NXCloud accepted a request whose answer
+was lost or garbled (per the simulator), the function reported a timeout / dropped connection / malformed answer,
+or an invocation handling it was killed. Every other duplicate was avoidable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from soak.journal import TallyJournal, Upstream, token_in
+from soak.messages import API_SYNC, QUEUE, Message
+
+UNKNOWN_REASONS: Final = frozenset({"read_timeout", "connection_dropped", "malformed_response", "unknown_outcome"})
+FINAL_API_REJECTIONS: Final = frozenset({400, 413, 415, 422})
+PERMANENT_BY_KIND: Final = {
+    "invalid": ("invalid_message", 400),
+    "bad_recipient": ("nxcloud_code", 422),
+    "missing_template": ("nxcloud_code", 422),
+}
+
+
+@dataclass
+class Journey:
+    """What happened to one message, as seen from outside the function."""
+
+    message: Message
+    first_in: float | None = None
+    sent_at: float | None = None
+    sent_replayed_only: bool = False
+    dead: list[tuple[str, float]] = field(default_factory=list)
+    api_answers: list[tuple[int, str | None]] = field(default_factory=list)
+    api_final: tuple[int, str | None, float] | None = None
+    api_gave_up: bool = False
+    interrupted: int = 0
+    unknown_seen: int = 0
+    retries: Counter[str] = field(default_factory=Counter)
+    deliveries: int = 0
+
+
+class Tracker:
+    """Thread-safe: the pollers, the API callers and the DLQ drainer all report here."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        self._lock = threading.Lock()
+        self.journeys = {m.token: Journey(m) for m in messages}
+        self.dlq_entries = 0
+        self.dlq_untracked = 0
+        self.invocations: Counter[str] = Counter()
+        self.kills: Counter[str] = Counter()
+
+    def _journey(self, token: str | None) -> Journey | None:
+        return self.journeys.get(token) if token else None
+
+    def entered(self, tokens: list[str], at: float) -> None:
+        with self._lock:
+            for token in tokens:
+                journey = self.journeys[token]
+                if journey.first_in is None:
+                    journey.first_in = at
+
+    def invocation(
+        self, event: dict[str, Any], response: Any, outcomes: list[dict[str, Any]], killed: str | None
+    ) -> None:
+        """One invocation finished (or was killed): what it says about each message it had."""
+        now = time.time()
+        records = event.get("Records")
+        with self._lock:
+            if records is None:  # an API request
+                self.invocations["api"] += 1
+                if killed:
+                    self.kills[f"api {killed}"] += 1
+                    journey = self._journey(token_in(event.get("body")))
+                    if journey is not None:
+                        journey.interrupted += 1
+                return
+            self.invocations["sqs"] += 1
+            if killed:
+                self.kills[f"sqs {killed}"] += 1
+            by_id = {r["messageId"]: token_in(r.get("body")) for r in records}
+            for token in by_id.values():
+                journey = self._journey(token)
+                if journey is not None:
+                    journey.deliveries += 1
+                    if killed:
+                        journey.interrupted += 1
+            for line in outcomes:
+                journey = self._journey(by_id.get(line.get("sqs_message_id") or ""))
+                if journey is None:
+                    continue
+                outcome, reason = line.get("outcome"), line.get("reason")
+                if outcome == "sent" and journey.sent_at is None:
+                    journey.sent_at = now
+                    journey.sent_replayed_only = bool(line.get("replayed"))
+                elif outcome == "retry":
+                    journey.retries[str(reason)] += 1
+                if reason in UNKNOWN_REASONS:
+                    journey.unknown_seen += 1
+
+    def api_answer(self, token: str, status: int, error: str | None, final: bool, gave_up: bool = False) -> None:
+        now = time.time()
+        with self._lock:
+            journey = self.journeys[token]
+            journey.api_answers.append((status, error))
+            if error in UNKNOWN_REASONS:
+                journey.unknown_seen += 1
+            if status == 200 and journey.sent_at is None:
+                journey.sent_at = now
+            if final:
+                journey.api_final = (status, error, now)
+            journey.api_gave_up = gave_up
+
+    def dead_letter(self, body: str, attributes: dict[str, str], observed_at: float) -> None:
+        token = token_in(body)
+        reason = attributes.get("reason") or "retries_exhausted"
+        code = attributes.get("error_code") or ("redrive policy" if reason == "retries_exhausted" else "")
+        at = _parse_time(attributes.get("failed_at")) or observed_at
+        with self._lock:
+            self.dlq_entries += 1
+            journey = self._journey(token)
+            if journey is None:
+                self.dlq_untracked += 1
+                return
+            journey.dead.append((f"{reason} {code}".strip(), at))
+
+
+def _parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The ledger
+
+
+@dataclass
+class Ledger:
+    policy: str
+    mix: str
+    seed: int
+    messages_in: int = 0
+    paths: Counter[str] = field(default_factory=Counter)
+    sent: int = 0
+    sent_replayed_only: int = 0
+    nxcloud_distinct_accepted: int = 0
+    nxcloud_accepted_total: int = 0
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    dead_accepted_by_nxcloud: Counter[str] = field(default_factory=Counter)
+    dlq_entries: int = 0
+    dlq_extra_copies: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    lost: int = 0
+    lost_examples: list[str] = field(default_factory=list)
+    phantom_sent: int = 0
+    sent_and_dead_lettered: int = 0
+    duplicates_unknown: int = 0
+    duplicates_avoidable: int = 0
+    duplicate_examples: list[str] = field(default_factory=list)
+    unexpected: int = 0
+    unexpected_examples: list[str] = field(default_factory=list)
+    settle_times: list[float] = field(default_factory=list)
+    unsettled: bool = False
+    wall_s: float = 0.0
+    upstream_requests: int = 0
+    upstream_faults: Counter[str] = field(default_factory=Counter)
+    aws_faults: Counter[str] = field(default_factory=Counter)
+    aws_calls: Counter[str] = field(default_factory=Counter)
+    invocations: Counter[str] = field(default_factory=Counter)
+    kills: Counter[str] = field(default_factory=Counter)
+    container_starts: int = 0
+    function_errors: int = 0
+    poller_errors: list[str] = field(default_factory=list)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duplicates(self) -> int:
+        return self.duplicates_unknown + self.duplicates_avoidable
+
+    def failures(self) -> list[str]:
+        """Why this run fails the soak's promise; empty when it holds."""
+        problems = []
+        if self.unsettled:
+            problems.append("not every message settled before the time limit")
+        if self.lost:
+            problems.append(f"{self.lost} lost")
+        if self.duplicates_avoidable:
+            problems.append(f"{self.duplicates_avoidable} avoidable duplicates")
+        if self.policy == "dead_letter" and self.duplicates:
+            problems.append(f"{self.duplicates} duplicates under UNKNOWN_OUTCOME_POLICY=dead_letter")
+        if self.phantom_sent:
+            problems.append(f"{self.phantom_sent} reported sent but never accepted by NXCloud")
+        if self.unexpected:
+            problems.append(f"{self.unexpected} messages ended other than their kind allows")
+        if self.poller_errors:
+            problems.append(f"{len(self.poller_errors)} event-source errors other than killed invocations")
+        return problems
+
+    def percentile(self, q: float) -> float:
+        if not self.settle_times:
+            return math.nan
+        ordered = sorted(self.settle_times)
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def build_ledger(
+    tracker: Tracker, journal: TallyJournal, *, policy: str, mix: str, seed: int, unsettled: bool
+) -> Ledger:
+    """Classify every message and count."""
+    ledger = Ledger(policy=policy, mix=mix, seed=seed, unsettled=unsettled)
+    ledger.dlq_entries = tracker.dlq_entries
+    ledger.invocations = tracker.invocations
+    ledger.kills = tracker.kills
+    for token, journey in tracker.journeys.items():
+        message = journey.message
+        up = journal.get(token)
+        ledger.messages_in += 1
+        ledger.paths[message.path] += 1
+        ledger.nxcloud_accepted_total += up.accepted
+        ledger.nxcloud_distinct_accepted += up.accepted > 0
+        ledger.dlq_extra_copies += max(0, len(journey.dead) - 1)
+        final, settled_at = _classify(journey, ledger)
+        if final.startswith("dead:") and up.accepted:
+            ledger.dead_accepted_by_nxcloud[final.removeprefix("dead:")] += 1
+        if final == "lost":
+            ledger.lost += 1
+            if len(ledger.lost_examples) < 10:
+                ledger.lost_examples.append(_describe(journey, up))
+        if final == "sent" and up.accepted == 0:
+            ledger.phantom_sent += 1
+        if up.accepted > 1:
+            unknown = up.unknown_after_accept > 0 or journey.unknown_seen > 0 or journey.interrupted > 0
+            if unknown:
+                ledger.duplicates_unknown += 1
+            else:
+                ledger.duplicates_avoidable += 1
+            if (not unknown or policy == "dead_letter") and len(ledger.duplicate_examples) < 10:
+                ledger.duplicate_examples.append(_describe(journey, up))
+        if not _expected(journey, final):
+            ledger.unexpected += 1
+            if len(ledger.unexpected_examples) < 10:
+                ledger.unexpected_examples.append(f"{final}: {_describe(journey, up)}")
+        if settled_at is not None and journey.first_in is not None:
+            ledger.settle_times.append(max(0.0, settled_at - journey.first_in))
+    ledger.upstream_requests = journal.requests
+    ledger.upstream_faults = Counter(journal.faults)
+    return ledger
+
+
+def _classify(journey: Journey, ledger: Ledger) -> tuple[str, float | None]:
+    if journey.sent_at is not None:
+        ledger.sent += 1
+        ledger.sent_replayed_only += journey.sent_replayed_only
+        if journey.dead:
+            ledger.sent_and_dead_lettered += 1
+        return "sent", journey.sent_at
+    if journey.dead:
+        reason, at = journey.dead[0]
+        ledger.dead_lettered[reason] += 1
+        return f"dead:{reason}", at
+    final = journey.api_final
+    if final is not None and final[0] in FINAL_API_REJECTIONS:
+        label = f"HTTP {final[0]} {final[1]}"
+        ledger.rejected[label] += 1
+        return f"rejected:{final[1]}", final[2]
+    return "lost", None
+
+
+def _expected(journey: Journey, final: str) -> bool:
+    """Whether the message ended as its kind allows (a permanent rejection must never be sent; a good message must
+    not be rejected as invalid or permanent)."""
+    kind = journey.message.kind
+    always_possible = final.startswith(("dead:unknown_outcome", "dead:retries_exhausted", "lost"))
+    if kind == "ok":
+        return final == "sent" or always_possible
+    if kind == "outage":
+        return always_possible
+    reason = PERMANENT_BY_KIND[kind][0]
+    return final.startswith((f"dead:{reason}", f"rejected:{reason}")) or always_possible
+
+
+def _describe(journey: Journey, up: Upstream) -> str:
+    m = journey.message
+    return (
+        f"{m.token} path={m.path} kind={m.kind} key={m.key_where} accepted={up.accepted} requests={up.requests} "
+        f"unknown_after_accept={up.unknown_after_accept} unknown_seen={journey.unknown_seen} "
+        f"interrupted={journey.interrupted} deliveries={journey.deliveries} retries={dict(journey.retries)} "
+        f"dead={[r for r, _ in journey.dead]} api={journey.api_answers[-5:]}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Printing
+
+
+def render(ledgers: list[Ledger]) -> str:
+    """One column per run (policy), one row per figure."""
+    rows: list[tuple[str, list[str]]] = []
+
+    def row(label: str, values: list[Any]) -> None:
+        rows.append((label, [str(v) for v in values]))
+
+    row("UNKNOWN_OUTCOME_POLICY", [lg.policy for lg in ledgers])
+    row("messages in", [lg.messages_in for lg in ledgers])
+    for path, label in ((QUEUE, "  via the queue (SendMessageBatch)"), (API_SYNC, "  via the API, sync")):
+        row(label, [lg.paths[path] for lg in ledgers])
+    row("  via the API, Prefer: respond-async", [lg.paths["api_async"] for lg in ledgers])
+    row("sent (reported by the function)", [lg.sent for lg in ledgers])
+    row("  NXCloud: distinct messages accepted", [lg.nxcloud_distinct_accepted for lg in ledgers])
+    row("  NXCloud: accepted sends in total", [lg.nxcloud_accepted_total for lg in ledgers])
+    row("dead-lettered", [sum(lg.dead_lettered.values()) for lg in ledgers])
+    for reason in sorted({r for lg in ledgers for r in lg.dead_lettered}):
+        row(f"  {reason}", [lg.dead_lettered.get(reason, 0) for lg in ledgers])
+    row("  of which NXCloud had accepted", [_accepted_dead(lg) for lg in ledgers])
+    row("  DLQ entries (extra copies)", [f"{lg.dlq_entries} ({lg.dlq_extra_copies})" for lg in ledgers])
+    row("rejected to the API caller", [sum(lg.rejected.values()) for lg in ledgers])
+    for label in sorted({r for lg in ledgers for r in lg.rejected}):
+        row(f"  {label}", [lg.rejected.get(label, 0) for lg in ledgers])
+    row("lost", [lg.lost for lg in ledgers])
+    row("duplicates (accepted more than once)", [lg.duplicates for lg in ledgers])
+    row("  after an unknown outcome", [lg.duplicates_unknown for lg in ledgers])
+    row("  avoidable (all others)", [lg.duplicates_avoidable for lg in ledgers])
+    row("reported sent, never accepted", [lg.phantom_sent for lg in ledgers])
+    row("ended other than their kind allows", [lg.unexpected for lg in ledgers])
+    row("time to settle p50 / p99 / max (s)", [_times(lg) for lg in ledgers])
+    row("invocations: queue / API", [f"{lg.invocations['sqs']} / {lg.invocations['api']}" for lg in ledgers])
+    row("  killed at the timeout / chaos", [_kills(lg) for lg in ledgers])
+    row("  containers started", [lg.container_starts for lg in ledgers])
+    row("NXCloud requests", [lg.upstream_requests for lg in ledgers])
+    for kind in sorted({k for lg in ledgers for k in lg.upstream_faults}):
+        row(f"  fault: {kind}", [lg.upstream_faults.get(kind, 0) for lg in ledgers])
+    row("AWS calls by the function (attempts)", [sum(lg.aws_calls.values()) for lg in ledgers])
+    for label in sorted({k for lg in ledgers for k in lg.aws_faults}):
+        row(f"  fault: {label}", [lg.aws_faults.get(label, 0) for lg in ledgers])
+    row("wall time (s)", [f"{lg.wall_s:.1f}" for lg in ledgers])
+    row("CPU (s): soak / moto / function", [_cpu(lg) for lg in ledgers])
+    row("verdict", ["ok" if not lg.failures() else "FAIL" for lg in ledgers])
+    width = max(len(label) for label, _ in rows)
+    col = max(12, *(len(v) for _, values in rows for v in values))
+    lines = [f"{label.ljust(width)}  " + "  ".join(v.rjust(col) for v in values) for label, values in rows]
+    for lg in ledgers:
+        for problem in lg.failures():
+            lines.append(f"[{lg.policy}] FAIL: {problem}")
+        for example in (*lg.lost_examples, *lg.duplicate_examples, *lg.unexpected_examples, *lg.poller_errors[:5]):
+            lines.append(f"[{lg.policy}]   {example}")
+    return "\n".join(lines)
+
+
+def _accepted_dead(lg: Ledger) -> int:
+    return sum(lg.dead_accepted_by_nxcloud.values())
+
+
+def _times(lg: Ledger) -> str:
+    if not lg.settle_times:
+        return "-"
+    return f"{lg.percentile(0.5):.2f} / {lg.percentile(0.99):.2f} / {max(lg.settle_times):.1f}"
+
+
+def _cpu(lg: Ledger) -> str:
+    cpu = lg.cpu_s
+    return " / ".join(f"{cpu.get(k, 0.0):.0f}" for k in ("soak process", "moto", "function containers"))
+
+
+def _kills(lg: Ledger) -> str:
+    timeout = lg.kills["sqs timeout"] + lg.kills["api timeout"]
+    chaos = lg.kills["sqs chaos"] + lg.kills["api chaos"]
+    return f"{timeout} / {chaos}"
+
+
+def to_json(lg: Ledger) -> dict[str, Any]:
+    """The ledger as data (``--json``)."""
+    return json.loads(
+        json.dumps(
+            {
+                k: v
+                for k, v in lg.__dict__.items()
+                if k not in ("settle_times", "lost_examples", "duplicate_examples", "unexpected_examples")
+            }
+            | {
+                "p50": lg.percentile(0.5),
+                "p99": lg.percentile(0.99),
+                "failures": lg.failures(),
+                "duplicates": lg.duplicates,
+            },
+            default=str,
+        )
+    )

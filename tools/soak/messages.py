@@ -1,0 +1,94 @@
+"""The soak's messages: N bodies, each carrying a unique token in its body parameter, drawn from a seeded RNG.
+
+The token (``sk<run>-<index>``) travels wherever the message goes: in the body NXCloud receives (so the simulator's
+records say how many times it was accepted), in the record the function gets, in the dead-letter queue's copy. It is
+how one message is followed across retries, redeliveries and paths.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Final
+
+from soak.mix import BAD_RECIPIENTS, MISSING_TEMPLATE, OUTAGE_TEMPLATE, MessageShares
+
+QUEUE: Final = "queue"
+API_SYNC: Final = "api"
+API_ASYNC: Final = "api_async"
+TEMPLATE: Final = "soak_notice"
+LANGUAGES: Final = ("en_US", "pt_BR", "zh_CN", "es", "id", "ar")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    token: str
+    path: str
+    body: str
+    kind: str
+    """What the soak expects of it: ``ok``, ``invalid``, ``bad_recipient``, ``missing_template``, ``outage``."""
+    idempotency_key: str | None = None
+    key_where: str | None = None
+    """Where the key travels: ``body``, ``header`` (API), ``attribute`` (queue); None: the SQS message id."""
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+def generate(count: int, *, seed: int, run: str, shares: MessageShares) -> list[Message]:
+    """``count`` messages for run ``run`` (6 hex digits), reproducible from ``seed``."""
+    rng = random.Random(f"messages-{seed}")
+    return [_one(rng, index, f"sk{run}-{index:06d}", shares) for index in range(count)]
+
+
+def _one(rng: random.Random, index: int, token: str, shares: MessageShares) -> Message:
+    path = QUEUE
+    if rng.random() < shares.api:
+        path = API_ASYNC if rng.random() < shares.api_async else API_SYNC
+    to = f"86138{rng.randrange(10**8):08d}"
+    template, kind = TEMPLATE, "ok"
+    draw = rng.random()
+    for share, what in (
+        (shares.invalid_json, "invalid_json"),
+        (shares.invalid_field, "invalid_field"),
+        (shares.bad_recipient, "bad_recipient"),
+        (shares.missing_template, "missing_template"),
+        (shares.outage, "outage"),
+    ):
+        if draw < share:
+            kind = what
+            break
+        draw -= share
+    if kind == "outage" and path == API_SYNC:
+        path = QUEUE  # a caller of the sync API would be told 502 until it gives up: nothing to follow
+    if kind == "bad_recipient":
+        to = rng.choice(sorted(BAD_RECIPIENTS))
+    elif kind == "missing_template":
+        template = MISSING_TEMPLATE
+    elif kind == "outage":
+        template = OUTAGE_TEMPLATE
+    language = "xx" if kind == "invalid_field" else rng.choice(LANGUAGES)
+    body: dict[str, object] = {
+        "to": f"+{to}" if index % 3 == 0 else to,
+        "template": {
+            "name": template,
+            "language": {"code": language},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": f"order {token}"}]}],
+        },
+    }
+    key, where, attributes = None, None, {}
+    draw = rng.random()
+    if draw < shares.key_in_body:
+        key, where = f"key-{token}", "body"
+        body["idempotency_key"] = key
+    elif path != QUEUE:
+        key, where = f"key-{token}", "header"  # API callers that retry need a key; without one each try is new
+    elif draw < shares.key_in_body + shares.key_attribute:
+        key, where = f"key-{token}", "attribute"
+        attributes = {"idempotency_key": key}
+    text = json.dumps(body, ensure_ascii=False)
+    if kind == "invalid_json":
+        text = text[:-1] + ", oops"  # not JSON any more; the token still inside
+        kind = "invalid"
+    elif kind == "invalid_field":
+        kind = "invalid"
+    return Message(token, path, text, kind, key, where, attributes)

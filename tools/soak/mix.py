@@ -1,0 +1,115 @@
+"""Fault mixes: what goes wrong, how often, and what kinds of messages are sent. ``MIX=<name>`` picks one.
+
+Upstream faults are simulator rules (``nxcloud_simulator.faults``) drawn per request with the soak's seed; the
+message-specific ones (a recipient NXCloud rejects, a template that does not exist, a template whose sends always
+fail) are rules by ``to``/template and come first, so such a message meets the same answer on every attempt, as it
+would at NXCloud. AWS faults are :class:`~soak.aws_faults.AwsFault` rules. ``kill_probability`` is the share of
+invocations given a random tiny deadline and killed there, on top of any invocation that overruns the function's
+timeout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from soak.aws_faults import AwsFault
+
+BAD_RECIPIENTS: Final = {"8613900000090": 22090, "8613900000091": 22091}
+"""Recipients NXCloud rejects permanently: invalid number, not a WhatsApp user."""
+MISSING_TEMPLATE: Final = "soak_missing_template"  # 22093: template does not exist
+OUTAGE_TEMPLATE: Final = "soak_outage"  # HTTP 500 on every attempt: retried until the redrive policy moves it
+MESSAGE_RULES: Final = (
+    *({"kind": "code", "code": code, "to": to} for to, code in BAD_RECIPIENTS.items()),
+    {"kind": "code", "code": 22093, "template": MISSING_TEMPLATE},
+    {"kind": "http_status", "status": 500, "template": OUTAGE_TEMPLATE},
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageShares:
+    """Shares of the N messages (the rest are ordinary valid queue messages)."""
+
+    api: float = 0.05
+    api_async: float = 1 / 3  # of the API messages: Prefer: respond-async
+    invalid_json: float = 0.004
+    invalid_field: float = 0.003
+    bad_recipient: float = 0.008
+    missing_template: float = 0.004
+    outage: float = 0.002
+    key_in_body: float = 0.1
+    key_attribute: float = 0.1  # queue messages only
+
+
+@dataclass(frozen=True, slots=True)
+class Mix:
+    name: str
+    upstream: tuple[dict[str, Any], ...]
+    aws: tuple[AwsFault, ...]
+    kill_probability: float
+    shares: MessageShares = field(default_factory=MessageShares)
+
+    def simulator_rules(self) -> list[dict[str, Any]]:
+        return [dict(rule) for rule in (*MESSAGE_RULES, *self.upstream)]
+
+    def scaled(self, factor: float) -> Mix:
+        """The same mix with every random probability multiplied by ``factor`` (capped at 1)."""
+        return replace(
+            self,
+            upstream=tuple({**r, "probability": min(1.0, r.get("probability", 1.0) * factor)} for r in self.upstream),
+            aws=tuple(replace(f, probability=min(1.0, f.probability * factor)) for f in self.aws),
+            kill_probability=min(1.0, self.kill_probability * factor),
+        )
+
+
+UPSTREAM_DEFAULT: Final = (
+    # latency adds up and combines with the answer below; 0.6 s is past the function's read timeout in the soak
+    {"kind": "latency", "seconds": 0.12, "probability": 0.03},
+    {"kind": "latency", "seconds": 0.6, "probability": 0.003},
+    {"kind": "http_status", "status": 500, "probability": 0.02},
+    {"kind": "http_status", "status": 502, "probability": 0.005},
+    {"kind": "http_status", "status": 429, "retry_after": "1", "probability": 0.02},
+    {"kind": "http_status", "status": 503, "probability": 0.01},
+    {"kind": "drop", "probability": 0.01},
+    {"kind": "code", "code": -1, "probability": 0.01},
+    {"kind": "code", "code": 22041, "probability": 0.01},
+    {"kind": "code", "code": 22125, "probability": 0.005},
+    {"kind": "code", "code": 1003, "probability": 0.005},
+    {"kind": "read_timeout_after_accept", "hang": 0.5, "probability": 0.01},
+    {"kind": "read_timeout_after_accept", "hang": 0.0, "probability": 0.005},  # accepted, then the socket closes
+    {"kind": "garbage", "probability": 0.01},
+)
+
+AWS_DEFAULT: Final = (
+    AwsFault("DynamoDB.PutItem", "error", 0.01),
+    AwsFault("DynamoDB.PutItem", "throttle", 0.01),
+    AwsFault("DynamoDB.PutItem", "error", 0.004, sticky=True),
+    AwsFault("DynamoDB.PutItem", "lost_response", 0.002),
+    AwsFault("DynamoDB.UpdateItem", "error", 0.01),
+    AwsFault("DynamoDB.UpdateItem", "error", 0.004, sticky=True),
+    AwsFault("DynamoDB.UpdateItem", "lost_response", 0.002),
+    AwsFault("DynamoDB.DeleteItem", "error", 0.05, sticky=True),
+    AwsFault("DynamoDB.GetItem", "error", 0.02),
+    AwsFault("SecretsManager.GetSecretValue", "error", 0.05),
+    AwsFault("SecretsManager.GetSecretValue", "throttle", 0.05, sticky=True),
+    AwsFault("SQS.SendMessage", "error", 0.02, queue="-dlq"),
+    AwsFault("SQS.SendMessage", "error", 0.03, sticky=True, queue="-dlq"),
+    AwsFault("SQS.SendMessage", "lost_response", 0.01, queue="-dlq"),
+    AwsFault("SQS.SendMessage", "error", 0.03, sticky=True, queue="-send"),
+)
+
+MIXES: Final = {
+    "default": Mix("default", UPSTREAM_DEFAULT, AWS_DEFAULT, kill_probability=0.01),
+    "calm": Mix("calm", (), (), kill_probability=0.0),
+    "upstream": Mix("upstream", UPSTREAM_DEFAULT, (), kill_probability=0.0),
+    "aws": Mix("aws", (), AWS_DEFAULT, kill_probability=0.0),
+    "kills": Mix("kills", (), (), kill_probability=0.05),
+}
+MIXES["heavy"] = replace(MIXES["default"].scaled(3), name="heavy")
+
+
+def get_mix(name: str) -> Mix:
+    try:
+        return MIXES[name]
+    except KeyError:
+        raise ValueError(f"unknown mix {name!r}: one of {', '.join(MIXES)}") from None

@@ -1,0 +1,331 @@
+"""One soak run: the local stack with faults injected, N messages pushed through it, waited for, accounted for.
+
+Wiring (everything on 127.0.0.1):
+
+    producer --SendMessageBatch--> moto (send queue) <--receive/delete-- QueuePoller x Q --> Slot --> container process
+    API callers --HTTP--> ApiServer --> SlotPool (A slots) --> container process
+    container process: the real handler --boto3--> moto's fault port;  --urllib3--> NXCloud simulator
+    DLQ drainer <--receive/delete-- moto (dead-letter queue)
+
+moto runs in its own process (:mod:`soak.aws_service`), the function in container processes
+(:mod:`soak.containers`); the simulator, the emulated triggers, the producer and the callers run here.
+
+The queue's event source and the REST API are :mod:`local_stack.emulators`; the resources come from template.yaml
+through :class:`local_stack.stack.LocalStack` (moto's redrive policy does ``maxReceiveCount``). Retried records
+come back after ``retry_delay`` seconds instead of the 210 s visibility timeout; it is kept at least the function's
+timeout, so, as in AWS, a redelivered record never meets the in-progress record of an invocation still running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from local_stack.emulators import ApiServer, QueuePoller, json_body
+from local_stack.stack import LOCAL_SECRET, LocalStack
+from nxcloud_simulator.server import NXCloudSimulator
+from soak.aws_service import AwsService
+from soak.containers import InvocationKilled, Slot, SlotPool
+from soak.journal import TallyJournal
+from soak.ledger import FINAL_API_REJECTIONS, Ledger, Tracker, build_ledger
+from soak.messages import API_ASYNC, QUEUE, Message, generate
+from soak.mix import get_mix
+
+
+@dataclass(frozen=True, slots=True)
+class SoakSettings:
+    messages: int = 1000
+    seed: int = 1
+    mix: str = "default"
+    policy: str = "dead_letter"
+    queue_concurrency: int = 8
+    """Concurrent queue invocations (SqsMaximumConcurrency; the template's default is 5). 8 keeps this machine's two
+    cores busiest: more containers make moto, which takes requests one at a time, slower per request."""
+    api_concurrency: int = 2
+    api_callers: int = 4
+    function_timeout: float = 3.0
+    retry_delay: int = 3
+    read_timeout: float = 0.3
+    secret_cache_seconds: int = 2
+    max_backlog: int = 120
+    """The producer waits while more messages than this are on the send queue (visible or in flight), as a steady
+    stream of traffic would; time to settle then measures handling and retries, not a queue of 10 000 waiting."""
+    time_limit: float = 900.0
+    api_give_up: float = 60.0
+
+
+def run_soak(settings: SoakSettings, progress: TextIO | None = sys.stderr) -> Ledger:
+    """Run one soak; return its ledger (never raises for what it finds: the ledger says)."""
+    return _Soak(settings, progress).run()
+
+
+class _Soak:
+    def __init__(self, settings: SoakSettings, progress: TextIO | None) -> None:
+        self.s = settings
+        self.progress = progress
+        self.mix = get_mix(settings.mix)
+        digest = hashlib.sha256(f"{settings.seed}-{settings.policy}-{settings.mix}".encode()).hexdigest()
+        self.run_id = digest[:6]
+        self.messages = generate(settings.messages, seed=settings.seed, run=self.run_id, shares=self.mix.shares)
+        self.tracker = Tracker(self.messages)
+        self.journal = TallyJournal(read_timeout=settings.read_timeout)
+        self.stack = LocalStack(retry_visibility=settings.retry_delay, demo_faults=False, prefix=f"soak-{self.run_id}")
+        self.stack.simulator = NXCloudSimulator(
+            accounts={LOCAL_SECRET["accessKey"]: LOCAL_SECRET["accessSecret"]}, seed=settings.seed, max_records=1
+        )
+        self.stack.simulator._journal = self.journal  # type: ignore[assignment] # the same methods, per-token tallies
+        self.aws = AwsService(list(self.mix.aws), seed=settings.seed)
+        self.stack.moto = self.aws  # type: ignore[assignment] # same interface; see soak.aws_service
+        self.queue_slots: list[Slot] = []
+        self.api_slots: list[Slot] = []
+        self.pollers: list[QueuePoller] = []
+        self.api: ApiServer | None = None
+        self._stop = threading.Event()
+        self._drainer: threading.Thread | None = None
+
+    # --- lifecycle
+
+    def run(self) -> Ledger:
+        started = time.monotonic()
+        self._cpu_started = time.process_time()
+        unsettled = True
+        try:
+            self._start()
+            futures = self._produce()
+            unsettled = not self._wait_until_settled(futures, started)
+        finally:
+            self._stop_all()
+        ledger = build_ledger(
+            self.tracker, self.journal, policy=self.s.policy, mix=self.s.mix, seed=self.s.seed, unsettled=unsettled
+        )
+        ledger.wall_s = time.monotonic() - started
+        stats = self.aws.stats()
+        ledger.aws_faults = Counter(stats["injected"])
+        ledger.aws_calls = Counter(stats["calls"])
+        slots = self.queue_slots + self.api_slots
+        ledger.container_starts = sum(s.starts for s in slots)
+        ledger.cpu_s = {
+            "soak process": time.process_time() - self._cpu_started,
+            "moto": float(stats.get("cpu_s", 0.0)),
+            "function containers": sum(s.cpu_s for s in slots),
+        }
+        ledger.function_errors = sum(s.errors for s in slots)
+        ledger.poller_errors = [
+            f"{type(e).__name__}: {e}" for p in self.pollers for e in p.errors if not isinstance(e, InvocationKilled)
+        ]
+        return ledger
+
+    def _start(self) -> None:
+        self.stack.start()
+        for rule in self.mix.simulator_rules():
+            self.stack.simulator.add_fault(**rule)
+        env = {
+            **self.stack.function_env(),
+            "AWS_ENDPOINT_URL": self.aws.fault_url,
+            "UNKNOWN_OUTCOME_POLICY": self.s.policy,
+            "NXCLOUD_READ_TIMEOUT": str(self.s.read_timeout),
+            "NXCLOUD_CONNECT_TIMEOUT": "1",
+            "SECRET_CACHE_SECONDS": str(self.s.secret_cache_seconds),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+
+        def slot(name: str) -> Slot:
+            return Slot(
+                env,
+                name,
+                function_timeout=self.s.function_timeout,
+                kill_probability=self.mix.kill_probability,
+                seed=self.s.seed,
+                on_result=self.tracker.invocation,
+            )
+
+        self.queue_slots = [slot(f"sqs{i}") for i in range(self.s.queue_concurrency)]
+        self.api_slots = [slot(f"api{i}") for i in range(self.s.api_concurrency)]
+        res = self.stack.res
+        self.pollers = [
+            QueuePoller(
+                res.client("sqs"),
+                res.send_queue_url,
+                s,  # type: ignore[arg-type] # any callable(event) -> response
+                batch_size=self.stack.queue.batch_size,
+                retry_delay=self.s.retry_delay,
+            ).start()
+            for s in self.queue_slots
+        ]
+        self.api = ApiServer(SlotPool(self.api_slots)).start()  # type: ignore[arg-type]
+        self._drainer = threading.Thread(target=self._drain_dlq, name="dlq-drainer", daemon=True)
+        self._drainer.start()
+
+    def _stop_all(self) -> None:
+        self._stop.set()
+        stopping = [threading.Thread(target=poller.stop) for poller in self.pollers]  # each ends its long poll
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
+        if self.api is not None:
+            self.api.stop()
+        if self._drainer is not None:
+            self._drainer.join(10)
+        for slot in self.queue_slots + self.api_slots:
+            slot.close()
+        self.stack.stop()
+
+    # --- pushing messages
+
+    def _produce(self) -> list[Future[None]]:
+        sqs = self.stack.res.client("sqs")
+        callers = ThreadPoolExecutor(max_workers=self.s.api_callers, thread_name_prefix="api-caller")
+        futures: list[Future[None]] = []
+        batch: list[Message] = []
+        last_report = time.monotonic()
+        for index, message in enumerate(self.messages):
+            if message.path == QUEUE:
+                batch.append(message)
+                if len(batch) == 10:
+                    self._send_batch(sqs, batch)
+                    batch = []
+            else:
+                futures.append(callers.submit(self._call_api, message, random.Random(f"{self.s.seed}-{index}")))
+            if index % 100 == 99:
+                self._wait_for_backlog(sqs)
+            if self.progress is not None and time.monotonic() - last_report > 10:
+                last_report = time.monotonic()
+                self._report(f"pushed {index + 1}/{len(self.messages)}")
+        if batch:
+            self._send_batch(sqs, batch)
+        callers.shutdown(wait=False)
+        return futures
+
+    def _send_batch(self, sqs: Any, batch: list[Message]) -> None:
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": m.body,
+                "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in m.attributes.items()},
+            }
+            for i, m in enumerate(batch)
+        ]
+        self.tracker.entered([m.token for m in batch], time.time())
+        answer = sqs.send_message_batch(QueueUrl=self.stack.res.send_queue_url, Entries=entries)
+        if answer.get("Failed"):
+            raise RuntimeError(f"SendMessageBatch failed: {answer['Failed']}")
+
+    def _wait_for_backlog(self, sqs: Any) -> None:
+        deadline = time.monotonic() + 120
+        while self._queue_depth(sqs, self.stack.res.send_queue_url) > self.s.max_backlog:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
+
+    def _call_api(self, message: Message, rng: random.Random) -> None:
+        """A well-behaved client: same key on every try, retries 409 and 5xx with backoff, stops at a final answer."""
+        assert self.api is not None
+        headers = {"Content-Type": "application/json", "x-api-key": self.api.api_key}
+        if message.key_where == "header" and message.idempotency_key:
+            headers["Idempotency-Key"] = message.idempotency_key
+        if message.path == API_ASYNC:
+            headers["Prefer"] = "respond-async"
+        self.tracker.entered([message.token], time.time())
+        started = time.monotonic()
+        for attempt in range(1, 1000):
+            status, answer = _post(f"{self.api.url}/messages", message.body.encode("utf-8"), headers)
+            error = answer.get("error") if isinstance(answer, dict) else None
+            final = (
+                status in (200, 202) or status in FINAL_API_REJECTIONS or (status == 504 and error == "unknown_outcome")
+            )
+            gave_up = not final and time.monotonic() - started > self.s.api_give_up
+            self.tracker.api_answer(message.token, status, error, final or gave_up, gave_up)
+            if final or gave_up or self._stop.is_set():
+                return
+            time.sleep(min(1.0, 0.05 * 2**attempt) * rng.uniform(0.5, 1.0))
+
+    # --- the dead-letter queue
+
+    def _drain_dlq(self) -> None:
+        sqs = self.stack.res.client("sqs")
+        while not self._stop.is_set():
+            try:
+                self._drain_once(sqs, wait=1)
+            except Exception as exc:  # keep draining; a moto hiccup must not end the soak
+                print(f"dlq drainer: {exc!r}", file=sys.stderr)
+                time.sleep(0.5)
+
+    def _drain_once(self, sqs: Any, wait: int) -> int:
+        url = self.stack.res.dlq_url
+        found = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        now = time.time()
+        for m in found:
+            attributes = {k: v.get("StringValue", "") for k, v in (m.get("MessageAttributes") or {}).items()}
+            self.tracker.dead_letter(m["Body"], attributes, now)
+        if found:
+            sqs.delete_message_batch(
+                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(found)]
+            )
+        return len(found)
+
+    # --- settling
+
+    def _wait_until_settled(self, futures: list[Future[None]], started: float) -> bool:
+        sqs = self.stack.res.client("sqs")
+        res = self.stack.res
+        quiet = 0
+        last_report = time.monotonic()
+        while time.monotonic() - started < self.s.time_limit:
+            if all(f.done() for f in futures):
+                depth = self._queue_depth(sqs, res.send_queue_url) + self._queue_depth(sqs, res.dlq_url)
+                quiet = quiet + 1 if depth == 0 else 0
+                if quiet >= 3:
+                    return True
+            if self.progress is not None and time.monotonic() - last_report > 10:
+                last_report = time.monotonic()
+                self._report("settling")
+            time.sleep(0.5)
+        return False
+
+    @staticmethod
+    def _queue_depth(sqs: Any, url: str) -> int:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        names.append("ApproximateNumberOfMessagesDelayed")
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        return sum(int(attributes.get(n, 0)) for n in names)
+
+    def _report(self, what: str) -> None:
+        journeys = self.tracker.journeys.values()
+        done = sum(1 for j in journeys if j.sent_at is not None or j.dead or j.api_final)
+        kills = sum(self.tracker.kills.values())
+        print(
+            f"[{self.s.policy}] {what}: {done} settled, {self.journal.accepted} accepted by NXCloud, "
+            f"{self.tracker.dlq_entries} dead letters, {kills} invocations killed",
+            file=self.progress,
+            flush=True,
+        )
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - 127.0.0.1 only
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            return response.status, json_body(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json_body(error.read())
+    except (urllib.error.URLError, OSError) as error:
+        return 0, {"error": f"connection: {error}"}
+
+
+def ledger_json(ledger: Ledger) -> str:
+    from soak.ledger import to_json
+
+    return json.dumps(to_json(ledger), indent=2)
