@@ -8,9 +8,9 @@ What is stored (a final outcome) and what is not (an exception; a later attempt 
 * ``sent``: NXCloud's ``message_id`` and ``traceId``.
 * ``unknown_outcome``, only under ``UNKNOWN_OUTCOME_POLICY=dead_letter``: NXCloud may have sent it, so a redelivery
   must not send it again.
-* If the send ended but storing its outcome failed (DynamoDB unavailable), the outcome is still returned: a message
-  NXCloud accepted is reported sent, not retried into a duplicate. Its key stays ``INPROGRESS`` until the in-progress
-  expiry.
+* If the send ended but storing its outcome failed (DynamoDB unavailable), storing it is tried once more, and the
+  outcome is returned either way: a message NXCloud accepted is reported sent, not retried into a duplicate. If the
+  second try fails too, the key stays ``INPROGRESS`` until the in-progress expiry (logged).
 * Permanent rejections are raised, not stored: nothing was sent, and a message redriven after its cause was fixed
   (a template created, a number corrected) must be tried again.
 * Retryable errors are raised, not stored.
@@ -135,9 +135,9 @@ class Delivery:
             if policy is UnknownOutcomePolicy.DEAD_LETTER
             else DynamoDBPersistenceLayer
         )
-        store = layer(table_name=table_name, boto3_client=dynamodb_client)
+        self._store = layer(table_name=table_name, boto3_client=dynamodb_client)
         self._deliver = idempotent_function(
-            data_keyword_argument="delivery", config=self.config, persistence_store=store, key_prefix=KEY_PREFIX
+            data_keyword_argument="delivery", config=self.config, persistence_store=self._store, key_prefix=KEY_PREFIX
         )(self._send)
 
     def deliver(
@@ -153,10 +153,11 @@ class Delivery:
         returns is stored with it as ``dead_lettered``, so a replay knows whether the dead letter was written.
         """
         payload = request.model_dump(mode="json", exclude_none=True, exclude={"idempotency_key"})
+        delivery = {"idempotency_key": key, "message": payload}
         finished: list[dict[str, Any]] = []
         try:
             return self._deliver(  # type: ignore[no-any-return]
-                delivery={"idempotency_key": key, "message": payload},
+                delivery=delivery,
                 request=request,
                 credentials=credentials,
                 finished=finished,
@@ -166,13 +167,25 @@ class Delivery:
             if isinstance(exc.__cause__, InterruptedDeliveryError):
                 return _interrupted()
             if finished:  # the send ended and only storing its outcome failed: the outcome stands
-                logger.warning(
-                    "the outcome could not be stored in the idempotency table; the key stays in progress until "
-                    "its in-progress expiry",
-                    extra={"status": finished[0].get("status"), "problem": type(exc.__cause__).__name__},
-                )
+                self._store_again(delivery, finished[0])
                 return finished[0]
             raise
+
+    def _store_again(self, delivery: dict[str, Any], outcome: dict[str, Any]) -> None:
+        """One more try at storing an outcome after Powertools' store failed (botocore retried it already).
+
+        Left unstored, the key stays ``INPROGRESS``; once its in-progress expiry passes, another delivery of the
+        same key (an SQS duplicate, a producer's retry) is an interrupted one: dead-lettered under dead_letter,
+        sent again under retry.
+        """
+        try:
+            self._store.save_success(data=delivery, result=outcome)
+        except Exception as exc:
+            logger.warning(
+                "the outcome could not be stored in the idempotency table; the key stays in progress until its "
+                "in-progress expiry",
+                extra={"idempotency": "unrecorded", "status": outcome.get("status"), "problem": type(exc).__name__},
+            )
 
     def _send(
         self,

@@ -133,6 +133,39 @@ def test_sent_message_whose_outcome_could_not_be_stored_is_reported_sent_not_res
     assert len(simulator.accepted) == 1
 
 
+def test_outcome_whose_store_failed_is_stored_on_a_second_try_so_a_later_duplicate_is_not_resent(
+    stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    import runtime
+    from nxcloud_wa.models import parse_message
+
+    monkeypatch.setenv("UNKNOWN_OUTCOME_POLICY", "retry")  # the policy that takes over an expired in-progress key
+    runtime.reset()
+    update_record = DynamoDBPersistenceLayer._update_record
+    calls: list[int] = []
+
+    def fails_once(self: Any, data_record: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "UpdateItem")
+        update_record(self, data_record)
+
+    monkeypatch.setattr(DynamoDBPersistenceLayer, "_update_record", fails_once)
+    rt = runtime.get()
+    request, credentials = parse_message(message()), rt.sender.credentials()
+    rt.delivery.config.register_lambda_context(LambdaContext(timeout_seconds=0.05))
+    first = rt.delivery.deliver(request, "stored-late", credentials)
+    time.sleep(0.1)  # past the first invocation's deadline: an INPROGRESS record would have expired
+    rt.delivery.config.register_lambda_context(LambdaContext(timeout_seconds=30))
+    second = rt.delivery.deliver(request, "stored-late", credentials)  # a producer's duplicate of the message
+
+    assert first["status"] == second["status"] == "sent"
+    assert second.get("replayed") is True
+    assert len(simulator.accepted) == 1
+
+
 def test_api_unknown_outcome_whose_dead_letter_failed_is_dead_lettered_on_the_retry(
     stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
