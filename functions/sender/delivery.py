@@ -136,6 +136,11 @@ class Delivery:
             else DynamoDBPersistenceLayer
         )
         self._store = layer(table_name=table_name, boto3_client=dynamodb_client)
+        # Configured here, on one thread, before any record can use it. Powertools configures a store on its first
+        # use and marks it configured before compiling the key and validation expressions, so the first SQS batch of
+        # a container, fanned out on several threads, could send with a half-configured store (a record stored
+        # without its payload hash, so its redelivery was refused as a reused key). Later calls return at once.
+        self._store.configure(config=self.config, key_prefix=KEY_PREFIX)
         self._deliver = idempotent_function(
             data_keyword_argument="delivery", config=self.config, persistence_store=self._store, key_prefix=KEY_PREFIX
         )(self._send)

@@ -166,6 +166,44 @@ def test_outcome_whose_store_failed_is_stored_on_a_second_try_so_a_later_duplica
     assert len(simulator.accepted) == 1
 
 
+def test_records_sent_while_a_cold_container_configures_its_store_are_replayed_not_refused(
+    stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import jmespath
+
+    import runtime
+    from nxcloud_wa.models import parse_message
+
+    compile_expression = jmespath.compile
+
+    def slow_validation_compile(expression: str, *args: Any, **kwargs: Any) -> Any:
+        if expression == "message":  # Powertools' configure() compiles this after it already says "configured"
+            time.sleep(0.3)  # what a busy CPU does to the thread in the middle of it
+        return compile_expression(expression, *args, **kwargs)
+
+    monkeypatch.setattr(jmespath, "compile", slow_validation_compile)
+    runtime.reset()
+    rt = runtime.get()
+    rt.delivery.config.register_lambda_context(LambdaContext(timeout_seconds=30))
+    credentials = rt.sender.credentials()
+    requests = {key: parse_message(message(to=f"861380000011{n}")) for n, key in enumerate(("cold-1", "cold-2"))}
+    first = [
+        threading.Thread(target=rt.delivery.deliver, args=(request, key, credentials))
+        for key, request in requests.items()
+    ]
+    for thread in first:  # a batch's records, fanned out on a fresh container
+        thread.start()
+        time.sleep(0.05)
+    for thread in first:
+        thread.join()
+    again = {key: rt.delivery.deliver(request, key, credentials) for key, request in requests.items()}  # redelivered
+
+    assert [outcome.get("replayed") for outcome in again.values()] == [True, True]
+    assert len(simulator.accepted) == 2
+
+
 def test_api_unknown_outcome_whose_dead_letter_failed_is_dead_lettered_on_the_retry(
     stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
