@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from soak.ledger import render, to_json
 from soak.mix import MIXES
@@ -36,17 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-timeout", type=float, default=defaults.read_timeout, help="NXCLOUD_READ_TIMEOUT")
     parser.add_argument("--max-backlog", type=int, default=defaults.max_backlog, help="messages queued at most")
     parser.add_argument("--time-limit", type=float, default=defaults.time_limit, help="seconds per policy run")
+    parser.add_argument("--parallel", action="store_true", help="with --policy both: run the two side by side")
     parser.add_argument("--json", action="store_true", help="print the ledgers as JSON instead of a table")
     args = parser.parse_args(argv)
     if not 1 <= args.messages <= 1_000_000:
         parser.error("--messages must be within 1..1000000")
+    if min(args.queue_concurrency, args.api_concurrency) < 1 or args.retry_delay < 0:
+        parser.error("concurrency must be at least 1 and --retry-delay at least 0")
+    if min(args.function_timeout, args.read_timeout, args.time_limit) <= 0 or args.max_backlog < 10:
+        parser.error("timeouts and --time-limit must be positive, --max-backlog at least 10")
 
     policies = POLICIES if args.policy == "both" else (args.policy,)
-    ledgers = []
     started = time.monotonic()
-    # The function writes JSON logs and EMF to stdout in its containers (sent to /dev/null there); keep ours clean.
-    for policy in policies:
-        settings = SoakSettings(
+    runs = [
+        SoakSettings(
             messages=args.messages,
             seed=args.seed,
             mix=args.mix,
@@ -59,7 +63,13 @@ def main(argv: list[str] | None = None) -> int:
             time_limit=args.time_limit,
             max_backlog=args.max_backlog,
         )
-        ledgers.append(run_soak(settings))
+        for policy in policies
+    ]
+    if args.parallel:
+        with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+            ledgers = list(pool.map(run_soak, runs))
+    else:
+        ledgers = [run_soak(settings) for settings in runs]
     if args.json:
         print(json.dumps([to_json(lg) for lg in ledgers], indent=2))
     else:

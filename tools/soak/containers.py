@@ -191,9 +191,19 @@ class SlotPool:
 
 
 class _OutcomeCollector(logging.Handler):
-    """Keeps the function's outcome lines (formatted, so the per-thread ``sqs_message_id`` key is in them)."""
+    """Keeps the function's outcome lines, and its ``idempotency=unrecorded`` warnings (formatted, so the
+    per-thread ``sqs_message_id`` key is in them)."""
 
-    FIELDS: Final = ("outcome", "sqs_message_id", "reason", "error_code", "replayed", "message_id", "idempotency_key")
+    FIELDS: Final = (
+        "outcome",
+        "sqs_message_id",
+        "reason",
+        "error_code",
+        "replayed",
+        "message_id",
+        "idempotency_key",
+        "idempotency",
+    )
 
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
@@ -201,7 +211,7 @@ class _OutcomeCollector(logging.Handler):
         self._lines: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, "outcome", None) is None:
+        if getattr(record, "outcome", None) is None and getattr(record, "idempotency", None) is None:
             return
         line = json.loads(self.format(record))
         with self._lock:

@@ -15,7 +15,8 @@ Each message ends in exactly one class: ``sent`` (the function reported it sent,
 told and nothing is owed), or ``lost`` (none of these). A duplicate is a message NXCloud accepted more than once; it
 is put down to an unknown outcome when one was possible for that message: NXCloud accepted a request whose answer
 was lost or garbled (per the simulator), the function reported a timeout / dropped connection / malformed answer,
-or an invocation handling it was killed. Every other duplicate was avoidable.
+an invocation handling it was killed, or the function could not store its outcome in the idempotency table at all
+(so a later delivery of the key finds an attempt that never finished). Every other duplicate was avoidable.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from soak.journal import TallyJournal, Upstream, token_in
-from soak.messages import API_SYNC, QUEUE, Message
+from soak.messages import API_ASYNC, API_SYNC, QUEUE, Message
 
 UNKNOWN_REASONS: Final = frozenset({"read_timeout", "connection_dropped", "malformed_response", "unknown_outcome"})
 FINAL_API_REJECTIONS: Final = frozenset({400, 413, 415, 422})
@@ -54,6 +55,7 @@ class Journey:
     api_gave_up: bool = False
     interrupted: int = 0
     unknown_seen: int = 0
+    unrecorded: int = 0
     retries: Counter[str] = field(default_factory=Counter)
     deliveries: int = 0
 
@@ -85,37 +87,27 @@ class Tracker:
         """One invocation finished (or was killed): what it says about each message it had."""
         now = time.time()
         records = event.get("Records")
+        trigger = "api" if records is None else "sqs"
         with self._lock:
-            if records is None:  # an API request
-                self.invocations["api"] += 1
-                if killed:
-                    self.kills[f"api {killed}"] += 1
-                    journey = self._journey(token_in(event.get("body")))
-                    if journey is not None:
-                        journey.interrupted += 1
-                return
-            self.invocations["sqs"] += 1
+            self.invocations[trigger] += 1
             if killed:
-                self.kills[f"sqs {killed}"] += 1
+                self.kills[f"{trigger} {killed}"] += 1
+            if records is None:  # an API request: one message, its answer is followed by the caller
+                journey = self._journey(token_in(event.get("body")))
+                if journey is not None:
+                    journey.interrupted += killed is not None
+                    journey.unrecorded += sum(line.get("idempotency") == "unrecorded" for line in outcomes)
+                return
             by_id = {r["messageId"]: token_in(r.get("body")) for r in records}
             for token in by_id.values():
                 journey = self._journey(token)
                 if journey is not None:
                     journey.deliveries += 1
-                    if killed:
-                        journey.interrupted += 1
+                    journey.interrupted += killed is not None
             for line in outcomes:
                 journey = self._journey(by_id.get(line.get("sqs_message_id") or ""))
-                if journey is None:
-                    continue
-                outcome, reason = line.get("outcome"), line.get("reason")
-                if outcome == "sent" and journey.sent_at is None:
-                    journey.sent_at = now
-                    journey.sent_replayed_only = bool(line.get("replayed"))
-                elif outcome == "retry":
-                    journey.retries[str(reason)] += 1
-                if reason in UNKNOWN_REASONS:
-                    journey.unknown_seen += 1
+                if journey is not None:
+                    _note(journey, line, now)
 
     def api_answer(self, token: str, status: int, error: str | None, final: bool, gave_up: bool = False) -> None:
         now = time.time()
@@ -144,6 +136,20 @@ class Tracker:
             journey.dead.append((f"{reason} {code}".strip(), at))
 
 
+def _note(journey: Journey, line: dict[str, Any], now: float) -> None:
+    """What one of the function's outcome lines says about a queued message."""
+    outcome, reason = line.get("outcome"), line.get("reason")
+    if line.get("idempotency") == "unrecorded":
+        journey.unrecorded += 1
+    if outcome == "sent" and journey.sent_at is None:
+        journey.sent_at = now
+        journey.sent_replayed_only = bool(line.get("replayed"))
+    elif outcome == "retry":
+        journey.retries[str(reason)] += 1
+    if reason in UNKNOWN_REASONS:
+        journey.unknown_seen += 1
+
+
 def _parse_time(text: str | None) -> float | None:
     if not text:
         return None
@@ -166,6 +172,8 @@ class Ledger:
     seed: int
     messages_in: int = 0
     paths: Counter[str] = field(default_factory=Counter)
+    enqueued_twice: int = 0
+    unrecorded: int = 0
     sent: int = 0
     sent_replayed_only: int = 0
     nxcloud_distinct_accepted: int = 0
@@ -241,9 +249,11 @@ def build_ledger(
         up = journal.get(token)
         ledger.messages_in += 1
         ledger.paths[message.path] += 1
+        ledger.enqueued_twice += message.resend
         ledger.nxcloud_accepted_total += up.accepted
         ledger.nxcloud_distinct_accepted += up.accepted > 0
         ledger.dlq_extra_copies += max(0, len(journey.dead) - 1)
+        ledger.unrecorded += journey.unrecorded > 0
         final, settled_at = _classify(journey, ledger)
         if final.startswith("dead:") and up.accepted:
             ledger.dead_accepted_by_nxcloud[final.removeprefix("dead:")] += 1
@@ -254,7 +264,7 @@ def build_ledger(
         if final == "sent" and up.accepted == 0:
             ledger.phantom_sent += 1
         if up.accepted > 1:
-            unknown = up.unknown_after_accept > 0 or journey.unknown_seen > 0 or journey.interrupted > 0
+            unknown = up.unknown_after_accept + journey.unknown_seen + journey.interrupted + journey.unrecorded > 0
             if unknown:
                 ledger.duplicates_unknown += 1
             else:
@@ -327,9 +337,10 @@ def render(ledgers: list[Ledger]) -> str:
 
     row("UNKNOWN_OUTCOME_POLICY", [lg.policy for lg in ledgers])
     row("messages in", [lg.messages_in for lg in ledgers])
-    for path, label in ((QUEUE, "  via the queue (SendMessageBatch)"), (API_SYNC, "  via the API, sync")):
-        row(label, [lg.paths[path] for lg in ledgers])
-    row("  via the API, Prefer: respond-async", [lg.paths["api_async"] for lg in ledgers])
+    row("  via the queue (SendMessageBatch)", [lg.paths[QUEUE] for lg in ledgers])
+    row("    of which enqueued twice (same key)", [lg.enqueued_twice for lg in ledgers])
+    row("  via the API, sync", [lg.paths[API_SYNC] for lg in ledgers])
+    row("  via the API, Prefer: respond-async", [lg.paths[API_ASYNC] for lg in ledgers])
     row("sent (reported by the function)", [lg.sent for lg in ledgers])
     row("  NXCloud: distinct messages accepted", [lg.nxcloud_distinct_accepted for lg in ledgers])
     row("  NXCloud: accepted sends in total", [lg.nxcloud_accepted_total for lg in ledgers])
@@ -346,6 +357,7 @@ def render(ledgers: list[Ledger]) -> str:
     row("  after an unknown outcome", [lg.duplicates_unknown for lg in ledgers])
     row("  avoidable (all others)", [lg.duplicates_avoidable for lg in ledgers])
     row("reported sent, never accepted", [lg.phantom_sent for lg in ledgers])
+    row("outcome stored in neither try (key left in progress)", [lg.unrecorded for lg in ledgers])
     row("ended other than their kind allows", [lg.unexpected for lg in ledgers])
     row("time to settle p50 / p99 / max (s)", [_times(lg) for lg in ledgers])
     row("invocations: queue / API", [f"{lg.invocations['sqs']} / {lg.invocations['api']}" for lg in ledgers])

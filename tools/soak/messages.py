@@ -32,6 +32,8 @@ class Message:
     key_where: str | None = None
     """Where the key travels: ``body``, ``header`` (API), ``attribute`` (queue); None: the SQS message id."""
     attributes: dict[str, str] = field(default_factory=dict)
+    resend: bool = False
+    """Enqueued twice (same body, same key): a producer retrying SendMessage."""
 
 
 def generate(count: int, *, seed: int, run: str, shares: MessageShares) -> list[Message]:
@@ -91,4 +93,5 @@ def _one(rng: random.Random, index: int, token: str, shares: MessageShares) -> M
         kind = "invalid"
     elif kind == "invalid_field":
         kind = "invalid"
-    return Message(token, path, text, kind, key, where, attributes)
+    resend = path == QUEUE and key is not None and rng.random() < shares.resend
+    return Message(token, path, text, kind, key, where, attributes, resend)

@@ -39,6 +39,9 @@ class MessageShares:
     outage: float = 0.002
     key_in_body: float = 0.1
     key_attribute: float = 0.1  # queue messages only
+    resend: float = 0.2
+    """Of the queue messages that carry an idempotency key: enqueued a second time right after the first, as a
+    producer does when it retries a SendMessage that timed out. Must still be sent once."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,13 +188,16 @@ class _Soak:
         callers = ThreadPoolExecutor(max_workers=self.s.api_callers, thread_name_prefix="api-caller")
         futures: list[Future[None]] = []
         batch: list[Message] = []
+        again: list[Message] = []  # the producer's retries: the same message once more, in the next batch
         last_report = time.monotonic()
         for index, message in enumerate(self.messages):
             if message.path == QUEUE:
                 batch.append(message)
-                if len(batch) == 10:
+                if message.resend:
+                    again.append(message)
+                if len(batch) >= 10:
                     self._send_batch(sqs, batch)
-                    batch = []
+                    batch, again = again, []
             else:
                 futures.append(callers.submit(self._call_api, message, random.Random(f"{self.s.seed}-{index}")))
             if index % 100 == 99:
@@ -202,8 +205,9 @@ class _Soak:
             if self.progress is not None and time.monotonic() - last_report > 10:
                 last_report = time.monotonic()
                 self._report(f"pushed {index + 1}/{len(self.messages)}")
-        if batch:
-            self._send_batch(sqs, batch)
+        for rest in (batch, again):
+            if rest:
+                self._send_batch(sqs, rest)
         callers.shutdown(wait=False)
         return futures
 
