@@ -211,7 +211,6 @@ def batch_allocation_peak_mb(handler: Handler, *, batch_size: int = 10) -> float
 
 def memory_size_mb() -> int:
     """The function's MemorySize: its own property, else the template's Globals."""
-    from local_stack.template import load_template, resource_properties
+    from local_stack.template import function_setting
 
-    own = resource_properties("SenderFunction").get("MemorySize")
-    return int(own if own is not None else load_template()["Globals"]["Function"]["MemorySize"])
+    return int(function_setting("SenderFunction", "MemorySize"))
