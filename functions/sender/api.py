@@ -20,6 +20,7 @@ Answers:
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Annotated, Any, Final, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -28,19 +29,17 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 from pydantic import BaseModel
 
+import observability
 import runtime
-from dead_letter import attributes, send_to_dlq, sqs_text
-from delivery import SENT
-from nxcloud_wa.exceptions import ConfigurationError, PermanentSendError, RetryableSendError
-from nxcloud_wa.models import MAX_IDEMPOTENCY_KEY, InvalidMessageError, SendRequest
-from observability import count, log_failure, log_sent, logger, tracer, upstream_latency
-from outcomes import Failure, failure_for, failure_for_unknown_outcome
+from dead_letter import sqs_text
+from delivery import Incoming
+from nxcloud_wa.error_codes import UNSUPPORTED_MEDIA
+from nxcloud_wa.exceptions import InvalidMessageError
+from nxcloud_wa.models import MAX_IDEMPOTENCY_KEY, SendRequest
+from observability import count, logger, tracer
+from outcomes import DeadLettered, Failure, Outcome, Rejected, RetryLater, Sent, failure_for
 
 MESSAGES_PATH: Final = "/messages"
 
@@ -134,20 +133,28 @@ def post_message(
     key = _idempotency_key(idempotency_key, message.idempotency_key)
     if prefer and "respond-async" in prefer.lower():
         return _enqueue(rt, key)
-    credentials = rt.sender.credentials()
-    key = key or app.current_event.request_context.request_id
-    outcome = rt.delivery.deliver(
-        message, key, credentials, on_unknown=lambda unknown: _try_dead_letter(rt, message, unknown, key)
+    request_id = app.current_event.request_context.request_id
+    incoming = Incoming(
+        body=sqs_text(app.current_event.decoded_body or ""),
+        source="api",
+        source_id=request_id,
+        key=key,
+        request=message,
     )
-    if outcome.get("status") == SENT:
-        log_sent(message, outcome, key)
-        count("MessagesSent")
-        if not outcome.get("replayed") and outcome.get("latency_ms") is not None:
-            upstream_latency(outcome["latency_ms"])
-        headers = {"Idempotent-Replayed": "true"} if outcome.get("replayed") else None
-        body = {"message_id": outcome["message_id"], "trace_id": outcome.get("trace_id")}
+    remaining_ms = app.lambda_context.get_remaining_time_in_millis()
+    [outcome] = rt.delivery.deliver([incoming], remaining_ms=remaining_ms, dead_letter_rejections=False)
+    return _answer(outcome)
+
+
+def _answer(outcome: Outcome) -> Response[Any]:
+    """The HTTP answer for a delivery's outcome; its status comes from the error table."""
+    if isinstance(outcome, Sent):
+        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+        body = {"message_id": outcome.message_id, "trace_id": outcome.trace_id}
         return Response(200, content_types.APPLICATION_JSON, body, headers=headers)
-    return _unknown_outcome(rt, message, outcome, key)
+    if isinstance(outcome, DeadLettered):  # only an unknown outcome is dead-lettered on this path
+        return _error(outcome.failure, "NXCloud may or may not have sent this message; it was recorded for review")
+    return _error(outcome.failure)
 
 
 def _idempotency_key(header: str | None, field: str | None) -> str | None:
@@ -182,58 +189,25 @@ def _enqueue(rt: runtime.Runtime, key: str | None) -> Response[Any]:
     )
 
 
-def _unknown_outcome(rt: runtime.Runtime, message: SendRequest, outcome: dict[str, Any], key: str) -> Response[Any]:
-    """NXCloud may have sent it: record it in the DLQ for a person to check, and tell the caller.
-
-    The dead letter is written before the outcome is stored (``_try_dead_letter``), and the stored outcome says
-    whether that worked. If it did not, every later call with the key writes it (and a failure here answers 503, so
-    the caller retries): a replayed 504 always means the message is on the DLQ.
-    """
-    failure = failure_for_unknown_outcome(outcome)
-    if not outcome.get("dead_lettered"):
-        _dead_letter(rt, message, failure, key)
-    return _error(504, failure, "NXCloud may or may not have sent this message; it was recorded for review")
-
-
-def _try_dead_letter(rt: runtime.Runtime, message: SendRequest, outcome: dict[str, Any], key: str) -> bool:
-    """Dead-letter a fresh unknown outcome; False (logged) when the DLQ write failed."""
-    try:
-        _dead_letter(rt, message, failure_for_unknown_outcome(outcome), key)
-    except Exception:
-        logger.exception("could not write to the dead-letter queue: the next call with this key tries again")
-        return False
-    return True
-
-
-def _dead_letter(rt: runtime.Runtime, message: SendRequest, failure: Failure, key: str) -> None:
-    request_id = app.current_event.request_context.request_id
-    send_to_dlq(
-        rt.sqs,
-        rt.settings.dlq_url,
-        sqs_text(app.current_event.decoded_body or ""),
-        attributes(failure, source="api", source_message_id=request_id, idempotency_key=key),
-    )
-    log_failure("message outcome unknown: dead-lettered", "dead_lettered", failure, message)
-    count("MessagesDeadLettered", error_class=failure.error_class, error_code=failure.error_code)
-
-
-def _error(status: int, failure: Failure, message: str | None = None, **extra: Any) -> Response[Any]:
+def _error(failure: Failure, message: str | None = None) -> Response[Any]:
     tracer.put_annotation(key="error_code", value=failure.error_code)
     body: dict[str, Any] = {
         "error": failure.reason,
         "message": message or failure.error_message,
         "code": failure.error_code,
         "trace_id": failure.trace_id,
-        **extra,
     }
-    return Response(status, content_types.APPLICATION_JSON, body)
+    if failure.errors:
+        body["errors"] = list(failure.errors)
+    return Response(failure.api_status, content_types.APPLICATION_JSON, body)
 
 
-def _rejected(status: int, exc: Exception, *, metric: str = "MessagesRejected", **extra: Any) -> Response[Any]:
-    failure = failure_for(exc)
-    log_failure("message not sent", "rejected" if status < 500 else "failed", failure, None, status=status)
-    count(metric, error_class=failure.error_class, error_code=failure.error_code)
-    return _error(status, failure, **extra)
+def _refused(failure: Failure) -> Response[Any]:
+    """A request refused before the delivery flow (unreadable, invalid, or a dependency failing): reported alike."""
+    outcome = Rejected(failure) if failure.api_status < 500 else RetryLater(failure)
+    request_id = app.current_event.request_context.request_id
+    observability.report(outcome, None, None, Incoming(body="", source="api", source_id=request_id))
+    return _error(failure)
 
 
 @app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
@@ -242,53 +216,22 @@ def _invalid_request(exc: RequestValidationError | RequestUnsupportedContentType
         {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
         for e in exc.errors()
     ]
-    status = 415 if any(e["type"] == "unsupported_content_type" for e in errors) else 400
-    return _rejected(status, InvalidMessageError(errors), errors=errors)
+    failure = failure_for(InvalidMessageError(errors))
+    if any(e["type"] == "unsupported_content_type" for e in errors):
+        failure = replace(failure, classification=UNSUPPORTED_MEDIA)
+    return _refused(failure)
 
 
 @app.exception_handler(UnicodeDecodeError)
 def _not_utf8(exc: UnicodeDecodeError) -> Response[Any]:
     """A base64-encoded (binary) body that is not UTF-8: Powertools fails to decode it before validating it."""
     errors = [{"loc": ["body"], "msg": "the body is not UTF-8 text", "type": "unicode_decode"}]
-    return _rejected(400, InvalidMessageError(errors), errors=errors)
+    return _refused(failure_for(InvalidMessageError(errors)))
 
 
 @app.exception_handler(InvalidMessageError)
 def _invalid_message(exc: InvalidMessageError) -> Response[Any]:
-    return _rejected(400, exc, errors=exc.errors)
-
-
-@app.exception_handler(PermanentSendError)
-def _permanent(exc: PermanentSendError) -> Response[Any]:
-    return _rejected(422, exc)
-
-
-@app.exception_handler(IdempotencyValidationError)
-def _key_reused(exc: IdempotencyValidationError) -> Response[Any]:
-    return _rejected(422, exc)
-
-
-@app.exception_handler(IdempotencyAlreadyInProgressError)
-def _in_progress(exc: IdempotencyAlreadyInProgressError) -> Response[Any]:
-    return _error(409, failure_for(exc))
-
-
-@app.exception_handler(RetryableSendError)
-def _upstream(exc: RetryableSendError) -> Response[Any]:
-    if exc.reason in ("read_timeout",):
-        status = 504
-    elif exc.reason in ("http_429", "http_503") or exc.code == 22125:
-        status = 503
-    else:
-        status = 502
-    return _rejected(status, exc, metric="MessagesFailed")
-
-
-@app.exception_handler(ConfigurationError)
-def _misconfigured(exc: ConfigurationError) -> Response[Any]:
-    logger.error("misconfigured", extra={"problem": str(exc)})
-    failure = Failure("misconfigured", "retryable", "configuration", "the service is misconfigured (see its logs)")
-    return _error(500, failure)
+    return _refused(failure_for(exc))
 
 
 @app.exception_handler(ValueError)
@@ -299,15 +242,16 @@ def _unreadable_form(exc: ValueError) -> Response[Any]:
     if content_type and not content_type.startswith(content_types.APPLICATION_JSON):
         message = f"Unsupported content type: {content_type}"
         errors = [{"loc": ["body"], "msg": message, "type": "unsupported_content_type"}]
-        return _rejected(415, InvalidMessageError(errors), errors=errors)
+        return _refused(replace(failure_for(InvalidMessageError(errors)), classification=UNSUPPORTED_MEDIA))
     return _unavailable(exc)
 
 
 @app.exception_handler(Exception)
 def _unavailable(exc: Exception) -> Response[Any]:
-    """AWS dependencies (Secrets Manager, DynamoDB, SQS) failing: nothing was sent, the caller may retry."""
-    logger.exception("dependency failure")
-    return _rejected(503, exc, metric="MessagesFailed")
+    """A dependency failing before the delivery (the runtime's configuration, SQS for respond-async): nothing was
+    sent, and the caller may retry. A misconfiguration is a 500 whose details only the log has."""
+    logger.exception("request failed before delivery")
+    return _refused(failure_for(exc))
 
 
 def openapi_document() -> str:

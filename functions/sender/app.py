@@ -28,12 +28,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 @logger.inject_lambda_context(clear_state=True)
 def _handle_sqs(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from sqs_batch import handle_batch
+    from sqs_trigger import handle_batch
 
-    rt = runtime.get()
-    rt.delivery.config.register_lambda_context(context)
     tracer.put_annotation(key="trigger", value="sqs")
-    response = handle_batch(event, context, rt)
+    response = handle_batch(event, context, runtime.get())
     tracer.put_annotation(key="records", value=len(event["Records"]))
     tracer.put_annotation(key="retried", value=len(response.get("batchItemFailures", [])))
     return response
@@ -48,11 +46,6 @@ def _handle_api(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
             "headers": {"Content-Type": "application/json"},
             "body": f'{{"error": "too_large", "message": "the body must be at most {MAX_MESSAGE_BYTES} bytes"}}',
         }
-    try:
-        rt = runtime.get()
-        rt.delivery.config.register_lambda_context(context)
-    except Exception:  # reported by the route's own error handling, which calls runtime.get() again
-        logger.debug("runtime not ready")
     from api import app as api_app  # deferred: the resolver and its OpenAPI models are not needed for SQS
 
     response = api_app.resolve(event, context)

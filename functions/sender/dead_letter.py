@@ -8,12 +8,18 @@ Credentials and signatures are never among them.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from nxcloud_wa.exceptions import DeadLetterRefusedError
 from outcomes import Failure
 
 MAX_ATTRIBUTE_TEXT: Final = 1000
+SQS_BATCH: Final = 10
+SQS_BATCH_BYTES: Final = 256 * 1024
+"""Most entries ``SendMessageBatch`` takes, and most bytes all of them may hold together."""
 NOT_SQS_TEXT: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 """Characters SQS refuses in a message body or attribute value (it then refuses the whole message)."""
 
@@ -24,7 +30,7 @@ def attributes(
     """The SQS message attributes describing ``failure``; empty values are left out (SQS rejects them)."""
     values = {
         "reason": failure.reason,
-        "error_class": failure.error_class,
+        "error_class": str(failure.error_class),
         "error_code": failure.error_code,
         "error_message": failure.error_message[:MAX_ATTRIBUTE_TEXT],
         "nxcloud_trace_id": failure.trace_id,
@@ -46,7 +52,55 @@ def sqs_text(value: str) -> str:
     return NOT_SQS_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
 
 
-def send_to_dlq(sqs: Any, queue_url: str, body: str, message_attributes: dict[str, dict[str, str]]) -> str:
-    """Put the message on the dead-letter queue; return its new message id. Raises what boto3 raises."""
-    response = sqs.send_message(QueueUrl=queue_url, MessageBody=body, MessageAttributes=message_attributes)
-    return str(response["MessageId"])
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One message for the dead-letter queue: its body as received and the attributes saying why."""
+
+    body: str
+    attributes: dict[str, dict[str, str]]
+
+    def size(self) -> int:
+        """What SQS counts against a batch's size: the body and every attribute's name, type and value."""
+        attributes = sum(
+            len(k) + len(v["DataType"]) + len(v["StringValue"].encode()) for k, v in self.attributes.items()
+        )
+        return len(self.body.encode("utf-8", "surrogatepass")) + attributes
+
+
+def send_all(sqs: Any, queue_url: str, letters: Sequence[DeadLetter]) -> list[str | BaseException]:
+    """Put every letter on the queue, as few requests as SQS allows; return each one's message id, or why it failed.
+
+    One letter's failure (SQS refusing it, or its whole request failing) never stops the others.
+    """
+    results: list[str | BaseException] = []
+    for chunk in _requests(letters):
+        entries = [
+            {"Id": str(i), "MessageBody": letter.body, "MessageAttributes": letter.attributes}
+            for i, letter in enumerate(chunk)
+        ]
+        try:
+            answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        except Exception as exc:
+            results += [exc] * len(chunk)
+            continue
+        sent = {entry["Id"]: str(entry["MessageId"]) for entry in answer.get("Successful", [])}
+        failed = {entry["Id"]: entry for entry in answer.get("Failed", [])}
+        for i in range(len(chunk)):
+            problem = failed.get(str(i), {"Code": "missing", "Message": "SQS did not report this entry"})
+            refused = DeadLetterRefusedError(f"{problem.get('Code')}: {problem.get('Message')}")
+            results.append(sent.get(str(i)) or refused)
+    return results
+
+
+def _requests(letters: Sequence[DeadLetter]) -> list[list[DeadLetter]]:
+    """Letters in request-sized groups: at most ten, and at most ``SQS_BATCH_BYTES`` of bodies and attributes."""
+    groups: list[list[DeadLetter]] = []
+    size = 0
+    for letter in letters:
+        letter_size = letter.size()
+        if not groups or len(groups[-1]) == SQS_BATCH or size + letter_size > SQS_BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(letter)
+        size += letter_size
+    return groups

@@ -1,237 +1,304 @@
-"""One idempotent delivery: the only place a message is handed to NXCloud from the function.
+"""The one delivery flow both triggers call: parse, key, claim, send, dispose, settle, report.
 
-Both triggers call :meth:`Delivery.deliver` with the message and its idempotency key. Powertools Idempotency (on
-DynamoDB) makes a second call with the same key return the first call's stored result instead of sending again.
+A trigger hands over what it received (:class:`Incoming`, one per message: a queue batch, or the API's one request)
+and gets one :class:`~outcomes.Outcome` per message back; it only translates those into its own answer.
 
-What is stored (a final outcome) and what is not (an exception; a later attempt may send):
+1. **parse** each body (the API's arrives parsed); an invalid one is a permanent failure.
+2. **key**: the body's ``idempotency_key``, else the trigger's (message attribute, ``Idempotency-Key`` header), else
+   the trigger's own id for the message (SQS message id, API request id).
+3. **claim** every key in one request (:mod:`idempotency`). A stored outcome is answered again (``replayed``), a
+   key held by an unfinished delivery is retried later, a key reused for another message is refused, and an attempt
+   that started and never finished is an unknown outcome (``interrupted``) under ``dead_letter``.
+4. **send** the claimed messages to NXCloud, concurrently, with the credentials read once for all.
+5. **dispose**: a permanent failure is dead-lettered (queue) or rejected to the caller (API); an unknown outcome is
+   dead-lettered on both, or retried under ``UNKNOWN_OUTCOME_POLICY=retry``; a failed dead-letter write means retry.
+6. **settle** every claim in one request: sent and unknown outcomes stored, the other claims released, so a message
+   retried or redriven after its cause was fixed is tried again.
+7. **report**: one log line and the metrics of each outcome (:mod:`observability`).
 
-* ``sent``: NXCloud's ``message_id`` and ``traceId``.
-* ``unknown_outcome``, only under ``UNKNOWN_OUTCOME_POLICY=dead_letter``: NXCloud may have sent it, so a redelivery
-  must not send it again.
-* If the send ended but storing its outcome failed (DynamoDB unavailable), storing it is tried once more, and the
-  outcome is returned either way: a message NXCloud accepted is reported sent, not retried into a duplicate. If the
-  second try fails too, the key stays ``INPROGRESS`` until the in-progress expiry (logged).
-* Permanent rejections are raised, not stored: nothing was sent, and a message redriven after its cause was fixed
-  (a template created, a number corrected) must be tried again.
-* Retryable errors are raised, not stored.
-
-An attempt that started and never finished (the Lambda timed out or was killed between marking the key
-``INPROGRESS`` and storing the outcome) leaves its record ``INPROGRESS`` until the in-progress expiry, which
-Powertools ties to that invocation's deadline. Powertools then lets the next attempt take the key over and send again:
-right for ``retry`` (at least once), a duplicate for ``dead_letter`` if NXCloud had accepted the first attempt. Under
-``dead_letter`` the table therefore never hands over such a key: the delivery is an ``unknown_outcome`` (reason
-``interrupted``), dead-lettered like any other.
+Nothing final is lost on the way: a message whose outcome could not be stored is still reported as it ended (its
+key stays in progress until the claim's deadline, and a later delivery of it is then in progress, or interrupted);
+a dead letter that could not be written turns into a retry.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, Final
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyItemAlreadyExistsError,
-    IdempotencyPersistenceLayerError,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS, DataRecord
-from botocore.exceptions import ClientError
-
+import observability
+from dead_letter import DeadLetter, attributes, send_all
+from idempotency import Claim, Claimed, ClaimResult, Completed, IdempotencyStore, InProgress, Interrupted
 from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.credentials import Credentials
-from nxcloud_wa.exceptions import UnknownOutcomeError
-from nxcloud_wa.models import SendRequest
+from nxcloud_wa.error_codes import (
+    DEAD_LETTER_FAILED,
+    IN_PROGRESS,
+    INTERRUPTED,
+    KEY_REUSED,
+    UNKNOWN_OUTCOME,
+    ErrorClass,
+)
+from nxcloud_wa.exceptions import InvalidMessageError
+from nxcloud_wa.models import SendRequest, parse_message
 from nxcloud_wa.sender import Sender
-from observability import logger
-
-KEY_PREFIX: Final = "nxcloud-wa-send"
-"""Stable prefix of stored keys: Powertools would otherwise derive it from the module and function name."""
-
-SENT: Final = "sent"
-UNKNOWN_OUTCOME: Final = "unknown_outcome"
-
-
-class InterruptedDeliveryError(Exception):
-    """An earlier attempt with this key was marked in progress and never finished: it may have sent the message."""
-
-
-class AtMostOnceDynamoDBPersistenceLayer(DynamoDBPersistenceLayer):
-    """Powertools' DynamoDB store, except that an expired ``INPROGRESS`` record is never taken over.
-
-    Powertools' own ``_put_record`` overwrites a record whose in-progress expiry has passed and runs the function
-    again. Here the condition leaves that case out: the write fails, and an expired ``INPROGRESS`` record raises
-    :class:`InterruptedDeliveryError` instead of being handed to a new attempt. Everything else (a free key, an
-    expired record, a completed or still-running one, payload validation) is as Powertools does it.
-    """
-
-    def _put_record(self, data_record: DataRecord) -> None:
-        item: dict[str, Any] = {
-            **self._get_key(data_record.idempotency_key),
-            self.expiry_attr: {"N": str(data_record.expiry_timestamp)},
-            self.status_attr: {"S": data_record.status},
-        }
-        if data_record.in_progress_expiry_timestamp is not None:
-            item[self.in_progress_expiry_attr] = {"N": str(data_record.in_progress_expiry_timestamp)}
-        if self.payload_validation_enabled and data_record.payload_hash:
-            item[self.validation_key_attr] = {"S": data_record.payload_hash}
-        now = time.time()
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=item,
-                ConditionExpression="attribute_not_exists(#id) OR #expiry < :now",
-                ExpressionAttributeNames={"#id": self.key_attr, "#expiry": self.expiry_attr},
-                ExpressionAttributeValues={":now": {"N": str(int(now))}},
-                **self.return_value_on_condition,  # type: ignore[arg-type]
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            old_item = exc.response.get("Item")  # type: ignore[typeddict-item]
-            if old_item is None:
-                raise IdempotencyItemAlreadyExistsError() from exc
-            old = self._item_to_data_record(old_item)
-            self._validate_payload(data_payload=data_record, stored_data_record=old)
-            expiry = old.in_progress_expiry_timestamp
-            if old.status == STATUS_CONSTANTS["INPROGRESS"] and expiry is not None and expiry < int(now * 1000):
-                raise InterruptedDeliveryError(data_record.idempotency_key) from exc
-            self._save_to_cache(data_record=old)
-            raise IdempotencyItemAlreadyExistsError(old_data_record=old) from exc
+from outcomes import (
+    DeadLettered,
+    Failure,
+    Outcome,
+    Rejected,
+    RetryLater,
+    Sent,
+    failure,
+    failure_for,
+    from_stored,
+    now,
+    stored_data,
+    unknown,
+)
 
 
-def _mark_replayed(response: Any, record: DataRecord) -> Any:
-    """Powertools calls this only when it returns a stored result: say so, so callers don't count it twice."""
-    return {**response, "replayed": True} if isinstance(response, dict) else response
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One message as a trigger received it."""
+
+    body: str
+    """The body exactly as received (SQS-safe): what a dead letter carries, so it can be redriven unchanged."""
+    source: str
+    """``sqs`` or ``api``: the dead letter's ``source`` attribute."""
+    source_id: str
+    """The SQS message id or the API request id: the dead letter's ``source_message_id``, and the key of last resort."""
+    key: str | None = None
+    """The key the trigger carries beside the body (message attribute or ``Idempotency-Key`` header)."""
+    request: SendRequest | None = None
+    """The message already validated (the API's resolver does it); parsed from ``body`` when None."""
+    receive_count: int | None = None
+
+
+@dataclass(slots=True)
+class _Delivery:
+    """One message on its way through the flow; ``outcome`` is set once it is decided."""
+
+    incoming: Incoming
+    request: SendRequest | None = None
+    key: str | None = None
+    claim: Claim | None = None
+    claimed: bool = False
+    result: Sent | Failure | None = None
+    """What the attempt came to: sent, or why not (an unknown outcome in its dead-letter form, see ``unknown``)."""
+    stored_dead_lettered: bool | None = None
+    """For an unknown outcome read back from the table: whether it was dead-lettered then."""
+    outcome: Outcome | None = field(default=None)
+
+    @property
+    def open(self) -> bool:
+        return self.outcome is None and self.result is None
 
 
 class Delivery:
-    """Sends through a :class:`Sender`, deduplicated by key in the idempotency table."""
+    """The flow, with the container's sender, idempotency store, SQS client and thread pool."""
 
     def __init__(
         self,
         sender: Sender,
+        store: IdempotencyStore,
         *,
-        table_name: str,
-        expiry_seconds: int,
+        sqs: object,
+        dlq_url: str,
+        executor: Executor,
         policy: UnknownOutcomePolicy,
-        dynamodb_client: Any = None,
     ) -> None:
         self.sender = sender
+        self.store = store
+        self.sqs = sqs
+        self.dlq_url = dlq_url
+        self.executor = executor
         self.policy = policy
-        self.config = IdempotencyConfig(
-            event_key_jmespath="idempotency_key",
-            payload_validation_jmespath="message",
-            raise_on_no_idempotency_key=True,
-            expires_after_seconds=expiry_seconds,
-            response_hook=_mark_replayed,
-        )
-        layer = (
-            AtMostOnceDynamoDBPersistenceLayer
-            if policy is UnknownOutcomePolicy.DEAD_LETTER
-            else DynamoDBPersistenceLayer
-        )
-        self._store = layer(table_name=table_name, boto3_client=dynamodb_client)
-        # Configured here, on one thread, before any record can use it. Powertools configures a store on its first
-        # use and marks it configured before compiling the key and validation expressions, so the first SQS batch of
-        # a container, fanned out on several threads, could send with a half-configured store (a record stored
-        # without its payload hash, so its redelivery was refused as a reused key). Later calls return at once.
-        self._store.configure(config=self.config, key_prefix=KEY_PREFIX)
-        self._deliver = idempotent_function(
-            data_keyword_argument="delivery", config=self.config, persistence_store=self._store, key_prefix=KEY_PREFIX
-        )(self._send)
 
     def deliver(
-        self,
-        request: SendRequest,
-        key: str,
-        credentials: Credentials,
-        on_unknown: Callable[[dict[str, Any]], bool] | None = None,
-    ) -> dict[str, Any]:
-        """Send once per key. Returns the (possibly stored) outcome; raises for what must not be stored.
+        self, messages: Sequence[Incoming], *, remaining_ms: int, dead_letter_rejections: bool
+    ) -> list[Outcome]:
+        """Deliver every message; return their outcomes in the same order.
 
-        ``on_unknown`` (dead_letter policy) is called with a fresh unknown outcome before it is stored; what it
-        returns is stored with it as ``dead_lettered``, so a replay knows whether the dead letter was written.
+        ``remaining_ms`` is the invocation's time left (claims expire then); ``dead_letter_rejections`` says whether a
+        permanent failure goes to the dead-letter queue (queue) or back to the caller (API).
         """
-        payload = request.model_dump(mode="json", exclude_none=True, exclude={"idempotency_key"})
-        delivery = {"idempotency_key": key, "message": payload}
-        finished: list[dict[str, Any]] = []
-        try:
-            return self._deliver(  # type: ignore[no-any-return]
-                delivery=delivery,
-                request=request,
-                credentials=credentials,
-                finished=finished,
-                on_unknown=on_unknown,
-            )
-        except IdempotencyPersistenceLayerError as exc:
-            if isinstance(exc.__cause__, InterruptedDeliveryError):
-                return _interrupted()
-            if finished:  # the send ended and only storing its outcome failed: the outcome stands
-                self._store_again(delivery, finished[0])
-                return finished[0]
-            raise
+        deliveries = [_Delivery(m) for m in messages]
+        self._parse(deliveries)
+        live = [d for d in deliveries if d.open]
+        if live:
+            credentials = self._credentials(live)
+            if credentials is not None:
+                self._claim(live, remaining_ms)
+                self._send([d for d in live if d.claimed and d.open], credentials)
+        self._dispose(deliveries, dead_letter_rejections)
+        self._settle(deliveries)
+        outcomes: list[Outcome] = []
+        for d in deliveries:
+            assert d.outcome is not None, "every delivery is disposed of"
+            observability.report(d.outcome, d.request, d.key, d.incoming)
+            outcomes.append(d.outcome)
+        return outcomes
 
-    def _store_again(self, delivery: dict[str, Any], outcome: dict[str, Any]) -> None:
-        """One more try at storing an outcome after Powertools' store failed (botocore retried it already).
+    # --- 1-2. parse and key
 
-        Left unstored, the key stays ``INPROGRESS``; once its in-progress expiry passes, another delivery of the
-        same key (an SQS duplicate, a producer's retry) is an interrupted one: dead-lettered under dead_letter,
-        sent again under retry.
-        """
+    def _parse(self, deliveries: list[_Delivery]) -> None:
+        for d in deliveries:
+            try:
+                d.request = d.incoming.request or parse_message(d.incoming.body)
+            except InvalidMessageError as exc:
+                d.result = failure_for(exc)
+                continue
+            d.key = d.request.idempotency_key or d.incoming.key or d.incoming.source_id
+            payload = d.request.model_dump(mode="json", exclude_none=True, exclude={"idempotency_key"})
+            d.claim = Claim.of(d.key, payload)
+
+    def _credentials(self, live: list[_Delivery]) -> Credentials | None:
+        """The credentials, once for all (the cache does not stop a stampede); None after failing every delivery."""
         try:
-            self._store.save_success(data=delivery, result=outcome)
+            return self.sender.credentials()
         except Exception as exc:
-            logger.warning(
-                "the outcome could not be stored in the idempotency table; the key stays in progress until its "
-                "in-progress expiry",
-                extra={"idempotency": "unrecorded", "status": outcome.get("status"), "problem": type(exc).__name__},
-            )
+            observability.logger.exception("could not load the NXCloud credentials: the messages will be retried")
+            for d in live:
+                d.result = failure_for(exc)
+            return None
 
-    def _send(
-        self,
-        delivery: dict[str, Any],
-        request: SendRequest,
-        credentials: Credentials,
-        finished: list[dict[str, Any]] | None = None,
-        on_unknown: Callable[[dict[str, Any]], bool] | None = None,
-    ) -> dict[str, Any]:
-        """Send; return the outcome to store. ``finished`` receives it too, for when storing it fails."""
-        started = time.perf_counter()
-        outcome: dict[str, Any]
+    # --- 3. claim
+
+    def _claim(self, live: list[_Delivery], remaining_ms: int) -> None:
+        leaders: dict[str, _Delivery] = {}
+        for d in live:
+            assert d.claim is not None
+            leader = leaders.setdefault(d.claim.record_id, d)
+            if leader is not d:  # the same key twice in one batch: the second waits for the first's outcome
+                reused = leader.claim is not None and leader.claim.payload_hash != d.claim.payload_hash
+                d.result = failure(KEY_REUSED if reused else IN_PROGRESS)
+        claims = [d.claim for d in leaders.values() if d.claim is not None]
         try:
-            result = self.sender.send(request, credentials)
-        except UnknownOutcomeError as exc:
-            if self.policy is UnknownOutcomePolicy.RETRY:
-                raise
-            outcome = {"status": UNKNOWN_OUTCOME, "error": exc.as_dict(), "at": _now()}
-            if on_unknown is not None:
-                outcome["dead_lettered"] = bool(on_unknown(outcome))
+            results = self.store.claim(claims, int(time.time() * 1000) + remaining_ms)
+        except Exception as exc:
+            observability.logger.exception("could not claim the idempotency keys: the messages will be retried")
+            for d in leaders.values():
+                d.result = failure_for(exc)
+            return
+        for record_id, d in leaders.items():
+            self._apply_claim(d, results[record_id])
+
+    def _apply_claim(self, d: _Delivery, result: ClaimResult) -> None:
+        if isinstance(result, Claimed):
+            d.claimed = True
+        elif isinstance(result, Completed):
+            stored = from_stored(result.data)
+            if isinstance(stored, Sent):
+                d.result = stored
+            else:
+                d.result, d.stored_dead_lettered = stored
+        elif isinstance(result, InProgress):
+            d.result = failure(IN_PROGRESS)
+        elif isinstance(result, Interrupted):
+            d.result = unknown(failure(INTERRUPTED))
         else:
-            outcome = {
-                "status": SENT,
-                "message_id": result.message_id,
-                "trace_id": result.trace_id,
-                "at": _now(),
-                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
-            }
-        if finished is not None:
-            finished.append(outcome)
-        return outcome
+            d.result = failure(KEY_REUSED)
 
+    # --- 4. send
 
-def _interrupted() -> dict[str, Any]:
-    error = UnknownOutcomeError(
-        "an earlier attempt with this idempotency key started and never finished (the function timed out or was "
-        "stopped); NXCloud may have sent the message",
-        reason="interrupted",
-    )
-    return {"status": UNKNOWN_OUTCOME, "error": error.as_dict(), "at": _now()}
+    def _send(self, claimed: list[_Delivery], credentials: Credentials) -> None:
+        if len(claimed) == 1:
+            self._send_one(claimed[0], credentials)
+        else:
+            list(self.executor.map(lambda d: self._send_one(d, credentials), claimed))
 
+    def _send_one(self, d: _Delivery, credentials: Credentials) -> None:
+        """Runs on a worker thread: only the HTTP send and the result, no logging or metrics (not thread-safe)."""
+        assert d.request is not None
+        started = time.perf_counter()
+        try:
+            result = self.sender.send(d.request, credentials)
+        except Exception as exc:
+            cause = failure_for(exc)
+            d.result = unknown(cause) if self._dead_letters_unknown(cause) else cause
+            return
+        latency = round((time.perf_counter() - started) * 1000, 1)
+        d.result = Sent(result.message_id, result.trace_id, now(), latency_ms=latency)
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    def _dead_letters_unknown(self, cause: Failure) -> bool:
+        return cause.error_class is ErrorClass.UNKNOWN and self.policy is UnknownOutcomePolicy.DEAD_LETTER
+
+    # --- 5. dispose
+
+    def _dispose(self, deliveries: list[_Delivery], dead_letter_rejections: bool) -> None:
+        """Decide each outcome, writing the dead letters it takes (all in as few requests as SQS allows)."""
+        letters: list[tuple[_Delivery, DeadLetter]] = []
+        for d in deliveries:
+            result = d.result
+            assert result is not None, "every delivery has a result by now"
+            if isinstance(result, Sent):
+                d.outcome = result
+            elif result.reason == UNKNOWN_OUTCOME.reason:
+                if d.stored_dead_lettered:
+                    d.outcome = DeadLettered(result, replayed=True)
+                else:
+                    letters.append((d, self._letter(d, result)))
+            elif result.error_class is ErrorClass.PERMANENT and dead_letter_rejections:
+                letters.append((d, self._letter(d, result)))
+            elif result.error_class is ErrorClass.PERMANENT:
+                d.outcome = Rejected(result)
+            else:
+                d.outcome = RetryLater(result)
+        written = send_all(self.sqs, self.dlq_url, [letter for _, letter in letters]) if letters else []
+        for (d, _), dlq_id in zip(letters, written, strict=True):
+            assert isinstance(d.result, Failure)
+            if isinstance(dlq_id, str):
+                d.outcome = DeadLettered(d.result, dlq_id, replayed=d.stored_dead_lettered is not None)
+            else:
+                observability.logger.error(
+                    "could not write to the dead-letter queue: the message will be retried", exc_info=dlq_id
+                )
+                d.outcome = RetryLater(
+                    Failure(DEAD_LETTER_FAILED, d.result.error_code, str(dlq_id)[:500], d.result.trace_id)
+                )
+
+    def _letter(self, d: _Delivery, result: Failure) -> DeadLetter:
+        incoming = d.incoming
+        key = d.key or incoming.key or incoming.source_id
+        return DeadLetter(
+            incoming.body,
+            attributes(result, source=incoming.source, source_message_id=incoming.source_id, idempotency_key=key),
+        )
+
+    # --- 6. settle
+
+    def _settle(self, deliveries: list[_Delivery]) -> None:
+        """Store what must be remembered, release the other claims: one request for the whole batch."""
+        completed: list[tuple[Claim, dict[str, object]]] = []
+        released: list[Claim] = []
+        for d, stored in self._to_settle(deliveries):
+            assert d.claim is not None
+            if stored is None:
+                released.append(d.claim)
+            else:
+                completed.append((d.claim, stored))
+        if not completed and not released:
+            return
+        unwritten = self.store.settle(completed, released)
+        for d in deliveries:
+            if d.claim is not None and d.claim.record_id in unwritten:
+                observability.log_unrecorded(d.outcome, d.key)
+
+    def _to_settle(self, deliveries: list[_Delivery]) -> Iterator[tuple[_Delivery, dict[str, object] | None]]:
+        """Each delivery whose record must change, with what to store (None: release the claim)."""
+        for d in deliveries:
+            outcome, result = d.outcome, d.result
+            if isinstance(outcome, Sent):
+                if not outcome.replayed:
+                    yield d, stored_data(outcome)
+            elif isinstance(result, Failure) and result.reason == UNKNOWN_OUTCOME.reason:
+                # Decided now (a fresh send's, or an interrupted attempt's record, taken over as final), or read
+                # back and dead-lettered only now: store it with whether it reached the dead-letter queue.
+                dead_lettered = isinstance(outcome, DeadLettered)
+                if d.stored_dead_lettered is None or d.stored_dead_lettered != dead_lettered:
+                    yield d, stored_data(result, dead_lettered=dead_lettered)
+            elif d.claimed:
+                yield d, None

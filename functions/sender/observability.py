@@ -20,14 +20,17 @@ import logging
 import os
 import warnings
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from nxcloud_wa.models import SendRequest
 from nxcloud_wa.phone import mask_phone, redact_numbers
-from outcomes import Failure
+from outcomes import DeadLettered, Failure, Outcome, Rejected, RetryLater, Sent
+
+if TYPE_CHECKING:
+    from delivery import Incoming
 
 SERVICE: Final = os.environ.get("POWERTOOLS_SERVICE_NAME", "nxcloud-wa-sender")
 NAMESPACE: Final = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "NXCloudWhatsApp")
@@ -92,7 +95,7 @@ def count(name: str, *, error_class: str | None = None, error_code: str | int | 
         return
     with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="service", value=SERVICE)
-        metric.add_dimension(name="error_class", value=error_class)
+        metric.add_dimension(name="error_class", value=str(error_class))
         metric.add_dimension(name="error_code", value=str(error_code if error_code is not None else "none"))
 
 
@@ -100,19 +103,48 @@ def upstream_latency(milliseconds: float) -> None:
     metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=round(milliseconds, 1))
 
 
-def log_sent(request: SendRequest, outcome: dict[str, Any], key: str) -> None:
-    """The one log line of a sent message (or of a duplicate answered from the idempotency table)."""
-    logger.info(
-        "message sent",
-        extra={
-            "outcome": "sent",
-            "to": mask_phone(request.to),
-            "message_id": outcome.get("message_id"),
-            "nxcloud_trace_id": outcome.get("trace_id"),
-            "idempotency_key": key,
-            "replayed": bool(outcome.get("replayed")),
-        },
-    )
+def report(outcome: Outcome, request: SendRequest | None, key: str | None, incoming: Incoming) -> None:
+    """The one log line and the metrics of a message's outcome. Main thread only (see :func:`count`)."""
+    queued = incoming.source == "sqs"
+    where = {"sqs_message_id": incoming.source_id} if queued else {}
+    if isinstance(outcome, Sent):
+        count("MessagesSent")
+        if outcome.latency_ms is not None and not outcome.replayed:
+            upstream_latency(outcome.latency_ms)
+        logger.info(
+            "message sent",
+            extra={
+                "outcome": "sent",
+                "to": mask_phone(request.to) if request is not None else None,
+                "message_id": outcome.message_id,
+                "nxcloud_trace_id": outcome.trace_id,
+                "idempotency_key": key,
+                "replayed": outcome.replayed,
+                **where,
+            },
+        )
+        return
+    failure = outcome.failure
+    if isinstance(outcome, DeadLettered):
+        metric, text, label = "MessagesDeadLettered", "message dead-lettered", "dead_lettered"
+        where |= {"dlq_message_id": outcome.dlq_message_id, "replayed": outcome.replayed}
+    elif isinstance(outcome, RetryLater) and queued:
+        metric, text, label = "MessagesRetried", "message will be retried", "retry"
+        where["receive_count"] = incoming.receive_count
+    else:
+        rejected = isinstance(outcome, Rejected)
+        metric, text, label = (
+            ("MessagesRejected", "message not sent", "rejected")
+            if rejected
+            else (
+                "MessagesFailed",
+                "message not sent",
+                "failed",
+            )
+        )
+        where["status"] = failure.api_status
+    count(metric, error_class=failure.error_class, error_code=failure.error_code)
+    log_failure(text, label, failure, request, idempotency_key=key, **where)
 
 
 def log_failure(text: str, outcome: str, failure: Failure, request: SendRequest | None, **extra: Any) -> None:
@@ -122,11 +154,20 @@ def log_failure(text: str, outcome: str, failure: Failure, request: SendRequest 
         extra={
             "outcome": outcome,
             "reason": failure.reason,
-            "error_class": failure.error_class,
+            "error_class": str(failure.error_class),
             "error_code": failure.error_code,
             "error_message": redact_numbers(failure.error_message),
             "nxcloud_trace_id": failure.trace_id,
             "to": mask_phone(request.to) if request is not None else None,
             **extra,
         },
+    )
+
+
+def log_unrecorded(outcome: Outcome | None, key: str | None) -> None:
+    """An outcome stands but its idempotency record could not be written (DynamoDB failing)."""
+    logger.warning(
+        "the outcome could not be stored in the idempotency table; the key stays in progress until its "
+        "in-progress expiry",
+        extra={"idempotency": "unrecorded", "outcome": type(outcome).__name__, "idempotency_key": key},
     )

@@ -1,62 +1,158 @@
-"""How each failure is described: one mapping from exception to (reason, class, code, message, traceId).
+"""What a delivery ends as, typed: sent, dead-lettered, rejected to the caller, or to be retried.
 
-Used for dead-letter attributes, API error bodies, log lines and metric dimensions alike, so the four always agree.
+Both triggers receive these from :mod:`delivery` and only translate them: the queue into a partial batch response,
+the API into an HTTP answer. A :class:`Failure` says why a message was not sent, once, for logs, metrics, dead-letter
+attributes and API error bodies alike, so the four always agree; its classification comes from
+``nxcloud_wa.error_codes``, the one table.
+
+What an idempotency record stores (``stored_data``) and how it reads back (``from_stored``) lives here too: the
+stored form is the one earlier versions wrote (``{"status": "sent", "message_id", ...}``), so records cross deploys.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Final
 
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
+from nxcloud_wa.error_codes import (
+    INTERNAL_ERROR,
+    INVALID_MESSAGE,
+    MISCONFIGURED,
+    UNKNOWN_OUTCOME,
+    Classification,
+    ErrorClass,
 )
+from nxcloud_wa.exceptions import ConfigurationError, InvalidMessageError, SendError
 
-from nxcloud_wa.error_codes import ErrorClass
-from nxcloud_wa.exceptions import SendError
-from nxcloud_wa.models import InvalidMessageError
+SENT: Final = "sent"
+UNKNOWN: Final = "unknown_outcome"
 
 
 @dataclass(frozen=True, slots=True)
 class Failure:
     """Why a message was not sent."""
 
-    reason: str
-    error_class: str
+    classification: Classification
     error_code: str
     error_message: str
     trace_id: str | None = None
+    errors: tuple[dict[str, Any], ...] = ()
+    """An invalid message's field errors (``{loc, msg, type}``), for the API's 400 body."""
+
+    @property
+    def reason(self) -> str:
+        return self.classification.reason
+
+    @property
+    def error_class(self) -> ErrorClass:
+        return self.classification.error_class
+
+    @property
+    def api_status(self) -> int:
+        return self.classification.api_status
+
+
+def failure(classification: Classification, code: str | None = None, message: str | None = None) -> Failure:
+    """A failure of one of the delivery's own kinds, described by the table unless told otherwise."""
+    return Failure(classification, code or classification.reason, message or classification.meaning)
 
 
 def failure_for(exc: BaseException) -> Failure:
     """Describe an exception raised while handling one message."""
     if isinstance(exc, InvalidMessageError):
-        return Failure("invalid_message", ErrorClass.PERMANENT, "validation", str(exc))
-    if isinstance(exc, IdempotencyValidationError):
-        return Failure(
-            "idempotency_key_reused",
-            ErrorClass.PERMANENT,
-            "idempotency_key_reused",
-            "this idempotency key was already used for a different message",
-        )
-    if isinstance(exc, IdempotencyAlreadyInProgressError):
-        return Failure(
-            "in_progress", ErrorClass.RETRYABLE, "in_progress", "a delivery with this idempotency key is in progress"
-        )
+        return Failure(INVALID_MESSAGE, "validation", str(exc), errors=tuple(exc.errors))
     if isinstance(exc, SendError):
-        code = str(exc.code) if exc.code is not None else exc.reason
-        return Failure(exc.reason, exc.error_class, code, exc.message, exc.trace_id)
-    return Failure("internal_error", ErrorClass.RETRYABLE, type(exc).__name__, "unexpected error (see the logs)")
+        return Failure(exc.classification, exc.error_code, exc.message, exc.trace_id)
+    if isinstance(exc, ConfigurationError):
+        return failure(MISCONFIGURED, "configuration")
+    return failure(INTERNAL_ERROR, type(exc).__name__)
 
 
-def failure_for_unknown_outcome(outcome: dict[str, Any]) -> Failure:
-    """Describe a stored ``unknown_outcome`` result (dead-letter policy): NXCloud may have sent the message."""
-    error = outcome.get("error") or {}
-    return Failure(
-        "unknown_outcome",
-        "unknown",
-        str(error.get("reason") or "unknown_outcome"),
-        str(error.get("message") or "NXCloud may or may not have sent this message"),
-        error.get("trace_id"),
+def unknown(cause: Failure) -> Failure:
+    """An unknown outcome as it is dead-lettered: reason ``unknown_outcome``, code naming what happened."""
+    return replace(cause, classification=UNKNOWN_OUTCOME, error_code=cause.reason, errors=())
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """NXCloud accepted the message (or an earlier delivery of the same key did: ``replayed``)."""
+
+    message_id: str
+    trace_id: str | None
+    at: str
+    latency_ms: float | None = None
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLettered:
+    """On the dead-letter queue with its reason: permanently rejected (queue), or an unknown outcome (both).
+
+    ``dlq_message_id`` is None when an earlier delivery of the key put it there (``replayed``).
+    """
+
+    failure: Failure
+    dlq_message_id: str | None = None
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Permanently refused and answered to the API's caller; nothing was sent and nothing is kept."""
+
+    failure: Failure
+
+
+@dataclass(frozen=True, slots=True)
+class RetryLater:
+    """Not sent, nothing final: the queue delivers it again, the API's caller may try again."""
+
+    failure: Failure
+
+
+Outcome = Sent | DeadLettered | Rejected | RetryLater
+
+
+# --- the idempotency record's data
+
+
+def stored_data(outcome: Sent | Failure, *, dead_lettered: bool = False) -> dict[str, Any]:
+    """The data stored for a final outcome: a sent message, or an unknown outcome (its failure, see :func:`unknown`).
+
+    ``dead_lettered`` says whether the unknown outcome reached the dead-letter queue: a later delivery of the key
+    writes it there if not, and otherwise only answers it again.
+    """
+    if isinstance(outcome, Sent):
+        return {
+            "status": SENT,
+            "message_id": outcome.message_id,
+            "trace_id": outcome.trace_id,
+            "at": outcome.at,
+            "latency_ms": outcome.latency_ms,
+        }
+    error = {
+        "error_class": str(outcome.error_class),
+        "reason": outcome.error_code,  # what happened: read_timeout, connection_dropped, interrupted...
+        "code": None,
+        "message": outcome.error_message,
+        "trace_id": outcome.trace_id,
+    }
+    return {"status": UNKNOWN, "error": error, "at": now(), "dead_lettered": dead_lettered}
+
+
+def from_stored(data: dict[str, Any]) -> Sent | tuple[Failure, bool]:
+    """A stored outcome: the sent message, or an unknown outcome's failure and whether it was dead-lettered."""
+    if data.get("status") == SENT:
+        return Sent(str(data.get("message_id")), data.get("trace_id"), str(data.get("at")), replayed=True)
+    error = data.get("error") if isinstance(data.get("error"), dict) else {}
+    cause = failure(
+        UNKNOWN_OUTCOME,
+        str(error.get("reason") or UNKNOWN_OUTCOME.reason),
+        str(error.get("message") or UNKNOWN_OUTCOME.meaning),
     )
+    return replace(cause, trace_id=error.get("trace_id")), bool(data.get("dead_lettered"))
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

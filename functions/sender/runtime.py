@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from delivery import Delivery
+from idempotency import IdempotencyStore
+from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.sender import Sender
 from settings import FunctionSettings
 
@@ -59,20 +61,17 @@ def _build(settings: FunctionSettings) -> Runtime:
     session = boto3.session.Session()
     _share_session_with_parameters(session)
     sender = Sender(settings.core)
-    delivery = Delivery(
-        sender,
-        table_name=settings.idempotency_table,
+    policy = settings.core.unknown_outcome_policy
+    store = IdempotencyStore(
+        session.client("dynamodb", config=aws_config),
+        settings.idempotency_table,
         expiry_seconds=settings.idempotency_expiry,
-        policy=settings.core.unknown_outcome_policy,
-        dynamodb_client=session.client("dynamodb", config=aws_config),
+        take_over_interrupted=policy is UnknownOutcomePolicy.RETRY,
     )
-    return Runtime(
-        settings=settings,
-        sender=sender,
-        delivery=delivery,
-        sqs=session.client("sqs", config=aws_config),
-        executor=ThreadPoolExecutor(max_workers=settings.max_send_concurrency, thread_name_prefix="send"),
-    )
+    sqs = session.client("sqs", config=aws_config)
+    executor = ThreadPoolExecutor(max_workers=settings.max_send_concurrency, thread_name_prefix="send")
+    delivery = Delivery(sender, store, sqs=sqs, dlq_url=settings.dlq_url, executor=executor, policy=policy)
+    return Runtime(settings=settings, sender=sender, delivery=delivery, sqs=sqs, executor=executor)
 
 
 def _share_session_with_parameters(session: Any) -> None:

@@ -18,7 +18,6 @@ from botocore.exceptions import ClientError
 from soak.ledger import Ledger, render
 from soak.run import SoakSettings, run_soak
 
-from local_stack.lambda_events import LambdaContext
 from tests.integration.conftest import Stack, message
 
 POLICIES = ("dead_letter", "retry")
@@ -58,7 +57,13 @@ def test_ci_soak_injected_every_kind_of_fault(ci_ledgers: list[Ledger]) -> None:
 
     for kind in ("http_status 500", "http_status 429", "drop", "code 1003", "read_timeout_after_accept", "garbage"):
         assert kind in upstream, kind
-    for operation in ("DynamoDB.PutItem", "DynamoDB.UpdateItem", "SecretsManager.GetSecretValue", "SQS.SendMessage"):
+    operations = (
+        "DynamoDB.TransactWriteItems",
+        "DynamoDB.BatchWriteItem",
+        "SecretsManager.GetSecretValue",
+        "SQS.SendMessageBatch",
+    )
+    for operation in operations:
         assert operation in aws, operation
     assert sum(sum(ledger.kills.values()) for ledger in ci_ledgers) > 0  # invocations cut short, as a timeout does
 
@@ -80,54 +85,75 @@ def _kill_after_send(rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rt.sender, "send", send_then_die)
 
 
+def _deliver(rt: Any, body: dict[str, Any], key: str, remaining_ms: int = 30_000) -> Any:
+    """One queued message through the delivery flow, as the SQS trigger hands it over."""
+    from delivery import Incoming
+
+    incoming = Incoming(body=json.dumps(body), source="sqs", source_id=f"msg-{key}", key=key)
+    [outcome] = rt.delivery.deliver([incoming], remaining_ms=remaining_ms, dead_letter_rejections=True)
+    return outcome
+
+
+def _fail_settlements(rt: Any, monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
+    """Make the idempotency table refuse the next ``times`` settlements (BatchWriteItem); returns the call log."""
+    client = rt.delivery.store.client
+    real = client.batch_write_item
+    calls: list[int] = []
+
+    def batch_write_item(**kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) <= times:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "BatchWriteItem")
+        return real(**kwargs)
+
+    monkeypatch.setattr(client, "batch_write_item", batch_write_item)
+    return calls
+
+
 @pytest.mark.parametrize(("policy", "accepted"), [("dead_letter", 1), ("retry", 2)])
 def test_delivery_killed_after_the_send_is_never_sent_again_under_dead_letter(
     stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch, policy: str, accepted: int
 ) -> None:
     import runtime
-    from nxcloud_wa.models import parse_message
+    from outcomes import DeadLettered, Sent
 
     monkeypatch.setenv("UNKNOWN_OUTCOME_POLICY", policy)
     runtime.reset()
     rt = runtime.get()
-    request, credentials = parse_message(message()), rt.sender.credentials()
     real_send = rt.sender.send
     _kill_after_send(rt, monkeypatch)
-    rt.delivery.config.register_lambda_context(LambdaContext(timeout_seconds=0.05))
     with pytest.raises(Killed):
-        rt.delivery.deliver(request, "killed-after-send", credentials)
+        _deliver(rt, message(), "killed-after-send", remaining_ms=50)
     monkeypatch.setattr(rt.sender, "send", real_send)
     time.sleep(0.1)  # past the killed invocation's deadline: its INPROGRESS record has expired
-    rt.delivery.config.register_lambda_context(LambdaContext(timeout_seconds=30))
-    outcome = rt.delivery.deliver(request, "killed-after-send", credentials)
+    outcome = _deliver(rt, message(), "killed-after-send")
+    again = _deliver(rt, message(), "killed-after-send")  # and a later redelivery only answers it again
 
     assert len(simulator.accepted) == accepted
     if policy == "dead_letter":
-        assert outcome["status"] == "unknown_outcome"
-        assert outcome["error"]["reason"] == "interrupted"
+        assert isinstance(outcome, DeadLettered)
+        assert (outcome.failure.reason, outcome.failure.error_code) == ("unknown_outcome", "interrupted")
+        assert isinstance(again, DeadLettered) and again.replayed
+        assert len(stack.dlq_messages()) == 1
     else:
-        assert outcome["status"] == "sent"
+        assert isinstance(outcome, Sent) and not outcome.replayed
+        assert isinstance(again, Sent) and again.replayed
 
 
 @pytest.mark.parametrize("policy", POLICIES)
 def test_sent_message_whose_outcome_could_not_be_stored_is_reported_sent_not_resent(
     stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch, policy: str
 ) -> None:
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
     import runtime
 
     monkeypatch.setenv("UNKNOWN_OUTCOME_POLICY", policy)
     runtime.reset()
-
-    def dynamodb_down(self: Any, data_record: Any) -> None:
-        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "UpdateItem")
-
-    monkeypatch.setattr(DynamoDBPersistenceLayer, "_update_record", dynamodb_down)
+    calls = _fail_settlements(runtime.get(), monkeypatch, times=1000)
     stack.enqueue(message())
     _, response = stack.run_batch()
     stack.run_batch()
 
+    assert calls  # the settlement was tried, and failed
     assert response == {"batchItemFailures": []}
     assert stack.queue_depth() == 0
     assert len(simulator.accepted) == 1
@@ -136,71 +162,36 @@ def test_sent_message_whose_outcome_could_not_be_stored_is_reported_sent_not_res
 def test_outcome_whose_store_failed_is_stored_on_a_second_try_so_a_later_duplicate_is_not_resent(
     stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
     import runtime
-    from nxcloud_wa.models import parse_message
+    from outcomes import Sent
 
     monkeypatch.setenv("UNKNOWN_OUTCOME_POLICY", "retry")  # the policy that takes over an expired in-progress key
     runtime.reset()
-    update_record = DynamoDBPersistenceLayer._update_record
-    calls: list[int] = []
-
-    def fails_once(self: Any, data_record: Any) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "UpdateItem")
-        update_record(self, data_record)
-
-    monkeypatch.setattr(DynamoDBPersistenceLayer, "_update_record", fails_once)
     rt = runtime.get()
-    request, credentials = parse_message(message()), rt.sender.credentials()
-    rt.delivery.config.register_lambda_context(LambdaContext(timeout_seconds=0.05))
-    first = rt.delivery.deliver(request, "stored-late", credentials)
+    calls = _fail_settlements(rt, monkeypatch, times=1)
+    first = _deliver(rt, message(), "stored-late", remaining_ms=50)
     time.sleep(0.1)  # past the first invocation's deadline: an INPROGRESS record would have expired
-    rt.delivery.config.register_lambda_context(LambdaContext(timeout_seconds=30))
-    second = rt.delivery.deliver(request, "stored-late", credentials)  # a producer's duplicate of the message
+    second = _deliver(rt, message(), "stored-late")  # a producer's duplicate of the message
 
-    assert first["status"] == second["status"] == "sent"
-    assert second.get("replayed") is True
+    assert len(calls) == 2
+    assert isinstance(first, Sent) and isinstance(second, Sent)
+    assert second.replayed and second.message_id == first.message_id
     assert len(simulator.accepted) == 1
 
 
-def test_records_sent_while_a_cold_container_configures_its_store_are_replayed_not_refused(
-    stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch
+def test_a_cold_containers_first_batch_is_replayed_not_refused_when_redelivered(
+    stack: Stack, simulator: Any
 ) -> None:
-    import threading
-
-    import jmespath
-
     import runtime
-    from nxcloud_wa.models import parse_message
 
-    compile_expression = jmespath.compile
-
-    def slow_validation_compile(expression: str, *args: Any, **kwargs: Any) -> Any:
-        if expression == "message":  # Powertools' configure() compiles this after it already says "configured"
-            time.sleep(0.3)  # what a busy CPU does to the thread in the middle of it
-        return compile_expression(expression, *args, **kwargs)
-
-    monkeypatch.setattr(jmespath, "compile", slow_validation_compile)
     runtime.reset()
-    rt = runtime.get()
-    rt.delivery.config.register_lambda_context(LambdaContext(timeout_seconds=30))
-    credentials = rt.sender.credentials()
-    requests = {key: parse_message(message(to=f"861380000011{n}")) for n, key in enumerate(("cold-1", "cold-2"))}
-    first = [
-        threading.Thread(target=rt.delivery.deliver, args=(request, key, credentials))
-        for key, request in requests.items()
-    ]
-    for thread in first:  # a batch's records, fanned out on a fresh container
-        thread.start()
-        time.sleep(0.05)
-    for thread in first:
-        thread.join()
-    again = {key: rt.delivery.deliver(request, key, credentials) for key, request in requests.items()}  # redelivered
+    for n in range(2):
+        stack.enqueue(message(to=f"861380000011{n}"), {"idempotency_key": f"cold-{n}"})
+    event = stack.receive()
+    first = stack.invoke(event)
+    again = stack.invoke(event)  # the event source delivers the same batch again
 
-    assert [outcome.get("replayed") for outcome in again.values()] == [True, True]
+    assert first == again == {"batchItemFailures": []}
     assert len(simulator.accepted) == 2
 
 
@@ -223,5 +214,5 @@ def test_api_unknown_outcome_whose_dead_letter_failed_is_dead_lettered_on_the_re
     assert json.loads(second["body"])["error"] == "unknown_outcome"
     assert len(simulator.accepted) == 1
     dead = stack.dlq_messages()
-    assert len(dead) >= 1  # recorded (once more per later retry, until a write is known to have worked)
+    assert len(dead) == 1  # written on the retry, which records that it was: the third call only answers it again
     assert {d["MessageAttributes"]["reason"]["StringValue"] for d in dead} == {"unknown_outcome"}

@@ -128,7 +128,7 @@ def test_bad_numbers_are_named(name: str, value: str) -> None:
 def test_bad_unknown_outcome_policy_is_named(value: str) -> None:
     message = config_error({**FULL_ENV, "UNKNOWN_OUTCOME_POLICY": value})
     assert "UNKNOWN_OUTCOME_POLICY" in message
-    assert "dead_letter or retry" in message
+    assert "dead_letter, retry" in message
 
 
 @pytest.mark.parametrize("value", ["dead_letter", "retry"])

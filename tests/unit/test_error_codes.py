@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 
 from nxcloud_wa.error_codes import (
+    CONNECT_ERROR,
+    CONNECTION_DROPPED,
+    MALFORMED_RESPONSE,
     NXCLOUD_CODES,
     PERMANENT_HTTP_STATUSES,
+    READ_TIMEOUT,
     RETRY_IN_CLIENT_STATUSES,
     UNKNOWN_CODE,
     ErrorClass,
@@ -22,6 +26,7 @@ from nxcloud_wa.exceptions import (
     SendError,
     UnknownOutcomeError,
     error_for_code,
+    error_for_http_status,
 )
 from nxcloud_wa.signing import sign
 
@@ -145,13 +150,10 @@ def test_error_for_code_builds_the_class_the_table_says(code: int) -> None:
     assert f"NXCloud code {code}" in str(exc)
     assert "upstream says no" in str(exc)
     assert info.meaning in str(exc)
-    assert exc.as_dict() == {
-        "error_class": str(info.error_class),
-        "reason": exc.reason,
-        "code": code,
-        "message": str(exc),
-        "trace_id": "trace-0123",
-    }
+    assert exc.error_code == str(code)
+    assert exc.classification.api_status == (
+        503 if code == 22125 else 422 if info.error_class is ErrorClass.PERMANENT else 502
+    )
 
 
 def test_error_for_an_unknown_code_is_retryable_and_not_auth() -> None:
@@ -174,14 +176,14 @@ def test_error_message_carries_no_secret_or_signature() -> None:
     signature = sign(headers, '{"to":"8613800000000"}', secret)
     for code in (1003, 1005, 22141, 31337):
         exc = error_for_code(code, classify_code(code), "invalid sign", "trace")
-        rendered = f"{exc} {exc!r} {exc.as_dict()}"
+        rendered = f"{exc} {exc!r} {exc.message} {exc.error_code}"
         assert secret not in rendered
         assert signature not in rendered
         assert "AK-123" not in rendered
 
 
 def test_error_class_values_are_the_documented_strings() -> None:
-    assert {str(c) for c in ErrorClass} == {"permanent", "retryable"}
+    assert {str(c) for c in ErrorClass} == {"permanent", "retryable", "unknown"}
 
 
 def test_http_status_tables() -> None:
@@ -190,3 +192,31 @@ def test_http_status_tables() -> None:
     for status in (404, 405, 500, 502, 504):  # wrong URL, upstream deploy or trouble: not the message's fault
         assert status not in PERMANENT_HTTP_STATUSES
     assert 400 in PERMANENT_HTTP_STATUSES
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class", "api_status"),
+    [
+        (400, ErrorClass.PERMANENT, 422),
+        (415, ErrorClass.PERMANENT, 422),
+        (429, ErrorClass.RETRYABLE, 503),
+        (503, ErrorClass.RETRYABLE, 503),
+        (500, ErrorClass.RETRYABLE, 502),
+        (404, ErrorClass.RETRYABLE, 502),
+    ],
+)
+def test_an_http_status_without_a_code_is_classified_by_the_table(
+    status: int, error_class: ErrorClass, api_status: int
+) -> None:
+    exc = error_for_http_status(status)
+    assert (exc.reason, exc.error_class, exc.classification.api_status) == (f"http_{status}", error_class, api_status)
+    assert exc.error_code == f"http_{status}"  # no NXCloud code: the reason stands in for it
+    assert type(exc) is (PermanentSendError if error_class is ErrorClass.PERMANENT else RetryableSendError)
+
+
+def test_what_happens_on_the_wire_after_the_request_went_out_is_an_unknown_outcome() -> None:
+    assert CONNECT_ERROR.error_class is ErrorClass.RETRYABLE  # nothing reached NXCloud
+    for unknown in (READ_TIMEOUT, CONNECTION_DROPPED, MALFORMED_RESPONSE):
+        assert unknown.error_class is ErrorClass.UNKNOWN
+    assert READ_TIMEOUT.api_status == 504
+    assert CONNECTION_DROPPED.api_status == MALFORMED_RESPONSE.api_status == 502

@@ -84,20 +84,24 @@ UPSTREAM_DEFAULT: Final = (
 )
 
 AWS_DEFAULT: Final = (
+    # Idempotency claims: one transaction per batch, a conditional put for a lone message (the API's).
+    AwsFault("DynamoDB.TransactWriteItems", "error", 0.03),
+    AwsFault("DynamoDB.TransactWriteItems", "throttle", 0.03),
+    AwsFault("DynamoDB.TransactWriteItems", "error", 0.01, sticky=True),
+    AwsFault("DynamoDB.TransactWriteItems", "lost_response", 0.01),
     AwsFault("DynamoDB.PutItem", "error", 0.01),
     AwsFault("DynamoDB.PutItem", "throttle", 0.01),
     AwsFault("DynamoDB.PutItem", "error", 0.004, sticky=True),
     AwsFault("DynamoDB.PutItem", "lost_response", 0.002),
-    AwsFault("DynamoDB.UpdateItem", "error", 0.01),
-    AwsFault("DynamoDB.UpdateItem", "error", 0.004, sticky=True),
-    AwsFault("DynamoDB.UpdateItem", "lost_response", 0.002),
-    AwsFault("DynamoDB.DeleteItem", "error", 0.05, sticky=True),
-    AwsFault("DynamoDB.GetItem", "error", 0.02),
+    # Settlements: one BatchWriteItem per batch stores outcomes and releases claims.
+    AwsFault("DynamoDB.BatchWriteItem", "error", 0.03),
+    AwsFault("DynamoDB.BatchWriteItem", "error", 0.01, sticky=True),
+    AwsFault("DynamoDB.BatchWriteItem", "lost_response", 0.01),
     AwsFault("SecretsManager.GetSecretValue", "error", 0.05),
     AwsFault("SecretsManager.GetSecretValue", "throttle", 0.05, sticky=True),
-    AwsFault("SQS.SendMessage", "error", 0.02, queue="-dlq"),
-    AwsFault("SQS.SendMessage", "error", 0.03, sticky=True, queue="-dlq"),
-    AwsFault("SQS.SendMessage", "lost_response", 0.01, queue="-dlq"),
+    AwsFault("SQS.SendMessageBatch", "error", 0.02, queue="-dlq"),
+    AwsFault("SQS.SendMessageBatch", "error", 0.03, sticky=True, queue="-dlq"),
+    AwsFault("SQS.SendMessageBatch", "lost_response", 0.01, queue="-dlq"),
     AwsFault("SQS.SendMessage", "error", 0.03, sticky=True, queue="-send"),
 )
 

@@ -11,5 +11,5 @@ import botocore.session  # noqa: F401
 import api  # noqa: F401
 import app  # noqa: F401
 import delivery  # noqa: F401
-import sqs_batch  # noqa: F401
+import sqs_trigger  # noqa: F401
 from local_stack import lambda_events  # noqa: F401

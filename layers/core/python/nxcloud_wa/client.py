@@ -25,9 +25,18 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from .config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_READ_TIMEOUT
 from .credentials import Credentials
-from .error_codes import PERMANENT_HTTP_STATUSES, RETRY_IN_CLIENT_STATUSES, classify_code
-from .exceptions import PermanentSendError, RetryableSendError, SendError, UnknownOutcomeError, error_for_code
+from .error_codes import (
+    CONNECT_ERROR,
+    CONNECTION_DROPPED,
+    MALFORMED_RESPONSE,
+    READ_TIMEOUT,
+    RETRY_IN_CLIENT_STATUSES,
+    classify_code,
+    classify_http_status,
+)
+from .exceptions import RetryableSendError, SendError, UnknownOutcomeError, error_for_code, error_for_http_status
 from .signing import sign
 
 SEND_PATH: Final = "/saas/wa/send"
@@ -68,9 +77,9 @@ class NXCloudClient:
         self,
         base_url: str,
         *,
-        connect_timeout: float = 3.0,
-        read_timeout: float = 10.0,
-        max_attempts: int = 3,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: float = 0.2,
         pool: urllib3.PoolManager | None = None,
         clock: Callable[[], float] = time.time,
@@ -108,18 +117,17 @@ class NXCloudClient:
                 )
             except (NewConnectionError, ConnectTimeoutError, SSLError) as exc:
                 error: SendError = RetryableSendError(
-                    f"could not connect to NXCloud: {type(exc).__name__}", reason="connect_error"
+                    f"could not connect to NXCloud: {type(exc).__name__}", CONNECT_ERROR
                 )
             except ReadTimeoutError:
                 raise UnknownOutcomeError(
-                    "NXCloud did not answer within the read timeout; the message may have been sent",
-                    reason="read_timeout",
+                    "NXCloud did not answer within the read timeout; the message may have been sent", READ_TIMEOUT
                 ) from None
             except (ProtocolError, HTTPError) as exc:
                 raise UnknownOutcomeError(
                     f"the connection failed after the request was sent ({type(exc).__name__}); "
                     "the message may have been sent",
-                    reason="connection_dropped",
+                    CONNECTION_DROPPED,
                 ) from None
             else:
                 self._last_used = time.monotonic()
@@ -127,7 +135,7 @@ class NXCloudClient:
                 if status not in RETRY_IN_CLIENT_STATUSES:
                     return _interpret(status, raw)
                 error = RetryableSendError(
-                    f"NXCloud answered HTTP {status} (not processed)", reason=f"http_{status}", http_status=status
+                    f"NXCloud answered HTTP {status} (not processed)", classify_http_status(status), http_status=status
                 )
             if attempt < self.max_attempts:
                 self._sleep(self.backoff * 2 ** (attempt - 1))
@@ -140,7 +148,7 @@ def _read_capped(response: urllib3.BaseHTTPResponse) -> bytes:
         data = response.read(MAX_RESPONSE_BYTES + 1)
     except (ReadTimeoutError, ProtocolError, HTTPError):
         raise UnknownOutcomeError(
-            "NXCloud's answer was cut off; the message may have been sent", reason="connection_dropped"
+            "NXCloud's answer was cut off; the message may have been sent", CONNECTION_DROPPED
         ) from None
     finally:
         response.release_conn()
@@ -151,31 +159,34 @@ def _interpret(status: int, raw: bytes) -> SendResult:
     """Turn an HTTP answer into a result or the right exception."""
     document = _decode_json(raw)
     code = document.get("code") if document is not None else None
-    if isinstance(code, int) and not isinstance(code, bool):
-        trace_id = document.get("traceId") if isinstance(document.get("traceId"), str) else None  # type: ignore[union-attr]
+    if document is not None and isinstance(code, int) and not isinstance(code, bool):
+        trace_id = _text(document.get("traceId"))
         if code == 0 and 200 <= status < 300:
-            data = document.get("data")  # type: ignore[union-attr]
-            message_id = data.get("message_id") if isinstance(data, dict) else None
-            if isinstance(message_id, str) and message_id:
+            data = document.get("data")
+            message_id = _text(data.get("message_id")) if isinstance(data, dict) else None
+            if message_id:
                 return SendResult(message_id, trace_id)
             raise UnknownOutcomeError(
                 "NXCloud answered code 0 without a message_id; the message may have been sent",
-                reason="malformed_response",
+                MALFORMED_RESPONSE,
                 code=0,
                 trace_id=trace_id,
                 http_status=status,
             )
         if code != 0:
-            message = document.get("message") if isinstance(document.get("message"), str) else ""  # type: ignore[union-attr]
-            raise error_for_code(code, classify_code(code), str(message)[:500], trace_id)
+            raise error_for_code(code, classify_code(code), (_text(document.get("message")) or "")[:500], trace_id)
     if 200 <= status < 300:
         raise UnknownOutcomeError(
             f"NXCloud answered HTTP {status} with a body that is not its JSON answer; the message may have been sent",
-            reason="malformed_response",
+            MALFORMED_RESPONSE,
             http_status=status,
         )
-    cls = PermanentSendError if status in PERMANENT_HTTP_STATUSES else RetryableSendError
-    raise cls(f"NXCloud answered HTTP {status}", reason=f"http_{status}", http_status=status)
+    raise error_for_http_status(status)
+
+
+def _text(value: object) -> str | None:
+    """A string field of NXCloud's answer, or None when it is missing or of another type."""
+    return value if isinstance(value, str) else None
 
 
 def _decode_json(raw: bytes) -> dict[str, Any] | None:

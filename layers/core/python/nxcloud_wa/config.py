@@ -1,7 +1,8 @@
-"""Deployment settings, read once from the environment.
+"""Deployment settings, read once from the environment, and the one reader of environment variables.
 
-Every variable is documented in README.md with its default. A misconfiguration fails with one message that names
-every missing or malformed variable (never a value), so a broken deploy is fixed in one round.
+Every variable is documented in ``docs/configuration.md`` with its default; each default is written once, here (or
+next to the setting that owns it, read through :class:`EnvReader`). A misconfiguration fails with one message that
+names every missing or malformed variable (never a value), so a broken deploy is fixed in one round.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import Final, TypeVar
 
 from pydantic import ValidationError
 
@@ -19,6 +20,12 @@ from .exceptions import ConfigurationError
 from .models import Defaults
 
 DEFAULT_BASE_URL: Final = "https://api.nxcloud.com"
+DEFAULT_CONNECT_TIMEOUT: Final = 3.0
+DEFAULT_READ_TIMEOUT: Final = 10.0
+DEFAULT_MAX_ATTEMPTS: Final = 3
+DEFAULT_SECRET_MAX_AGE: Final = 300
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class UnknownOutcomePolicy(StrEnum):
@@ -33,76 +40,121 @@ class UnknownOutcomePolicy(StrEnum):
     RETRY = "retry"
 
 
+class EnvReader:
+    """Reads variables and collects every problem, so that :meth:`check` reports them all in one message.
+
+    A malformed value is reported and replaced by its default, so reading goes on and finds the next problem.
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.env: Mapping[str, str] = os.environ if environ is None else environ
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str = "") -> str:
+        """The value with surrounding whitespace removed, or ``default`` when unset or blank."""
+        return self.env.get(name, "").strip() or default
+
+    def required(self, name: str, what: str) -> str:
+        value = self.text(name)
+        if not value:
+            self.problems.append(f"{name} is not set ({what})")
+        return value
+
+    def positive_int(self, name: str, default: int) -> int:
+        raw = self.text(name)
+        # isdecimal, not isdigit: int() rejects digits such as "²" that isdigit accepts
+        if raw and (not raw.isascii() or not raw.isdecimal() or int(raw) <= 0):
+            self.problems.append(f"{name} must be a positive integer")
+            return default
+        return int(raw) if raw else default
+
+    def positive_float(self, name: str, default: float) -> float:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = 0.0
+        if not math.isfinite(value) or value <= 0:  # "nan" and "inf" parse as floats
+            self.problems.append(f"{name} must be a positive number")
+            return default
+        return value
+
+    def choice(self, name: str, enum: type[E], default: E) -> E:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            return enum(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be one of {', '.join(enum)}")
+            return default
+
+    def url(self, name: str, default: str) -> str:
+        value = self.text(name).rstrip("/") or default
+        if not value.startswith(("https://", "http://")):
+            self.problems.append(f"{name} must start with https:// or http://")
+        return value
+
+    def check(self) -> None:
+        """Raise :class:`ConfigurationError` naming every problem found so far."""
+        if self.problems:
+            raise ConfigurationError("invalid configuration: " + "; ".join(self.problems))
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """What the send core needs: where the secret is, where NXCloud is, how long to wait for it."""
+
     secret_id: str
     base_url: str = DEFAULT_BASE_URL
     defaults: Defaults = field(default_factory=Defaults)
-    connect_timeout: float = 3.0
-    read_timeout: float = 10.0
-    max_attempts: int = 3
-    secret_max_age: int = 300
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    secret_max_age: int = DEFAULT_SECRET_MAX_AGE
     unknown_outcome_policy: UnknownOutcomePolicy = UnknownOutcomePolicy.DEAD_LETTER
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings; raise :class:`ConfigurationError` naming every variable that is missing or wrong."""
-        env = os.environ if environ is None else environ
-        problems: list[str] = []
-
-        def number(name: str, default: float, kind: type[float] | type[int] = float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                value = 0
-            if not math.isfinite(value) or value <= 0:  # "nan" and "inf" parse as floats
-                problems.append(f"{name} must be a positive {kind.__name__}")
-                return default
-            return value
-
-        secret_id = env.get("NXCLOUD_SECRET_ID", "").strip()
-        if not secret_id:
-            problems.append("NXCLOUD_SECRET_ID is not set (the Secrets Manager id of the NXCloud credentials)")
-        base_url = env.get("NXCLOUD_BASE_URL", "").strip().rstrip("/") or DEFAULT_BASE_URL
-        if not base_url.startswith(("https://", "http://")):
-            problems.append("NXCLOUD_BASE_URL must start with https:// or http://")
-        policy_raw = env.get("UNKNOWN_OUTCOME_POLICY", "").strip() or UnknownOutcomePolicy.DEAD_LETTER
-        if policy_raw not in set(UnknownOutcomePolicy):
-            problems.append("UNKNOWN_OUTCOME_POLICY must be dead_letter or retry")
-            policy_raw = UnknownOutcomePolicy.DEAD_LETTER
-        defaults = _env_defaults(env, problems)
-        settings = cls(
-            secret_id=secret_id,
-            base_url=base_url,
-            defaults=defaults,
-            connect_timeout=number("NXCLOUD_CONNECT_TIMEOUT", 3.0),
-            read_timeout=number("NXCLOUD_READ_TIMEOUT", 10.0),
-            max_attempts=int(number("NXCLOUD_MAX_ATTEMPTS", 3, int)),
-            secret_max_age=int(number("SECRET_CACHE_SECONDS", 300, int)),
-            unknown_outcome_policy=UnknownOutcomePolicy(policy_raw),
-        )
-        if problems:
-            raise ConfigurationError("invalid configuration: " + "; ".join(problems))
+        reader = EnvReader(environ)
+        settings = cls.read(reader)
+        reader.check()
         return settings
 
+    @classmethod
+    def read(cls, env: EnvReader) -> Settings:
+        """Read the settings through ``env``, which collects the problems (see :meth:`EnvReader.check`)."""
+        return cls(
+            secret_id=env.required("NXCLOUD_SECRET_ID", "the Secrets Manager id of the NXCloud credentials"),
+            base_url=env.url("NXCLOUD_BASE_URL", DEFAULT_BASE_URL),
+            defaults=_env_defaults(env),
+            connect_timeout=env.positive_float("NXCLOUD_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
+            read_timeout=env.positive_float("NXCLOUD_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
+            max_attempts=env.positive_int("NXCLOUD_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
+            secret_max_age=env.positive_int("SECRET_CACHE_SECONDS", DEFAULT_SECRET_MAX_AGE),
+            unknown_outcome_policy=env.choice(
+                "UNKNOWN_OUTCOME_POLICY", UnknownOutcomePolicy, UnknownOutcomePolicy.DEAD_LETTER
+            ),
+        )
 
-def _env_defaults(env: Mapping[str, str], problems: list[str]) -> Defaults:
-    raw = {
-        "tenant_id": env.get("DEFAULT_TENANT_ID", "").strip() or None,
-        "appkey": env.get("DEFAULT_APPKEY", "").strip() or None,
-        "business_phone": env.get("DEFAULT_BUSINESS_PHONE", "").strip() or None,
+
+def _env_defaults(env: EnvReader) -> Defaults:
+    raw: dict[str, object] = {
+        "tenant_id": env.text("DEFAULT_TENANT_ID") or None,
+        "appkey": env.text("DEFAULT_APPKEY") or None,
+        "business_phone": env.text("DEFAULT_BUSINESS_PHONE") or None,
     }
-    if raw["tenant_id"] is not None:
-        # isdecimal, not isdigit: int() rejects digits such as "²" that isdigit accepts
-        raw["tenant_id"] = int(raw["tenant_id"]) if raw["tenant_id"].isdecimal() else raw["tenant_id"]
+    tenant_id = raw["tenant_id"]
+    if isinstance(tenant_id, str) and tenant_id.isascii() and tenant_id.isdecimal():
+        raw["tenant_id"] = int(tenant_id)
     try:
         return Defaults.model_validate(raw)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            problems.append(f"DEFAULT_{str(error['loc'][0]).upper()} {error['msg']}")
+            env.problems.append(f"DEFAULT_{str(error['loc'][0]).upper()} {error['msg']}")
         return Defaults()
 
 

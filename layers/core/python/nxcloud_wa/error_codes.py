@@ -1,17 +1,22 @@
-"""NXCloud's response codes and what each one means for a message: the one table the project keeps.
+"""What every failure means for a message: the one table the project keeps.
 
-Every code on NXCloud's send page (``shared/nxcloud/saas-wa-send.txt``) and on the signing convention page
-(``shared/nxcloud/signing.md``) is listed with its class:
+Every classification is read from here: NXCloud's response codes (the send page's table and the signing page's auth
+codes, both described in ``docs/nxcloud.md``), HTTP statuses without a code, the client's transport conditions
+(timeouts, dropped connections), and the delivery's own conditions (an invalid message, a reused key). Each gets a
+``reason`` (the machine-readable tag of logs, metrics, dead-letter attributes and API error bodies), an
+:class:`ErrorClass` and the HTTP status the REST API answers with.
 
-* ``permanent``: the message itself is wrong or cannot be delivered; sending it again cannot help, so it is
-  dead-lettered at once with the reason.
-* ``retryable``: upstream trouble, the account's state or a transient condition; the message is retried and, when
-  retries run out, dead-lettered by the queue's redrive policy.
+* ``permanent``: the message itself is wrong or cannot be delivered; sending it again cannot help. The queue
+  dead-letters it at once with the reason; the API answers 4xx.
+* ``retryable``: nothing was sent, and a later attempt may succeed. The queue retries it (the redrive policy
+  dead-letters it when receives run out); the API answers 5xx (or 409), and the caller may retry.
+* ``unknown``: the request reached NXCloud and no usable answer came back, so NXCloud may have sent it. What happens
+  is the deployment's ``UNKNOWN_OUTCOME_POLICY``: dead-lettered for a person to check, or retried.
 
-Auth codes (1000-100X) are retryable and additionally flagged ``auth``: the sender refreshes the credentials once
-and retries once, because a rotated secret is the usual cause. A code that is not in the table is treated as
-retryable (``UNKNOWN_CODE``): NXCloud answered, so nothing was sent, and a bounded number of retries is cheaper than
-dead-lettering every message during an upstream incident that introduces a new code.
+Auth codes (1000-100X) are retryable and flagged ``auth``: the sender re-reads the secret once and tries once more,
+because a rotated secret is the usual cause. A code not in the table is retryable (``UNKNOWN_CODE``): NXCloud
+answered, so nothing was sent, and a bounded number of retries is cheaper than dead-lettering every message during an
+upstream incident that introduces a new code.
 """
 
 from dataclasses import dataclass
@@ -25,16 +30,41 @@ class ErrorClass(StrEnum):
 
     PERMANENT = "permanent"
     RETRYABLE = "retryable"
+    UNKNOWN = "unknown"
+
+
+# The REST API's answer for each class, unless a row says otherwise.
+API_STATUS_PERMANENT: Final = 422
+API_STATUS_RETRYABLE: Final = 502
+API_STATUS_UNAVAILABLE: Final = 503
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """One kind of failure: its tag, its class and the REST API's status for it."""
+
+    reason: str
+    error_class: ErrorClass
+    api_status: int
+    meaning: str
 
 
 @dataclass(frozen=True, slots=True)
 class CodeInfo:
-    """One row of the table: NXCloud's own wording, our English reading, and the consequence."""
+    """One NXCloud code: its own wording, our English reading, and the consequence."""
 
     message: str
     meaning: str
     error_class: ErrorClass
     auth: bool = False
+    api_status: int | None = None
+    """Overrides the class's usual API status (an empty balance is "unavailable", 503, not a bad gateway)."""
+
+    @property
+    def classification(self) -> Classification:
+        reason = "nxcloud_auth" if self.auth else "nxcloud_code"
+        default = API_STATUS_PERMANENT if self.error_class is ErrorClass.PERMANENT else API_STATUS_RETRYABLE
+        return Classification(reason, self.error_class, self.api_status or default, self.meaning)
 
 
 _P, _R = ErrorClass.PERMANENT, ErrorClass.RETRYABLE
@@ -66,7 +96,7 @@ NXCLOUD_CODES: Final = MappingProxyType(
         22122: CodeInfo("业务异常", "application has no price for the country", _P),
         22123: CodeInfo("业务异常", "merchant phone number is wrong", _P),
         22124: CodeInfo("业务异常", "application does not exist or is unavailable", _P),
-        22125: CodeInfo("业务异常", "account balance insufficient", _R),
+        22125: CodeInfo("业务异常", "account balance insufficient", _R, api_status=API_STATUS_UNAVAILABLE),
         22126: CodeInfo("业务异常", "WhatsApp number not bound to the application", _P),
         22141: CodeInfo("业务异常", "WhatsApp send failed (see message)", _R),
     }
@@ -81,9 +111,59 @@ PERMANENT_HTTP_STATUSES: Final = frozenset({400, 411, 413, 414, 415, 422})
 Every other non-2xx status is retryable: 404/405 mean a wrong base URL or an upstream deploy, not a bad message."""
 
 RETRY_IN_CLIENT_STATUSES: Final = frozenset({429, 503})
-"""Statuses after which the client resends at once (with backoff): the server refused the request unprocessed."""
+"""Statuses after which the client resends at once (with backoff): the server refused the request unprocessed.
+When they persist, the API says "unavailable" (503) rather than "bad gateway" (502)."""
 
 
 def classify_code(code: int) -> CodeInfo:
     """Return the table row for an NXCloud ``code``, or the deliberate default for a code the page does not list."""
     return NXCLOUD_CODES.get(code, UNKNOWN_CODE)
+
+
+def classify_http_status(status: int) -> Classification:
+    """An HTTP answer without an NXCloud code in its body."""
+    if status in PERMANENT_HTTP_STATUSES:
+        return Classification(f"http_{status}", _P, API_STATUS_PERMANENT, "NXCloud refused the request as malformed")
+    api_status = API_STATUS_UNAVAILABLE if status in RETRY_IN_CLIENT_STATUSES else API_STATUS_RETRYABLE
+    return Classification(f"http_{status}", _R, api_status, "NXCloud failed or is unavailable")
+
+
+# What the client meets on the wire. Only a failed connection is safely retryable: once the request went out, NXCloud
+# may have acted on it whatever happens next.
+CONNECT_ERROR: Final = Classification("connect_error", _R, API_STATUS_RETRYABLE, "could not connect to NXCloud")
+READ_TIMEOUT: Final = Classification(
+    "read_timeout", ErrorClass.UNKNOWN, 504, "NXCloud did not answer within the read timeout"
+)
+CONNECTION_DROPPED: Final = Classification(
+    "connection_dropped", ErrorClass.UNKNOWN, API_STATUS_RETRYABLE, "the connection failed after the request was sent"
+)
+MALFORMED_RESPONSE: Final = Classification(
+    "malformed_response", ErrorClass.UNKNOWN, API_STATUS_RETRYABLE, "NXCloud's answer was not its JSON answer"
+)
+
+# The delivery's own conditions.
+INVALID_MESSAGE: Final = Classification("invalid_message", _P, 400, "the message is not a valid send request")
+UNSUPPORTED_MEDIA: Final = Classification("invalid_message", _P, 415, "the body is not JSON")
+TOO_LARGE: Final = Classification("too_large", _P, 413, "the body is larger than a message can be")
+KEY_REUSED: Final = Classification(
+    "idempotency_key_reused", _P, API_STATUS_PERMANENT, "this idempotency key was already used for a different message"
+)
+IN_PROGRESS: Final = Classification("in_progress", _R, 409, "a delivery with this idempotency key is in progress")
+INTERRUPTED: Final = Classification(
+    "interrupted",
+    ErrorClass.UNKNOWN,
+    504,
+    "an earlier attempt with this idempotency key started and never finished (the function timed out or was "
+    "stopped); NXCloud may have sent the message",
+)
+UNKNOWN_OUTCOME: Final = Classification(
+    "unknown_outcome", ErrorClass.UNKNOWN, 504, "NXCloud may or may not have sent this message"
+)
+"""The dead-letter reason of every unknown outcome; its ``error_code`` names which one (``read_timeout``, ...)."""
+DEAD_LETTER_FAILED: Final = Classification(
+    "dlq_write_failed", _R, API_STATUS_UNAVAILABLE, "the dead-letter queue could not be written"
+)
+MISCONFIGURED: Final = Classification("misconfigured", _R, 500, "the service is misconfigured (see its logs)")
+INTERNAL_ERROR: Final = Classification(
+    "internal_error", _R, API_STATUS_UNAVAILABLE, "unexpected error or unavailable dependency (see the logs)"
+)

@@ -1,77 +1,89 @@
-"""Exceptions of the NXCloud send core.
+"""Every exception of the project, in one hierarchy under :class:`NXCloudWAError`.
 
-Every failure to send becomes an :class:`SendError` that carries NXCloud's ``code``, ``message`` and ``traceId``
-when there are any, and an :class:`~nxcloud_wa.error_codes.ErrorClass`. Callers decide what to do from the class
-alone: dead-letter a permanent error, retry a retryable one. Messages never contain credentials or signatures,
-nor a full phone number: NXCloud's own text is quoted with its numbers masked, since an error's message ends up in
-logs, tracebacks, dead-letter attributes and API answers.
+A failure to send is a :class:`SendError` carrying its :class:`~nxcloud_wa.error_codes.Classification` (reason,
+class, API status) and NXCloud's ``code``, ``message`` and ``traceId`` when there are any; callers decide what to do
+from the classification alone. Messages never contain credentials or signatures, nor a full phone number: NXCloud's
+own text is quoted with its numbers masked, since an error's message ends up in logs, tracebacks, dead-letter
+attributes and API answers.
 """
 
-from .error_codes import CodeInfo, ErrorClass
+from typing import Any
+
+from . import error_codes
+from .error_codes import Classification, CodeInfo, ErrorClass
 from .phone import redact_numbers
 
 
 class NXCloudWAError(Exception):
-    """Base class of every error raised by this package."""
+    """Base class of every error raised by the project's code."""
 
 
 class ConfigurationError(NXCloudWAError):
     """The deployment is missing a setting or the secret is malformed; names what is missing, never its value."""
 
 
-class SendError(NXCloudWAError):
-    """NXCloud did not accept the message.
+class InvalidMessageError(NXCloudWAError):
+    """The message is not a valid send request. ``errors`` lists each problem as ``{loc, msg, type}``.
 
-    ``reason`` is a short machine-readable tag (``nxcloud_code``, ``http_status``, ``timeout``, ...) used in logs,
-    metrics and dead-letter attributes.
+    The offending input values are not kept: they may be phone numbers, and the error ends up in logs and in
+    dead-letter attributes.
     """
 
-    error_class: ErrorClass = ErrorClass.RETRYABLE
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{'.'.join(map(str, e['loc'])) or '(message)'}: {e['msg']}" for e in errors))
+
+
+class DeadLetterRefusedError(NXCloudWAError):
+    """SQS refused one entry of a dead-letter batch (its code and message say why)."""
+
+
+class SendError(NXCloudWAError):
+    """NXCloud did not accept the message, or its answer could not be read."""
 
     def __init__(
         self,
         message: str,
+        classification: Classification,
         *,
-        reason: str,
         code: int | None = None,
         trace_id: str | None = None,
         http_status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.reason = reason
+        self.classification = classification
         self.code = code
         self.trace_id = trace_id
         self.http_status = http_status
 
-    def as_dict(self) -> dict[str, object]:
-        """The error as plain data, for API answers and dead-letter attributes."""
-        return {
-            "error_class": str(self.error_class),
-            "reason": self.reason,
-            "code": self.code,
-            "message": self.message,
-            "trace_id": self.trace_id,
-        }
+    @property
+    def reason(self) -> str:
+        return self.classification.reason
+
+    @property
+    def error_class(self) -> ErrorClass:
+        return self.classification.error_class
+
+    @property
+    def error_code(self) -> str:
+        """NXCloud's code when it gave one, else the reason: the ``error_code`` of logs, metrics and dead letters."""
+        return str(self.code) if self.code is not None else self.reason
 
 
 class PermanentSendError(SendError):
     """The message itself is wrong or undeliverable: sending it again cannot help."""
 
-    error_class = ErrorClass.PERMANENT
-
 
 class RetryableSendError(SendError):
-    """Upstream trouble, throttling, a timeout or the account's state: a later attempt may succeed."""
-
-    error_class = ErrorClass.RETRYABLE
+    """Upstream trouble, throttling or the account's state, and nothing was sent: a later attempt may succeed."""
 
 
 class AuthError(RetryableSendError):
     """NXCloud refused the credentials or signature (codes 1000-100X): refresh the secret once and retry once."""
 
 
-class UnknownOutcomeError(RetryableSendError):
+class UnknownOutcomeError(SendError):
     """The request reached NXCloud but no usable answer came back (read timeout, dropped or garbled response).
 
     NXCloud may or may not have sent the message. Resending risks a duplicate; not resending risks a loss. The client
@@ -87,6 +99,13 @@ def error_for_code(code: int, info: CodeInfo, message: str, trace_id: str | None
     """
     text = f"NXCloud code {code}: {redact_numbers(message) or info.message} ({info.meaning})"
     if info.auth:
-        return AuthError(text, reason="nxcloud_auth", code=code, trace_id=trace_id)
+        return AuthError(text, info.classification, code=code, trace_id=trace_id)
     cls = PermanentSendError if info.error_class is ErrorClass.PERMANENT else RetryableSendError
-    return cls(text, reason="nxcloud_code", code=code, trace_id=trace_id)
+    return cls(text, info.classification, code=code, trace_id=trace_id)
+
+
+def error_for_http_status(status: int) -> SendError:
+    """Build the exception an HTTP answer without an NXCloud code calls for."""
+    classification = error_codes.classify_http_status(status)
+    cls = PermanentSendError if classification.error_class is ErrorClass.PERMANENT else RetryableSendError
+    return cls(f"NXCloud answered HTTP {status}", classification, http_status=status)

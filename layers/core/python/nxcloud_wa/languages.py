@@ -1,8 +1,8 @@
 """Template language codes accepted by NXCloud's SaaS WhatsApp send endpoint.
 
-Copied from the "模板语言" table of NXCloud's page (``shared/nxcloud/saas-wa-send.txt``). This is the one place the
-project lists them: the request model validates ``template.language.code`` against it, so a typo is rejected before
-a paid round trip that would end in NXCloud's 22092 ("不存在语言包").
+Copied from the "模板语言" table of NXCloud's send page (``docs/nxcloud.md`` lists them again). This is the one
+place the project lists them: the request model validates ``template.language.code`` against it, so a typo is
+rejected before a paid round trip that would end in NXCloud's 22092 ("不存在语言包").
 """
 
 from types import MappingProxyType

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from .exceptions import NXCloudWAError
+from .exceptions import InvalidMessageError
 from .languages import TEMPLATE_LANGUAGES
 from .phone import normalize_phone
 
@@ -61,8 +61,9 @@ def _button_sub_type(value: str) -> str:
     return value
 
 
-def _text(max_length: int) -> Any:
-    return Annotated[str, StringConstraints(min_length=1, max_length=max_length), AfterValidator(_non_blank)]
+UrlText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_TEXT_PARAMETER), AfterValidator(_non_blank)]
+"""A text parameter's text: URL-button texts may be longer than body texts (see ``BodyComponent``)."""
+CouponCode = Annotated[str, StringConstraints(min_length=1, max_length=MAX_COUPON_CODE), AfterValidator(_non_blank)]
 
 
 Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(normalize_phone)]
@@ -82,7 +83,7 @@ class Image(_Strict):
 
 class TextParameter(_Strict):
     type: Literal["text"]
-    text: _text(MAX_URL_TEXT_PARAMETER)  # type: ignore[valid-type]
+    text: UrlText
 
 
 class ImageParameter(_Strict):
@@ -92,7 +93,7 @@ class ImageParameter(_Strict):
 
 class CouponCodeParameter(_Strict):
     type: Literal["coupon_code"]
-    coupon_code: _text(MAX_COUPON_CODE)  # type: ignore[valid-type]
+    coupon_code: CouponCode
 
 
 def _max_len(param: TextParameter, limit: int) -> TextParameter:
@@ -208,18 +209,6 @@ class Defaults(_Strict):
     tenant_id: TenantId | None = None
     appkey: Token | None = None
     business_phone: Phone | None = None
-
-
-class InvalidMessageError(NXCloudWAError):
-    """The message is not a valid send request. ``errors`` lists each problem as ``{loc, msg, type}``.
-
-    The offending input values are not kept: they may be phone numbers, and the error ends up in logs and in
-    dead-letter attributes.
-    """
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{'.'.join(map(str, e['loc'])) or '(message)'}: {e['msg']}" for e in errors))
 
 
 def parse_message(raw: str | bytes | dict[str, Any]) -> SendRequest:

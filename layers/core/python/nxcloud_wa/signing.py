@@ -1,4 +1,4 @@
-"""NXCloud's request signature, as ``shared/nxcloud/signing.md`` defines it: the one place the rule is written.
+"""NXCloud's request signature (``docs/nxcloud.md``, "Signing"): the one place the rule is written.
 
 ``sign = lowercase_hex(md5(headersStr + bodyStr + secretStr))`` over UTF-8, where ``headersStr`` is the four header
 parameters other than ``sign`` sorted by name and joined ``name=value`` with ``&``, ``bodyStr`` is ``&body=`` plus the
