@@ -179,9 +179,7 @@ def test_outcome_whose_store_failed_is_stored_on_a_second_try_so_a_later_duplica
     assert len(simulator.accepted) == 1
 
 
-def test_a_cold_containers_first_batch_is_replayed_not_refused_when_redelivered(
-    stack: Stack, simulator: Any
-) -> None:
+def test_a_cold_containers_first_batch_is_replayed_not_refused_when_redelivered(stack: Stack, simulator: Any) -> None:
     import runtime
 
     runtime.reset()
