@@ -70,7 +70,8 @@ class DeadLetter:
 def send_all(sqs: Any, queue_url: str, letters: Sequence[DeadLetter]) -> list[str | BaseException]:
     """Put every letter on the queue, as few requests as SQS allows; return each one's message id, or why it failed.
 
-    One letter's failure (SQS refusing it, or its whole request failing) never stops the others.
+    One letter's failure never stops the others: SQS reports refused entries one by one, and a request refused as a
+    whole (one entry SQS cannot take makes some errors fail the batch) is sent again one letter at a time.
     """
     results: list[str | BaseException] = []
     for chunk in _requests(letters):
@@ -81,7 +82,7 @@ def send_all(sqs: Any, queue_url: str, letters: Sequence[DeadLetter]) -> list[st
         try:
             answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         except Exception as exc:
-            results += [exc] * len(chunk)
+            results += [_send_one(sqs, queue_url, letter) for letter in chunk] if len(chunk) > 1 else [exc]
             continue
         sent = {entry["Id"]: str(entry["MessageId"]) for entry in answer.get("Successful", [])}
         failed = {entry["Id"]: entry for entry in answer.get("Failed", [])}
@@ -90,6 +91,14 @@ def send_all(sqs: Any, queue_url: str, letters: Sequence[DeadLetter]) -> list[st
             refused = DeadLetterRefusedError(f"{problem.get('Code')}: {problem.get('Message')}")
             results.append(sent.get(str(i)) or refused)
     return results
+
+
+def _send_one(sqs: Any, queue_url: str, letter: DeadLetter) -> str | BaseException:
+    try:
+        answer = sqs.send_message(QueueUrl=queue_url, MessageBody=letter.body, MessageAttributes=letter.attributes)
+    except Exception as exc:
+        return exc
+    return str(answer["MessageId"])
 
 
 def _requests(letters: Sequence[DeadLetter]) -> list[list[DeadLetter]]:

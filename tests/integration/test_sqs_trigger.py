@@ -30,6 +30,30 @@ def test_valid_batch_is_sent_once_each_and_queue_drains(stack: Stack, simulator:
     assert len(set(ids)) == 7
 
 
+def test_a_batch_of_ten_new_messages_costs_two_dynamodb_requests(stack: Stack, simulator: Any) -> None:
+    """One claim for the whole batch, one settlement: counted on the wire (every HTTP request, retries included)."""
+    from collections import Counter
+
+    import runtime
+
+    rt = runtime.get()
+    requests: Counter[str] = Counter()
+
+    def count(request: Any, **_: Any) -> None:
+        requests[request.headers["X-Amz-Target"].decode().split(".")[-1]] += 1
+
+    rt.delivery.store.client.meta.events.register("before-send.dynamodb", count)
+    for i in range(10):
+        stack.enqueue(message(to=f"861380000{i:04d}"))
+    event, response = stack.run_batch()
+
+    assert len(event["Records"]) == 10
+    assert response == {"batchItemFailures": []}
+    assert len(simulator.accepted) == 10
+    assert requests == Counter({"TransactWriteItems": 1, "BatchWriteItem": 1})
+    assert sum(requests.values()) <= 2
+
+
 def test_defaults_come_from_the_secret_and_message_values_win(stack: Stack, simulator: Any) -> None:
     stack.enqueue(message())
     stack.enqueue(message(to="8613800000001", tenant_id=99, appkey="own"))

@@ -1,0 +1,71 @@
+"""Dead letters: what their attributes say, and how they are grouped into SendMessageBatch requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from dead_letter import SQS_BATCH_BYTES, DeadLetter, _requests, attributes, send_all, sqs_text
+from nxcloud_wa.error_codes import KEY_REUSED
+from outcomes import failure
+
+
+def letter(size: int = 10) -> DeadLetter:
+    return DeadLetter(
+        "x" * size, attributes(failure(KEY_REUSED), source="sqs", source_message_id="m", idempotency_key="k")
+    )
+
+
+def test_attributes_say_why_and_where_and_leave_empty_values_out() -> None:
+    values = {k: v["StringValue"] for k, v in letter().attributes.items()}
+    assert values.keys() == {
+        "reason",
+        "error_class",
+        "error_code",
+        "error_message",
+        "source",
+        "source_message_id",
+        "idempotency_key",
+        "failed_at",
+    }  # no nxcloud_trace_id: there was none
+    assert (values["reason"], values["error_class"], values["error_code"]) == (
+        "idempotency_key_reused",
+        "permanent",
+        "idempotency_key_reused",
+    )
+
+
+def test_characters_sqs_refuses_are_escaped() -> None:
+    assert sqs_text("a\x08b\ufffe") == "a\\u0008b\\ufffe"
+    assert sqs_text("中文 ✓") == "中文 ✓"
+
+
+def test_letters_are_grouped_ten_at_a_time_and_within_the_batch_size_limit() -> None:
+    assert [len(group) for group in _requests([letter() for _ in range(23)])] == [10, 10, 3]
+    big = SQS_BATCH_BYTES // 3
+    assert [len(group) for group in _requests([letter(big) for _ in range(5)])] == [2, 2, 1]
+
+
+@pytest.fixture
+def sqs() -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("sqs", region_name="us-east-1")
+
+
+def test_every_letter_gets_its_own_result(sqs: Any) -> None:
+    url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    results = send_all(sqs, url, [letter() for _ in range(12)])
+    assert len(results) == 12 and all(isinstance(r, str) for r in results)
+    missing = send_all(sqs, url + "-missing", [letter()])
+    assert len(missing) == 1 and isinstance(missing[0], Exception)
+
+
+def test_an_entry_sqs_refuses_fails_alone(sqs: Any) -> None:
+    url = sqs.create_queue(QueueName="small", Attributes={"MaximumMessageSize": "1024"})["QueueUrl"]
+    results = send_all(sqs, url, [letter(), letter(4096), letter()])
+    assert isinstance(results[0], str) and isinstance(results[2], str)
+    assert isinstance(results[1], Exception) and "1024 bytes" in str(results[1])

@@ -1,0 +1,45 @@
+"""The function's settings: read through the core's reader, every problem named in one message."""
+
+from __future__ import annotations
+
+import pytest
+
+from nxcloud_wa.exceptions import ConfigurationError
+from settings import DEFAULT_IDEMPOTENCY_EXPIRY, DEFAULT_MAX_SEND_CONCURRENCY, FunctionSettings
+
+ENV = {
+    "NXCLOUD_SECRET_ID": "arn:secret",
+    "DLQ_URL": "https://sqs/dlq",
+    "SEND_QUEUE_URL": "https://sqs/send",
+    "IDEMPOTENCY_TABLE": "table",
+}
+
+
+def test_the_required_values_and_the_defaults() -> None:
+    settings = FunctionSettings.from_env(ENV)
+    assert (settings.dlq_url, settings.send_queue_url, settings.idempotency_table) == (
+        "https://sqs/dlq",
+        "https://sqs/send",
+        "table",
+    )
+    assert (settings.idempotency_expiry, settings.max_send_concurrency) == (
+        DEFAULT_IDEMPOTENCY_EXPIRY,
+        DEFAULT_MAX_SEND_CONCURRENCY,
+    )
+    assert settings.core.secret_id == "arn:secret"
+
+
+def test_every_missing_or_malformed_value_is_named_in_one_message() -> None:
+    env = {"NXCLOUD_READ_TIMEOUT": "soon", "MAX_SEND_CONCURRENCY": "²", "IDEMPOTENCY_EXPIRY_SECONDS": "-1"}
+    with pytest.raises(ConfigurationError) as caught:
+        FunctionSettings.from_env(env)
+    message = str(caught.value)
+    for name in (*ENV, "NXCLOUD_READ_TIMEOUT", "MAX_SEND_CONCURRENCY", "IDEMPOTENCY_EXPIRY_SECONDS"):
+        assert name in message
+    assert "soon" not in message  # names, never values
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "1.5", "²", "١٠", "ten"])
+def test_a_count_must_be_a_positive_ascii_integer(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="MAX_SEND_CONCURRENCY must be a positive integer"):
+        FunctionSettings.from_env({**ENV, "MAX_SEND_CONCURRENCY": value})

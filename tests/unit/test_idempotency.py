@@ -1,0 +1,269 @@
+"""The idempotency store against DynamoDB as moto implements it (in-process: no server), request by request.
+
+The compatibility tests run Powertools' own DynamoDB persistence layer on the same table: it must read the records
+this store writes, and this store must honour the records Powertools writes (what earlier versions of the function
+left in the table). If a new Powertools version changes its record format, they fail.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from idempotency import (
+    KEY_PREFIX,
+    Claim,
+    Claimed,
+    Completed,
+    IdempotencyStore,
+    InProgress,
+    Interrupted,
+    KeyReused,
+)
+
+TABLE = "idempotency"
+PAYLOAD = {"to": "8613800000000", "template": {"name": "order_update", "language": {"code": "en_US"}}}
+OTHER_PAYLOAD = {**PAYLOAD, "to": "8613800000001"}
+SENT = {"status": "sent", "message_id": "wamid-1", "trace_id": "t-1", "at": "2026-11-29T00:00:00.000+00:00"}
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName=TABLE,
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+def requests_of(client: Any) -> Counter[str]:
+    """Counts every DynamoDB request the client sends from now on, by operation."""
+    seen: Counter[str] = Counter()
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: seen.update([model.name]))
+    return seen
+
+
+def store(client: Any, *, take_over: bool = False, clock: Any = time.time) -> IdempotencyStore:
+    return IdempotencyStore(client, TABLE, expiry_seconds=3600, take_over_interrupted=take_over, clock=clock)
+
+
+def soon() -> int:
+    return int(time.time() * 1000) + 30_000
+
+
+def item(client: Any, claim: Claim) -> dict[str, Any]:
+    return client.get_item(TableName=TABLE, Key={"id": {"S": claim.record_id}}, ConsistentRead=True).get("Item", {})
+
+
+def test_claims_are_keyed_and_hashed_as_powertools_does() -> None:
+    claim = Claim.of("order-42", PAYLOAD)
+    assert claim.record_id.startswith(f"{KEY_PREFIX}#") and len(claim.record_id) == len(KEY_PREFIX) + 1 + 32
+    assert Claim.of("order-42", dict(reversed(PAYLOAD.items()))) == claim  # key order does not matter
+    assert Claim.of("order-43", PAYLOAD).record_id != claim.record_id
+    assert Claim.of("order-42", OTHER_PAYLOAD).payload_hash != claim.payload_hash
+
+
+def test_a_batch_of_new_keys_is_claimed_in_one_request(dynamodb: Any) -> None:
+    claims = [Claim.of(f"k{n}", PAYLOAD) for n in range(10)]
+    seen = requests_of(dynamodb)
+    until = soon()
+
+    results = store(dynamodb).claim(claims, until)
+
+    assert seen == Counter({"TransactWriteItems": 1})
+    assert results == {c.record_id: Claimed() for c in claims}
+    stored = item(dynamodb, claims[3])
+    assert stored["status"] == {"S": "INPROGRESS"}
+    assert stored["in_progress_expiration"] == {"N": str(until)}
+    assert stored["validation"] == {"S": claims[3].payload_hash}
+    assert int(stored["expiration"]["N"]) - time.time() == pytest.approx(3600, abs=5)
+
+
+def test_a_lone_key_is_claimed_with_one_conditional_put(dynamodb: Any) -> None:
+    claim = Claim.of("api-1", PAYLOAD)
+    seen = requests_of(dynamodb)
+
+    assert store(dynamodb).claim([claim], soon()) == {claim.record_id: Claimed()}
+    assert store(dynamodb).claim([claim], soon()) == {claim.record_id: InProgress()}
+    assert seen == Counter({"PutItem": 2})
+
+
+def test_settling_stores_outcomes_and_releases_claims_in_one_request(dynamodb: Any) -> None:
+    kept, released = Claim.of("kept", PAYLOAD), Claim.of("released", PAYLOAD)
+    s = store(dynamodb)
+    s.claim([kept, released], soon())
+    seen = requests_of(dynamodb)
+
+    assert s.settle([(kept, SENT)], [released]) == set()
+
+    assert seen == Counter({"BatchWriteItem": 1})
+    assert item(dynamodb, released) == {}
+    assert s.claim([kept, released], soon()) == {kept.record_id: Completed(SENT), released.record_id: Claimed()}
+
+
+def test_a_batch_with_taken_keys_claims_the_rest_in_a_second_request(dynamodb: Any) -> None:
+    done, busy, reused = Claim.of("done", PAYLOAD), Claim.of("busy", PAYLOAD), Claim.of("reused", PAYLOAD)
+    fresh = [Claim.of(f"fresh{n}", PAYLOAD) for n in range(3)]
+    s = store(dynamodb)
+    s.claim([done, busy, reused], soon())
+    s.settle([(done, SENT), (reused, SENT)], [])
+    seen = requests_of(dynamodb)
+
+    results = s.claim([done, *fresh, busy, Claim.of("reused", OTHER_PAYLOAD)], soon())
+
+    assert seen == Counter({"TransactWriteItems": 2})  # the first is cancelled by the taken keys, writing nothing
+    assert results[done.record_id] == Completed(SENT)
+    assert results[busy.record_id] == InProgress()
+    assert results[reused.record_id] == KeyReused()
+    assert [results[c.record_id] for c in fresh] == [Claimed()] * 3
+
+
+def test_an_unfinished_claim_past_its_deadline_is_interrupted_under_dead_letter(dynamodb: Any) -> None:
+    claim = Claim.of("killed", PAYLOAD)
+    store(dynamodb).claim([claim], int(time.time() * 1000) - 1)  # an invocation that died before its deadline
+
+    assert store(dynamodb).claim([claim], soon()) == {claim.record_id: Interrupted()}
+    assert item(dynamodb, claim)["status"] == {"S": "INPROGRESS"}  # never handed over
+
+
+def test_an_unfinished_claim_past_its_deadline_is_taken_over_under_retry(dynamodb: Any) -> None:
+    claim = Claim.of("killed", PAYLOAD)
+    store(dynamodb, take_over=True).claim([claim], int(time.time() * 1000) - 1)
+    until = soon()
+
+    assert store(dynamodb, take_over=True).claim([claim], until) == {claim.record_id: Claimed()}
+    assert item(dynamodb, claim)["in_progress_expiration"] == {"N": str(until)}
+
+
+def test_an_unfinished_claim_before_its_deadline_is_never_taken_over(dynamodb: Any) -> None:
+    claim = Claim.of("running", PAYLOAD)
+    store(dynamodb).claim([claim], soon())
+
+    assert store(dynamodb, take_over=True).claim([claim], soon()) == {claim.record_id: InProgress()}
+
+
+def test_an_expired_record_is_claimed_again(dynamodb: Any) -> None:
+    claim = Claim.of("old", PAYLOAD)
+    s = store(dynamodb)
+    s.claim([claim], soon())
+    s.settle([(claim, SENT)], [])
+    later = store(dynamodb, clock=lambda: time.time() + 3601)  # past the record's expiration, before TTL deletes it
+
+    assert later.claim([claim], soon()) == {claim.record_id: Claimed()}
+
+
+def test_our_own_claim_met_again_is_ours(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore resends a claim whose answer was lost: the second try meets the first's write, and knows it."""
+    import idempotency
+
+    claims = [Claim.of("a", PAYLOAD), Claim.of("b", PAYLOAD)]
+    monkeypatch.setattr(idempotency.uuid, "uuid4", lambda: idempotency.uuid.UUID(int=7))  # the same token twice
+    s = store(dynamodb)
+    s.claim(claims, soon())
+
+    assert s.claim(claims, soon()) == {c.record_id: Claimed() for c in claims}
+
+
+def test_a_failed_settlement_is_tried_again(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    claim = Claim.of("late", PAYLOAD)
+    s = store(dynamodb)
+    s.claim([claim], soon())
+    real, calls = dynamodb.batch_write_item, []
+
+    def fails_first(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "BatchWriteItem")
+        return real(**kwargs)
+
+    monkeypatch.setattr(dynamodb, "batch_write_item", fails_first)
+
+    assert s.settle([(claim, SENT)], []) == set()
+    assert len(calls) == 2
+    assert item(dynamodb, claim)["status"] == {"S": "COMPLETED"}
+
+
+def test_a_settlement_that_keeps_failing_names_what_it_could_not_write(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept, released = Claim.of("kept", PAYLOAD), Claim.of("released", PAYLOAD)
+    s = store(dynamodb)
+    s.claim([kept, released], soon())
+
+    def down(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "BatchWriteItem")
+
+    monkeypatch.setattr(dynamodb, "batch_write_item", down)
+
+    assert s.settle([(kept, SENT)], [released]) == {kept.record_id, released.record_id}
+
+
+# --- Powertools' own persistence layer on the same records
+
+
+@pytest.fixture
+def powertools(dynamodb: Any) -> Any:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
+    layer = DynamoDBPersistenceLayer(table_name=TABLE, boto3_client=dynamodb)
+    config = IdempotencyConfig(
+        event_key_jmespath="idempotency_key", payload_validation_jmespath="message", expires_after_seconds=3600
+    )
+    layer.configure(config=config, key_prefix=KEY_PREFIX)
+    return layer
+
+
+def powertools_data(key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """What the Powertools-based versions passed to their idempotent function."""
+    return {"idempotency_key": key, "message": payload}
+
+
+def test_powertools_reads_the_records_this_store_writes(dynamodb: Any, powertools: Any) -> None:
+    claim = Claim.of("order-42", PAYLOAD)
+    s = store(dynamodb)
+    s.claim([claim], soon())
+    s.settle([(claim, SENT)], [])
+
+    record = powertools.get_record(powertools_data("order-42", PAYLOAD))
+
+    assert record.status == "COMPLETED"
+    assert record.response_json_as_dict() == SENT
+    assert record.payload_hash == claim.payload_hash
+
+
+def test_powertools_refuses_another_payload_under_a_key_this_store_wrote(dynamodb: Any, powertools: Any) -> None:
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+
+    claim = Claim.of("order-42", PAYLOAD)
+    store(dynamodb).claim([claim], soon())
+
+    with pytest.raises(IdempotencyValidationError):
+        powertools.get_record(powertools_data("order-42", OTHER_PAYLOAD))
+
+
+def test_this_store_honours_the_records_powertools_writes(dynamodb: Any, powertools: Any) -> None:
+    running, done = powertools_data("running", PAYLOAD), powertools_data("done", PAYLOAD)
+    powertools.save_inprogress(running, remaining_time_in_millis=30_000)
+    powertools.save_inprogress(done, remaining_time_in_millis=30_000)
+    powertools.save_success(done, SENT)
+
+    results = store(dynamodb).claim(
+        [Claim.of("running", PAYLOAD), Claim.of("done", PAYLOAD), Claim.of("done-other", PAYLOAD)], soon()
+    )
+    reused = store(dynamodb).claim([Claim.of("done", OTHER_PAYLOAD)], soon())
+
+    assert results[Claim.of("running", PAYLOAD).record_id] == InProgress()
+    assert results[Claim.of("done", PAYLOAD).record_id] == Completed(SENT)
+    assert results[Claim.of("done-other", PAYLOAD).record_id] == Claimed()
+    assert reused == {Claim.of("done", OTHER_PAYLOAD).record_id: KeyReused()}
