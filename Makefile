@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint test sam-venv validate build template-check deploy
+.PHONY: help venv lint typecheck test sam-venv validate build template-check deploy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -30,7 +30,10 @@ lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint template-check ## Lint, validate and build the SAM stack, then run every test
+typecheck: $(STAMP) ## mypy --strict on what ships to Lambda (functions/, layers/)
+	$(BIN)/mypy
+
+test: lint typecheck template-check ## Lint, type-check, validate and build the SAM stack, then run every test
 	$(BIN)/python -m pytest
 
 # AWS SAM CLI in its own environment: it pins boto3, click, cfn-lint and jsonschema tightly. Offline commands only

@@ -29,6 +29,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
 import observability
@@ -85,7 +86,7 @@ class GatewayError(BaseModel):
     message: str
 
 
-def _doc(description: str, model: type[BaseModel]) -> dict[str, Any]:
+def _doc(description: str, model: type[BaseModel]) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": model}}}
 
 
@@ -243,11 +244,15 @@ def _unreadable_form(exc: ValueError) -> Response[Any]:
         message = f"Unsupported content type: {content_type}"
         errors = [{"loc": ["body"], "msg": message, "type": "unsupported_content_type"}]
         return _refused(replace(failure_for(InvalidMessageError(errors)), classification=UNSUPPORTED_MEDIA))
-    return _unavailable(exc)
+    return _failed_before_delivery(exc)
 
 
 @app.exception_handler(Exception)
 def _unavailable(exc: Exception) -> Response[Any]:
+    return _failed_before_delivery(exc)
+
+
+def _failed_before_delivery(exc: Exception) -> Response[Any]:
     """A dependency failing before the delivery (the runtime's configuration, SQS for respond-async): nothing was
     sent, and the caller may retry. A misconfiguration is a 500 whose details only the log has."""
     logger.exception("request failed before delivery")
@@ -262,6 +267,6 @@ def openapi_document() -> str:
         title="NXCloud WhatsApp template sender",
         version="1.0.0",
         description="Send WhatsApp template messages through NXCloud. Every request needs the API key.",
-        security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+        security_schemes={"apiKey": APIKey.model_validate({"name": "x-api-key", "in": APIKeyIn.header})},
         security=[{"apiKey": []}],
     )

@@ -151,14 +151,14 @@ class IdempotencyStore:
             except ClientError as exc:
                 if _error_code(exc) != "ConditionalCheckFailedException":
                     raise
-                return {claims[0].record_id: exc.response.get("Item")}  # type: ignore[typeddict-item]
+                return {claims[0].record_id: exc.response.get("Item")}
             return {}
         try:
             self.client.transact_write_items(TransactItems=[{"Put": {"Item": item, **put}} for item in items])
         except ClientError as exc:
             if _error_code(exc) != "TransactionCanceledException":
                 raise
-            reasons = exc.response.get("CancellationReasons") or []  # type: ignore[typeddict-item]
+            reasons = exc.response.get("CancellationReasons") or []
             failed = {
                 claim.record_id: reason.get("Item")
                 for claim, reason in zip(claims, reasons, strict=False)

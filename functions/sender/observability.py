@@ -106,7 +106,7 @@ def upstream_latency(milliseconds: float) -> None:
 def report(outcome: Outcome, request: SendRequest | None, key: str | None, incoming: Incoming) -> None:
     """The one log line and the metrics of a message's outcome. Main thread only (see :func:`count`)."""
     queued = incoming.source == "sqs"
-    where = {"sqs_message_id": incoming.source_id} if queued else {}
+    where: dict[str, object] = {"sqs_message_id": incoming.source_id} if queued else {}
     if isinstance(outcome, Sent):
         count("MessagesSent")
         if outcome.latency_ms is not None and not outcome.replayed:

@@ -145,7 +145,8 @@ def from_stored(data: dict[str, Any]) -> Sent | tuple[Failure, bool]:
     """A stored outcome: the sent message, or an unknown outcome's failure and whether it was dead-lettered."""
     if data.get("status") == SENT:
         return Sent(str(data.get("message_id")), data.get("trace_id"), str(data.get("at")), replayed=True)
-    error = data.get("error") if isinstance(data.get("error"), dict) else {}
+    raw = data.get("error")
+    error: dict[str, Any] = raw if isinstance(raw, dict) else {}
     cause = failure(
         UNKNOWN_OUTCOME,
         str(error.get("reason") or UNKNOWN_OUTCOME.reason),

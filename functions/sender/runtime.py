@@ -84,7 +84,7 @@ def _share_session_with_parameters(session: Any) -> None:
     Powertools' own.
     """
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
-    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
     if "secrets" not in DEFAULT_PROVIDERS:
         DEFAULT_PROVIDERS["secrets"] = SecretsProvider(boto3_client=session.client("secretsmanager"))
