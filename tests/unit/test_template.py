@@ -445,7 +445,7 @@ EXPECTED_STATEMENTS = {
     ),
     "SendToQueues": ({"sqs:SendMessage"}, [getatt("SendQueue", "Arn"), getatt("DeadLetterQueue", "Arn")]),
     "IdempotencyRecords": (
-        {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        {"dynamodb:PutItem", "dynamodb:BatchWriteItem"},
         [getatt("IdempotencyTable", "Arn")],
     ),
     "ReadNXCloudSecret": ({"secretsmanager:GetSecretValue"}, [ref("NXCloudSecretArn")]),
