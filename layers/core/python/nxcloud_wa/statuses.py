@@ -1,0 +1,32 @@
+"""A message's delivery statuses and which one is current: the one place the rule is written.
+
+NXCloud reports ``sent``, ``delivered``, ``read``, ``failed`` and ``deleted`` (``docs/nxcloud.md``, "Webhook");
+``accepted`` is ours: NXCloud answered the send with a ``message_id``. Callbacks arrive late, twice and out of
+order, so the current status is a function of the *set* of statuses seen, never of their order:
+
+* it only moves forward in ``accepted < sent < delivered < read``;
+* ``failed`` and ``deleted`` are kept whenever they arrive and take precedence over every other status (a failure
+  reported after a read receipt is still news), ``deleted`` over ``failed``.
+
+That is a total order, so "the status with the highest rank seen so far" is the current one, and storing a callback
+is a conditional write: "set this status if its rank is higher than the stored one".
+"""
+
+from collections.abc import Iterable
+from typing import Final
+
+ACCEPTED: Final = "accepted"
+STATUS_RANK: Final = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4, "deleted": 5}
+"""Every status with its rank: a higher rank replaces a lower one as the current status."""
+CALLBACK_STATUSES: Final = frozenset(STATUS_RANK) - {ACCEPTED}
+"""The statuses NXCloud's callbacks carry."""
+
+
+def rank(status: str) -> int:
+    """The status's rank; ``KeyError`` for a status that is not one of :data:`STATUS_RANK`."""
+    return STATUS_RANK[status]
+
+
+def current_status(seen: Iterable[str]) -> str | None:
+    """The current status given every status seen, in any order and with repeats; None when none was seen."""
+    return max(seen, key=rank, default=None)
