@@ -20,7 +20,8 @@ $(STAMP): requirements/dev.txt layers/deps/requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	# Lambda's view of the code: the function folder and the first-party layer on sys.path, plus the dev tools.
-	printf '%s\n' "$(CURDIR)/layers/core/python" "$(CURDIR)/functions/sender" "$(CURDIR)/tools" \
+	printf '%s\n' "$(CURDIR)/layers/core/python" "$(CURDIR)/functions/sender" "$(CURDIR)/functions/webhook" \
+		"$(CURDIR)/functions/publisher" "$(CURDIR)/tools" \
 		> "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/nxcloud_wa_paths.pth"
 	touch $@
 

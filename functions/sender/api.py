@@ -28,17 +28,17 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
 import observability
 import runtime
-from dead_letter import sqs_text
 from delivery import Incoming
 from nxcloud_wa.error_codes import UNSUPPORTED_MEDIA
 from nxcloud_wa.exceptions import InvalidMessageError
 from nxcloud_wa.models import MAX_IDEMPOTENCY_KEY, SendRequest
+from nxcloud_wa.sqs import sqs_text
 from observability import count, logger, tracer
 from outcomes import DeadLettered, Failure, Outcome, Rejected, RetryLater, Sent, failure_for
 
@@ -78,6 +78,43 @@ class ErrorResponse(BaseModel):
     code: int | str | None = None
     trace_id: str | None = None
     errors: list[FieldError] | None = None
+
+
+class TimelineEntry(BaseModel):
+    status: str
+    at: str
+
+
+class DeliveryError(BaseModel):
+    code: int
+    title: str
+
+
+class ButtonClick(BaseModel):
+    payload: str | None = None
+    text: str | None = None
+    at: str | None = None
+
+
+class TemplateRef(BaseModel):
+    name: str
+    language: str
+
+
+class MessageStatus(BaseModel):
+    """A message's delivery status as NXCloud's callbacks reported it (see docs/lifecycle.md)."""
+
+    message_id: str
+    idempotency_key: str | None
+    status: Literal["accepted", "sent", "delivered", "read", "failed", "deleted"]
+    matched: bool
+    """False for callbacks whose id matches no message this deployment sent."""
+    template: TemplateRef | None
+    to: str | None
+    """The recipient, masked."""
+    timeline: list[TimelineEntry]
+    errors: list[DeliveryError]
+    buttons: list[ButtonClick]
 
 
 class GatewayError(BaseModel):
@@ -145,6 +182,28 @@ def post_message(
     remaining_ms = app.lambda_context.get_remaining_time_in_millis()
     [outcome] = rt.delivery.deliver([incoming], remaining_ms=remaining_ms, dead_letter_rejections=False)
     return _answer(outcome)
+
+
+@app.get(
+    MESSAGES_PATH + "/<message_id>",
+    summary="What happened to a message: its status, timeline, errors and button clicks",
+    description="message_id is NXCloud's message_id (as the send answered it) or the message's idempotency key.",
+    responses={
+        200: _doc("The message's current status and timeline", MessageStatus),
+        403: RESPONSES[403],
+        404: _doc("No message with this id or idempotency key (or delivery tracking is off)", ErrorResponse),
+        429: RESPONSES[429],
+        503: _doc("The messages table could not be read: retry", ErrorResponse),
+    },
+    tags=["messages"],
+)
+def get_message(message_id: Annotated[str, Path(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)]) -> Response[Any]:
+    timeline = runtime.get().timeline
+    found = timeline.find(message_id) if timeline is not None else None
+    if found is None:
+        body = {"error": "not_found", "message": "no message with this id or idempotency key"}
+        return Response(404, content_types.APPLICATION_JSON, body)
+    return Response(200, content_types.APPLICATION_JSON, found)
 
 
 def _answer(outcome: Outcome) -> Response[Any]:

@@ -7,21 +7,19 @@ Credentials and signatures are never among them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from nxcloud_wa.exceptions import DeadLetterRefusedError
+from nxcloud_wa.sqs import sqs_text
 from outcomes import Failure
 
 MAX_ATTRIBUTE_TEXT: Final = 1000
 SQS_BATCH: Final = 10
 SQS_BATCH_BYTES: Final = 256 * 1024
 """Most entries ``SendMessageBatch`` takes, and most bytes all of them may hold together."""
-NOT_SQS_TEXT: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-"""Characters SQS refuses in a message body or attribute value (it then refuses the whole message)."""
 
 
 def attributes(
@@ -40,16 +38,6 @@ def attributes(
         "failed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
     return {name: {"DataType": "String", "StringValue": sqs_text(value)} for name, value in values.items() if value}
-
-
-def sqs_text(value: str) -> str:
-    """``value`` with the characters SQS refuses written as ``\\uXXXX``.
-
-    The reason's text can quote an invalid message: a field name with a control character (valid JSON as ``\\b``,
-    so the body itself is fine), a lone surrogate, U+FFFE. Left as they are, SQS would refuse the dead letter and the
-    record would be retried until the redrive policy moved it without its reason.
-    """
-    return NOT_SQS_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
 
 
 @dataclass(frozen=True, slots=True)

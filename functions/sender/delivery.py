@@ -44,6 +44,7 @@ from nxcloud_wa.error_codes import (
 from nxcloud_wa.exceptions import InvalidMessageError
 from nxcloud_wa.models import SendRequest, parse_message
 from nxcloud_wa.sender import Sender
+from nxcloud_wa.timeline import Item, SendRecord, Timeline
 from outcomes import (
     DeadLettered,
     Failure,
@@ -109,6 +110,7 @@ class Delivery:
         dlq_url: str,
         executor: Executor,
         policy: UnknownOutcomePolicy,
+        timeline: Timeline | None = None,
     ) -> None:
         self.sender = sender
         self.store = store
@@ -116,6 +118,8 @@ class Delivery:
         self.dlq_url = dlq_url
         self.executor = executor
         self.policy = policy
+        self.timeline = timeline
+        """Where each sent message's record goes (the messages table), when delivery tracking is on."""
 
     def deliver(
         self, messages: Sequence[Incoming], *, remaining_ms: int, dead_letter_rejections: bool
@@ -128,13 +132,12 @@ class Delivery:
         deliveries = [_Delivery(m) for m in messages]
         self._parse(deliveries)
         live = [d for d in deliveries if d.open]
-        if live:
-            credentials = self._credentials(live)
-            if credentials is not None:
-                self._claim(live, remaining_ms)
-                self._send([d for d in live if d.claimed and d.open], credentials)
+        credentials = self._credentials(live) if live else None
+        if credentials is not None:
+            self._claim(live, remaining_ms)
+            self._send([d for d in live if d.claimed and d.open], credentials)
         self._dispose(deliveries, dead_letter_rejections)
-        self._settle(deliveries)
+        self._settle(deliveries, credentials)
         outcomes: list[Outcome] = []
         for d in deliveries:
             assert d.outcome is not None, "every delivery is disposed of"
@@ -270,8 +273,8 @@ class Delivery:
 
     # --- 6. settle
 
-    def _settle(self, deliveries: list[_Delivery]) -> None:
-        """Store what must be remembered, release the other claims: one request for the whole batch."""
+    def _settle(self, deliveries: list[_Delivery], credentials: Credentials | None) -> None:
+        """Store what must be remembered, release the other claims, record the sent messages: one request."""
         completed: list[tuple[Claim, dict[str, object]]] = []
         released: list[Claim] = []
         for d, stored in self._to_settle(deliveries):
@@ -280,12 +283,40 @@ class Delivery:
                 released.append(d.claim)
             else:
                 completed.append((d.claim, stored))
-        if not completed and not released:
-            return
-        unwritten = self.store.settle(completed, released)
+        records = self._send_records(deliveries, credentials)
+        unwritten = self.store.settle(completed, released, records)
         for d in deliveries:
             if d.claim is not None and d.claim.record_id in unwritten:
                 observability.log_unrecorded(d.outcome, d.key)
+            elif isinstance(d.outcome, Sent) and d.outcome.message_id in unwritten:
+                observability.logger.warning(
+                    "the sent message could not be recorded in the messages table: GET /messages/{id} will not "
+                    "find it until a status callback arrives",
+                    extra={"message_id": d.outcome.message_id, "idempotency_key": d.key},
+                )
+
+    def _send_records(self, deliveries: list[_Delivery], credentials: Credentials | None) -> dict[str, list[Item]]:
+        """The messages table's record of each message sent now (none when tracking is off)."""
+        if self.timeline is None or credentials is None:
+            return {}
+        defaults = self.sender.defaults_for(credentials)
+        expiration = self.timeline.expiration()
+        items: list[Item] = []
+        for d in deliveries:
+            if isinstance(d.outcome, Sent) and not d.outcome.replayed and d.request is not None and d.key:
+                request = d.request
+                record = SendRecord(
+                    message_id=d.outcome.message_id,
+                    idempotency_key=d.key,
+                    template_name=request.template.name,
+                    template_language=request.template.language.code,
+                    business_phone=request.business_phone or defaults.business_phone,
+                    tenant_id=request.tenant_id if request.tenant_id is not None else defaults.tenant_id,
+                    recipient=request.to,
+                    accepted_at=d.outcome.at,
+                )
+                items.append(record.item(expiration))
+        return {self.timeline.table: items} if items else {}
 
     def _to_settle(self, deliveries: list[_Delivery]) -> Iterator[tuple[_Delivery, dict[str, object] | None]]:
         """Each delivery whose record must change, with what to store (None: release the claim)."""

@@ -42,6 +42,8 @@ KEY_PREFIX: Final = "nxcloud-wa-send"
 """Stable prefix of stored keys (the ``key_prefix`` the Powertools-based versions used)."""
 INPROGRESS: Final = "INPROGRESS"
 COMPLETED: Final = "COMPLETED"
+BATCH_WRITE_LIMIT: Final = 25
+"""Most writes one ``BatchWriteItem`` takes, over all its tables."""
 SETTLE_ATTEMPTS: Final = 3
 """``BatchWriteItem`` calls per settlement: the first, then retries of what DynamoDB left unprocessed (throttling)."""
 
@@ -208,29 +210,47 @@ class IdempotencyStore:
 
     # --- settle
 
-    def settle(self, completed: Sequence[tuple[Claim, Mapping[str, Any]]], released: Sequence[Claim]) -> set[str]:
-        """Store outcomes and release claims in one request; return the record ids that could not be written.
+    def settle(
+        self,
+        completed: Sequence[tuple[Claim, Mapping[str, Any]]],
+        released: Sequence[Claim],
+        also: Mapping[str, Sequence[Item]] | None = None,
+    ) -> set[str]:
+        """Store outcomes and release claims in one request; return the ids of the items that could not be written.
 
-        Never raises: a write that fails leaves its key ``INPROGRESS`` until its in-progress expiry, which the
-        caller logs (the outcome stands; a later delivery of the key is then in progress, or interrupted).
+        ``also`` adds puts of other tables' items to the same request (the messages table's send records), so they
+        cost no request of their own. Never raises: a write that fails leaves its key ``INPROGRESS`` until its
+        in-progress expiry, which the caller logs (the outcome stands; a later delivery of the key is then in
+        progress, or interrupted).
         """
-        if not completed and not released:
-            return set()
         expiration = str(int(self._clock()) + self.expiry_seconds)
-        requests = [
-            {"PutRequest": {"Item": self._completed_item(claim, data, expiration)}} for claim, data in completed
-        ] + [{"DeleteRequest": {"Key": {"id": {"S": claim.record_id}}}} for claim in released]
+        pending: list[tuple[str, dict[str, Any]]] = [
+            (self.table, {"PutRequest": {"Item": self._completed_item(claim, data, expiration)}})
+            for claim, data in completed
+        ]
+        pending += [(self.table, {"DeleteRequest": {"Key": {"id": {"S": claim.record_id}}}}) for claim in released]
+        pending += [(table, {"PutRequest": {"Item": item}}) for table, items in (also or {}).items() for item in items]
+        unwritten: set[str] = set()
+        for start in range(0, len(pending), BATCH_WRITE_LIMIT):
+            unwritten |= self._write(pending[start : start + BATCH_WRITE_LIMIT])
+        return unwritten
+
+    def _write(self, requests: list[tuple[str, dict[str, Any]]]) -> set[str]:
+        """One ``BatchWriteItem`` (at most 25 writes), then retries of what DynamoDB left unprocessed or failed."""
+        request_items: dict[str, list[dict[str, Any]]] = {}
+        for table, request in requests:
+            request_items.setdefault(table, []).append(request)
         for attempt in range(SETTLE_ATTEMPTS):
             if attempt:
                 time.sleep(0.05 * 2**attempt)
             try:
-                answer = self.client.batch_write_item(RequestItems={self.table: requests})
+                answer = self.client.batch_write_item(RequestItems=request_items)
             except (ClientError, BotoCoreError):
                 continue  # botocore retried it already; one more call, as for what was left unprocessed
-            requests = answer.get("UnprocessedItems", {}).get(self.table, [])
-            if not requests:
+            request_items = answer.get("UnprocessedItems") or {}
+            if not request_items:
                 return set()
-        return {_request_id(r) for r in requests}
+        return {_request_id(r) for requests_of_table in request_items.values() for r in requests_of_table}
 
     @staticmethod
     def _completed_item(claim: Claim, data: Mapping[str, Any], expiration: str) -> Item:

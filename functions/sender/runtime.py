@@ -16,6 +16,7 @@ from delivery import Delivery
 from idempotency import IdempotencyStore
 from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.sender import Sender
+from nxcloud_wa.timeline import Timeline
 from settings import FunctionSettings
 
 
@@ -26,6 +27,7 @@ class Runtime:
     delivery: Delivery
     sqs: Any
     executor: ThreadPoolExecutor
+    timeline: Timeline | None = None
 
 
 _lock = threading.Lock()
@@ -62,16 +64,24 @@ def _build(settings: FunctionSettings) -> Runtime:
     _share_session_with_parameters(session)
     sender = Sender(settings.core)
     policy = settings.core.unknown_outcome_policy
+    dynamodb = session.client("dynamodb", config=aws_config)
     store = IdempotencyStore(
-        session.client("dynamodb", config=aws_config),
+        dynamodb,
         settings.idempotency_table,
         expiry_seconds=settings.idempotency_expiry,
         take_over_interrupted=policy is UnknownOutcomePolicy.RETRY,
     )
     sqs = session.client("sqs", config=aws_config)
     executor = ThreadPoolExecutor(max_workers=settings.max_send_concurrency, thread_name_prefix="send")
-    delivery = Delivery(sender, store, sqs=sqs, dlq_url=settings.dlq_url, executor=executor, policy=policy)
-    return Runtime(settings=settings, sender=sender, delivery=delivery, sqs=sqs, executor=executor)
+    timeline = (
+        Timeline(dynamodb, settings.messages_table, retention_days=settings.message_retention_days)
+        if settings.messages_table
+        else None
+    )
+    delivery = Delivery(
+        sender, store, sqs=sqs, dlq_url=settings.dlq_url, executor=executor, policy=policy, timeline=timeline
+    )
+    return Runtime(settings=settings, sender=sender, delivery=delivery, sqs=sqs, executor=executor, timeline=timeline)
 
 
 def _share_session_with_parameters(session: Any) -> None:

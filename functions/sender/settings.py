@@ -14,6 +14,7 @@ from nxcloud_wa.config import EnvReader, Settings
 
 DEFAULT_IDEMPOTENCY_EXPIRY: Final = 24 * 3600
 DEFAULT_MAX_SEND_CONCURRENCY: Final = 10
+DEFAULT_MESSAGE_RETENTION_DAYS: Final = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,9 @@ class FunctionSettings:
     idempotency_table: str
     idempotency_expiry: int = DEFAULT_IDEMPOTENCY_EXPIRY
     max_send_concurrency: int = DEFAULT_MAX_SEND_CONCURRENCY
+    messages_table: str = ""
+    """The messages table (delivery tracking); empty: sent messages are not recorded and the query API finds none."""
+    message_retention_days: int = DEFAULT_MESSAGE_RETENTION_DAYS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FunctionSettings:
@@ -35,6 +39,8 @@ class FunctionSettings:
             idempotency_table=env.required("IDEMPOTENCY_TABLE", "the DynamoDB idempotency table's name"),
             idempotency_expiry=env.positive_int("IDEMPOTENCY_EXPIRY_SECONDS", DEFAULT_IDEMPOTENCY_EXPIRY),
             max_send_concurrency=env.positive_int("MAX_SEND_CONCURRENCY", DEFAULT_MAX_SEND_CONCURRENCY),
+            messages_table=env.text("MESSAGES_TABLE"),
+            message_retention_days=env.positive_int("MESSAGE_RETENTION_DAYS", DEFAULT_MESSAGE_RETENTION_DAYS),
         )
         env.check()
         return settings

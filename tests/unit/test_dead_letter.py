@@ -9,8 +9,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from dead_letter import SQS_BATCH_BYTES, DeadLetter, _requests, attributes, send_all, sqs_text
+from dead_letter import SQS_BATCH_BYTES, DeadLetter, _requests, attributes, send_all
 from nxcloud_wa.error_codes import KEY_REUSED
+from nxcloud_wa.sqs import sqs_text
 from outcomes import failure
 
 

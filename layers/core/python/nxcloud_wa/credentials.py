@@ -23,6 +23,8 @@ class Credentials:
     access_key: str
     access_secret: str = field(repr=False)
     defaults: Defaults = field(default_factory=Defaults)
+    webhook_token: str | None = field(default=None, repr=False)
+    """The path token NXCloud's callbacks must carry (``POST /webhooks/nxcloud/{token}``); None: webhook closed."""
 
     @classmethod
     def from_secret(cls, payload: Any) -> Credentials:
@@ -47,7 +49,13 @@ class Credentials:
         except ValidationError as exc:
             names = ", ".join(str(e["loc"][0]) for e in exc.errors(include_url=False))
             raise ConfigurationError(f"the NXCloud secret has invalid default(s): {names}") from None
-        return cls(str(keys["accessKey"]), str(keys["accessSecret"]), defaults)
+        token = payload.get("webhook_token")
+        return cls(
+            str(keys["accessKey"]),
+            str(keys["accessSecret"]),
+            defaults,
+            token.strip() if isinstance(token, str) and token.strip() else None,
+        )
 
 
 def load_credentials(secret_id: str, *, max_age: int, refresh: bool = False) -> Credentials:

@@ -34,6 +34,15 @@ class InvalidMessageError(NXCloudWAError):
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc'])) or '(message)'}: {e['msg']}" for e in errors))
 
 
+class InvalidCallbackError(NXCloudWAError):
+    """A webhook body that is not one of NXCloud's callbacks: ``reason`` is ``invalid_json`` or ``invalid_shape``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
 class DeadLetterRefusedError(NXCloudWAError):
     """SQS refused one entry of a dead-letter batch (its code and message say why)."""
 

@@ -11,7 +11,7 @@ from .client import NXCloudClient, SendResult
 from .config import Settings, merge_defaults
 from .credentials import Credentials, load_credentials
 from .exceptions import AuthError
-from .models import SendRequest
+from .models import Defaults, SendRequest
 
 CredentialsLoader = Callable[..., Credentials]
 
@@ -38,9 +38,13 @@ class Sender:
         """The current credentials, from the cache unless ``refresh``."""
         return self._loader(self.settings.secret_id, max_age=self.settings.secret_max_age, refresh=refresh)
 
+    def defaults_for(self, credentials: Credentials) -> Defaults:
+        """The values a message may leave out: the environment's over the secret's."""
+        return merge_defaults(self.settings.defaults, credentials.defaults)
+
     def body_for(self, request: SendRequest, credentials: Credentials) -> dict[str, object]:
         """The upstream body: message values over environment defaults over the secret's defaults."""
-        return request.to_upstream(merge_defaults(self.settings.defaults, credentials.defaults))
+        return request.to_upstream(self.defaults_for(credentials))
 
     def send(self, request: SendRequest, credentials: Credentials | None = None) -> SendResult:
         """Send; on an auth error, re-read the secret once and try once more with what it now holds."""

@@ -1,0 +1,208 @@
+"""The webhook NXCloud calls: ``POST /webhooks/nxcloud/{token}``, status callbacks and template button clicks.
+
+NXCloud signs nothing, so the path's ``token`` is the only proof a caller knows the secret: it must equal the
+``webhook_token`` of the NXCloud secret (at least 32 characters), compared in constant time. Anything else is a 404
+and nothing more happens (no body is read, nothing is kept), so the URL does not even confirm it exists.
+
+An accepted body answers ``200 {"received": n}`` only once every entry is durably kept: stored in the messages
+table (``nxcloud_wa.timeline``), or, if the table cannot be written, the whole raw body put on the kept-callbacks
+queue to be replayed (``nxwa webhooks replay``); if that fails too, 503. A body that is not JSON or not NXCloud's
+shape is a 400 and is kept the same way with its reason, and so is an oversized one (413, first 64 KiB): never
+dropped silently. The token never appears in a log line, a metric or an answer; recipient numbers only masked.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from nxcloud_wa.callbacks import WebhookBody, parse_callback
+from nxcloud_wa.config import EnvReader
+from nxcloud_wa.credentials import load_credentials
+from nxcloud_wa.exceptions import InvalidCallbackError
+from nxcloud_wa.phone import mask_phone
+from nxcloud_wa.sqs import sqs_text
+from nxcloud_wa.timeline import Timeline
+
+MAX_BODY_BYTES: Final = 64 * 1024
+MIN_TOKEN_LENGTH: Final = 32
+TOKEN_REFRESH_SECONDS: Final = 60.0
+"""A token that does not match re-reads the secret (a rotated token) at most this often: guessing must not cost
+Secrets Manager calls."""
+DEFAULT_SECRET_MAX_AGE: Final = 300
+DEFAULT_RETENTION_DAYS: Final = 30
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "nxcloud-wa-webhook"), utc=True)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "NXCloudWhatsApp"))
+logging.getLogger("botocore").setLevel(logging.INFO)  # at DEBUG it would log the secret (GetSecretValue)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    secret_id: str
+    messages_table: str
+    kept_queue_url: str
+    retention_days: int
+    secret_max_age: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = EnvReader()
+        settings = cls(
+            secret_id=env.required("NXCLOUD_SECRET_ID", "the Secrets Manager id of the NXCloud secret"),
+            messages_table=env.required("MESSAGES_TABLE", "the messages table's name"),
+            kept_queue_url=env.required("KEPT_CALLBACKS_QUEUE_URL", "the queue that keeps unstored callbacks"),
+            retention_days=env.positive_int("MESSAGE_RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
+            secret_max_age=env.positive_int("SECRET_CACHE_SECONDS", DEFAULT_SECRET_MAX_AGE),
+        )
+        env.check()
+        return settings
+
+
+class Receiver:
+    """What a container builds once: settings, the table, the queue client, the token check."""
+
+    def __init__(self, settings: Settings) -> None:
+        import boto3
+
+        self.settings = settings
+        session = boto3.session.Session()
+        self.timeline = Timeline(
+            session.client("dynamodb"), settings.messages_table, retention_days=settings.retention_days
+        )
+        self.sqs = session.client("sqs")
+        self._refreshed_at = 0.0
+
+    def token_matches(self, token: str) -> bool:
+        """Constant-time comparison with the secret's ``webhook_token``; a miss re-reads the secret now and then."""
+        if self._matches(token, refresh=False):
+            return True
+        if time.monotonic() - self._refreshed_at < TOKEN_REFRESH_SECONDS:
+            return False
+        self._refreshed_at = time.monotonic()
+        return self._matches(token, refresh=True)
+
+    def _matches(self, token: str, *, refresh: bool) -> bool:
+        expected = load_credentials(
+            self.settings.secret_id, max_age=self.settings.secret_max_age, refresh=refresh
+        ).webhook_token
+        if not expected or len(expected) < MIN_TOKEN_LENGTH:
+            logger.warning("the NXCloud secret has no webhook_token of at least 32 characters: the webhook is closed")
+            return False
+        return hmac.compare_digest(token.encode("utf-8", "replace"), expected.encode("utf-8", "replace"))
+
+    def store(self, body: WebhookBody) -> None:
+        """Store every entry (each write is idempotent, so a replay of the same body changes nothing more)."""
+        changed = 0
+        for status in body.statuses:
+            changed += self.timeline.record_status(status)
+        clicks = [m for m in body.messages if m.is_button_click]
+        for click in clicks:
+            self.timeline.record_click(click)
+        ignored = len(body.messages) - len(clicks)
+        metrics.add_metric(name="StatusCallbacksReceived", unit=MetricUnit.Count, value=len(body.statuses))
+        metrics.add_metric(name="ButtonClicksReceived", unit=MetricUnit.Count, value=len(clicks))
+        logger.info(
+            "callback stored",
+            extra={
+                "statuses": [f"{s.status}" for s in body.statuses],
+                "status_changes": changed,
+                "clicks": len(clicks),
+                "ignored_messages": ignored,
+                "recipients": sorted({mask_phone(s.recipient_id) for s in body.statuses if s.recipient_id}),
+            },
+        )
+
+    def keep(self, text: str, reason: str, problem: str, *, encoding: str = "text") -> bool:
+        """Put a raw callback on the kept-callbacks queue with why; False (logged) when even that fails."""
+        attributes = {
+            "reason": reason,
+            "error_message": problem[:1000],
+            "encoding": encoding,
+            "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "source": "webhook",
+        }
+        try:
+            self.sqs.send_message(
+                QueueUrl=self.settings.kept_queue_url,
+                MessageBody=sqs_text(text) or "(empty)",
+                MessageAttributes={
+                    k: {"DataType": "String", "StringValue": sqs_text(v)} for k, v in attributes.items()
+                },
+            )
+        except Exception:
+            logger.exception("could not keep the callback on the kept-callbacks queue", extra={"reason": reason})
+            metrics.add_metric(name="CallbacksLost", unit=MetricUnit.Count, value=1)
+            return False
+        metrics.add_metric(name="CallbacksKept", unit=MetricUnit.Count, value=1)
+        logger.warning("callback kept for replay", extra={"reason": reason, "problem": problem[:300]})
+        return True
+
+
+_receiver: Receiver | None = None
+
+
+def receiver() -> Receiver:
+    global _receiver
+    if _receiver is None:
+        _receiver = Receiver(Settings.from_env())
+    return _receiver
+
+
+def reset() -> None:
+    """Forget the container's receiver (tests, local tools): the next request reads the environment again."""
+    global _receiver
+    _receiver = None
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    token = (event.get("pathParameters") or {}).get("token")
+    rx = receiver()
+    if not isinstance(token, str) or not rx.token_matches(token):
+        metrics.add_metric(name="WebhookRefused", unit=MetricUnit.Count, value=1)
+        return _answer(404, {"message": "Not Found"})
+    text, encoding, size = _body(event)
+    if size > MAX_BODY_BYTES:
+        kept = rx.keep(text[:MAX_BODY_BYTES], "too_large", f"the body is {size} bytes; at most {MAX_BODY_BYTES}")
+        return _answer(413 if kept else 503, {"error": "too_large", "message": f"at most {MAX_BODY_BYTES} bytes"})
+    try:
+        body = parse_callback(text if encoding == "text" else "")
+    except InvalidCallbackError as exc:
+        kept = rx.keep(text, exc.reason, exc.message, encoding=encoding)
+        return _answer(400 if kept else 503, {"error": exc.reason, "message": exc.message})
+    try:
+        rx.store(body)
+    except Exception as exc:
+        logger.exception("could not store the callback in the messages table")
+        if not rx.keep(text, "store_failed", type(exc).__name__):
+            return _answer(503, {"error": "unavailable", "message": "the callback could not be kept; send it again"})
+    return _answer(200, {"received": body.entries})
+
+
+def _body(event: dict[str, Any]) -> tuple[str, str, int]:
+    """The body as text (``text``), or as base64 when it is not UTF-8 (``base64``), and its size in bytes."""
+    raw = event.get("body") or ""
+    if not event.get("isBase64Encoded"):
+        return raw, "text", len(raw.encode("utf-8", "surrogatepass"))
+    data = base64.b64decode(raw, validate=False)
+    try:
+        return data.decode("utf-8"), "text", len(data)
+    except UnicodeDecodeError:
+        return raw, "base64", len(data)
+
+
+def _answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
