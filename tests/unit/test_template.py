@@ -174,6 +174,8 @@ EXPECTED_ENVIRONMENT = {
     "SEND_QUEUE_URL": ref("SendQueue"),
     "IDEMPOTENCY_TABLE": ref("IdempotencyTable"),
     "IDEMPOTENCY_EXPIRY_SECONDS": ref("IdempotencyExpirySeconds"),
+    "MESSAGES_TABLE": {"Fn::If": ["TracksDeliveries", ref("MessagesTable"), ""]},
+    "MESSAGE_RETENTION_DAYS": ref("MessageRetentionDays"),
     "MAX_SEND_CONCURRENCY": "10",
     "POWERTOOLS_SERVICE_NAME": {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]},
     "POWERTOOLS_METRICS_NAMESPACE": {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
@@ -189,6 +191,8 @@ def test_environment_variables(function: dict[str, Any]) -> None:
 def test_powertools_names(template: dict[str, Any]) -> None:
     assert template["Mappings"]["Observability"]["Powertools"] == {
         "ServiceName": "nxcloud-wa-sender",
+        "WebhookServiceName": "nxcloud-wa-webhook",
+        "PublisherServiceName": "nxcloud-wa-publisher",
         "MetricsNamespace": "NXCloudWhatsApp",
     }
 
@@ -351,14 +355,15 @@ def test_sqs_event_source(template: dict[str, Any], function: dict[str, Any]) ->
 
 
 def test_function_has_only_the_two_triggers(function: dict[str, Any]) -> None:
-    assert sorted(event["Type"] for event in function["Events"].values()) == ["Api", "SQS"]
+    assert sorted(event["Type"] for event in function["Events"].values()) == ["Api", "Api", "SQS"]
 
 
-def test_post_messages_requires_an_api_key(function: dict[str, Any]) -> None:
-    [event] = events_of_type(function, "Api")
-    assert event["RestApiId"] == ref("Api")
-    assert (event["Path"], event["Method"].lower()) == ("/messages", "post")
-    assert event["Auth"] == {"ApiKeyRequired": True}
+def test_both_routes_require_an_api_key(function: dict[str, Any]) -> None:
+    routes = {(event["Path"], event["Method"].lower()) for event in events_of_type(function, "Api")}
+    assert routes == {("/messages", "post"), ("/messages/{message_id}", "get")}
+    for event in events_of_type(function, "Api"):
+        assert event["RestApiId"] == ref("Api")
+        assert event["Auth"] == {"ApiKeyRequired": True}
 
 
 def test_api_requires_keys_everywhere_with_a_usage_plan(template: dict[str, Any], resources: dict[str, Any]) -> None:
@@ -448,6 +453,8 @@ EXPECTED_STATEMENTS = {
         {"dynamodb:PutItem", "dynamodb:BatchWriteItem"},
         [getatt("IdempotencyTable", "Arn")],
     ),
+    "MessageRecords": ({"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}, [getatt("MessagesTable", "Arn")]),
+    "FindMessageByKey": ({"dynamodb:Query"}, [{"Fn::Sub": "${MessagesTable.Arn}/index/by_idempotency_key"}]),
     "ReadNXCloudSecret": ({"secretsmanager:GetSecretValue"}, [ref("NXCloudSecretArn")]),
     "DecryptNXCloudSecret": ({"kms:Decrypt"}, [ref("NXCloudSecretKmsKeyArn")]),
     "WriteTraces": ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, ["*"]),
@@ -461,8 +468,12 @@ def _as_list(value: Any) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def function_statements(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The function role's statements by Sid, conditional ones (``!If [c, statement, NoValue]``) unwrapped."""
-    [policy] = props(resources, "SenderFunctionRole")["Policies"]
+    return statements_of(resources, "SenderFunctionRole")
+
+
+def statements_of(resources: dict[str, Any], role: str) -> dict[str, dict[str, Any]]:
+    """A role's statements by Sid, conditional ones (``!If [c, statement, NoValue]``) unwrapped."""
+    [policy] = props(resources, role)["Policies"]
     statements: dict[str, dict[str, Any]] = {}
     for entry in policy["PolicyDocument"]["Statement"]:
         if "Fn::If" in entry:
@@ -488,14 +499,22 @@ def test_function_runs_with_its_own_role_only(function: dict[str, Any], resource
 
 def test_no_other_grants_in_the_template(resources: dict[str, Any]) -> None:
     roles = sorted(name for name, r in resources.items() if r["Type"] == "AWS::IAM::Role")
-    assert roles == ["ApiGatewayCloudWatchLogsRole", "SenderFunctionRole"]
+    assert roles == [
+        "ApiGatewayCloudWatchLogsRole",
+        "PublisherFunctionRole",
+        "SenderFunctionRole",
+        "WebhookFunctionRole",
+    ]
     assert not [
         name
         for name, r in resources.items()
         if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::User", "AWS::IAM::Group")
     ]
-    functions = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
-    assert len(functions) == 1
+    functions = {name: r for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    assert sorted(functions) == ["PublisherFunction", "SenderFunction", "WebhookFunction"]
+    for name, resource in functions.items():
+        assert resource["Properties"]["Role"] == getatt(f"{name}Role", "Arn"), name
+        assert "Policies" not in resource["Properties"], name
 
 
 def test_function_permissions_are_exactly_the_allowlist(function_statements: dict[str, dict[str, Any]]) -> None:
@@ -510,8 +529,50 @@ def test_function_permissions_are_exactly_the_allowlist(function_statements: dic
         assert not any("*" in action for action in _as_list(statement["Action"])), sid
 
 
+WEBHOOK_STATEMENTS = {
+    "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, [getatt("WebhookLogGroup", "Arn")]),
+    "StoreCallbacks": ({"dynamodb:UpdateItem", "dynamodb:PutItem"}, [getatt("MessagesTable", "Arn")]),
+    "KeepUnstoredCallbacks": ({"sqs:SendMessage"}, [getatt("KeptCallbacksQueue", "Arn")]),
+    "ReadWebhookToken": ({"secretsmanager:GetSecretValue"}, [ref("NXCloudSecretArn")]),
+    "DecryptNXCloudSecret": ({"kms:Decrypt"}, [ref("NXCloudSecretKmsKeyArn")]),
+    "WriteTraces": ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, ["*"]),
+}
+PUBLISHER_STATEMENTS = {
+    "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, [getatt("PublisherLogGroup", "Arn")]),
+    "ReadTimelineStream": (
+        {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"},
+        [getatt("MessagesTable", "StreamArn")],
+    ),
+    "ListStreams": ({"dynamodb:ListStreams"}, [{"Fn::Sub": "${MessagesTable.Arn}/stream/*"}]),
+    "ReadSendRecords": ({"dynamodb:BatchGetItem"}, [getatt("MessagesTable", "Arn")]),
+    "PublishToTheBus": (
+        {"events:PutEvents"},
+        [{"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}],
+    ),
+    "ReportFailedBatches": ({"sqs:SendMessage"}, [getatt("PublisherFailureQueue", "Arn")]),
+    "WriteTraces": ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, ["*"]),
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [("WebhookFunctionRole", WEBHOOK_STATEMENTS), ("PublisherFunctionRole", PUBLISHER_STATEMENTS)],
+)
+def test_lifecycle_functions_have_exactly_their_allowlist(
+    resources: dict[str, Any], role: str, expected: dict[str, Any]
+) -> None:
+    statements = statements_of(resources, role)
+    actual = {sid: (set(_as_list(s["Action"])), _as_list(s["Resource"])) for sid, s in statements.items()}
+    assert actual == expected
+    wildcard = {sid for sid, s in statements.items() if any(r == "*" for r in _as_list(s["Resource"]))}
+    assert wildcard == WILDCARD_ALLOWED
+    for statement in statements.values():
+        assert statement["Effect"] == "Allow"
+        assert not any("*" in action for action in _as_list(statement["Action"]))
+
+
 def test_wildcard_resources_only_where_aws_requires_them(function_statements: dict[str, dict[str, Any]]) -> None:
-    wildcard = {sid for sid, s in function_statements.items() if any("*" in str(r) for r in _as_list(s["Resource"]))}
+    wildcard = {sid for sid, s in function_statements.items() if any(r == "*" for r in _as_list(s["Resource"]))}
     assert wildcard == WILDCARD_ALLOWED
 
 
@@ -549,12 +610,27 @@ EXPECTED_ALARMS = {
         getatt("SendQueue", "QueueName"),
         ref("SendQueueAgeAlarmSeconds"),
     ),
+    "KeptCallbacksAlarm": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "QueueName",
+        getatt("KeptCallbacksQueue", "QueueName"),
+        0,
+    ),
+    "PublisherFailuresAlarm": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "QueueName",
+        getatt("PublisherFailureQueue", "QueueName"),
+        0,
+    ),
 }
+METRIC_MATH_ALARMS = {"FailedDeliveriesAlarm"}
 
 
 def test_alarms(resources: dict[str, Any]) -> None:
     alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert set(alarms) == set(EXPECTED_ALARMS)
+    assert set(alarms) == set(EXPECTED_ALARMS) | METRIC_MATH_ALARMS
     for name, (namespace, metric, dimension, value, threshold) in EXPECTED_ALARMS.items():
         alarm = alarms[name]
         assert (alarm["Namespace"], alarm["MetricName"]) == (namespace, metric), name
@@ -563,6 +639,27 @@ def test_alarms(resources: dict[str, Any]) -> None:
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold", name
         assert alarm["AlarmActions"] == when("HasAlarmEmail", [ref("AlarmTopic")]), name
         assert alarm["OKActions"] == when("HasAlarmEmail", [ref("AlarmTopic")]), name
+
+
+def test_failed_deliveries_alarm_is_the_failed_share_of_the_ends(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    alarm = props(resources, "FailedDeliveriesAlarm")
+    names = template["Mappings"]["Observability"]["Powertools"]
+    stats = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert set(stats) == {"failed", "delivered"}
+    for status, stat in stats.items():
+        metric = stat["Metric"]
+        assert metric["MetricName"] == "StatusChanged"
+        assert {d["Name"]: d["Value"] for d in metric["Dimensions"]} == {
+            "service": {"Fn::FindInMap": ["Observability", "Powertools", "PublisherServiceName"]},
+            "status": status,
+        }
+    assert names["PublisherServiceName"] == "nxcloud-wa-publisher"  # what the publisher's metrics carry
+    [expression] = [m for m in alarm["Metrics"] if m.get("ReturnData")]
+    assert expression["Expression"] == "100 * FILL(failed, 0) / (FILL(failed, 0) + FILL(delivered, 0))"
+    assert alarm["Threshold"] == ref("FailedDeliveryAlarmPercent")
+    assert alarm["AlarmActions"] == when("HasAlarmEmail", [ref("AlarmTopic")])
 
 
 def test_alarm_topic_only_with_an_email(template: dict[str, Any], resources: dict[str, Any]) -> None:
@@ -581,8 +678,15 @@ def _dashboard(template: dict[str, Any]) -> dict[str, Any]:
     assert variables == {
         "Namespace": {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
         "Service": {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]},
+        "WebhookService": {"Fn::FindInMap": ["Observability", "Powertools", "WebhookServiceName"]},
+        "PublisherService": {"Fn::FindInMap": ["Observability", "Powertools", "PublisherServiceName"]},
     }
-    values = {"Namespace": names["MetricsNamespace"], "Service": names["ServiceName"]}
+    values = {
+        "Namespace": names["MetricsNamespace"],
+        "Service": names["ServiceName"],
+        "WebhookService": names["WebhookServiceName"],
+        "PublisherService": names["PublisherServiceName"],
+    }
     return json.loads(re.sub(r"\$\{([^}]+)\}", lambda m: values.get(m[1], f"<{m[1]}>"), text))
 
 
@@ -607,6 +711,11 @@ def test_dashboard_shows_the_powertools_metrics_and_the_queues(template: dict[st
     assert any("MessagesDeadLettered" in s and "error_class" in s for s in searches)
     latency_stats = {row[-1]["stat"] for row in rows if "UpstreamLatency" in row}
     assert {"p50", "p99"} <= latency_stats
+    # The lifecycle: statuses per minute by status, unmatched and kept callbacks, failures by WhatsApp code.
+    assert any("StatusChanged" in s and "status}" in s for s in searches)
+    assert any("DeliveryFailed" in s and "error_code}" in s for s in searches)
+    assert (namespace, "StatusCallbacksUnmatched", "service", "nxcloud-wa-publisher") in plain
+    assert (namespace, "CallbacksKept", "service", "nxcloud-wa-webhook") in plain
 
 
 EXPECTED_OUTPUTS = {
@@ -624,3 +733,102 @@ EXPECTED_OUTPUTS = {
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = {name: output["Value"] for name, output in template["Outputs"].items()}
     assert {name: outputs.get(name) for name in EXPECTED_OUTPUTS} == EXPECTED_OUTPUTS
+
+
+# --- delivery lifecycle --------------------------------------------------------------------------------------------
+
+
+def test_messages_table(resources: dict[str, Any]) -> None:
+    from nxcloud_wa.timeline import KEY_INDEX
+
+    table = props(resources, "MessagesTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == KEY_INDEX
+    assert index["KeySchema"] == [{"AttributeName": "idempotency_key", "KeyType": "HASH"}]
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
+def test_webhook_route_is_its_own_throttled_http_api_without_a_key(resources: dict[str, Any]) -> None:
+    webhook = props(resources, "WebhookFunction")
+    [event] = webhook["Events"].values()
+    assert event["Type"] == "HttpApi"
+    assert event["Properties"] == {"ApiId": ref("WebhookApi"), "Path": "/webhooks/nxcloud/{token}", "Method": "post"}
+    api = props(resources, "WebhookApi")
+    assert api["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": ref("WebhookRateLimit"),
+        "ThrottlingBurstLimit": ref("WebhookBurstLimit"),
+    }
+    assert "Auth" not in api  # NXCloud sends no credentials: the path's token is checked by the function
+
+
+def test_webhook_access_log_names_the_route_never_the_token(resources: dict[str, Any]) -> None:
+    fmt = props(resources, "WebhookApi")["AccessLogSettings"]["Format"]
+    line = json.loads(fmt)
+    assert line["routeKey"] == "$context.routeKey"
+    assert not re.search(r"\$context\.(path|resourcePath)|\$request", fmt)
+
+
+def test_publisher_reads_the_stream_as_an_outbox(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    publisher = props(resources, "PublisherFunction")
+    [event] = publisher["Events"].values()
+    assert event["Type"] == "DynamoDB"
+    source = event["Properties"]
+    assert source["Stream"] == getatt("MessagesTable", "StreamArn")
+    assert source["StartingPosition"] == "TRIM_HORIZON"
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["BisectBatchOnFunctionError"] is True
+    assert source["DestinationConfig"] == {
+        "OnFailure": {"Type": "SQS", "Destination": getatt("PublisherFailureQueue", "Arn")}
+    }
+    [pattern] = source["FilterCriteria"]["Filters"]
+    assert json.loads(pattern["Pattern"]) == {
+        "dynamodb": {"Keys": {"id": {"S": [{"prefix": "status#"}, {"prefix": "click#"}]}}}
+    }
+    env = publisher["Environment"]["Variables"]
+    assert env["EVENT_BUS_NAME"] == ref("EventBusName")
+    assert env["PUBLISH_STATUSES"] == ref("PublishStatuses")
+    assert parameter(template, "EventBusName")["Default"] == "default"
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("sent,delivered,read,failed,deleted", True),
+        ("failed", True),
+        ("", True),
+        ("failed,,read", False),
+        ("accepted", False),
+        ("Failed", False),
+    ],
+)
+def test_publish_statuses_parameter(template: dict[str, Any], value: str, accepted: bool) -> None:
+    from nxcloud_wa.statuses import CALLBACK_STATUSES
+
+    definition = parameter(template, "PublishStatuses")
+    assert set(definition["Default"].split(",")) == CALLBACK_STATUSES
+    assert bool(re.fullmatch(definition["AllowedPattern"], value)) is accepted
+
+
+def test_lifecycle_queues_are_encrypted_and_refuse_plain_http(resources: dict[str, Any]) -> None:
+    queues = ["KeptCallbacksQueue", "PublisherFailureQueue"]
+    for queue in queues:
+        assert props(resources, queue)["SqsManagedSseEnabled"] is True
+        assert props(resources, queue)["MessageRetentionPeriod"] == 14 * 24 * 3600
+    policy = props(resources, "LifecycleQueuesTlsOnlyPolicy")
+    assert policy["Queues"] == [ref(q) for q in queues]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+
+
+def test_webhook_url_output_leaves_the_token_out(template: dict[str, Any]) -> None:
+    output = template["Outputs"]["WebhookUrl"]
+    assert output["Value"] == {
+        "Fn::Sub": "https://${WebhookApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/webhooks/nxcloud/"
+    }
+    assert "webhook_token" in output["Description"]

@@ -24,6 +24,11 @@ class Resources:
     dlq_url: str
     table_name: str
     secret_id: str
+    messages_table: str
+    kept_callbacks_queue_url: str
+    event_bus: str
+    events_queue_url: str
+    """Where a rule on ``event_bus`` copies every event the publisher puts there (what a subscriber would get)."""
 
     def function_env(self) -> dict[str, str]:
         """The environment variables the Lambda function reads for these resources."""
@@ -34,7 +39,15 @@ class Resources:
             "DLQ_URL": self.dlq_url,
             "SEND_QUEUE_URL": self.send_queue_url,
             "IDEMPOTENCY_TABLE": self.table_name,
+            "MESSAGES_TABLE": self.messages_table,
+            "KEPT_CALLBACKS_QUEUE_URL": self.kept_callbacks_queue_url,
+            "EVENT_BUS_NAME": self.event_bus,
         }
+
+    def stream_arn(self) -> str:
+        """The messages table's stream, which the publisher reads."""
+        table = self.client("dynamodb").describe_table(TableName=self.messages_table)["Table"]
+        return str(table["LatestStreamArn"])
 
     def client(self, service: str) -> Any:
         return local_client(service, self.endpoint_url, self.region)
@@ -93,9 +106,55 @@ def provision(
     dynamodb.update_time_to_live(
         TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
     )
+    messages_table = _messages_table(dynamodb, f"{prefix}-messages")
+    kept_url = sqs.create_queue(QueueName=f"{prefix}-kept-callbacks", Attributes={"MessageRetentionPeriod": "1209600"})[
+        "QueueUrl"
+    ]
+    event_bus, events_url = _event_capture(endpoint_url, region, prefix, sqs)
     secrets = local_client("secretsmanager", endpoint_url, region)
     secret_id = secrets.create_secret(Name=f"{prefix}/nxcloud", SecretString=json.dumps(secret))["ARN"]
-    return Resources(region, endpoint_url, send_queue_url, dlq_url, table_name, secret_id)
+    return Resources(
+        region,
+        endpoint_url,
+        send_queue_url,
+        dlq_url,
+        table_name,
+        secret_id,
+        messages_table,
+        kept_url,
+        event_bus,
+        events_url,
+    )
+
+
+def _messages_table(dynamodb: Any, name: str) -> str:
+    """The messages table as template.yaml declares it: key ``id``, TTL, the idempotency-key index, the stream."""
+    from local_stack.template import resource_properties
+
+    properties = resource_properties("MessagesTable")
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+        GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
+        StreamSpecification={"StreamEnabled": True, **properties["StreamSpecification"]},
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+    )
+    return name
+
+
+def _event_capture(endpoint_url: str, region: str, prefix: str, sqs: Any) -> tuple[str, str]:
+    """An event bus of this stack's own and a queue that receives every event put on it."""
+    events = local_client("events", endpoint_url, region)
+    bus = events.create_event_bus(Name=f"{prefix}-bus")["EventBusArn"].rsplit("/", 1)[-1]
+    url = sqs.create_queue(QueueName=f"{prefix}-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=f"{prefix}-all", EventBusName=bus, EventPattern=json.dumps({"source": ["nxcloud.whatsapp"]}))
+    events.put_targets(Rule=f"{prefix}-all", EventBusName=bus, Targets=[{"Id": "capture", "Arn": arn}])
+    return bus, url
 
 
 class MotoServer:
