@@ -17,12 +17,16 @@ from typing import Any
 import pytest
 
 from local_stack.aws import MotoServer, Resources, provision
-from local_stack.lambda_events import LambdaContext, api_event, receive_sqs_event, settle_sqs_batch
+from local_stack.lambda_events import LambdaContext, api_event, http_api_event, receive_sqs_event, settle_sqs_batch
+from local_stack.streams import StreamReader
 
 ACCESS_SECRET = "s3cr3t-never-log-me"
+WEBHOOK_TOKEN = "whk-7Rq2ZpL9xV4mT8nB3cY6dF1gH5jK0sW"
+"""The path token NXCloud's callbacks carry (at least 32 characters)."""
 SECRET = {
     "accessKey": "AK",
     "accessSecret": ACCESS_SECRET,
+    "webhook_token": WEBHOOK_TOKEN,
     "tenant_id": 1,
     "appkey": "app1",
     "business_phone": "8618512348399",
@@ -42,6 +46,7 @@ class Stack:
 
     resources: Resources
     sqs: Any
+    _stream: StreamReader | None = None
 
     def enqueue(self, body: str | dict[str, Any], attributes: dict[str, str] | None = None) -> str:
         text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
@@ -75,19 +80,54 @@ class Stack:
 
     def dlq_messages(self) -> list[dict[str, Any]]:
         """Everything on the dead-letter queue (received and left there, visibility 0)."""
+        return self.peek(self.resources.dlq_url)
+
+    def peek(self, url: str) -> list[dict[str, Any]]:
+        """Everything on a queue (received and left there, visibility 0)."""
         found: dict[str, dict[str, Any]] = {}
         for _ in range(5):
             batch = self.sqs.receive_message(
-                QueueUrl=self.resources.dlq_url,
-                MaxNumberOfMessages=10,
-                MessageAttributeNames=["All"],
-                VisibilityTimeout=0,
+                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
             ).get("Messages", [])
             for message in batch:
                 found[message["MessageId"]] = message
             if not batch:
                 break
         return list(found.values())
+
+    def call_webhook(self, body: str | bytes | dict[str, Any] | None, token: str = WEBHOOK_TOKEN) -> Any:
+        """NXCloud calling POST /webhooks/nxcloud/{token} through the HTTP API."""
+        import webhook
+
+        text = json.dumps(body, ensure_ascii=False) if isinstance(body, dict) else body
+        event = http_api_event(
+            text,
+            route="/webhooks/nxcloud/{token}",
+            path=f"/webhooks/nxcloud/{token}",
+            path_parameters={"token": token},
+        )
+        return webhook.lambda_handler(event, LambdaContext(timeout_seconds=10))
+
+    def publish(self) -> int:
+        """Hand the messages table's new stream records to the publisher, as its event source mapping does."""
+        import publisher
+
+        if self._stream is None:
+            self._stream = StreamReader(self.resources)
+        return self._stream.deliver(lambda event: publisher.lambda_handler(event, LambdaContext(timeout_seconds=30)))
+
+    def events(self) -> list[dict[str, Any]]:
+        """The events the publisher put on the stack's bus, as a subscriber's queue receives them (consumed)."""
+        found = []
+        while batch := self.sqs.receive_message(QueueUrl=self.resources.events_queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.resources.events_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+        return found
 
     def queue_depth(self, url: str | None = None) -> int:
         attrs = self.sqs.get_queue_attributes(
@@ -100,8 +140,6 @@ class Stack:
 @pytest.fixture
 def stack(moto_server: MotoServer, simulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     from aws_lambda_powertools.utilities import parameters
-
-    import runtime
 
     resources = provision(moto_server.url, prefix=f"t{uuid.uuid4().hex[:10]}", secret=SECRET, max_receive_count=3)
     env = {
@@ -117,11 +155,22 @@ def stack(moto_server: MotoServer, simulator: Any, monkeypatch: pytest.MonkeyPat
     for name in ("DEFAULT_TENANT_ID", "DEFAULT_APPKEY", "DEFAULT_BUSINESS_PHONE", "UNKNOWN_OUTCOME_POLICY"):
         monkeypatch.delenv(name, raising=False)
     simulator.set_account("AK", ACCESS_SECRET)
-    runtime.reset()
+    _reset_functions()
     parameters.clear_caches()
     yield Stack(resources, resources.client("sqs"))
-    runtime.reset()
+    _reset_functions()
     parameters.clear_caches()
+
+
+def _reset_functions() -> None:
+    """Every function's container state: the next invocation reads the environment again, as a cold start does."""
+    import publisher
+    import runtime
+    import webhook
+
+    runtime.reset()
+    webhook.reset()
+    publisher.reset()
 
 
 @pytest.fixture

@@ -149,3 +149,42 @@ def api_event(
         "body": text,
         "isBase64Encoded": binary,
     }
+
+
+def http_api_event(
+    body: str | bytes | None,
+    *,
+    route: str,
+    path: str,
+    path_parameters: dict[str, str] | None = None,
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API proxy event (payload format 2.0), as the webhook function receives it."""
+    binary = isinstance(body, bytes)
+    text = base64.b64encode(body).decode() if isinstance(body, bytes) else body
+    now = datetime.now(UTC)
+    route_key = f"{method} {route}"
+    return {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {k.lower(): v for k, v in (headers or {"content-type": "application/json"}).items()},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "domainPrefix": "local",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip, "userAgent": ""},
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "pathParameters": path_parameters or {},
+        "body": text,
+        "isBase64Encoded": binary,
+    }

@@ -1,0 +1,111 @@
+"""The timeline store against DynamoDB as moto implements it in-process (no server): whatever the order and the
+repeats of a message's callbacks, the stored item ends the same."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from nxcloud_wa.callbacks import StatusCallback, parse_callback
+from nxcloud_wa.statuses import STATUS_RANK, current_status
+from nxcloud_wa.timeline import SendRecord, Timeline
+
+TABLE = "messages"
+STATUSES = sorted(set(STATUS_RANK) - {"accepted"})
+
+
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName=TABLE,
+            AttributeDefinitions=[
+                {"AttributeName": "id", "AttributeType": "S"},
+                {"AttributeName": "idempotency_key", "AttributeType": "S"},
+            ],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by_idempotency_key",
+                    "KeySchema": [{"AttributeName": "idempotency_key", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+def callback(message_id: str, status: str, second: int) -> StatusCallback:
+    return StatusCallback.model_validate(
+        {"id": message_id, "status": status, "timestamp": str(1_800_000_000 + second), "recipient_id": "8613800000000"}
+    )
+
+
+def stored(dynamodb: Any, message_id: str) -> dict[str, Any]:
+    item = dynamodb.get_item(TableName=TABLE, Key={"id": {"S": f"status#{message_id}"}}, ConsistentRead=True)["Item"]
+    return {k: v for k, v in item.items() if k != "expiration"}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    events=st.lists(st.tuples(st.sampled_from(STATUSES), st.integers(0, 50)), min_size=1, max_size=6),
+    seed=st.integers(0, 10_000),
+)
+def test_any_order_and_any_repeats_store_the_same_item(dynamodb: Any, events: list[tuple[str, int]], seed: int) -> None:
+    timeline = Timeline(dynamodb, TABLE, retention_days=30, clock=lambda: 1_800_000_000.0)
+    shuffled = list(events)
+    random.Random(seed).shuffle(shuffled)
+    results = []
+    for order in (events, shuffled, [*shuffled, *events]):
+        message_id = uuid.uuid4().hex  # the table outlives examples: each run its own message
+        changed = [timeline.record_status(callback(message_id, status, second)) for status, second in order]
+        results.append({k: v for k, v in stored(dynamodb, message_id).items() if k != "id"})
+        running = itertools.accumulate((s for s, _ in order), lambda a, b: max(a, b, key=STATUS_RANK.__getitem__))
+        assert sum(changed) == len(set(running))  # True exactly when the current status moved up
+    assert results[0] == results[1] == results[2]
+    expected_status = current_status(status for status, _ in events)
+    assert results[0]["status"] == {"S": expected_status}
+    for status in {s for s, _ in events}:
+        earliest = min(second for s, second in events if s == status)
+        assert results[0][f"at_{status}"] == {"S": callback("x", status, earliest).at}
+
+
+def test_the_send_record_is_found_by_message_id_and_by_idempotency_key(dynamodb: Any) -> None:
+    timeline = Timeline(dynamodb, TABLE, retention_days=30)
+    record = SendRecord("mid-1", "key-1", "order_update", "en_US", "8618512348399", 7, "8613800000000", "2026-01-01")
+    dynamodb.put_item(TableName=TABLE, Item=record.item(timeline.expiration()))
+
+    assert timeline.find("mid-1") == timeline.find("key-1")
+    found = timeline.find("mid-1")
+    assert found is not None
+    assert (found["status"], found["matched"], found["to"]) == ("accepted", True, "+86*******0000")
+    assert timeline.send_records(["mid-1", "nope", ""]) == {"mid-1": record}
+    assert timeline.find("unknown") is None
+
+
+def test_a_click_linked_to_a_message_is_kept_once(dynamodb: Any) -> None:
+    timeline = Timeline(dynamodb, TABLE, retention_days=30)
+    body = parse_callback(
+        '{"messages": [{"from": "8613800000000", "id": "evt-9", "timestamp": "1800000000", "type": "button",'
+        ' "button": {"payload": "p", "text": "t"}, "context": {"from": "8618512348399", "id": "mid-2"},'
+        ' "wa_ext": "{\\"templateId\\": 5, \\"templateName\\": \\"n\\", \\"components\\": []}"}]}'
+    )
+    [message] = body.messages
+
+    assert timeline.record_click(message) is True
+    assert timeline.record_click(message) is False
+    item = stored(dynamodb, "mid-2")
+    [button] = item["buttons"]["L"]
+    assert button["M"]["template_id"] == {"S": "5"}
+    assert item["click_ids"] == {"SS": ["evt-9"]}
