@@ -37,9 +37,12 @@ class StreamReader:
         shards = self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
         for shard in shards:
             shard_id = shard["ShardId"]
-            iterator = self._iterators.get(shard_id) or self.client.get_shard_iterator(
-                StreamArn=self.arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
+            iterator = (
+                self._iterators.get(shard_id)
+                or self.client.get_shard_iterator(
+                    StreamArn=self.arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            )
             answer = self.client.get_records(ShardIterator=iterator)
             self._iterators[shard_id] = answer.get("NextShardIterator") or iterator
             self._pending += [self._as_event(r) for r in answer.get("Records", []) if self._passes(r)]
