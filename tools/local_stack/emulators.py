@@ -1,13 +1,16 @@
-"""Lambda's two front doors, emulated in-process: the SQS event source mapping and the API Gateway REST API.
+"""Lambda's front doors, emulated in-process: the SQS and DynamoDB-stream event source mappings and API Gateway.
 
 * :class:`QueuePoller` long-polls the send queue in batches of the template's size, invokes the real handler,
   deletes what succeeded and leaves ``batchItemFailures`` for redelivery (after ``retry_delay`` seconds rather than
   the full visibility timeout); the queue's redrive policy (applied by moto) moves exhausted messages to the DLQ.
-* :class:`ApiServer` serves ``POST /messages`` on 127.0.0.1: it checks the ``x-api-key`` header as API Gateway does
-  (``403 {"message": "Forbidden"}`` without it), turns the request into a REST proxy event, invokes the handler and
-  turns its answer back into HTTP.
+* :class:`StreamPoller` hands the messages table's stream to the publisher function (``local_stack.streams``).
+* :class:`ApiServer` serves, on 127.0.0.1, the REST API (``POST /v1/messages`` and ``GET /v1/messages/{id}``,
+  checking the ``x-api-key`` header as API Gateway does: ``403 {"message": "Forbidden"}`` without it) and the
+  webhook's HTTP API (``POST /webhooks/nxcloud/{token}``, no key), turns each request into its proxy event, invokes
+  the function and turns its answer back into HTTP.
 
-Both invoke through one :class:`Invoker`, which runs one invocation at a time, as one Lambda container does.
+Each function invokes through its own :class:`Invoker`, which runs one invocation at a time, as one Lambda container
+does.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import base64
 import json
 import secrets
 import threading
+import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from local_stack.lambda_events import LambdaContext, api_event, receive_sqs_event, settle_sqs_batch
+from local_stack.lambda_events import LambdaContext, api_event, http_api_event, receive_sqs_event, settle_sqs_batch
+from local_stack.streams import StreamReader
 
 Handler = Callable[[dict[str, Any], Any], Any]
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -97,11 +102,56 @@ class QueuePoller:
                 self._stop.wait(1)
 
 
-class ApiServer:
-    """API Gateway's REST API in front of the handler, on 127.0.0.1 (stage ``v1``)."""
+class StreamPoller:
+    """The publisher's DynamoDB stream event source mapping, on a daemon thread."""
 
-    def __init__(self, invoke: Invoker, *, port: int = 0, api_key: str | None = None, stage: str = "v1") -> None:
+    def __init__(self, reader: StreamReader, invoke: Invoker, *, interval: float = 0.2) -> None:
+        self.reader, self.invoke, self.interval = reader, invoke, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
+        self.errors: list[BaseException] = []
+        self.records = 0
+
+    def start(self) -> StreamPoller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def poll_once(self) -> int:
+        handed = self.reader.deliver(self.invoke)
+        self.records += handed
+        return handed
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.poll_once():
+                    self._stop.wait(self.interval)
+            except Exception as exc:  # Lambda retries the batch; the error is kept for the report
+                self.errors.append(exc)
+                self._stop.wait(1)
+
+
+WEBHOOK_ROUTE = "/webhooks/nxcloud/{token}"
+
+
+class ApiServer:
+    """API Gateway in front of the functions, on 127.0.0.1: the REST API (stage ``v1``) and the webhook's HTTP API."""
+
+    def __init__(
+        self,
+        invoke: Invoker,
+        *,
+        port: int = 0,
+        api_key: str | None = None,
+        stage: str = "v1",
+        webhook: Invoker | None = None,
+    ) -> None:
         self.invoke = invoke
+        self.webhook = webhook
         self.api_key = api_key or secrets.token_urlsafe(24)
         self.stage = stage
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
@@ -110,8 +160,17 @@ class ApiServer:
 
     @property
     def url(self) -> str:
+        return f"{self.root}/{self.stage}"
+
+    @property
+    def root(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/{self.stage}"
+        return f"http://{host}:{port}"
+
+    @property
+    def webhook_url(self) -> str:
+        """The webhook's URL without the token (the template's ``WebhookUrl`` output)."""
+        return f"{self.root}{WEBHOOK_ROUTE.removesuffix('{token}')}"
 
     def start(self) -> ApiServer:
         self._thread.start()
@@ -124,21 +183,44 @@ class ApiServer:
     def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         """What API Gateway answers for one request."""
         route = path.split("?", 1)[0]
-        if route != f"/{self.stage}/messages" or method != "POST":
+        webhook_prefix = WEBHOOK_ROUTE.removesuffix("{token}")
+        if self.webhook is not None and route.startswith(webhook_prefix) and method == "POST":
+            return self._webhook(route, headers, body)
+        messages = f"/{self.stage}/messages"
+        one_message = route.startswith(messages + "/") and route.count("/") == 3 and method == "GET"
+        if not (route == messages and method == "POST") and not one_message:
             return 403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}'
         lowered = {k.lower(): v for k, v in headers.items()}
         if not secrets.compare_digest(lowered.get("x-api-key", ""), self.api_key):
             return 403, {"Content-Type": "application/json"}, b'{"message":"Forbidden"}'
+        event = api_event(_text(body), method=method, path=route.removeprefix(f"/{self.stage}"), headers=headers)
+        return self._call(self.invoke, event)
+
+    def _webhook(self, route: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        token = urllib.parse.unquote(route.removeprefix(WEBHOOK_ROUTE.removesuffix("{token}")))
+        if not token or "/" in token:
+            return 404, {"Content-Type": "application/json"}, b'{"message":"Not Found"}'
+        event = http_api_event(
+            _text(body), route=WEBHOOK_ROUTE, path=route, path_parameters={"token": token}, headers=headers
+        )
+        assert self.webhook is not None
+        return self._call(self.webhook, event)
+
+    @staticmethod
+    def _call(invoke: Invoker, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         try:
-            text: str | bytes = body.decode("utf-8")
-        except UnicodeDecodeError:
-            text = body  # API Gateway passes binary bodies base64-encoded
-        event = api_event(text, method=method, path="/messages", headers=headers, stage=self.stage)
-        try:
-            response = self.invoke(event)
+            response = invoke(event)
         except Exception:
             return 502, {"Content-Type": "application/json"}, b'{"message":"Internal server error"}'
         return _http_response(response)
+
+
+def _text(body: bytes) -> str | bytes:
+    """The body as text, or as bytes when it is not UTF-8 (API Gateway then passes it base64-encoded)."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body
 
 
 def _http_response(response: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
