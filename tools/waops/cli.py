@@ -4,6 +4,9 @@ nxwa --local send --to +8613800000000 --template order_update --language en_US -
 nxwa --stack wa-sender send --file message.json --via queue
 nxwa --stack wa-sender dlq list
 nxwa --stack wa-sender dlq redrive --dry-run
+nxwa --stack wa-sender status order-42             # what happened to a message (message id or idempotency key)
+nxwa --stack wa-sender webhooks list               # callbacks kept for replay, and why
+nxwa --stack wa-sender webhooks replay             # post them to the webhook again
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         ("--api-key", "the API key's value"),
         ("--queue-url", "the send queue's URL"),
         ("--dlq-url", "the dead-letter queue's URL"),
+        ("--kept-callbacks-queue-url", "the queue of callbacks kept for replay"),
+        ("--webhook-url", "the webhook's URL, without the token"),
+        ("--webhook-token", "the webhook token (the NXCloud secret's webhook_token)"),
         ("--endpoint-url", "an AWS endpoint other than AWS's (moto)"),
     ):
         where.add_argument(flag, help=text)
@@ -68,6 +75,21 @@ def _parser() -> argparse.ArgumentParser:
     redrive.add_argument("--reason", help="move only messages dead-lettered for this reason (moves by hand)")
     redrive.add_argument("--by-hand", action="store_true", help="do not use SQS's message-move task")
     redrive.set_defaults(run=_dlq_redrive)
+
+    status = commands.add_parser("status", help="a message's status, timeline, errors and clicks (GET /messages/{id})")
+    status.add_argument("id", help="NXCloud's message_id or the message's idempotency key")
+    status.set_defaults(run=_status)
+
+    hooks = commands.add_parser("webhooks", help="callbacks kept for replay").add_subparsers(
+        dest="hooks", required=True
+    )
+    kept = hooks.add_parser("list", help="show kept callbacks and why, without consuming them")
+    kept.add_argument("--max", type=int, help="show at most this many")
+    kept.set_defaults(run=_webhooks_list)
+    replay = hooks.add_parser("replay", help="post kept callbacks to the webhook again; delete each one it accepts")
+    replay.add_argument("--dry-run", action="store_true", help="say what would be replayed; post nothing")
+    replay.add_argument("--max", type=int, help="replay at most this many")
+    replay.set_defaults(run=_webhooks_replay)
     return parser
 
 
@@ -84,6 +106,9 @@ def _targets(args: argparse.Namespace) -> Targets:
         queue_url=args.queue_url,
         dlq_url=args.dlq_url,
         endpoint_url=args.endpoint_url,
+        kept_callbacks_queue_url=args.kept_callbacks_queue_url,
+        webhook_url=args.webhook_url,
+        webhook_token=args.webhook_token,
     )
 
 
@@ -133,13 +158,7 @@ def post_message(
         headers["Idempotency-Key"] = idempotency_key
     if respond_async:
         headers["Prefer"] = "respond-async"
-    data = json.dumps(message, ensure_ascii=False).encode("utf-8")
-    request = urllib.request.Request(targets.api_url or "", data=data, headers=headers, method="POST")  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - the operator's own URL
-            return response.status, _decode(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, _decode(error.read())
+    return _http(targets.api_url or "", json.dumps(message, ensure_ascii=False).encode("utf-8"), headers)
 
 
 def _dlq_list(args: argparse.Namespace, targets: Targets) -> int:
@@ -207,6 +226,73 @@ def _dlq_redrive(args: argparse.Namespace, targets: Targets) -> int:
         dlq.release(sqs, dlq_url, letter.receipt_handle)
     print(f"moved {moved} message(s) to {queue_url}")
     return 0
+
+
+def _status(args: argparse.Namespace, targets: Targets) -> int:
+    targets.require("api_url", "api_key")
+    url = f"{targets.api_url}/{urllib.parse.quote(args.id, safe='')}"
+    status, body = _http(url, None, {"x-api-key": targets.api_key or ""}, method="GET")
+    _print({"http_status": status, **(body if isinstance(body, dict) else {"body": body})})
+    return 0 if status == 200 else 1
+
+
+def _webhooks_list(args: argparse.Namespace, targets: Targets) -> int:
+    targets.require("kept_callbacks_queue_url")
+    sqs, url = targets.client("sqs"), targets.kept_callbacks_queue_url or ""
+    kept = list(dlq.peek(sqs, url, args.max))
+    rows = [
+        (
+            k.message_id,
+            k.attributes.get("reason", ""),
+            k.attributes.get("received_at", ""),
+            k.attributes.get("error_message", "")[:60],
+        )
+        for k in kept
+    ]
+    _table(("message id", "reason", "received at", "problem"), rows)
+    print(f"{len(kept)} of about {dlq.queue_size(sqs, url)} kept callback(s) shown; none consumed")
+    return 0
+
+
+def _webhooks_replay(args: argparse.Namespace, targets: Targets) -> int:
+    """Post each kept callback to the webhook, as NXCloud would; delete it once the webhook answers 200.
+
+    A callback the webhook still refuses (400: not NXCloud's shape; 413) stays kept, and so does one it cannot take
+    now (5xx): the count of each is printed, and the exit status is 1 when any is left.
+    """
+    targets.require("kept_callbacks_queue_url", "webhook_url", "webhook_token")
+    sqs, url = targets.client("sqs"), targets.kept_callbacks_queue_url or ""
+    endpoint = (targets.webhook_url or "").rstrip("/") + "/" + urllib.parse.quote(targets.webhook_token or "", safe="")
+    answers: dict[int, int] = {}
+    left = []
+    for n, kept in enumerate(dlq.take(sqs, url)):
+        if args.max and n >= args.max:
+            left.append(kept)
+            break
+        if args.dry_run or kept.attributes.get("encoding") == "base64":
+            left.append(kept)
+            print(f"would replay {kept.message_id} ({kept.attributes.get('reason', '')})")
+            continue
+        status, _ = _http(endpoint, kept.body.encode("utf-8"), {"Content-Type": "application/json"})
+        answers[status] = answers.get(status, 0) + 1
+        if status == 200:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=kept.receipt_handle)
+        else:
+            left.append(kept)
+    for kept in left:
+        dlq.release(sqs, url, kept.receipt_handle)
+    summary = ", ".join(f"HTTP {status}: {count}" for status, count in sorted(answers.items())) or "nothing posted"
+    print(f"replayed: {summary}; {len(left)} left on the queue")
+    return 0 if args.dry_run or not left else 1
+
+
+def _http(url: str, data: bytes | None, headers: dict[str, str], method: str = "POST") -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - the operator's own URL
+            return response.status, _decode(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, _decode(error.read())
 
 
 def _decode(raw: bytes) -> Any:

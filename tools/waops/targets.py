@@ -24,6 +24,10 @@ class Targets:
     api_key: str | None = None
     queue_url: str | None = None
     dlq_url: str | None = None
+    kept_callbacks_queue_url: str | None = None
+    webhook_url: str | None = None
+    """The webhook's URL without the token (the stack's ``WebhookUrl`` output)."""
+    webhook_token: str | None = None
 
     def client(self, service: str) -> Any:
         import boto3
@@ -60,6 +64,7 @@ def from_stack(stack_name: str, region: str | None = None) -> Targets:
     cloudformation = boto3.client("cloudformation", region_name=region)
     stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    parameters = {p["ParameterKey"]: p.get("ParameterValue") for p in stacks[0].get("Parameters", [])}
     api_key = None
     if outputs.get("ApiKeyId"):
         apigateway = boto3.client("apigateway", region_name=region)
@@ -70,4 +75,22 @@ def from_stack(stack_name: str, region: str | None = None) -> Targets:
         api_key=api_key,
         queue_url=outputs.get("SendQueueUrl"),
         dlq_url=outputs.get("DeadLetterQueueUrl"),
+        kept_callbacks_queue_url=outputs.get("KeptCallbacksQueueUrl"),
+        webhook_url=outputs.get("WebhookUrl"),
+        webhook_token=_webhook_token(parameters.get("NXCloudSecretArn"), region),
     )
+
+
+def _webhook_token(secret_arn: str | None, region: str | None) -> str | None:
+    """The ``webhook_token`` of the NXCloud secret, when the operator may read it (replay needs it)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    if not secret_arn:
+        return None
+    try:
+        text = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=secret_arn)["SecretString"]
+    except ClientError:
+        return None
+    token = json.loads(text).get("webhook_token")
+    return token if isinstance(token, str) else None
