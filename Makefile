@@ -82,6 +82,9 @@ template-check: validate build ## What CI checks of the SAM stack: validate, the
 deploy: build ## sam deploy --guided (needs AWS credentials; asks for the parameters, saves them in samconfig.toml)
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy --guided
 
+docs: $(STAMP) ## Regenerate the documentation tables the code holds (docs/errors.md); a test fails when stale
+	$(BIN)/python -m docgen
+
 openapi: $(STAMP) ## Regenerate openapi.json from the API's code (a test fails when it is stale)
 	$(BIN)/python -c 'import json, api; print(json.dumps(json.loads(api.openapi_document()), indent=2, ensure_ascii=False))' > openapi.json
 
