@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 
 from local_stack.emulators import ApiServer
+from tests.stack import Stack
 
-from .conftest import ROOT, FuzzStack, examples
+from .conftest import ROOT, examples
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +105,7 @@ def junit_counts(report: Path) -> dict[str, int]:
 
 
 def test_schemathesis_finds_no_failure_against_the_local_api(
-    api_server: ApiServer, fuzz_stack: FuzzStack, tmp_path: Path
+    api_server: ApiServer, fuzz_stack: Stack, tmp_path: Path
 ) -> None:
     fuzz_stack.reset()
     before = api_server.invoke.invocations
