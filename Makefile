@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint typecheck test sam-venv validate build template-check deploy
+.PHONY: help venv lint typecheck check test sam-venv validate build template-check deploy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -34,8 +34,15 @@ lint: $(STAMP) ## ruff check and format check
 typecheck: $(STAMP) ## mypy --strict on what ships to Lambda (functions/, layers/)
 	$(BIN)/mypy
 
+# Extra pytest arguments for `make check` and `make test`, e.g. PYTEST_ARGS="-x -k signing".
+PYTEST_ARGS ?=
+
+check: lint typecheck ## Fast (under a minute): lint, types, the unit tests; no servers, no SAM build
+	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
+
+# check's parts, the SAM checks, then every suite (unit included) in one pytest run.
 test: lint typecheck template-check ## Lint, type-check, validate and build the SAM stack, then run every test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # AWS SAM CLI in its own environment: it pins boto3, click, cfn-lint and jsonschema tightly. Offline commands only
 # need a region (any) and no credentials; telemetry off.
