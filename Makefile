@@ -100,7 +100,8 @@ invoke: $(STAMP) ## Invoke the handler on one event: make invoke EVENT=events/ap
 	@PYTHONPATH="$(CURDIR)/tools$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/python -m local_stack.invoke $(ARGS) "$(EVENT)"
 
 # The whole stack on 127.0.0.1 without Docker or AWS (tools/local_stack): moto + the NXCloud simulator + the real
-# handler behind an emulated SQS event source and REST API. Pushes events/ through both paths and prints the outcomes;
+# handler behind an emulated SQS event source and REST API. Pushes events/ through both paths and prints progress, the
+# outcomes and a verdict; the function's logs go to .local-stack/run-<time>.log (ARGS=--verbose shows them instead).
 # ARGS=--serve keeps it running for curl, the AWS CLI and `nxwa --local`.
 .PHONY: run
 run: $(STAMP) ## Run the whole stack locally and push the sample messages through it [ARGS=--serve]

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib
-import io
 import json
 import os
 import sys
@@ -36,6 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from local_stack.output import LineWriter
 from local_stack.template import (
     TEMPLATE,
     function_environment,
@@ -161,47 +161,6 @@ def load_env_vars(path: Path, spec: FunctionSpec) -> dict[str, str]:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Running
-
-
-class LineWriter(io.TextIOBase):
-    """Stands in for sys.stdout and sys.stderr: whole lines to one stream, lines of different threads never mixed.
-
-    The function logs from its worker threads while Powertools prints metrics from the main thread, and ``print``
-    writes a line's text and its newline separately: without this, two JSON lines can end up spliced together.
-    """
-
-    def __init__(self, target: TextIO) -> None:
-        self.target = target
-        self.lock = threading.Lock()
-        self.pending = threading.local()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return self.target.encoding
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return self.target.isatty()
-
-    def fileno(self) -> int:
-        return self.target.fileno()
-
-    def write(self, text: str) -> int:
-        *lines, rest = (getattr(self.pending, "text", "") + text).split("\n")
-        self.pending.text = rest
-        if lines:
-            with self.lock:
-                self.target.write("\n".join(lines) + "\n")
-                self.target.flush()
-        return len(text)
-
-    def flush(self) -> None:
-        rest, self.pending.text = getattr(self.pending, "text", ""), ""
-        with self.lock:
-            self.target.write(rest)
-            self.target.flush()
 
 
 class Output:
