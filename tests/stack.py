@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from local_stack.aws import MotoServer, Resources, provision
+from local_stack.aws import MotoServer, Resources, provision, queue_depth, send_message
 from local_stack.lambda_events import LambdaContext, api_event, http_api_event, receive_sqs_event, settle_sqs_batch
 from local_stack.streams import StreamReader
 from nxcloud_simulator import NXCloudSimulator
@@ -105,11 +105,7 @@ class Stack:
     def enqueue(self, body: str | dict[str, Any], attributes: dict[str, str] | None = None) -> str:
         """Send a message to the send queue as a producer would; return its SQS message id."""
         text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-        message_attributes = {k: {"DataType": "String", "StringValue": v} for k, v in (attributes or {}).items()}
-        sent = self.sqs.send_message(
-            QueueUrl=self.resources.send_queue_url, MessageBody=text, MessageAttributes=message_attributes
-        )
-        return str(sent["MessageId"])
+        return send_message(self.sqs, self.resources.send_queue_url, text, attributes)
 
     def receive(self, batch_size: int = 10) -> dict[str, Any]:
         """Receive a batch from the send queue as the event source mapping would (maybe no records)."""
@@ -179,11 +175,7 @@ class Stack:
 
     def queue_depth(self, url: str | None = None) -> int:
         """Visible plus in-flight messages of a queue (the send queue by default)."""
-        attrs = self.sqs.get_queue_attributes(
-            QueueUrl=url or self.resources.send_queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        return queue_depth(self.sqs, url or self.resources.send_queue_url)
 
     def drain(self, url: str) -> list[dict[str, Any]]:
         """Receive and delete everything on a queue."""
