@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint typecheck test sam-venv validate build template-check deploy
+.PHONY: help venv lint typecheck check test sam-venv validate build template-check deploy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -34,8 +34,15 @@ lint: $(STAMP) ## ruff check and format check
 typecheck: $(STAMP) ## mypy --strict on what ships to Lambda (functions/, layers/)
 	$(BIN)/mypy
 
+# Extra pytest arguments for `make check` and `make test`, e.g. PYTEST_ARGS="-x -k signing".
+PYTEST_ARGS ?=
+
+check: lint typecheck ## Fast (under a minute): lint, types, the unit tests; no servers, no SAM build
+	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
+
+# check's parts, the SAM checks, then every suite (unit included) in one pytest run.
 test: lint typecheck template-check ## Lint, type-check, validate and build the SAM stack, then run every test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # AWS SAM CLI in its own environment: it pins boto3, click, cfn-lint and jsonschema tightly. Offline commands only
 # need a region (any) and no credentials; telemetry off.
@@ -43,13 +50,8 @@ SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 SAM_OFFLINE := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
 BUILT := .aws-sam/build
-# Every shared object in a folder is an ELF file for arm64 (e_machine 183), or exit non-zero naming those that are not.
-define ONLY_AARCH64
-import pathlib, sys
-bad = [str(p) for p in pathlib.Path(sys.argv[1]).rglob("*.so*") if p.is_file() and p.read_bytes()[18:20] != b"\xb7\x00"]
-sys.exit("not arm64: " + " ".join(bad) if bad else 0)
-endef
-export ONLY_AARCH64
+# The Python programs make runs (none is embedded here, so ruff and the tests see them).
+CHECKS := tools/checks
 
 $(SAM_STAMP): requirements/sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)
@@ -73,7 +75,8 @@ build: $(SAM_STAMP) ## sam build (no Docker) into .aws-sam/build, and check the 
 	# Bytecode only as compiled for the runtime (CPython 3.13), never a stale one copied from the source tree.
 	test -z "$$(find $(BUILT)/CoreLayer $(BUILT)/DependenciesLayer -name '*.pyc' ! -name '*.cpython-313.pyc')"
 	ls $(BUILT)/DependenciesLayer/python/pydantic_core/*.cpython-313-aarch64-linux-gnu.so
-	$(PYTHON) -c "$$ONLY_AARCH64" $(BUILT)/DependenciesLayer/python
+	# Every shared object is an ELF file for arm64, or the build fails naming those that are not.
+	$(PYTHON) $(CHECKS)/only_aarch64.py $(BUILT)/DependenciesLayer/python
 	test ! -e $(BUILT)/DependenciesLayer/python/botocore
 	du -sh $(BUILT)/DependenciesLayer $(BUILT)/CoreLayer $(BUILT)/SenderFunction
 
@@ -97,7 +100,8 @@ invoke: $(STAMP) ## Invoke the handler on one event: make invoke EVENT=events/ap
 	@PYTHONPATH="$(CURDIR)/tools$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/python -m local_stack.invoke $(ARGS) "$(EVENT)"
 
 # The whole stack on 127.0.0.1 without Docker or AWS (tools/local_stack): moto + the NXCloud simulator + the real
-# handler behind an emulated SQS event source and REST API. Pushes events/ through both paths and prints the outcomes;
+# handler behind an emulated SQS event source and REST API. Pushes events/ through both paths and prints progress, the
+# outcomes and a verdict; the function's logs go to .local-stack/run-<time>.log (ARGS=--verbose shows them instead).
 # ARGS=--serve keeps it running for curl, the AWS CLI and `nxwa --local`.
 .PHONY: run
 run: $(STAMP) ## Run the whole stack locally and push the sample messages through it [ARGS=--serve]
@@ -124,47 +128,10 @@ $(SEC_STAMP): requirements/security.txt
 	$(SEC_BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/security.txt
 	touch $@
 
-# Exit 0 when PyPI answers for the first release pinned in the file given, else exit 1 saying what came back.
-define PYPI_ADVISORY_PROBE
-import re, sys, requests
-pin = next(l for l in open(sys.argv[1]) if re.match(r"[A-Za-z0-9]", l) and "==" in l)
-name, version = re.match(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==([^\s;#]+)", pin).groups()
-url = f"https://pypi.org/pypi/{name}/{version}/json"
-try:
-    answer = requests.get(url, timeout=15)
-    why = f"HTTP {answer.status_code} {answer.reason}, {len(answer.content)} bytes"
-    ok = answer.status_code == 200 and "vulnerabilities" in answer.json()
-except Exception as exc:
-    ok, why = False, f"{type(exc).__name__}: {exc}"
-print(f"pip-audit's data source: GET {url} -> {why}")
-sys.exit(0 if ok else 1)
-endef
-export PYPI_ADVISORY_PROBE
-
-# pip-audit's JSON report, read: every vulnerability, and every package it could not audit (a release PyPI does not
-# know is skipped with a warning, which pip-audit alone would report as "No known vulnerabilities found"). Fails on
-# either, except the project's own editable install, which is not on PyPI.
-define PIP_AUDIT_REPORT
-import json, sys
-label, path = sys.argv[1:3]
-try:
-    deps = json.load(open(path))["dependencies"]
-except (OSError, ValueError, KeyError) as exc:
-    sys.exit(f"pip-audit {label}: FAILED, no report ({exc}); see its errors above")
-vulnerable = [d for d in deps if d.get("vulns")]
-unaudited = [d for d in deps if "skip_reason" in d and d["skip_reason"] != "distribution marked as editable"]
-audited = [d for d in deps if "skip_reason" not in d]
-for d in vulnerable:
-    for v in d["vulns"]:
-        fix = ", ".join(v.get("fix_versions") or []) or "none yet"
-        print(f"  VULNERABLE {d['name']}=={d['version']}: {v['id']} {v.get('aliases') or ''} fixed in: {fix}")
-for d in unaudited:
-    print(f"  NOT AUDITED {d['name']}: {d['skip_reason']}")
-verdict = "FAILED" if vulnerable or unaudited else "passed"
-print(f"pip-audit {label}: {verdict}: {len(audited)} audited, {len(vulnerable)} vulnerable, {len(unaudited)} not audited")
-sys.exit(1 if vulnerable or unaudited else 0)
-endef
-export PIP_AUDIT_REPORT
+# $(CHECKS)/pypi_advisory_probe.py: exit 0 when PyPI answers for the first release pinned in the file given, else exit 1
+# saying what came back. $(CHECKS)/pip_audit_report.py: pip-audit's JSON report, read: every vulnerability, and every
+# package it could not audit (a release PyPI does not know is skipped with a warning, which pip-audit alone would report
+# as "No known vulnerabilities found"); fails on either, except the project's own editable install.
 
 .PHONY: security-venv checkov pip-audit security
 security-venv: $(SEC_STAMP) ## Create .venv-security with the pinned checkov and pip-audit
@@ -174,7 +141,7 @@ checkov: $(SEC_STAMP) ## checkov over template.yaml (offline, .checkov.yaml): fa
 	@echo "checkov: PASSED"
 
 pip-audit: $(SEC_STAMP) $(STAMP) ## pip-audit of the layer's pins and of .venv (dev.txt as installed) [SECURITY_ALLOW_NO_AUDIT=1]
-	@if ! $(SEC_BIN)/python -c "$$PYPI_ADVISORY_PROBE" layers/deps/requirements.txt; then \
+	@if ! $(SEC_BIN)/python $(CHECKS)/pypi_advisory_probe.py layers/deps/requirements.txt; then \
 		if [ -n "$(SECURITY_ALLOW_NO_AUDIT)" ]; then \
 			echo "pip-audit: NOT RUN: its data source does not answer from here (SECURITY_ALLOW_NO_AUDIT is set)"; exit 0; \
 		fi; \
@@ -185,11 +152,11 @@ pip-audit: $(SEC_STAMP) $(STAMP) ## pip-audit of the layer's pins and of .venv (
 	rm -f $(SEC_VENV)/audit-*.json; status=0; \
 	echo "== pip-audit: runtime layer (layers/deps/requirements.txt, every pin as written)"; \
 	$(AUDIT) -r layers/deps/requirements.txt --no-deps --disable-pip -o $(SEC_VENV)/audit-layer.json; \
-	$(SEC_BIN)/python -c "$$PIP_AUDIT_REPORT" "runtime layer" $(SEC_VENV)/audit-layer.json || status=1; \
+	$(SEC_BIN)/python $(CHECKS)/pip_audit_report.py "runtime layer" $(SEC_VENV)/audit-layer.json || status=1; \
 	echo "== pip-audit: test environment (.venv: requirements/dev.txt and all it pulled in, as installed)"; \
 	$(AUDIT) --skip-editable --path "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
 		-o $(SEC_VENV)/audit-dev.json; \
-	$(SEC_BIN)/python -c "$$PIP_AUDIT_REPORT" "test environment" $(SEC_VENV)/audit-dev.json || status=1; \
+	$(SEC_BIN)/python $(CHECKS)/pip_audit_report.py "test environment" $(SEC_VENV)/audit-dev.json || status=1; \
 	if [ $$status = 0 ]; then echo "pip-audit: PASSED"; else echo "pip-audit: FAILED" >&2; fi; \
 	exit $$status
 

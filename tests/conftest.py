@@ -1,4 +1,8 @@
-"""Shared fixtures. Tests import the code the way Lambda sees it (see pyproject's pythonpath)."""
+"""Shared fixtures. Tests import the code the way Lambda sees it (see pyproject's pythonpath).
+
+The simulator fixtures are here; the stack (moto's server, the function's resources and environment) is the plugin
+``tests/stack.py``, shared by every suite.
+"""
 
 import os
 
@@ -15,6 +19,8 @@ from typing import Any
 import pytest
 
 from nxcloud_simulator import NXCloudSimulator
+
+pytest_plugins = ("tests.stack",)
 
 SIM_ACCOUNTS = {"AK": "SK"}
 """The simulator fixtures' one account: accessKey ``AK``, accessSecret ``SK``."""

@@ -1,5 +1,8 @@
 """Fuzzing set-up: Hypothesis profiles, and one stack (moto + simulator + the real handler) per test module.
 
+The stack is tests/stack.py's ``module_stack`` (the session's moto server, a simulator of the module's own), with
+SQS's character and size rules added to the function's SQS client (:func:`fuzz_stack`).
+
 Profiles (``HYPOTHESIS_PROFILE``):
 
 * ``ci`` (default, what ``make test`` runs): derandomized, so every run tries the same examples and a failure
@@ -17,7 +20,6 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from local_stack.aws import MotoServer, Resources, provision
 from local_stack.emulators import ApiServer, Invoker
-from local_stack.lambda_events import LambdaContext, api_event
-from nxcloud_simulator import NXCloudSimulator
+from tests.stack import Stack
 
 from .strategies import sqs_can_carry
 
@@ -77,62 +77,7 @@ def examples(ci_count: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The stack, once per module: provisioning per example would cost more than the examples themselves.
-
-ACCESS_KEY = "FUZZ-AK"
-ACCESS_SECRET = "fuzz-secret-never-log-me"
-SECRET = {
-    "accessKey": ACCESS_KEY,
-    "accessSecret": ACCESS_SECRET,
-    "tenant_id": 1,
-    "appkey": "app1",
-    "business_phone": "8618512348399",
-}
-
-
-@dataclass
-class FuzzStack:
-    """The function wired to a moto server and a simulator; helpers to invoke it and to read what it did."""
-
-    resources: Resources
-    sqs: Any
-    simulator: NXCloudSimulator
-
-    def invoke(self, event: Any) -> Any:
-        import app
-
-        return app.lambda_handler(event, LambdaContext(timeout_seconds=30))
-
-    def call_api(self, body: str | bytes | None, headers: dict[str, str] | None = None) -> Any:
-        return self.invoke(api_event(body, headers=headers))
-
-    def drain(self, url: str) -> list[dict[str, Any]]:
-        """Receive and delete everything on a queue."""
-        found: list[dict[str, Any]] = []
-        while True:
-            batch = self.sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
-            ).get("Messages", [])
-            if not batch:
-                return found
-            found.extend(batch)
-            self.sqs.delete_message_batch(
-                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
-            )
-
-    def dead_letters(self) -> dict[str, dict[str, Any]]:
-        """The DLQ's messages by the id of the record (or request) they came from; the DLQ is emptied."""
-        found = {}
-        for message in self.drain(self.resources.dlq_url):
-            attrs = {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
-            found[attrs.get("source_message_id", message["MessageId"])] = {"body": message["Body"], "attributes": attrs}
-        return found
-
-    def reset(self) -> None:
-        """Between examples: forget the simulator's records; empty both queues."""
-        self.simulator.reset()
-        self.drain(self.resources.dlq_url)
-        self.drain(self.resources.send_queue_url)
+# Records, and SQS's rules
 
 
 def sqs_record(body: Any = "{}", **overrides: Any) -> dict[str, Any]:
@@ -191,47 +136,21 @@ def _enforce_sqs_rules(sqs_client: Any) -> None:
     sqs_client.meta.events.register("provide-client-params.sqs.SendMessage", check)
 
 
-@pytest.fixture(scope="session")
-def fuzz_moto() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    yield server
-    server.stop()
+# ---------------------------------------------------------------------------------------------------------------------
+# The stack, once per module: provisioning per example would cost more than the examples themselves.
 
 
 @pytest.fixture(scope="module")
-def fuzz_stack(fuzz_moto: MotoServer) -> Iterator[FuzzStack]:
-    from aws_lambda_powertools.utilities import parameters
-
+def fuzz_stack(module_stack: Stack) -> Stack:
+    """The module's stack, its function refusing what real SQS refuses (see :func:`_enforce_sqs_rules`)."""
     import runtime
 
-    simulator = NXCloudSimulator({ACCESS_KEY: ACCESS_SECRET}).start()
-    resources = provision(fuzz_moto.url, prefix=f"fz{uuid.uuid4().hex[:10]}", secret=SECRET, max_receive_count=3)
-    env = {
-        **resources.function_env(),
-        "NXCLOUD_BASE_URL": simulator.url,
-        "NXCLOUD_READ_TIMEOUT": "2",
-        "NXCLOUD_CONNECT_TIMEOUT": "1",
-        "POWERTOOLS_METRICS_NAMESPACE": "Fuzz",
-        "POWERTOOLS_SERVICE_NAME": "nxcloud-wa-sender",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        for name in ("DEFAULT_TENANT_ID", "DEFAULT_APPKEY", "DEFAULT_BUSINESS_PHONE", "UNKNOWN_OUTCOME_POLICY"):
-            patch.delenv(name, raising=False)
-        runtime.reset()
-        parameters.clear_caches()
-        _enforce_sqs_rules(runtime.get().sqs)
-        try:
-            yield FuzzStack(resources, resources.client("sqs"), simulator)
-        finally:
-            runtime.reset()
-            parameters.clear_caches()
-            simulator.stop()
+    _enforce_sqs_rules(runtime.get().sqs)  # the runtime lives until module_stack resets it at the module's end
+    return module_stack
 
 
 @pytest.fixture(scope="module")
-def api_server(fuzz_stack: FuzzStack) -> Iterator[ApiServer]:
+def api_server(fuzz_stack: Stack) -> Iterator[ApiServer]:
     """The REST API's emulation (API key check, 10 MB limit) on 127.0.0.1, invoking the handler of ``fuzz_stack``."""
     server = ApiServer(Invoker(timeout=30)).start()
     yield server

@@ -20,8 +20,10 @@ import pytest
 
 from local_stack.emulators import MAX_REQUEST_BYTES, ApiServer
 from nxcloud_wa.models import MAX_MESSAGE_BYTES, InvalidMessageError, parse_message
+from tests.stack import Stack
+from tests.stack import message as valid_message
 
-from .conftest import FuzzStack, sqs_record
+from .conftest import sqs_record
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,19 +31,6 @@ pytestmark = [
 ]
 
 MB = 1024 * 1024
-
-
-def valid_message(**overrides: Any) -> dict[str, Any]:
-    message: dict[str, Any] = {
-        "to": "8613800000000",
-        "template": {
-            "name": "order_update",
-            "language": {"code": "en_US"},
-            "components": [{"type": "body", "parameters": [{"type": "text", "text": "David"}]}],
-        },
-    }
-    message.update(overrides)
-    return message
 
 
 def padded(size: int) -> str:
@@ -79,7 +68,7 @@ def api_status(response: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 @pytest.fixture
-def stack(fuzz_stack: FuzzStack) -> FuzzStack:
+def stack(fuzz_stack: Stack) -> Stack:
     fuzz_stack.reset()
     return fuzz_stack
 
@@ -91,7 +80,7 @@ JSON = {"Content-Type": "application/json"}
 # Oversized bodies
 
 
-def test_api_body_at_the_limit_is_sent_and_one_byte_over_is_413(stack: FuzzStack) -> None:
+def test_api_body_at_the_limit_is_sent_and_one_byte_over_is_413(stack: Stack) -> None:
     status, body = api_status(stack.call_api(padded(MAX_MESSAGE_BYTES), JSON))
     assert status == 200, body
     assert len(stack.simulator.accepted) == 1
@@ -103,13 +92,13 @@ def test_api_body_at_the_limit_is_sent_and_one_byte_over_is_413(stack: FuzzStack
     assert stack.simulator.requests == []
 
 
-def test_api_base64_body_over_the_limit_is_413(stack: FuzzStack) -> None:
+def test_api_base64_body_over_the_limit_is_413(stack: Stack) -> None:
     status, _ = api_status(stack.call_api(padded(MAX_MESSAGE_BYTES + 64).encode("utf-8") + b"\xff", JSON))
     assert status == 413
     assert stack.simulator.requests == []
 
 
-def test_api_ten_megabyte_body_is_refused_without_copying_it_many_times(stack: FuzzStack) -> None:
+def test_api_ten_megabyte_body_is_refused_without_copying_it_many_times(stack: Stack) -> None:
     text = padded(10 * MB)
     response, peak, _ = measured("API, 10 MB body (in-process event)", lambda: stack.call_api(text, JSON))
     assert api_status(response)[0] == 413
@@ -124,7 +113,7 @@ def test_parse_message_refuses_ten_megabytes_of_nesting_by_size_in_bounded_memor
     assert peak < 25, "more than two copies of a body that is refused by its size"
 
 
-def test_a_record_at_the_send_queues_maximum_size_is_dead_lettered_with_its_reason(stack: FuzzStack) -> None:
+def test_a_record_at_the_send_queues_maximum_size_is_dead_lettered_with_its_reason(stack: Stack) -> None:
     """The send queue's maximum leaves room on the DLQ for the body plus the reason's attributes (template.yaml)."""
     from local_stack.template import resource_properties
 
@@ -167,7 +156,7 @@ def rejection(raw: Any) -> InvalidMessageError:
 
 
 @pytest.mark.parametrize("kind", ["list", "object"])
-def test_nesting_as_deep_as_the_limit_allows_is_malformed_json_not_a_crash(stack: FuzzStack, kind: str) -> None:
+def test_nesting_as_deep_as_the_limit_allows_is_malformed_json_not_a_crash(stack: Stack, kind: str) -> None:
     depth = (MAX_MESSAGE_BYTES - 2) // (2 if kind == "list" else 6)
     text = nested(depth, kind)
     assert len(text.encode()) <= MAX_MESSAGE_BYTES
@@ -187,7 +176,7 @@ def test_nesting_as_deep_as_the_limit_allows_is_malformed_json_not_a_crash(stack
     assert stack.simulator.requests == []
 
 
-def test_one_hundred_thousand_levels_are_refused_by_size_before_parsing(stack: FuzzStack) -> None:
+def test_one_hundred_thousand_levels_are_refused_by_size_before_parsing(stack: Stack) -> None:
     text = nested(100_000)
     error, _, _ = measured("parse_message, 100 000 levels", lambda: rejection(text))
     assert [e["type"] for e in error.errors] == ["too_large"]
@@ -228,7 +217,7 @@ INVALID_UTF8 = [
 
 
 @pytest.mark.parametrize("raw", INVALID_UTF8, ids=range(len(INVALID_UTF8)))
-def test_invalid_utf8_is_a_400_on_the_api_and_a_field_error_in_the_model(stack: FuzzStack, raw: bytes) -> None:
+def test_invalid_utf8_is_a_400_on_the_api_and_a_field_error_in_the_model(stack: Stack, raw: bytes) -> None:
     status, body = api_status(stack.call_api(raw, JSON))
     assert status == 400, body
     assert body["errors"] == [{"loc": ["body"], "msg": "the body is not UTF-8 text", "type": "unicode_decode"}]
@@ -248,13 +237,13 @@ def test_invalid_utf8_over_http_is_a_400(api_server: ApiServer) -> None:
     ['{"to": "\ud800"}', "\udc00", json.dumps(valid_message(idempotency_key="k\ud83d"), ensure_ascii=False)],
     ids=["surrogate-in-field", "surrogate-alone", "surrogate-in-key"],
 )
-def test_lone_surrogates_in_the_event_body_are_a_400(stack: FuzzStack, text: str) -> None:
+def test_lone_surrogates_in_the_event_body_are_a_400(stack: Stack, text: str) -> None:
     status, body = api_status(stack.call_api(text, JSON))
     assert status == 400, body
     assert stack.simulator.requests == []
 
 
-def test_a_valid_message_with_characters_sqs_refuses_is_queued_as_the_same_message(stack: FuzzStack) -> None:
+def test_a_valid_message_with_characters_sqs_refuses_is_queued_as_the_same_message(stack: Stack) -> None:
     """U+FFFE is valid in JSON and in a template text, but SQS refuses it: it is queued as a JSON escape."""
     message = valid_message()
     message["template"]["components"][0]["parameters"][0]["text"] = "a\ufffeb\uffff"
@@ -265,7 +254,7 @@ def test_a_valid_message_with_characters_sqs_refuses_is_queued_as_the_same_messa
     assert json.loads(queued["Body"]) == message
 
 
-def test_a_body_idempotency_key_with_a_control_character_is_queued_under_the_same_key(stack: FuzzStack) -> None:
+def test_a_body_idempotency_key_with_a_control_character_is_queued_under_the_same_key(stack: Stack) -> None:
     """JSON allows "\\b" in the key; SQS refuses it in the attribute, so the attribute is escaped, the body kept."""
     message = valid_message(idempotency_key="key\b\x00\ufffe")
     status, body = api_status(stack.call_api(json.dumps(message), {**JSON, "Prefer": "respond-async"}))
@@ -287,7 +276,7 @@ CONTENT_TYPES = {
 
 
 @pytest.mark.parametrize("content_type", CONTENT_TYPES, ids=list(CONTENT_TYPES))
-def test_content_types_get_their_answer_and_only_json_is_sent(stack: FuzzStack, content_type: str) -> None:
+def test_content_types_get_their_answer_and_only_json_is_sent(stack: Stack, content_type: str) -> None:
     text = json.dumps(valid_message(template={"name": "订单", "language": {"code": "zh_CN"}}), ensure_ascii=False)
     status, body = api_status(stack.call_api(text, {"Content-Type": content_type}))
     assert status == CONTENT_TYPES[content_type], body
@@ -295,7 +284,7 @@ def test_content_types_get_their_answer_and_only_json_is_sent(stack: FuzzStack, 
     assert len(stack.simulator.requests) == (1 if status == 200 else 0)
 
 
-def test_a_field_name_with_a_control_character_is_dead_lettered_with_its_reason(stack: FuzzStack) -> None:
+def test_a_field_name_with_a_control_character_is_dead_lettered_with_its_reason(stack: Stack) -> None:
     """The reason quotes the field name; SQS refuses control characters in attributes, so they are escaped."""
     body = json.dumps(valid_message(**{"\b\x00\ufffe": 1}))
     record = sqs_record(body)
@@ -329,7 +318,7 @@ MALFORMED_RECORDS = {
 
 @pytest.mark.parametrize("record", MALFORMED_RECORDS.values(), ids=MALFORMED_RECORDS.keys())
 def test_a_record_sqs_cannot_send_fails_the_event_with_a_clear_error_before_anything_is_sent(
-    stack: FuzzStack, record: dict[str, Any]
+    stack: Stack, record: dict[str, Any]
 ) -> None:
     good = sqs_record(json.dumps(valid_message()))
     with pytest.raises(ValueError, match=r"malformed SQS event: record 1's (body|messageId) is"):
@@ -353,7 +342,7 @@ ODD_ATTRIBUTES = {
 
 @pytest.mark.parametrize("overrides", ODD_ATTRIBUTES.values(), ids=ODD_ATTRIBUTES.keys())
 def test_attributes_of_the_wrong_type_do_not_stop_a_valid_message_or_an_invalid_ones_dead_letter(
-    stack: FuzzStack, overrides: dict[str, Any]
+    stack: Stack, overrides: dict[str, Any]
 ) -> None:
     valid = sqs_record(json.dumps(valid_message(to="8613800000001")), **overrides)
     invalid = sqs_record(json.dumps({"to": "nope"}), **overrides)
@@ -381,7 +370,7 @@ UNSUPPORTED_EVENTS = {
 
 
 @pytest.mark.parametrize("event", UNSUPPORTED_EVENTS.values(), ids=UNSUPPORTED_EVENTS.keys())
-def test_an_event_that_is_no_sqs_batch_nor_api_request_is_refused_clearly(stack: FuzzStack, event: Any) -> None:
+def test_an_event_that_is_no_sqs_batch_nor_api_request_is_refused_clearly(stack: Stack, event: Any) -> None:
     with pytest.raises(ValueError, match="unsupported event"):
         stack.invoke(event)
     assert stack.simulator.requests == []
@@ -415,7 +404,7 @@ def http_post(server: ApiServer, body: bytes, headers: dict[str, str]) -> tuple[
     ids=["none", "empty", "wrong", "wrong-case-and-space", "other-scheme"],
 )
 def test_requests_without_the_api_key_are_refused_and_never_reach_the_function(
-    api_server: ApiServer, stack: FuzzStack, headers: dict[str, str]
+    api_server: ApiServer, stack: Stack, headers: dict[str, str]
 ) -> None:
     before = api_server.invoke.invocations
     status, _, body = http_post(api_server, json.dumps(valid_message()).encode(), {**JSON, **headers})
@@ -425,14 +414,14 @@ def test_requests_without_the_api_key_are_refused_and_never_reach_the_function(
     assert stack.simulator.requests == []
 
 
-def test_the_right_key_in_any_header_case_is_let_through(api_server: ApiServer, stack: FuzzStack) -> None:
+def test_the_right_key_in_any_header_case_is_let_through(api_server: ApiServer, stack: Stack) -> None:
     headers = {**JSON, "X-API-Key": api_server.api_key}
     status, _, body = http_post(api_server, json.dumps(valid_message()).encode(), headers)
     assert status == 200, body
     assert len(stack.simulator.accepted) == 1
 
 
-def test_base64_event_of_valid_utf8_is_decoded_like_text(stack: FuzzStack) -> None:
+def test_base64_event_of_valid_utf8_is_decoded_like_text(stack: Stack) -> None:
     """API Gateway base64-encodes a binary body (the harness does it for bytes): valid UTF-8 in it is sent as text."""
     raw = json.dumps(valid_message(template={"name": "订单", "language": {"code": "zh_CN"}}), ensure_ascii=False)
     status, body = api_status(stack.call_api(raw.encode("utf-8"), JSON))

@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 
 from local_stack.emulators import ApiServer
+from tests.stack import Stack
 
-from .conftest import ROOT, FuzzStack, examples
+from .conftest import ROOT, examples
 
 pytestmark = pytest.mark.slow
 
@@ -37,17 +38,16 @@ EXCLUDED_CHECKS = ("unsupported_method", "positive_data_acceptance", "missing_re
 SEED = 20261126
 
 
+def run_command(api_server: ApiServer, folder: Path) -> list[str]:
+    """``schemathesis run`` of openapi.json against the local API, configured by :func:`config_file` in ``folder``."""
+    config = str(config_file(folder))
+    schema = str(ROOT / "openapi.json")
+    return [sys.executable, "-m", "schemathesis.cli", "--config-file", config, "run", schema, "--url", api_server.url]
+
+
 def schemathesis(api_server: ApiServer, report: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     command = [
-        sys.executable,
-        "-m",
-        "schemathesis.cli",
-        "--config-file",
-        str(config_file(report.parent)),
-        "run",
-        str(ROOT / "openapi.json"),
-        "--url",
-        api_server.url,
+        *run_command(api_server, report.parent),
         "--header",
         f"x-api-key: {api_server.api_key}",
         "--checks",
@@ -104,7 +104,7 @@ def junit_counts(report: Path) -> dict[str, int]:
 
 
 def test_schemathesis_finds_no_failure_against_the_local_api(
-    api_server: ApiServer, fuzz_stack: FuzzStack, tmp_path: Path
+    api_server: ApiServer, fuzz_stack: Stack, tmp_path: Path
 ) -> None:
     fuzz_stack.reset()
     before = api_server.invoke.invocations
@@ -137,15 +137,7 @@ def test_schemathesis_without_the_key_gets_only_403(api_server: ApiServer, tmp_p
     before = api_server.invoke.invocations
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "schemathesis.cli",
-            "--config-file",
-            str(config_file(tmp_path)),
-            "run",
-            str(ROOT / "openapi.json"),
-            "--url",
-            api_server.url,
+            *run_command(api_server, tmp_path),
             "--checks",
             "not_a_server_error",
             "--max-examples",

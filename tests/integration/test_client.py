@@ -6,7 +6,6 @@ the simulator actually received (how many requests, which ts and sign, whether t
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import time
 from collections.abc import Callable
@@ -28,30 +27,11 @@ from nxcloud_wa.exceptions import (
 )
 from nxcloud_wa.models import parse_message
 from nxcloud_wa.sender import Sender
+from tests.upstream import TO, independent_sign, upstream_body
 
 CREDENTIALS = Credentials("AK", "SK")
-TO = "8613800138001"
 READ_TIMEOUT = 0.3
 BACKOFF = 0.002
-
-
-def upstream_body(**changes: Any) -> dict[str, Any]:
-    """A complete, valid NXCloud body."""
-    body: dict[str, Any] = {
-        "tenant_id": 1,
-        "appkey": "pem28kje",
-        "business_phone": "8613800138000",
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": TO,
-        "type": "template",
-        "template": {
-            "name": "order_ready",
-            "language": {"code": "en_US", "policy": "deterministic"},
-            "components": [{"type": "body", "parameters": [{"type": "text", "text": "David"}]}],
-        },
-    }
-    return body | changes
 
 
 class Recorder:
@@ -85,10 +65,7 @@ def make_client(base_url: str, recorder: Recorder | None = None, **overrides: An
 
 def md5_sign(record: RequestRecord, secret: str) -> str:
     """The signature NXCloud expects for this record, computed here without ``nxcloud_wa.signing``."""
-    headers = record.headers
-    line = f"accessKey={headers['accessKey']}&action={headers['action']}&bizType={headers['bizType']}"
-    line += f"&ts={headers['ts']}&body={record.body_text}&accessSecret={secret}"
-    return hashlib.md5(line.encode("utf-8")).hexdigest()
+    return independent_sign(record.headers, record.body_text, secret)
 
 
 def expected_exception(code: int) -> type[SendError]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -146,14 +147,63 @@ def test_nxwa_dlq_redrive_dry_run_moves_nothing_then_redrive_moves_by_reason(
     assert len(after) == len(before)
 
 
-def test_make_run_prints_the_table_and_exits_zero() -> None:
+def make_run(*args: str) -> subprocess.CompletedProcess[str]:
+    """``make run`` as a user runs it: a subprocess with no AWS or function settings from the caller."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NXCLOUD_", "DLQ_", "SEND_", "IDEMP"))}
     env["PYTHONPATH"] = os.pathsep.join(str(ROOT / p) for p in ("tools", "layers/core/python", "functions/sender"))
-    command = [sys.executable, "-m", "local_stack"]
-    done = subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    command = [sys.executable, "-m", "local_stack", *args]
+    return subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_make_run_prints_the_table_and_exits_zero(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "run.log"  # the folder is created
+    done = make_run("--log-file", str(log))
 
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0].split()[:3] == ["sample", "path", "outcome"]
     assert f"{len(load_samples()) + 1} of {len(load_samples()) + 1} outcomes as documented" in done.stdout
-    assert not any(line.startswith("{") for line in lines)  # logs and metrics went to stderr
+    assert lines[-1].startswith("OK: ")  # the one-line verdict
+    assert not any(line.startswith("{") for line in lines)  # logs and metrics went elsewhere
+
+    # Quiet: a few progress lines on stderr, no JSON; the function's logs and metrics in the file they name.
+    progress = done.stderr.splitlines()
+    assert not any("{" in line for line in progress), done.stderr[-3000:]
+    assert len(progress) <= 10, done.stderr
+    assert progress[0].startswith(f"make run: the function's logs go to {log}")
+    assert progress[-1] == f"the function's logs: {log}"
+    samples = load_samples()
+    queued = sum(1 for sample in samples if sample.path == "sqs")
+    steps = (
+        "starting moto",
+        f"pushing {len(samples)} samples: {queued} to the send queue, {len(samples) - queued} to the API",
+        "waiting for the ",
+        "  settled in ",
+    )
+    for step in steps:
+        assert any(line.startswith(step) for line in progress), step
+    written = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    outcomes = Counter(line.get("outcome") for line in written if "outcome" in line)
+    assert outcomes["sent"] >= 1 and outcomes["dead_lettered"] >= 1 and outcomes["retry"] >= 1
+    assert any("_aws" in line for line in written)  # the EMF metrics too
+
+
+def test_make_run_verbose_shows_the_functions_logs_live_and_writes_no_file(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    done = make_run("--verbose", "--log-file", str(log))
+
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert done.stdout.splitlines()[0].split()[:3] == ["sample", "path", "outcome"]
+    shown = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert any(line.get("outcome") == "sent" for line in shown)
+    assert any(line.startswith("pushing ") for line in done.stderr.splitlines())
+    assert not log.exists()
+
+
+def test_default_log_file_is_in_the_git_ignored_local_stack_folder() -> None:
+    from local_stack.__main__ import default_log_path
+
+    path = default_log_path(0)
+    assert path.parent == ROOT / ".local-stack"
+    assert re.fullmatch(r"run-\d{8}-\d{6}\.log", path.name)
+    assert ".local-stack/" in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()

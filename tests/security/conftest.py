@@ -1,5 +1,5 @@
-"""The leak tests' harness: the integration stack (real handler, moto, the NXCloud simulator) with a distinctive
-secret, every logger at DEBUG, and everything the function emits gathered in one place to be searched.
+"""The leak tests' harness: the shared stack of tests/stack.py (real handler, moto, the NXCloud simulator) with a
+distinctive secret, every logger at DEBUG, and everything the function emits gathered in one place to be searched.
 
 What is searched ("exposed"): the function's Powertools log lines at DEBUG (POWERTOOLS_LOG_LEVEL=DEBUG), as its handler
 writes them and as a handler of ours formats them; every record of every other logger through the root logger at DEBUG
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from local_stack.lambda_events import api_event, settle_sqs_batch
-from tests.integration.conftest import Stack, moto_server, stack  # noqa: F401 - fixtures reused here
+from tests.stack import Stack, reset_function_runtime
 
 ACCESS_KEY = "AK-leak-test"
 SECRET_CANARY = "LeakCanary-7Qz2xW9v-accessSecret"
@@ -166,14 +166,11 @@ def _around(text: str, value: str, width: int = 80) -> str:
 
 @pytest.fixture
 def exposure(
-    stack: Stack,  # noqa: F811 - the fixture imported above
+    stack: Stack,
     simulator: Any,
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> Iterator[Exposure]:
-    from aws_lambda_powertools.utilities import parameters
-
-    import runtime
     from observability import logger
 
     secrets = stack.resources.client("secretsmanager")
@@ -182,8 +179,7 @@ def exposure(
     # More than the stack fixture's 0.5 s: DEBUG everywhere slows a loaded machine, and a late answer would turn a
     # sent message into an unknown outcome. The simulator's hangs (read_timeout_after_accept) are longer still.
     monkeypatch.setenv("NXCLOUD_READ_TIMEOUT", str(READ_TIMEOUT))
-    runtime.reset()
-    parameters.clear_caches()
+    reset_function_runtime()
 
     # POWERTOOLS_LOG_LEVEL=DEBUG: the logger exists already (module import), so its level is set as the variable would.
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import message
+from tests.stack import message
 
 from .conftest import ACCESS_KEY, BUSINESS_PHONE, ROTATED_CANARY, SECRET_CANARY, Exposure, secret_document
 

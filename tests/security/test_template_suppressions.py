@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.unit.test_template import ROOT, _CfnLoader
+from local_stack.template import load_template
 
 SUPPRESSED = {
     "SenderFunction": {"CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
@@ -33,8 +32,7 @@ SUPPRESSED = {
 
 @pytest.fixture(scope="module")
 def resources() -> dict[str, Any]:
-    with (ROOT / "template.yaml").open(encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_CfnLoader)["Resources"]  # type: ignore[no-any-return]
+    return dict(load_template()["Resources"])
 
 
 def _skips(resource: dict[str, Any]) -> list[dict[str, Any]]:

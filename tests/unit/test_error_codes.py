@@ -1,9 +1,9 @@
-"""The error table against the page's 响应码说明 table and signing.md's auth codes, and the exceptions built from it."""
+"""The error table against the page's 响应码说明 table and the signing convention's auth codes (both as docs/nxcloud.md
+records them), and the exceptions built from it."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -29,18 +29,15 @@ from nxcloud_wa.exceptions import (
     error_for_http_status,
 )
 from nxcloud_wa.signing import sign
-
-SHARED_PAGE = Path(__file__).resolve().parents[2].parent / "shared" / "nxcloud" / "saas-wa-send.txt"
+from tests.nxcloud_reference import send_page_codes
 
 
 def page_code_table() -> dict[int, str]:
-    """``code -> message`` for every numeric code in the page's 响应码说明 table, success (0) left out."""
-    if not SHARED_PAGE.is_file():
-        pytest.skip(f"NXCloud's page is not at {SHARED_PAGE} (the shared folder beside the clone)")
-    text = SHARED_PAGE.read_text(encoding="utf-8")
-    section = text[text.index("响应码说明") : text.index("\n模板语言")]
-    table = {int(code): message for code, message in re.findall(r"^(-?\d+) (\S+)", section, flags=re.MULTILINE)}
-    assert "1000~100X" in section
+    """``code -> message`` for every numeric code in the page's 响应码说明 table (docs/nxcloud.md), success (0) left
+    out."""
+    rows = send_page_codes()
+    assert "1000~100X" in rows
+    table = {int(code): message for code, (message, _) in rows.items() if re.fullmatch(r"-?\d+", code)}
     del table[0]
     return table
 

@@ -1,6 +1,6 @@
 """The message model against NXCloud's page: its three examples, every validation rule, non-ASCII, the language table.
 
-Expected values are written out here from the page (``shared/nxcloud/saas-wa-send.txt``), never taken from the code.
+Expected values are written out here from the page (as docs/nxcloud.md records it), never taken from the code.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pydantic import ValidationError
 from nxcloud_wa.client import encode_body
 from nxcloud_wa.languages import TEMPLATE_LANGUAGES
 from nxcloud_wa.models import Defaults, InvalidMessageError, SendRequest, parse_message
+from tests.nxcloud_reference import template_languages
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "page_examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("example*.json"))
-SHARED_PAGE = Path(__file__).resolve().parents[2].parent / "shared" / "nxcloud" / "saas-wa-send.txt"
 
 # The body's top-level keys in the page's order (its parameter table and all three examples).
 PAGE_KEY_ORDER = [
@@ -964,27 +964,8 @@ def test_phone_errors_do_not_show_the_digits_in_any_form() -> None:
 
 
 def page_language_table() -> list[tuple[str, str]]:
-    """(code, name) pairs from the page's 模板语言 table, read column by column as the page lays it out."""
-    if not SHARED_PAGE.is_file():
-        pytest.skip(f"NXCloud's page is not at {SHARED_PAGE} (the shared folder beside the clone)")
-    lines = SHARED_PAGE.read_text(encoding="utf-8").splitlines()
-    start = lines.index("模板语言") + 1
-    rows: list[list[tuple[str, str] | None]] = []
-    for line in lines[start:]:
-        if not line.strip() or line.startswith("语言 代码"):
-            if rows:
-                break
-            continue
-        # Columns are separated by " <no-break space> "; a name may hold a no-break space itself ("Chinese (CHN)").
-        # The last row's middle cell is empty: the middle column is one row shorter.
-        cells = [cell.strip() for cell in line.split(" \xa0 ")]
-        assert len(cells) == 3, line
-        row: list[tuple[str, str] | None] = []
-        for cell in cells:
-            name, _, code = cell.replace("\xa0", " ").rpartition(" ")
-            row.append((code, name) if cell else None)
-        rows.append(row)
-    return [row[col] for col in range(3) for row in rows if row[col] is not None]  # type: ignore[misc]
+    """(code, name) pairs of the page's 模板语言 table, in the page's order (column by column), from docs/nxcloud.md."""
+    return template_languages()
 
 
 def test_language_table_is_the_pages_table() -> None:

@@ -1,4 +1,4 @@
-"""The signature rule of ``shared/nxcloud/signing.md``, against vectors worked out here, not by the code under test.
+"""The signature rule (docs/nxcloud.md, "Signing"), against vectors worked out here, not by the code under test.
 
 Each expected value is the MD5 of a line written out literally from the rule
 ``md5(accessKey=..&action=..&bizType=..&ts=.. + &body=<body> + &accessSecret=<secret>)`` over UTF-8. The three

@@ -1,13 +1,12 @@
 """The NXCloud simulator, driven by hand-built HTTP requests.
 
-Requests are signed here by an independent re-computation of NXCloud's rule (``shared/nxcloud/signing.md``) with
+Requests are signed here by an independent re-computation of NXCloud's rule (docs/nxcloud.md, "Signing") with
 hashlib, not with ``nxcloud_wa.signing``: if both shared one mistake, the client's tests against the simulator would
 pass while NXCloud refused every request.
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -25,44 +24,15 @@ import pytest
 
 from nxcloud_simulator import Fault, FaultKind, NXCloudSimulator
 from nxcloud_wa.error_codes import NXCLOUD_CODES
+from tests.upstream import TO, independent_sign, upstream_body
 
 FIXED_NOW = 1_700_000_000.0
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{27}$")
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-TO = "8613800138001"
-
-
-def message(**changes: Any) -> dict[str, Any]:
-    """A valid send body; ``changes`` replace fields, and a value of ``...`` removes the field."""
-    body: dict[str, Any] = {
-        "tenant_id": 1,
-        "appkey": "pem28kje",
-        "business_phone": "8613800138000",
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": TO,
-        "type": "template",
-        "template": {
-            "name": "order_ready",
-            "language": {"code": "en_US", "policy": "deterministic"},
-            "components": [{"type": "body", "parameters": [{"type": "text", "text": "David"}]}],
-        },
-    }
-    body.update(changes)
-    return {name: value for name, value in body.items() if value is not ...}
 
 
 def compact(body: Any) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-
-
-def independent_sign(headers: Mapping[str, str], body_text: str, secret: str) -> str:
-    """signing.md, written out again: sorted headers, then ``&body=``, then ``&accessSecret=``; MD5, lower hex."""
-    line = "&".join(f"{name}={headers[name]}" for name in ("accessKey", "action", "bizType", "ts"))
-    if body_text:
-        line += f"&body={body_text}"
-    line += f"&accessSecret={secret}"
-    return hashlib.md5(line.encode("utf-8")).hexdigest()
 
 
 def signed_headers(
@@ -124,7 +94,7 @@ def send(
     **sign_args: Any,
 ) -> Answer:
     """POST a body (signed over exactly the text sent unless ``text`` differs); ``overrides`` set or drop headers."""
-    signed_text = compact(message() if body is None else body)
+    signed_text = compact(upstream_body() if body is None else body)
     headers: dict[str, str] = signed_headers(signed_text, **sign_args)
     for name, value in (overrides or {}).items():
         if value is None:
@@ -164,8 +134,8 @@ def test_accepts_a_correctly_signed_request_in_the_pages_response_shape(simulato
 
 
 def test_records_what_was_received_and_answered(simulator: NXCloudSimulator) -> None:
-    body = message()
-    first, second = send(simulator, body), send(simulator, message(tenant_id=...))
+    body = upstream_body()
+    first, second = send(simulator, body), send(simulator, upstream_body(tenant_id=...))
 
     records = simulator.requests
     assert [r.seq for r in records] == [1, 2]
@@ -211,8 +181,8 @@ def test_accepted_count_for_filters_by_recipient_and_template(simulator: NXCloud
     other = "5511987654321"
     send(simulator)
     send(simulator)
-    send(simulator, message(to=other))
-    send(simulator, message(to=other, appkey=...))  # refused: not counted
+    send(simulator, upstream_body(to=other))
+    send(simulator, upstream_body(to=other, appkey=...))  # refused: not counted
 
     assert simulator.accepted_count_for(to=TO) == 2
     assert simulator.accepted_count_for(to=other) == 1
@@ -225,7 +195,7 @@ def test_keeps_connections_alive(simulator: NXCloudSimulator) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", simulator.port, timeout=5)
     try:
         for _ in range(3):
-            text = compact(message())
+            text = compact(upstream_body())
             connection.request("POST", "/saas/wa/send", body=text.encode(), headers=signed_headers(text))
             response = connection.getresponse()
             assert json.loads(response.read())["code"] == 0
@@ -302,7 +272,7 @@ def test_wrong_secret_is_1003(simulator: NXCloudSimulator) -> None:
     ],
 )
 def test_a_body_changed_after_signing_is_1003(simulator: NXCloudSimulator, sent: Any) -> None:
-    body = message(template={"name": "t", "language": {"code": "zh_CN"}, "note": "你好"})
+    body = upstream_body(template={"name": "t", "language": {"code": "zh_CN"}, "note": "你好"})
     text = sent(body)
     assert text != compact(body) and json.loads(text) == body
 
@@ -332,7 +302,7 @@ def test_a_signed_body_that_is_not_a_json_object_is_1002(simulator: NXCloudSimul
 
 
 def test_a_body_that_is_not_utf8_is_1002(simulator: NXCloudSimulator) -> None:
-    raw = compact(message(appkey="é")).encode("latin-1")
+    raw = compact(upstream_body(appkey="é")).encode("latin-1")
     headers = signed_headers(raw.decode("latin-1"))
     assert_refused(request(simulator, "POST", "/saas/wa/send", raw, headers=headers), 1002)
 
@@ -353,7 +323,7 @@ def test_auth_checks_run_in_the_documented_order(
 
 
 def test_auth_is_checked_before_the_body(simulator: NXCloudSimulator) -> None:
-    assert_refused(send(simulator, message(tenant_id=...), secret="wrong"), 1003)
+    assert_refused(send(simulator, upstream_body(tenant_id=...), secret="wrong"), 1003)
 
 
 # --- body checks (21058-21063 and the business codes) -------------------------------------------------------------
@@ -371,7 +341,7 @@ def test_auth_is_checked_before_the_body(simulator: NXCloudSimulator) -> None:
     ],
 )
 def test_each_missing_body_field_has_its_code(simulator: NXCloudSimulator, field: str, code: int) -> None:
-    assert_refused(send(simulator, message(**{field: ...})), code)
+    assert_refused(send(simulator, upstream_body(**{field: ...})), code)
     assert simulator.accepted == []
 
 
@@ -397,12 +367,12 @@ def test_each_missing_body_field_has_its_code(simulator: NXCloudSimulator, field
     ],
 )
 def test_wrong_body_values_have_their_codes(simulator: NXCloudSimulator, changes: dict[str, Any], code: int) -> None:
-    assert_refused(send(simulator, message(**changes)), code)
+    assert_refused(send(simulator, upstream_body(**changes)), code)
 
 
 def test_body_codes_follow_the_pages_order(simulator: NXCloudSimulator) -> None:
-    assert_refused(send(simulator, message(tenant_id=..., to=...)), 21058)
-    assert_refused(send(simulator, message(to=..., template=...)), 21061)
+    assert_refused(send(simulator, upstream_body(tenant_id=..., to=...)), 21058)
+    assert_refused(send(simulator, upstream_body(to=..., template=...)), 21061)
 
 
 # --- HTTP-level behaviour ----------------------------------------------------------------------------------------
@@ -418,7 +388,7 @@ def test_unknown_paths_and_methods(simulator: NXCloudSimulator) -> None:
 
 def test_oversized_and_chunked_bodies_are_refused_at_http_level(make_simulator: Any) -> None:
     sim = make_simulator(max_body_bytes=100)
-    text = compact(message())
+    text = compact(upstream_body())
     assert request(sim, "POST", "/saas/wa/send", text, headers=signed_headers(text)).status == 413
 
     connection = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
@@ -477,7 +447,7 @@ def test_drop_closes_the_connection_without_an_answer(simulator: NXCloudSimulato
 
     [record] = simulator.requests
     assert (record.fault, record.http_status, record.accepted) == ("drop", None, False)
-    assert record.body == message()
+    assert record.body == upstream_body()
 
 
 def test_read_timeout_after_accept_accepts_then_never_answers(make_simulator: Any) -> None:
@@ -539,7 +509,7 @@ def test_faults_match_by_recipient(simulator: NXCloudSimulator) -> None:
     simulator.add_fault(kind="code", code=22091, to="5511987654321")
 
     assert send(simulator).code == 0
-    assert send(simulator, message(to="5511987654321")).code == 22091
+    assert send(simulator, upstream_body(to="5511987654321")).code == 22091
     assert simulator.accepted_count_for(to="5511987654321") == 0
 
 
@@ -548,7 +518,7 @@ def test_faults_match_by_template_name(simulator: NXCloudSimulator) -> None:
     simulator.add_fault(kind="http_status", status=502, template="promo")
 
     assert send(simulator).status == 200
-    assert send(simulator, message(template=template)).status == 502
+    assert send(simulator, upstream_body(template=template)).status == 502
 
 
 def test_the_first_matching_answer_rule_wins_and_latency_adds_up(simulator: NXCloudSimulator) -> None:
@@ -614,7 +584,7 @@ def test_invalid_fault_rules_are_refused(fields: dict[str, Any]) -> None:
 def test_stop_is_quick_and_idempotent_with_an_idle_keep_alive_connection(make_simulator: Any) -> None:
     sim = make_simulator()
     connection = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
-    text = compact(message())
+    text = compact(upstream_body())
     connection.request("POST", "/saas/wa/send", body=text.encode(), headers=signed_headers(text))
     assert json.loads(connection.getresponse().read())["code"] == 0
 
@@ -672,7 +642,7 @@ def test_control_api_lists_requests_and_resets(simulator: NXCloudSimulator) -> N
     assert status == 200
     rows = listed["requests"]
     assert [(r["code"], r["accepted"], r["message_id"]) for r in rows] == [(0, True, accepted), (1003, False, None)]
-    assert rows[0]["body"] == message()
+    assert rows[0]["body"] == upstream_body()
 
     assert request(simulator, "POST", "/__sim/reset").status == 200  # no body, no Content-Length: as curl -X POST
     assert simulator.requests == []
@@ -694,7 +664,7 @@ def test_cli_serves_until_terminated() -> None:
         url = (process.stdout.readline() if process.stdout else "").strip()
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
         port = int(url.rsplit(":", 1)[1])
-        text = compact(message())
+        text = compact(upstream_body())
         headers = signed_headers(text, access_key="K1", secret="S1")
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         connection.request("POST", "/saas/wa/send", body=text.encode(), headers=headers)

@@ -8,37 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from local_stack.template import SAM_FUNCTION_DEFAULTS, TEMPLATE, function_properties, load_template
+
+ROOT = TEMPLATE.parent
 
 NO_VALUE = {"Ref": "AWS::NoValue"}
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation's short tags (!Ref, !GetAtt, !Sub, !If ...) as their long forms."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix in ("Ref", "Condition"):
-        return {suffix: value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
 def ref(name: str) -> dict[str, str]:
@@ -56,8 +34,8 @@ def when(condition: str, value: Any) -> dict[str, list[Any]]:
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    with (ROOT / "template.yaml").open(encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_CfnLoader)
+    """template.yaml as tools/local_stack/template.py reads it (the project's one reader)."""
+    return load_template()
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +46,7 @@ def resources(template: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def function(template: dict[str, Any]) -> dict[str, Any]:
     """The function's properties, Globals applied (the resource's own values win, as in SAM)."""
-    return {**template["Globals"]["Function"], **template["Resources"]["SenderFunction"]["Properties"]}
+    return function_properties("SenderFunction", template)
 
 
 def props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
@@ -832,3 +810,86 @@ def test_webhook_url_output_leaves_the_token_out(template: dict[str, Any]) -> No
         "Fn::Sub": "https://${WebhookApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/webhooks/nxcloud/"
     }
     assert "webhook_token" in output["Description"]
+
+
+# --- the reader (tools/local_stack/template.py) ---------------------------------------------------------------------
+
+SYNTHETIC = {
+    "Parameters": {"Memory": {"Type": "Number", "Default": 256}, "Secret": {"Type": "String"}},
+    "Mappings": {"Names": {"Service": {"Name": "svc"}}},
+    "Globals": {
+        "Function": {
+            "Timeout": 20,
+            "Layers": [{"Ref": "GlobalLayer"}],
+            "Environment": {"Variables": {"FROM_GLOBALS": "g", "OVERRIDDEN": "global"}},
+            "ReservedConcurrentExecutions": {"Fn::If": ["Cond", 5, {"Ref": "AWS::NoValue"}]},
+        }
+    },
+    "Resources": {
+        "Plain": {"Type": "AWS::Serverless::Function", "Properties": {"Handler": "a.b"}},
+        "Own": {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {
+                "Handler": "a.b",
+                "Timeout": 7,
+                "MemorySize": {"Ref": "Memory"},
+                "Layers": [{"Ref": "OwnLayer"}],
+                "Environment": {
+                    "Variables": {
+                        "OVERRIDDEN": "own",
+                        "NAME": {"Fn::FindInMap": ["Names", "Service", "Name"]},
+                        "SECRET": {"Ref": "Secret"},
+                        "QUEUE": {"Ref": "Queue"},
+                        "ARN": {"Fn::GetAtt": ["Queue", "Arn"]},
+                    }
+                },
+                "ReservedConcurrentExecutions": 2,
+            },
+        },
+    },
+}
+
+
+def test_sam_defaults_apply_where_neither_the_function_nor_globals_sets_a_value() -> None:
+    from local_stack.template import resolve
+
+    plain = function_properties("Plain", SYNTHETIC)
+    assert plain["Timeout"] == 20  # Globals
+    assert plain["MemorySize"] == SAM_FUNCTION_DEFAULTS["MemorySize"] == 128  # SAM's default
+    assert dict(SAM_FUNCTION_DEFAULTS) == {"Timeout": 3, "MemorySize": 128}
+    assert resolve(function_properties("Own", SYNTHETIC)["MemorySize"], SYNTHETIC) == 256  # the parameter's default
+
+
+def test_globals_merge_as_sam_merges_them() -> None:
+    own = function_properties("Own", SYNTHETIC)
+    assert own["Timeout"] == 7  # a scalar of the resource's own replaces the global one
+    assert own["Layers"] == [{"Ref": "GlobalLayer"}, {"Ref": "OwnLayer"}]  # lists: the global items first
+    assert own["Environment"]["Variables"]["FROM_GLOBALS"] == "g"  # maps merge key by key
+    assert own["Environment"]["Variables"]["OVERRIDDEN"] == "own"
+    assert own["ReservedConcurrentExecutions"] == 2  # an intrinsic is replaced whole, not merged into
+    assert SYNTHETIC["Globals"]["Function"]["Layers"] == [{"Ref": "GlobalLayer"}]  # the template is left as it was
+
+
+def test_only_what_needs_no_deployment_resolves() -> None:
+    from local_stack.template import UnresolvedValue, function_environment, resolve
+
+    assert function_environment("Own", SYNTHETIC) == {"FROM_GLOBALS": "g", "OVERRIDDEN": "own", "NAME": "svc"}
+    for value in ({"Ref": "Secret"}, {"Ref": "Queue"}, {"Fn::GetAtt": ["Queue", "Arn"]}, {"Fn::Sub": "${Queue}"}):
+        with pytest.raises(UnresolvedValue):
+            resolve(value, SYNTHETIC)
+
+
+def test_every_reader_sees_the_same_function() -> None:
+    """make invoke's FunctionSpec, the local stack's function_setting and these tests read one merged definition."""
+    from local_stack.invoke import FunctionSpec
+    from local_stack.template import function_setting
+
+    spec = FunctionSpec()
+    assert spec.timeout == function_setting("SenderFunction", "Timeout") == 30
+    assert spec.memory == function_setting("SenderFunction", "MemorySize") == 512
+    assert spec.handler == "app.lambda_handler"
+    assert spec.default_environment()["POWERTOOLS_SERVICE_NAME"] == "nxcloud-wa-sender"
+    assert spec.default_environment()["IDEMPOTENCY_EXPIRY_SECONDS"] == "86400"
+    assert "NXCLOUD_SECRET_ID" not in spec.default_environment()  # a parameter without default
+    assert "DLQ_URL" not in spec.default_environment()  # a resource's id
+    assert [p.name for p in spec.code_paths()] == ["sender", "python"]  # the function, then the core layer's python/

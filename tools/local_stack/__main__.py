@@ -2,6 +2,11 @@
 
 python -m local_stack            # push events/ through both paths, print the outcomes, exit 0 if all as documented
 python -m local_stack --serve    # keep it running; print the API URL, key and queue URL to use by hand
+python -m local_stack --verbose  # the same, with the function's JSON logs and metrics shown live on stderr
+
+Output: short progress lines on stderr, then the table and a one-line verdict on stdout. The function's own output
+(Powertools' JSON logs, EMF metrics, warnings) goes to a log file, ``.local-stack/run-<time>.log`` unless
+``--log-file`` says otherwise, whose path is printed; ``--verbose`` shows it on stderr instead.
 """
 
 from __future__ import annotations
@@ -11,8 +16,12 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TextIO
 
+from local_stack.output import LineWriter
 from local_stack.runner import Row, Runner, print_table
 from local_stack.samples import Sample, load_samples
 
@@ -25,36 +34,98 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-samples", action="store_true", help="with --serve: start empty")
     parser.add_argument("--port", type=int, default=0, help="the local API's port (default: a free one)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every message to settle")
+    parser.add_argument("--verbose", action="store_true", help="show the function's logs live on stderr, no log file")
+    parser.add_argument(
+        "--log-file", type=Path, help="where the function's logs go (default: .local-stack/run-<time>.log)"
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
+    out, err = sys.stdout, sys.stderr
+    log_path = None if args.verbose else (args.log_file or default_log_path())
+
+    def progress(text: str) -> None:
+        print(text, file=err, flush=True)
+
+    if log_path is not None:
+        progress(f"make run: the function's logs go to {shown(log_path)} (--verbose shows them here instead)")
     # The function writes JSON logs (Powertools' Logger binds sys.stdout when created) and EMF metrics (print) to
-    # stdout, as Lambda wants; here stdout is for the table. Point it at stderr before the function is imported.
-    out, sys.stdout = sys.stdout, sys.stderr
-    try:
-        with Runner(api_port=args.port) as runner:
-            status = 0
-            if not args.no_samples:
-                rows = run_samples(runner, load_samples(), args.timeout)
-                print_table(rows, out)
-                bad = [r for r in rows if not r.ok]
-                print(
-                    f"\n{len(rows) - len(bad)} of {len(rows)} outcomes as documented in events/expected.json; "
-                    f"{time.monotonic() - started:.1f} s end to end",
-                    file=out,
+    # stdout, as Lambda wants; here stdout is for the table. Point it (and, when quiet, stderr: warnings, tracebacks
+    # of threads) at the log file or stderr before the function is imported.
+    with function_output(log_path, err) as function_stream:
+        sys.stdout = function_stream
+        if log_path is not None:
+            sys.stderr = function_stream
+        try:
+            progress("starting moto (AWS), the NXCloud simulator, the SQS poller and the REST API on 127.0.0.1...")
+            with Runner(api_port=args.port) as runner:
+                assert runner.api is not None
+                progress(
+                    f"  moto {runner.stack.moto.url}, simulator {runner.stack.simulator.url}, API {runner.api.url}"
                 )
-                status = 1 if bad else 0
-            if args.serve:
-                serve(runner, out)
-    finally:
-        sys.stdout = out
+                status = 0
+                if not args.no_samples:
+                    rows = run_samples(runner, load_samples(), args.timeout, progress)
+                    print_table(rows, out)
+                    bad = [r for r in rows if not r.ok]
+                    verdict = "OK" if not bad else f"FAILED ({len(bad)} MISMATCH)"
+                    print(
+                        f"\n{verdict}: {len(rows) - len(bad)} of {len(rows)} outcomes as documented in "
+                        f"events/expected.json; {time.monotonic() - started:.1f} s end to end",
+                        file=out,
+                        flush=True,
+                    )
+                    status = 1 if bad else 0
+                if args.serve:
+                    serve(runner, out)
+        finally:
+            sys.stdout, sys.stderr = out, err
+    if log_path is not None:
+        progress(f"the function's logs: {shown(log_path)}")
     return status
 
 
-def run_samples(runner: Runner, samples: list[Sample], timeout: float) -> list[Row]:
+LOG_FOLDER = Path(__file__).resolve().parents[2] / ".local-stack"
+"""Where ``make run`` keeps the function's logs by default (git-ignored)."""
+
+
+def default_log_path(now: float | None = None) -> Path:
+    """``.local-stack/run-<local time>.log`` in the repository: one file per run, sorted by time."""
+    return LOG_FOLDER / time.strftime("run-%Y%m%d-%H%M%S.log", time.localtime(now))
+
+
+def shown(path: Path) -> str:
+    """A path as the user can type it: relative to the current folder when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+@contextmanager
+def function_output(log_path: Path | None, err: TextIO) -> Iterator[LineWriter]:
+    """Whole lines to ``log_path`` (created with its folder), or to ``err`` when there is no log file."""
+    if log_path is None:
+        yield LineWriter(err)
+        return
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w", encoding="utf-8") as handle:
+        writer = LineWriter(handle)
+        try:
+            yield writer
+        finally:
+            writer.flush()
+
+
+def run_samples(
+    runner: Runner, samples: list[Sample], timeout: float, progress: Callable[[str], None] | None = None
+) -> list[Row]:
     """Push every sample, wait until all are settled, and describe each one's end."""
+    say = progress or (lambda _: None)
     queued: dict[int, str] = {}
     answers: dict[int, str] = {}
+    on_queue = sum(1 for sample in samples if sample.path == "sqs")
+    say(f"pushing {len(samples)} samples: {on_queue} to the send queue, {len(samples) - on_queue} to the API...")
     for index, sample in enumerate(samples):
         if sample.path == "sqs":
             queued[index] = runner.enqueue(sample.body, sample.attributes)
@@ -63,7 +134,10 @@ def run_samples(runner: Runner, samples: list[Sample], timeout: float) -> list[R
             if queue_id:
                 queued[index] = queue_id
     no_key_status, _ = runner.post(samples[0].body if samples else "{}", with_key=False)
-    runner.wait_until_settled(list(queued.values()), timeout=timeout)
+    say(f"waiting for the {len(queued)} queued messages to settle (sent or dead-lettered, retries included)...")
+    waited = time.monotonic()
+    settled = runner.wait_until_settled(list(queued.values()), timeout=timeout)
+    say(f"  settled in {time.monotonic() - waited:.1f} s" if settled else f"  NOT all settled after {timeout:.0f} s")
     dead = runner.dead_letters()
     rows = []
     for index, sample in enumerate(samples):

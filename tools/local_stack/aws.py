@@ -64,6 +64,22 @@ def local_client(service: str, endpoint_url: str, region: str = "us-east-1") -> 
     )
 
 
+def send_message(sqs: Any, queue_url: str, body: str, attributes: dict[str, str] | None = None) -> str:
+    """Send ``body`` as a producer would, ``attributes`` as String message attributes; return the SQS message id."""
+    message_attributes = {k: {"DataType": "String", "StringValue": v} for k, v in (attributes or {}).items()}
+    sent = sqs.send_message(QueueUrl=queue_url, MessageBody=body, MessageAttributes=message_attributes)
+    return str(sent["MessageId"])
+
+
+def queue_depth(sqs: Any, queue_url: str) -> int:
+    """Visible plus in-flight messages of a queue."""
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
 def provision(
     endpoint_url: str,
     *,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib
-import io
 import json
 import os
 import sys
@@ -36,7 +35,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from local_stack.template import TEMPLATE, load_template
+from local_stack.output import LineWriter
+from local_stack.template import (
+    TEMPLATE,
+    function_environment,
+    function_properties,
+    load_template,
+    resolve,
+    resource_properties,
+)
 
 FUNCTION: Final = "SenderFunction"
 ROOT: Final = TEMPLATE.parent
@@ -60,16 +67,16 @@ class UsageError(Exception):
 
 
 class FunctionSpec:
-    """The parts of the function's definition (with ``Globals``) that Lambda uses to run it."""
+    """The parts of the function's definition that Lambda uses to run it, as :mod:`local_stack.template` reads them
+    (``Globals`` merged, SAM's defaults for what neither sets, parameter defaults resolved)."""
 
-    def __init__(self, template: Mapping[str, Any], logical_id: str = FUNCTION) -> None:
-        self.template = template
+    def __init__(self, template: Mapping[str, Any] | None = None, logical_id: str = FUNCTION) -> None:
+        self.template = load_template() if template is None else template
         self.logical_id = logical_id
-        properties = dict(template.get("Resources", {}).get(logical_id, {}).get("Properties", {}))
-        self.properties = {**template.get("Globals", {}).get("Function", {}), **properties}
+        self.properties = function_properties(logical_id, self.template)
         self.handler = str(self.properties["Handler"])
-        self.timeout = float(self._value(self.properties.get("Timeout"), 3))
-        self.memory = int(self._value(self.properties.get("MemorySize"), 128))
+        self.timeout = float(resolve(self.properties["Timeout"], self.template))
+        self.memory = int(resolve(self.properties["MemorySize"], self.template))
         self.environment: dict[str, Any] = dict(self.properties.get("Environment", {}).get("Variables", {}))
 
     def code_paths(self) -> list[Path]:
@@ -78,7 +85,7 @@ class FunctionSpec:
         resources = self.template.get("Resources", {})
         for layer in self.properties.get("Layers", []):
             if isinstance(layer, dict) and "Ref" in layer and layer["Ref"] in resources:
-                content = resources[layer["Ref"]].get("Properties", {}).get("ContentUri")
+                content = resource_properties(layer["Ref"], self.template).get("ContentUri")
                 folder = ROOT / str(content) / "python" if content else None
                 if folder is not None and folder.is_dir():  # third-party layers are built; .venv has them here
                     paths.append(folder)
@@ -86,22 +93,7 @@ class FunctionSpec:
 
     def default_environment(self) -> dict[str, str]:
         """The template's values that need no deployment: literals, parameter defaults and mappings, as strings."""
-        resolved = {name: self._value(value, None) for name, value in self.environment.items()}
-        return {name: _stringify(value) for name, value in resolved.items() if value is not None}
-
-    def _value(self, value: Any, fallback: Any) -> Any:
-        if isinstance(value, str | int | float | bool):
-            return value
-        if not isinstance(value, dict) or len(value) != 1:
-            return fallback
-        if "Ref" in value:
-            parameter = self.template.get("Parameters", {}).get(value["Ref"], {})
-            return parameter.get("Default", fallback)
-        if "Fn::FindInMap" in value:
-            name, first, second = (self._value(v, None) for v in value["Fn::FindInMap"])
-            found = self.template.get("Mappings", {}).get(name, {}).get(first, {}).get(second)
-            return found if isinstance(found, str | int | float | bool) else fallback
-        return fallback
+        return {name: _stringify(value) for name, value in function_environment(self.logical_id, self.template).items()}
 
 
 def _stringify(value: Any) -> str:
@@ -169,47 +161,6 @@ def load_env_vars(path: Path, spec: FunctionSpec) -> dict[str, str]:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Running
-
-
-class LineWriter(io.TextIOBase):
-    """Stands in for sys.stdout and sys.stderr: whole lines to one stream, lines of different threads never mixed.
-
-    The function logs from its worker threads while Powertools prints metrics from the main thread, and ``print``
-    writes a line's text and its newline separately: without this, two JSON lines can end up spliced together.
-    """
-
-    def __init__(self, target: TextIO) -> None:
-        self.target = target
-        self.lock = threading.Lock()
-        self.pending = threading.local()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return self.target.encoding
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return self.target.isatty()
-
-    def fileno(self) -> int:
-        return self.target.fileno()
-
-    def write(self, text: str) -> int:
-        *lines, rest = (getattr(self.pending, "text", "") + text).split("\n")
-        self.pending.text = rest
-        if lines:
-            with self.lock:
-                self.target.write("\n".join(lines) + "\n")
-                self.target.flush()
-        return len(text)
-
-    def flush(self) -> None:
-        rest, self.pending.text = getattr(self.pending, "text", ""), ""
-        with self.lock:
-            self.target.write(rest)
-            self.target.flush()
 
 
 class Output:
@@ -380,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, output: Output) -> int:
     user_env = dict(os.environ)
     try:
-        spec = FunctionSpec(load_template())
+        spec = FunctionSpec()
         event = load_event(args.event)
         env_vars = load_env_vars(args.env_vars, spec) if args.env_vars else {}
         configure_environment(spec, env_vars)

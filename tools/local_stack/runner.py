@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from local_stack.aws import queue_depth, send_message
 from local_stack.emulators import ApiServer, Invoker, QueuePoller, json_body
 from local_stack.outcomes_log import OutcomeLog
 from local_stack.samples import describe_trail
@@ -80,12 +81,7 @@ class Runner:
     # --- pushing messages the way a user's service would
 
     def enqueue(self, body: str, attributes: dict[str, str] | None = None) -> str:
-        sqs = self.stack.res.client("sqs")
-        message_attributes = {k: {"DataType": "String", "StringValue": v} for k, v in (attributes or {}).items()}
-        sent = sqs.send_message(
-            QueueUrl=self.stack.res.send_queue_url, MessageBody=body, MessageAttributes=message_attributes
-        )
-        return str(sent["MessageId"])
+        return send_message(self.stack.res.client("sqs"), self.stack.res.send_queue_url, body, attributes)
 
     def post(self, body: str, headers: dict[str, str] | None = None, *, with_key: bool = True) -> tuple[int, Any]:
         """POST to the local API over real HTTP; return the status and the decoded body."""
@@ -119,11 +115,7 @@ class Runner:
         return False
 
     def queue_depth(self) -> int:
-        attrs = self.stack.res.client("sqs").get_queue_attributes(
-            QueueUrl=self.stack.res.send_queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        return queue_depth(self.stack.res.client("sqs"), self.stack.res.send_queue_url)
 
     def dead_letters(self) -> dict[str, dict[str, str]]:
         """The DLQ's messages by id (moto keeps a message's id when its redrive policy moves it), not consumed."""

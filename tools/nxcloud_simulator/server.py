@@ -1,7 +1,7 @@
 """A local stand-in for NXCloud's ``POST /saas/wa/send``, strict where NXCloud is, with faults on demand.
 
 Stdlib only (``http.server``), so tests, the local whole-stack runner and benchmarks can start it in-process in a few
-milliseconds. It answers like the page ``shared/nxcloud/saas-wa-send.txt`` describes: HTTP 200 with
+milliseconds. It answers like NXCloud's send page describes (docs/nxcloud.md): HTTP 200 with
 ``{"code": N, "message": "...", "data": ..., "traceId": "<32 hex>"}`` for every business answer, and
 ``data.message_id`` (27 URL-safe characters, like the page's example) when the message is accepted.
 
