@@ -190,6 +190,7 @@ def post_message(
     description="message_id is NXCloud's message_id (as the send answered it) or the message's idempotency key.",
     responses={
         200: _doc("The message's current status and timeline", MessageStatus),
+        400: _doc("The id is not one a message can have (1 to 128 characters)", ErrorResponse),
         403: RESPONSES[403],
         404: _doc("No message with this id or idempotency key (or delivery tracking is off)", ErrorResponse),
         429: RESPONSES[429],
