@@ -1,8 +1,8 @@
 """The NXCloud simulator, driven by hand-built HTTP requests.
 
-Requests are signed here by an independent re-computation of NXCloud's rule (``shared/nxcloud/signing.md``) with
-hashlib, not with ``nxcloud_wa.signing``: if both shared one mistake, the client's tests against the simulator would
-pass while NXCloud refused every request.
+Requests are signed here by an independent re-computation of NXCloud's signing convention with hashlib, not with
+``nxcloud_wa.signing``: if both shared one mistake, the client's tests against the simulator would pass while NXCloud
+refused every request.
 """
 
 from __future__ import annotations

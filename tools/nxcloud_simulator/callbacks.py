@@ -716,7 +716,7 @@ class WebhookPusher:
 
     def _push_locked(self, chain: _Chain, delay: float) -> None:
         heapq.heappush(self._heap, (time.monotonic() + delay, next(self._tick), chain))
-        self._cond.notify()
+        self._cond.notify_all()  # not notify(): it could wake a drain() waiter instead of a worker
 
     def _work(self) -> None:
         while True:
