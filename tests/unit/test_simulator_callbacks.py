@@ -529,6 +529,41 @@ def test_imperfections_replay_with_a_fixed_seed_and_never_change_the_truth(
     assert any(o == ["sent", "delivered", "read"] for o in orders)  # and some not touched at all
 
 
+def test_many_concurrent_sends_lose_nothing(hooked: Callable[..., NXCloudSimulator], receiver: Receiver) -> None:
+    sim = hooked(duplicate=0.2, reorder=0.3, batch=0.2)
+    sim.add_outcome(final="failed", probability=0.2)
+    sim.add_button(template="order_ready", buttons=BUTTONS, probability=0.5)
+    ids: list[str] = []
+
+    def worker() -> None:
+        for _ in range(25):
+            ids.append(accept(sim))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    drained(sim)
+
+    counts = sim.callback_counts
+    assert counts["messages"] == 100 == len(sim.truth)
+    assert counts["posted"] == counts["scheduled"] == counts["answered_2xx"] == len(sim.callbacks)
+    assert counts["requests"] == len(receiver.posts)
+    statuses: dict[str, set[str]] = {}
+    clicks: dict[str, int] = {}
+    for body in receiver.bodies():
+        for entry in body.get("statuses", []):
+            statuses.setdefault(entry["id"], set()).add(entry["status"])
+        for event in body.get("messages", []):
+            clicks[event["context"]["id"]] = clicks.get(event["context"]["id"], 0) + 1
+    for message_id in ids:
+        truth = sim.truth[message_id]
+        assert statuses[message_id] == set(truth.statuses)
+        assert clicks.get(message_id, 0) >= len(truth.buttons)
+        assert truth.acknowledged_final == truth.final
+
+
 def test_delays_space_the_posts(hooked: Callable[..., NXCloudSimulator]) -> None:
     sim = hooked(delay=(0.05, 0.05))
     started = time.monotonic()
