@@ -660,7 +660,7 @@ def test_stop_cuts_a_hanging_post_and_leaves_no_threads(
     sim.stop()
 
     assert time.monotonic() - started < 1.0
-    assert not [t for t in threading.enumerate() if t.name.startswith("nxcloud-sim-webhook")]
+    assert webhook_threads() == []
     assert sim.callback_counts["abandoned"] == 3 and sim.callback_counts["pending"] == 0
     assert sim.drain(0) is True
 
@@ -685,6 +685,22 @@ def test_reset_forgets_the_ledger_truth_rules_and_pending_callbacks(
     sim.configure_callbacks(delay=FAST)
     message_id = accept(sim)
     assert drained(sim).truth[message_id].statuses == ["sent", "delivered", "read"]
+
+
+def webhook_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("nxcloud-sim-webhook")]
+
+
+def test_no_worker_threads_until_a_message_has_callbacks(make_simulator: Any, receiver: Receiver) -> None:
+    sim = make_simulator(callback_config=CallbackConfig(delay=FAST))
+    send(sim)
+    assert webhook_threads() == []
+
+    sim.set_webhook_url(receiver.url)
+    send(sim)
+    assert len(webhook_threads()) == 8
+    drained(sim).stop()
+    assert webhook_threads() == []
 
 
 def test_a_stopped_simulator_can_start_again_and_post(hooked: Callable[..., NXCloudSimulator]) -> None:

@@ -545,14 +545,18 @@ class WebhookPusher:
     # lifecycle (the simulator's start and stop)
 
     def start(self) -> None:
+        """Accept messages from now on; the worker threads start with the first message that has callbacks, so a
+        simulator without a webhook (most tests, the benchmarks) runs no extra threads."""
         with self._cond:
-            if self._running:
-                return
             self._running = True
-            self._threads = [
-                threading.Thread(target=self._work, name=f"nxcloud-sim-webhook-{n}", daemon=True)
-                for n in range(self.workers)
-            ]
+
+    def _start_workers_locked(self) -> None:
+        if self._threads:
+            return
+        self._threads = [
+            threading.Thread(target=self._work, name=f"nxcloud-sim-webhook-{n}", daemon=True)
+            for n in range(self.workers)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -568,9 +572,10 @@ class WebhookPusher:
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        for thread in self._threads:
+        with self._cond:
+            threads, self._threads = self._threads, []
+        for thread in threads:
             thread.join(timeout=self._config.timeout + 1)
-        self._threads = []
 
     def reset(self) -> None:
         """Forget the ledger, the truth and the rules, and drop callbacks not yet posted (settings are kept)."""
@@ -633,6 +638,7 @@ class WebhookPusher:
             self._counts["scheduled"] += callbacks
             self._counts["pending"] += callbacks
             self._counts["duplicates"] += sum(len(unit.items) for unit in units if unit.duplicate)
+            self._start_workers_locked()
             return _Chain(truth, units, self._generation)
 
     def release(self, handle: object | None) -> None:
