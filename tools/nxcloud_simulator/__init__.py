@@ -3,10 +3,24 @@
 ``NXCloudSimulator`` checks requests the way NXCloud's pages say NXCloud does (headers, timestamp, signature over the
 exact body text, body fields), answers in NXCloud's response shape, records what it received and injects faults
 (latency, HTTP errors, dropped connections, answers lost after acceptance, NXCloud error codes, garbled answers).
+Given a webhook URL it also posts NXCloud's status and button-click callbacks after each accepted send, imperfectly
+on demand (delays, duplicates, reordering, batching, uncorrelated ids, retries), and keeps the truth to check a
+receiver against. docs/simulator.md describes it all.
 Run ``python -m nxcloud_simulator --help`` to serve it from a terminal.
 """
 
+from .callbacks import ButtonRule, CallbackConfig, CallbackRecord, MessageTruth, OutcomeRule
 from .faults import Fault, FaultKind
 from .server import NXCloudSimulator, RequestRecord
 
-__all__ = ["Fault", "FaultKind", "NXCloudSimulator", "RequestRecord"]
+__all__ = [
+    "ButtonRule",
+    "CallbackConfig",
+    "CallbackRecord",
+    "Fault",
+    "FaultKind",
+    "MessageTruth",
+    "NXCloudSimulator",
+    "OutcomeRule",
+    "RequestRecord",
+]

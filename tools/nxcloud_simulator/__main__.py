@@ -1,6 +1,7 @@
 """Serve the simulator from a terminal until Ctrl-C.
 
-    python -m nxcloud_simulator --port 8080 --access-key AK --access-secret SK
+    python -m nxcloud_simulator --port 8080 --access-key AK --access-secret SK \
+        --webhook-url http://127.0.0.1:3000/webhooks/nxcloud/TOKEN
 
 Then point the client (``NXCLOUD_BASE_URL``) at the printed URL, and inject faults with curl, for example::
 
@@ -10,7 +11,17 @@ Then point the client (``NXCLOUD_BASE_URL``) at the printed URL, and inject faul
     curl localhost:8080/__sim/faults          # the rules, with how often each was applied
     curl -X DELETE localhost:8080/__sim/faults
     curl localhost:8080/__sim/requests        # what the simulator received and answered
-    curl -X POST localhost:8080/__sim/reset   # forget records and rules
+    curl -X POST localhost:8080/__sim/reset   # forget records, rules, the callback ledger and the truth
+
+With ``--webhook-url`` (loopback only) every accepted send is followed by NXCloud's status callbacks (sent,
+delivered, read) posted to that URL. Steer them the same way::
+
+    curl -X POST localhost:8080/__sim/callbacks/config -d '{"delay": [0.1, 0.5], "duplicate": 0.2, "ids": "wamid"}'
+    curl -X POST localhost:8080/__sim/outcomes -d '{"to": "8613800138000", "final": "failed", "code": 131026}'
+    curl -X POST localhost:8080/__sim/buttons -d '{"template": "promo", "buttons": [{"payload": "y", "text": "Yes"}]}'
+    curl localhost:8080/__sim/callbacks       # every callback posted, with the receiver's answer, and counts
+    curl localhost:8080/__sim/truth           # per message: the true statuses and the final one
+    curl -X POST localhost:8080/__sim/drain -d '{"timeout": 30}'
 """
 
 from __future__ import annotations
@@ -30,16 +41,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one (default 8080)")
     parser.add_argument("--access-key", default="AK", help="the accepted accessKey (default AK)")
     parser.add_argument("--access-secret", default="SK", help="its accessSecret (default SK)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the RNG for probabilistic faults (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the RNGs of faults and callbacks (default 0)")
+    parser.add_argument(
+        "--webhook-url",
+        help="post NXCloud's status and button callbacks after each accepted send to this http://127.0.0.1 URL",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log one line per request to stderr")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    simulator = NXCloudSimulator(
-        {args.access_key: args.access_secret}, args.host, args.port, seed=args.seed, verbose=args.verbose
-    )
+    try:
+        simulator = NXCloudSimulator(
+            {args.access_key: args.access_secret},
+            args.host,
+            args.port,
+            seed=args.seed,
+            verbose=args.verbose,
+            webhook_url=args.webhook_url,
+        )
+    except ValueError as exc:
+        print(f"nxcloud_simulator: {exc}", file=sys.stderr)
+        return 2
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with simulator:

@@ -29,8 +29,16 @@ Checks, in this order; the first failure answers (messages come from ``nxcloud_w
 Anything else (component shapes) is the client's business: the simulator accepts it, as NXCloud decides it later.
 Requests with ``Transfer-Encoding`` (chunked) get HTTP 411 and bodies over ``max_body_bytes`` HTTP 413.
 
-A small control API on the same port lets a person inject faults with curl (see ``__main__``):
-``GET/POST/DELETE /__sim/faults``, ``DELETE /__sim/faults/<id>``, ``GET /__sim/requests``, ``POST /__sim/reset``.
+Given a webhook URL (loopback only), the simulator also plays NXCloud's webhook: after each accepted send it posts
+status callbacks (``sent``, ``delivered``, ``read`` by default; ``failed`` or ``deleted`` for messages told so) and
+button clicks, with delays, duplicates, reordering and batching on demand, and keeps the truth to compare a receiver
+against (see ``callbacks``).
+
+A small control API on the same port lets a person inject faults and steer callbacks with curl (see ``__main__``
+and docs/simulator.md): ``GET/POST/DELETE /__sim/faults``, ``DELETE /__sim/faults/<id>``, ``GET /__sim/requests``,
+``POST /__sim/reset``; ``GET/POST /__sim/callbacks/config``, ``GET/POST/DELETE /__sim/outcomes``,
+``DELETE /__sim/outcomes/<id>``, ``GET/POST/DELETE /__sim/buttons``, ``DELETE /__sim/buttons/<id>``,
+``GET /__sim/callbacks``, ``GET /__sim/truth``, ``POST /__sim/drain``.
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ from nxcloud_wa.error_codes import classify_code
 from nxcloud_wa.languages import TEMPLATE_LANGUAGES
 from nxcloud_wa.signing import sign
 
+from .callbacks import ButtonRule, CallbackConfig, CallbackRecord, MessageTruth, OutcomeRule, RuleBook, WebhookPusher
 from .faults import UNPROCESSED_KINDS, Fault, FaultBook, FaultKind
 
 SEND_PATH: Final = "/saas/wa/send"
@@ -257,6 +266,11 @@ class NXCloudSimulator:
     against. ``seed`` makes probabilistic faults reproducible. ``idle_timeout`` closes keep-alive connections nobody
     uses (a real server does too); it is long so a pooled client connection is not closed under a test.
     ``max_records`` bounds the request log (oldest dropped first; None keeps all) so soak runs keep flat memory.
+
+    Callbacks: ``webhook_url`` (or ``set_webhook_url``) turns them on; ``callback_config`` sets how they travel
+    (:class:`CallbackConfig`); ``callback_workers`` threads post them; ``max_callback_records`` bounds their ledger
+    (the counts and the per-message truth stay complete). ``seed`` also seeds the callbacks' RNG (a separate one,
+    so turning callbacks on does not change which requests the fault rules pick).
     """
 
     def __init__(
@@ -271,6 +285,10 @@ class NXCloudSimulator:
         max_body_bytes: int = 1 << 20,
         idle_timeout: float = 120.0,
         verbose: bool = False,
+        webhook_url: str | None = None,
+        callback_config: CallbackConfig | None = None,
+        callback_workers: int = 8,
+        max_callback_records: int | None = 100_000,
     ) -> None:
         self.accounts: dict[str, str] = dict(DEFAULT_ACCOUNTS if accounts is None else accounts)
         self.host, self.port = host, port
@@ -280,6 +298,12 @@ class NXCloudSimulator:
         self.verbose = verbose
         self.fault_book = FaultBook(seed)
         self._journal = _Journal(max_records)
+        config = callback_config or CallbackConfig()
+        if webhook_url is not None:
+            config = config.updated({"webhook_url": webhook_url})
+        self.webhook = WebhookPusher(
+            config, seed=seed, workers=callback_workers, max_records=max_callback_records, verbose=verbose
+        )
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -305,6 +329,7 @@ class NXCloudSimulator:
             target=server.serve_forever, kwargs={"poll_interval": 0.01}, name=f"nxcloud-sim:{self.port}", daemon=True
         )
         self._thread.start()
+        self.webhook.start()
         return self
 
     def stop(self) -> None:
@@ -318,6 +343,7 @@ class NXCloudSimulator:
         server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.webhook.stop()
 
     def __enter__(self) -> NXCloudSimulator:
         return self.start()
@@ -366,9 +392,59 @@ class NXCloudSimulator:
         )
 
     def reset(self) -> None:
-        """Forget every record and every fault rule: a clean slate between tests sharing one simulator."""
+        """Forget every record and every rule, and drop callbacks not yet posted: a clean slate between tests sharing
+        one simulator. Settings (accounts, the webhook URL and the callback settings) are kept."""
         self._journal.clear()
         self.fault_book.clear()
+        self.webhook.reset()
+
+    # callbacks (NXCloud's webhook; see ``callbacks``)
+
+    def set_webhook_url(self, url: str | None) -> None:
+        """Post callbacks for messages accepted from now on to ``url`` (loopback only), or stop with None."""
+        self.webhook.configure(webhook_url=url)
+
+    def configure_callbacks(self, **settings: Any) -> CallbackConfig:
+        """Change how callbacks travel (fields of :class:`CallbackConfig`); returns the new settings."""
+        return self.webhook.configure(**settings)
+
+    @property
+    def callback_config(self) -> CallbackConfig:
+        return self.webhook.config
+
+    def add_outcome(self, rule: OutcomeRule | None = None, /, **fields: Any) -> OutcomeRule:
+        """Make matching messages end elsewhere than ``read`` (``add_outcome(to="86...", final="failed")``)."""
+        return self.webhook.outcome_rules.add(rule if rule is not None else OutcomeRule(**fields))
+
+    def add_button(self, rule: ButtonRule | None = None, /, **fields: Any) -> ButtonRule:
+        """Give a template buttons that recipients click after reading (``add_button(template=..., buttons=[...])``)."""
+        return self.webhook.button_rules.add(rule if rule is not None else ButtonRule(**fields))
+
+    @property
+    def outcomes(self) -> list[OutcomeRule]:
+        return self.webhook.outcome_rules.rules()
+
+    @property
+    def buttons(self) -> list[ButtonRule]:
+        return self.webhook.button_rules.rules()
+
+    @property
+    def callbacks(self) -> list[CallbackRecord]:
+        """Every callback posted, with the receiver's answer, in the order the POSTs finished."""
+        return self.webhook.records
+
+    @property
+    def callback_counts(self) -> dict[str, int]:
+        return self.webhook.counts()
+
+    @property
+    def truth(self) -> dict[str, MessageTruth]:
+        """What really happened to each message given callbacks, by the send's ``message_id``."""
+        return self.webhook.truth()
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every scheduled callback has been posted; False when ``timeout`` seconds ran out first."""
+        return self.webhook.drain(timeout)
 
     # request handling (called from handler threads)
 
@@ -390,14 +466,22 @@ class NXCloudSimulator:
         kind = fault.kind if fault is not None else None
         status = None if kind is FaultKind.READ_TIMEOUT_AFTER_ACCEPT else 200
         self._record(exchange, body, status, code, kind, latency, message_id, trace_id)
+        # Callbacks are planned (pending, in the truth) before the answer, so drain() right after the send returns
+        # sees them, and released after it, as NXCloud's callbacks follow its answer.
+        callbacks = self.webhook.accept(message_id, body, self.clock()) if message_id and body else None
         self.pause(latency)
-        if fault is None:
-            exchange.reply(200, answer_document(code, trace_id, message_id))
-        elif fault.kind is FaultKind.GARBAGE:
-            exchange.reply(200, fault.body.encode("utf-8"), "text/html; charset=utf-8")
-        else:  # read_timeout_after_accept: the answer never comes
+        if fault is not None and fault.kind is FaultKind.READ_TIMEOUT_AFTER_ACCEPT:
+            self.webhook.release(callbacks)  # the answer never comes, but the message goes out
             self.pause(fault.hang)
             exchange.close()
+            return
+        try:
+            if fault is None:
+                exchange.reply(200, answer_document(code, trace_id, message_id))
+            else:  # garbage
+                exchange.reply(200, fault.body.encode("utf-8"), "text/html; charset=utf-8")
+        finally:  # even when the client went away: the message was accepted
+            self.webhook.release(callbacks)
 
     def _answer_unprocessed(
         self, exchange: _Exchange, fault: Fault, body: dict[str, Any] | None, latency: float
@@ -451,12 +535,34 @@ class NXCloudSimulator:
         route = path[len(CONTROL_PREFIX) :].rstrip("/")
         if method == "DELETE" and route.startswith("faults/"):
             return self._remove_fault(route.removeprefix("faults/"))
+        if method == "DELETE" and route.partition("/")[0] in {"outcomes", "buttons"} and "/" in route:
+            name, _, rule_id = route.partition("/")
+            book = self.webhook.outcome_rules if name == "outcomes" else self.webhook.button_rules
+            return _remove_rule(book, rule_id)
+        webhook = self.webhook
         action = {
             ("GET", "faults"): lambda: (200, {"faults": [rule.as_dict() for rule in self.faults]}),
             ("POST", "faults"): lambda: self._add_fault_from(payload),
             ("DELETE", "faults"): lambda: (200, {"cleared": self.clear_faults()}),
             ("GET", "requests"): lambda: (200, {"requests": [record.as_dict() for record in self.requests]}),
             ("POST", "reset"): self._reset_from_control,
+            ("GET", "callbacks/config"): lambda: (200, {"config": webhook.config.as_dict()}),
+            ("POST", "callbacks/config"): lambda: self._configure_from(payload),
+            ("GET", "outcomes"): lambda: (200, {"outcomes": [rule.as_dict() for rule in self.outcomes]}),
+            ("POST", "outcomes"): lambda: _add_rule(webhook.outcome_rules, OutcomeRule, "outcome", payload),
+            ("DELETE", "outcomes"): lambda: (200, {"cleared": webhook.outcome_rules.clear()}),
+            ("GET", "buttons"): lambda: (200, {"buttons": [rule.as_dict() for rule in self.buttons]}),
+            ("POST", "buttons"): lambda: _add_rule(webhook.button_rules, ButtonRule, "button", payload),
+            ("DELETE", "buttons"): lambda: (200, {"cleared": webhook.button_rules.clear()}),
+            ("GET", "callbacks"): lambda: (
+                200,
+                {"counts": webhook.counts(), "callbacks": [record.as_dict() for record in webhook.records]},
+            ),
+            ("GET", "truth"): lambda: (
+                200,
+                {"messages": {key: truth.as_dict() for key, truth in webhook.truth().items()}},
+            ),
+            ("POST", "drain"): lambda: self._drain_from(payload),
         }.get((method, route))
         return action() if action else (404, {"error": f"no control route {method} {path}"})
 
@@ -466,6 +572,22 @@ class NXCloudSimulator:
         except ValueError as exc:
             return 400, {"error": str(exc)}
 
+    def _configure_from(self, payload: Any) -> tuple[int, Any]:
+        if not isinstance(payload, dict):
+            return 400, {"error": "callback settings must be a JSON object"}
+        try:
+            return 200, {"config": self.webhook.configure(**payload).as_dict()}
+        except ValueError as exc:
+            return 400, {"error": str(exc)}
+
+    def _drain_from(self, payload: Any) -> tuple[int, Any]:
+        """``{"timeout": seconds}`` (default 10, at most 600): blocks this request until drained or timed out."""
+        timeout = payload.get("timeout", 10.0) if isinstance(payload, dict) else 10.0
+        if not (isinstance(timeout, int | float) and not isinstance(timeout, bool) and 0 <= timeout <= 600):
+            return 400, {"error": "timeout must be a number of seconds within [0, 600]"}
+        drained = self.webhook.drain(timeout)
+        return 200, {"drained": drained, "counts": self.webhook.counts()}
+
     def _reset_from_control(self) -> tuple[int, Any]:
         self.reset()
         return 200, {"reset": True}
@@ -474,6 +596,19 @@ class NXCloudSimulator:
         if fault_id.isdigit() and self.fault_book.remove(int(fault_id)):
             return 200, {"removed": int(fault_id)}
         return 404, {"error": f"no fault {fault_id}"}
+
+
+def _add_rule(book: RuleBook[Any], kind: type[OutcomeRule | ButtonRule], name: str, payload: Any) -> tuple[int, Any]:
+    try:
+        return 201, {name: book.add(kind.from_dict(payload)).as_dict()}
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
+
+
+def _remove_rule(book: RuleBook[Any], rule_id: str) -> tuple[int, Any]:
+    if rule_id.isdigit() and book.remove(int(rule_id)):
+        return 200, {"removed": int(rule_id)}
+    return 404, {"error": f"no rule {rule_id}"}
 
 
 def _phrase(status: int) -> str:
