@@ -19,19 +19,24 @@ $(STAMP): requirements/dev.txt layers/deps/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	# Lambda's view of the code: the function folder and the first-party layer on sys.path, plus the dev tools.
-	printf '%s\n' "$(CURDIR)/layers/core/python" "$(CURDIR)/functions/sender" "$(CURDIR)/functions/webhook" \
-		"$(CURDIR)/functions/publisher" "$(CURDIR)/tools" \
+	touch $@
+
+# Lambda's view of the code: each function's folder and the first-party layer on sys.path, plus the dev tools (as
+# pytest's pythonpath in pyproject.toml). Rewritten whenever this list changes, without reinstalling anything.
+CODE_PATHS := layers/core/python functions/sender functions/webhook functions/publisher tools
+PATHS := $(VENV)/.paths
+$(PATHS): $(STAMP) Makefile
+	printf '%s\n' $(addprefix $(CURDIR)/,$(CODE_PATHS)) \
 		> "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/nxcloud_wa_paths.pth"
 	touch $@
 
-venv: $(STAMP) ## Create .venv with the pinned dependencies
+venv: $(PATHS) ## Create .venv with the pinned dependencies
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(PATHS) ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP) ## mypy --strict on what ships to Lambda (functions/, layers/)
+typecheck: $(PATHS) ## mypy --strict on what ships to Lambda (functions/, layers/)
 	$(BIN)/mypy
 
 # Extra pytest arguments for `make check` and `make test`, e.g. PYTEST_ARGS="-x -k signing".
@@ -85,17 +90,17 @@ template-check: validate build ## What CI checks of the SAM stack: validate, the
 deploy: build ## sam deploy --guided (needs AWS credentials; asks for the parameters, saves them in samconfig.toml)
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam deploy --guided
 
-docs: $(STAMP) ## Regenerate the documentation tables the code holds (docs/errors.md); a test fails when stale
+docs: $(PATHS) ## Regenerate the documentation tables the code holds (docs/errors.md); a test fails when stale
 	$(BIN)/python -m docgen
 
-openapi: $(STAMP) ## Regenerate openapi.json from the API's code (a test fails when it is stale)
+openapi: $(PATHS) ## Regenerate openapi.json from the API's code (a test fails when it is stale)
 	$(BIN)/python -c 'import json, api; print(json.dumps(json.loads(api.openapi_document()), indent=2, ensure_ascii=False))' > openapi.json
 
 # `sam local invoke -e` without Docker (tools/local_stack/invoke.py): the handler in-process with Lambda's sys.path, a
 # context with the template's timeout, your environment overrides; result JSON on stdout, logs on stderr. With no
 # NXCLOUD_SECRET_ID/DLQ_URL/SEND_QUEUE_URL/IDEMPOTENCY_TABLE set it starts an ephemeral local stack. See events/README.md.
 .PHONY: invoke
-invoke: $(STAMP) ## Invoke the handler on one event: make invoke EVENT=events/api-send-sync.json [ARGS="--times 2"]
+invoke: $(PATHS) ## Invoke the handler on one event: make invoke EVENT=events/api-send-sync.json [ARGS="--times 2"]
 	@test -n "$(EVENT)" || { echo 'usage: make invoke EVENT=events/<file>.json [ARGS="--times 2 --env-vars FILE"]' >&2; exit 2; }
 	@PYTHONPATH="$(CURDIR)/tools$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/python -m local_stack.invoke $(ARGS) "$(EVENT)"
 
@@ -104,11 +109,11 @@ invoke: $(STAMP) ## Invoke the handler on one event: make invoke EVENT=events/ap
 # outcomes and a verdict; the function's logs go to .local-stack/run-<time>.log (ARGS=--verbose shows them instead).
 # ARGS=--serve keeps it running for curl, the AWS CLI and `nxwa --local`.
 .PHONY: run
-run: $(STAMP) ## Run the whole stack locally and push the sample messages through it [ARGS=--serve]
+run: $(PATHS) ## Run the whole stack locally and push the sample messages through it [ARGS=--serve]
 	$(BIN)/python -m local_stack $(ARGS)
 
 .PHONY: bench
-bench: $(STAMP) ## Cold start, handler overhead, batch latency and memory, side by side (printed, not asserted)
+bench: $(PATHS) ## Cold start, handler overhead, batch latency and memory, side by side (printed, not asserted)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -140,7 +145,7 @@ checkov: $(SEC_STAMP) ## checkov over template.yaml (offline, .checkov.yaml): fa
 	$(SEC_BIN)/checkov --config-file .checkov.yaml
 	@echo "checkov: PASSED"
 
-pip-audit: $(SEC_STAMP) $(STAMP) ## pip-audit of the layer's pins and of .venv (dev.txt as installed) [SECURITY_ALLOW_NO_AUDIT=1]
+pip-audit: $(SEC_STAMP) $(PATHS) ## pip-audit of the layer's pins and of .venv (dev.txt as installed) [SECURITY_ALLOW_NO_AUDIT=1]
 	@if ! $(SEC_BIN)/python $(CHECKS)/pypi_advisory_probe.py layers/deps/requirements.txt; then \
 		if [ -n "$(SECURITY_ALLOW_NO_AUDIT)" ]; then \
 			echo "pip-audit: NOT RUN: its data source does not answer from here (SECURITY_ALLOW_NO_AUDIT is set)"; exit 0; \
@@ -161,7 +166,7 @@ pip-audit: $(SEC_STAMP) $(STAMP) ## pip-audit of the layer's pins and of .venv (
 	exit $$status
 
 # Both scans whatever the first one says, then one line for each: PASSED, FAILED or NOT RUN, and how long it took.
-security: $(SEC_STAMP) $(STAMP) ## checkov, then pip-audit when its data source answers; says which ran and how it went
+security: $(SEC_STAMP) $(PATHS) ## checkov, then pip-audit when its data source answers; says which ran and how it went
 	@set -o pipefail; status=0; log=$(SEC_VENV)/security.log; : > $$log; \
 	start=$$SECONDS; $(MAKE) --no-print-directory checkov 2>&1 | tee -a $$log || status=1; iac=$$((SECONDS - start)); \
 	start=$$SECONDS; $(MAKE) --no-print-directory pip-audit 2>&1 | tee -a $$log || status=1; deps=$$((SECONDS - start)); \
@@ -174,7 +179,7 @@ security: $(SEC_STAMP) $(STAMP) ## checkov, then pip-audit when its data source 
 # the local API (tests/fuzz; `make test` runs them too, with the derandomized `ci` profile). HYPOTHESIS_PROFILE=long
 # runs 20 times the examples, random, and keeps failing examples in .hypothesis/ to replay them first next time.
 .PHONY: fuzz
-fuzz: $(STAMP) ## Fuzz the model, the SQS trigger and the API [HYPOTHESIS_PROFILE=long] [FUZZ_ARGS="-x -s"]
+fuzz: $(PATHS) ## Fuzz the model, the SQS trigger and the API [HYPOTHESIS_PROFILE=long] [FUZZ_ARGS="-x -s"]
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest tests/fuzz --hypothesis-show-statistics \
 		--durations=10 $(FUZZ_ARGS)
 
@@ -187,8 +192,8 @@ SEED ?= 1
 MIX ?= default
 POLICY ?= both
 .PHONY: soak soak-ci
-soak: $(STAMP) ## Fault-injection soak and its ledger: make soak N=10000 SEED=1 MIX=default POLICY=both [SOAK_ARGS=]
+soak: $(PATHS) ## Fault-injection soak and its ledger: make soak N=10000 SEED=1 MIX=default POLICY=both [SOAK_ARGS=]
 	$(BIN)/python -m soak --messages $(N) --seed $(SEED) --mix $(MIX) --policy $(POLICY) $(SOAK_ARGS)
 
-soak-ci: $(STAMP) ## The short soak CI runs: 250 messages per policy, fixed seed, heavy mix, both policies
+soak-ci: $(PATHS) ## The short soak CI runs: 250 messages per policy, fixed seed, heavy mix, both policies
 	$(BIN)/python -m pytest tests/integration/test_soak.py -q -p no:logging

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 from local_stack.output import LineWriter
 from local_stack.runner import Row, Runner, print_table
 from local_stack.samples import Sample, load_samples
+from local_stack.stack import LOCAL_SECRET
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if log_path is not None:
             sys.stderr = function_stream
         try:
-            progress("starting moto (AWS), the NXCloud simulator, the SQS poller and the REST API on 127.0.0.1...")
+            progress("starting moto (AWS), the NXCloud simulator, the pollers, the API and the webhook on 127.0.0.1...")
             with Runner(api_port=args.port) as runner:
                 assert runner.api is not None
                 progress(
@@ -124,43 +125,65 @@ def run_samples(
     say = progress or (lambda _: None)
     queued: dict[int, str] = {}
     answers: dict[int, str] = {}
+    sent_now: dict[int, str] = {}
     on_queue = sum(1 for sample in samples if sample.path == "sqs")
     say(f"pushing {len(samples)} samples: {on_queue} to the send queue, {len(samples) - on_queue} to the API...")
     for index, sample in enumerate(samples):
         if sample.path == "sqs":
             queued[index] = runner.enqueue(sample.body, sample.attributes)
         else:
-            answers[index], queue_id = _call_api(runner, sample)
+            answers[index], queue_id, message_id = _call_api(runner, sample)
             if queue_id:
                 queued[index] = queue_id
+            if message_id:
+                sent_now[index] = message_id
     no_key_status, _ = runner.post(samples[0].body if samples else "{}", with_key=False)
     say(f"waiting for the {len(queued)} queued messages to settle (sent or dead-lettered, retries included)...")
     waited = time.monotonic()
     settled = runner.wait_until_settled(list(queued.values()), timeout=timeout)
     say(f"  settled in {time.monotonic() - waited:.1f} s" if settled else f"  NOT all settled after {timeout:.0f} s")
+    say("waiting for NXCloud's callbacks (the simulator's) to be stored and published...")
+    waited = time.monotonic()
+    called_back = runner.wait_for_callbacks(timeout=timeout)
+    say(f"  done in {time.monotonic() - waited:.1f} s" if called_back else f"  NOT all posted after {timeout:.0f} s")
     dead = runner.dead_letters()
+    events = runner.status_events()
     rows = []
     for index, sample in enumerate(samples):
-        outcome, detail = "", ""
+        outcome, detail = "", sent_now.get(index, "")
         if index in queued:
             final, detail = runner.final_outcome(queued[index], dead)
             outcome = final
         if index in answers:
             outcome = f"{answers[index]}, then {outcome}" if outcome else answers[index]
-        rows.append(Row(sample.name, sample.path, outcome, detail, sample.expected))
+        delivery = runner.delivery(detail) if detail else ""
+        shown_events = " ".join(events.get(detail, [])) if detail else ""
+        rows.append(
+            Row(
+                sample.name,
+                sample.path,
+                outcome,
+                detail,
+                sample.expected,
+                delivery,
+                sample.expected_delivery,
+                shown_events,
+            )
+        )
     rows.append(Row("(any request without x-api-key)", "api", f"http {no_key_status}", "Forbidden", "http 403"))
     return rows
 
 
-def _call_api(runner: Runner, sample: Sample) -> tuple[str, str | None]:
+def _call_api(runner: Runner, sample: Sample) -> tuple[str, str | None, str | None]:
+    """The answer as a table cell, and the queue message id (202) or NXCloud's message_id (200) it carries."""
     answers = [runner.post(sample.body, sample.headers) for _ in range(sample.repeat)]
     status, body = answers[0]
     text = f"http {status}"
     if sample.repeat > 1:
         same = all(a == answers[0] for a in answers)
         text += f" x{sample.repeat}, same answer" if same else f" x{sample.repeat}, DIFFERENT answers"
-    queue_id = body.get("queue_message_id") if isinstance(body, dict) else None
-    return text, queue_id
+    answer = body if isinstance(body, dict) else {}
+    return text, answer.get("queue_message_id"), answer.get("message_id")
 
 
 def serve(runner: Runner, out: TextIO) -> None:
@@ -176,6 +199,9 @@ def serve(runner: Runner, out: TextIO) -> None:
         "api_key": runner.api.api_key,
         "queue_url": res.send_queue_url,
         "dlq_url": res.dlq_url,
+        "kept_callbacks_queue_url": res.kept_callbacks_queue_url,
+        "webhook_url": runner.api.webhook_url,
+        "webhook_token": str(LOCAL_SECRET["webhook_token"]),
         "nxcloud_simulator_url": runner.stack.simulator.url,
     }
     LOCAL_STATE.write_text(json.dumps(state, indent=2), encoding="utf-8")

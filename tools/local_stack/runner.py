@@ -1,24 +1,28 @@
 """``make run``: the whole stack on 127.0.0.1, the sample messages pushed through both paths, a table of outcomes.
 
-Start order: moto's server and the simulator (:class:`LocalStack`), the SQS poller and the REST API
-(:mod:`local_stack.emulators`), all invoking the real handler in-process. Then every sample of ``events/`` is sent
-the way a user's service would send it: SQS samples with ``SendMessage`` to the send queue, API samples as HTTP
-requests with the API key. The run waits until every message is settled (sent, or on the dead-letter queue),
-prints one row per message and exits 0 only when each outcome is the one ``events/expected.json`` documents.
+Start order: moto's server and the simulator (:class:`LocalStack`), the SQS poller, the stream poller and the API
+(:mod:`local_stack.emulators`), all invoking the real handlers in-process, and the simulator pointed at the local
+webhook, so it posts NXCloud's callbacks after each accepted send. Then every sample of ``events/`` is sent the way a
+user's service would send it: SQS samples with ``SendMessage`` to the send queue, API samples as HTTP requests with
+the API key. The run waits until every message is settled (sent, or on the dead-letter queue) and every callback
+is stored and published, prints one row per message (its outcome, where its delivery ended, the status events seen)
+and exits 0 only when each is what ``events/expected.json`` documents.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from local_stack.aws import queue_depth, send_message
-from local_stack.emulators import ApiServer, Invoker, QueuePoller, json_body
+from local_stack.emulators import ApiServer, Invoker, QueuePoller, StreamPoller, json_body
 from local_stack.outcomes_log import OutcomeLog
 from local_stack.samples import describe_trail
-from local_stack.stack import LocalStack
+from local_stack.stack import LOCAL_SECRET, LocalStack
+from local_stack.streams import StreamReader
 from local_stack.template import function_setting
 
 
@@ -31,10 +35,13 @@ class Row:
     outcome: str
     detail: str
     expected: str
+    delivery: str = ""
+    expected_delivery: str = ""
+    events: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.outcome == self.expected
+        return self.outcome == self.expected and self.delivery == self.expected_delivery
 
 
 class Runner:
@@ -46,6 +53,7 @@ class Runner:
         self.retry_delay = retry_delay
         self.log = OutcomeLog()
         self.poller: QueuePoller | None = None
+        self.streams: StreamPoller | None = None
         self.api: ApiServer | None = None
 
     def start(self) -> Runner:
@@ -61,10 +69,20 @@ class Runner:
             batch_size=self.stack.queue.batch_size,
             retry_delay=self.retry_delay,
         ).start()
-        self.api = ApiServer(invoker, port=self.api_port).start()
+        self.api = ApiServer(invoker, port=self.api_port, webhook=_invoker("WebhookFunction")).start()
+        self.streams = StreamPoller(StreamReader(self.stack.res), _invoker("PublisherFunction")).start()
+        self.stack.simulator.set_webhook_url(self.webhook_url)
         return self
 
+    @property
+    def webhook_url(self) -> str:
+        """Where NXCloud (the simulator) posts its callbacks: the webhook's URL and the secret's token."""
+        assert self.api is not None
+        return self.api.webhook_url + str(LOCAL_SECRET["webhook_token"])
+
     def stop(self) -> None:
+        if self.streams is not None:
+            self.streams.stop()
         if self.poller is not None:
             self.poller.stop()
         if self.api is not None:
@@ -100,6 +118,60 @@ class Runner:
                 return response.status, json_body(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json_body(error.read())
+
+    def get(self, message_id: str) -> tuple[int, Any]:
+        """GET /v1/messages/{id} over HTTP, with the key."""
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        assert self.api is not None
+        url = f"{self.api.url}/messages/{urllib.parse.quote(message_id, safe='')}"
+        request = urllib.request.Request(url, headers={"x-api-key": self.api.api_key})  # noqa: S310 - 127.0.0.1
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                return response.status, json_body(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json_body(error.read())
+
+    # --- the lifecycle
+
+    def wait_for_callbacks(self, timeout: float = 60.0) -> bool:
+        """Wait until the simulator has posted every callback and the publisher has read the stream to its end."""
+        deadline = time.monotonic() + timeout
+        drained = self.stack.simulator.drain(timeout)
+        assert self.streams is not None
+        while time.monotonic() < deadline:
+            if self.streams.poll_once() == 0:
+                return drained
+        return False
+
+    def delivery(self, message_id: str) -> str:
+        """Where a sent message's delivery ended, as the query API says: ``read``, ``failed 131026``, ``, 1 click``."""
+        status, body = self.get(message_id)
+        if status != 200 or not isinstance(body, dict):
+            return f"http {status}"
+        text = str(body["status"])
+        if body.get("errors"):
+            text += " " + " ".join(str(e["code"]) for e in body["errors"])
+        if body.get("buttons"):
+            text += f", {len(body['buttons'])} click" + ("s" if len(body["buttons"]) > 1 else "")
+        return text
+
+    def status_events(self) -> dict[str, list[str]]:
+        """The status events put on the bus, by message id (read from the capture queue once: consumed)."""
+        from publisher import STATUS_CHANGED  # here: the function binds stdout when imported (see __main__)
+
+        sqs, url = self.stack.res.client("sqs"), self.stack.res.events_queue_url
+        found: dict[str, list[str]] = {}
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                event = json.loads(message["Body"])
+                if event.get("detail-type") == STATUS_CHANGED:
+                    detail = event["detail"]
+                    found.setdefault(str(detail["message_id"]), []).append(str(detail["status"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return found
 
     # --- settling
 
@@ -137,9 +209,30 @@ class Runner:
         return "pending", ""
 
 
+def _invoker(function: str) -> Invoker:
+    """An invoker of one of the template's functions, with its timeout."""
+    import publisher
+    import webhook
+
+    handlers = {"WebhookFunction": webhook.lambda_handler, "PublisherFunction": publisher.lambda_handler}
+    return Invoker(handlers[function], timeout=float(function_setting(function, "Timeout")))
+
+
 def print_table(rows: list[Row], out: TextIO = sys.stdout) -> None:
-    header = ("sample", "path", "outcome", "NXCloud message_id", "expected", "")
-    body = [(r.sample, r.path, r.outcome, r.detail, r.expected, "ok" if r.ok else "MISMATCH") for r in rows]
+    header = ("sample", "path", "outcome", "NXCloud message_id", "delivery", "status events", "expected", "")
+    body = [
+        (
+            r.sample,
+            r.path,
+            r.outcome,
+            r.detail,
+            r.delivery,
+            r.events,
+            r.expected + (f" / {r.expected_delivery}" if r.expected_delivery else ""),
+            "ok" if r.ok else "MISMATCH",
+        )
+        for r in rows
+    ]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *body, strict=True)]
     for line in (header, *body):
         print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip(), file=out)

@@ -28,6 +28,8 @@ class Sample:
     attributes: dict[str, str]
     expected: str
     repeat: int = 1
+    expected_delivery: str = ""
+    """Where NXCloud's callbacks leave it once sent (``read``, ``failed 131026``, ...); empty when never sent."""
 
 
 def load_samples(folder: Path = EVENTS) -> list[Sample]:
@@ -60,6 +62,7 @@ def _sqs_samples(file_name: str, event: dict[str, Any], spec: dict[str, Any]) ->
                 headers={},
                 attributes=attributes,
                 expected=expected_queue_outcome(documented["final"]),
+                expected_delivery=documented["final"].get("delivery", ""),
             )
         )
     return samples
@@ -92,6 +95,7 @@ def _api_sample(file_name: str, event: dict[str, Any], spec: dict[str, Any]) -> 
         attributes={},
         expected=expected_api_outcome(spec, repeat),
         repeat=repeat,
+        expected_delivery=spec.get("delivery", ""),
     )
 
 

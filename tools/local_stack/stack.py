@@ -23,6 +23,7 @@ LOCAL_SECRET: Final = {
     "tenant_id": 1,
     "appkey": "localapp",
     "business_phone": "8618512348399",
+    "webhook_token": "local-webhook-token-0123456789abcdef",
 }
 """The secret the local stack stores and the simulator accepts (never a real credential)."""
 
@@ -34,6 +35,16 @@ DEMO_FAULTS: Final = (
 """How the simulator treats the sample messages' special template names (see events/README.md):
 ``demo_missing_template`` is rejected permanently (22093), ``demo_flaky`` fails once then succeeds,
 ``demo_outage`` fails every time until the queue's redrive policy dead-letters it."""
+
+DEMO_OUTCOMES: Final = (
+    {"to": "8613612345759", "final": "failed", "code": 131026, "title": "Message undeliverable", "after_sent": True},
+)
+"""What the simulator's callbacks report for the samples' special recipients (see events/README.md): messages to
+8613612345759 are sent, then fail with WhatsApp's 131026. Every other accepted message is sent, delivered, read."""
+DEMO_BUTTONS: Final = (
+    {"to": "8613800138000", "template": "order_update", "buttons": [{"payload": "confirm", "text": "Confirm"}]},
+)
+"""A recipient who clicks a quick-reply button once the message is read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,10 @@ class LocalStack:
         if self.demo_faults:
             for fault in DEMO_FAULTS:
                 self.simulator.add_fault(**fault)
+            for outcome in DEMO_OUTCOMES:
+                self.simulator.add_outcome(**outcome)
+            for button in DEMO_BUTTONS:
+                self.simulator.add_button(**button)
         return self
 
     def stop(self) -> None:
