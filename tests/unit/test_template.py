@@ -179,11 +179,26 @@ EXPECTED_ENVIRONMENT = {
     "POWERTOOLS_METRICS_NAMESPACE": {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
     "POWERTOOLS_LOG_LEVEL": ref("LogLevel"),
     "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    "AWS_ENDPOINT_URL": when("HasLocalAwsEndpoint", ref("LocalAwsEndpointUrl")),
 }
 
 
 def test_environment_variables(function: dict[str, Any]) -> None:
     assert function["Environment"]["Variables"] == EXPECTED_ENVIRONMENT
+
+
+def test_a_deployed_function_gets_no_aws_endpoint_override(template: dict[str, Any]) -> None:
+    """AWS_ENDPOINT_URL is declared only so that `sam local --env-vars` may set it (docs/sam-local.md): with the
+    parameter's default the condition is false and CloudFormation leaves the variable out (AWS::NoValue)."""
+    endpoint = parameter(template, "LocalAwsEndpointUrl")
+    condition = template["Conditions"]["HasLocalAwsEndpoint"]
+
+    assert endpoint["Default"] == ""
+    assert condition == {"Fn::Not": [{"Fn::Equals": [ref("LocalAwsEndpointUrl"), ""]}]}
+    pattern = endpoint["AllowedPattern"]
+    assert re.fullmatch(pattern, "") and re.fullmatch(pattern, "http://127.0.0.1:5000")
+    for elsewhere in ("https://sqs.us-east-1.amazonaws.com", "http://169.254.169.254", "http://127.0.0.1.evil:1"):
+        assert not re.fullmatch(pattern, elsewhere), elsewhere
 
 
 def test_powertools_names(template: dict[str, Any]) -> None:
