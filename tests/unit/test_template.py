@@ -7,7 +7,9 @@ what the design needs: runtime and layers, queue timings, encryption, the API ke
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -114,17 +116,43 @@ def test_dependencies_layer_is_built_for_lambda_without_docker(resources: dict[s
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
 
-    makefile = (ROOT / "layers" / "deps" / "Makefile").read_text(encoding="utf-8")
-    assert re.search(r"^build-DependenciesLayer:", makefile, re.MULTILINE)
+    pip = layer_build_commands()
     for flag in (
         "--platform manylinux2014_aarch64",
         "--implementation cp",
         "--python-version 3.13",
         "--only-binary=:all:",
         "--no-compile",
-        '--target "$(ARTIFACTS_DIR)/python"',
+        '--target "/artifacts/python"',
     ):
-        assert flag in makefile, flag
+        assert flag in pip, flag
+
+
+def layer_build_commands(**environment: str) -> str:
+    """What `sam build` runs for the dependencies layer (make -n: printed, not run), with extra environment."""
+    done = subprocess.run(
+        [
+            "make",
+            "-n",
+            "-s",
+            "-C",
+            str(ROOT / "layers" / "deps"),
+            "build-DependenciesLayer",
+            "ARTIFACTS_DIR=/artifacts",
+        ],
+        capture_output=True,
+        text=True,
+        env={**{k: v for k, v in os.environ.items() if k != "LAMBDA_ARCHITECTURE"}, **environment},
+        check=True,
+    )
+    return done.stdout
+
+
+def test_only_an_explicit_x86_64_build_of_the_layer_fetches_x86_64_wheels() -> None:
+    """make sam-local's x86_64 run builds a copy of the stack with LAMBDA_ARCHITECTURE=x86_64; nothing else does."""
+    assert "--platform manylinux2014_x86_64" in layer_build_commands(LAMBDA_ARCHITECTURE="x86_64")
+    assert "aarch64" not in layer_build_commands(LAMBDA_ARCHITECTURE="x86_64")
+    assert "--platform manylinux2014_aarch64" in layer_build_commands(LAMBDA_ARCHITECTURE="arm64")
 
 
 def test_core_layer_packages_the_first_party_code(resources: dict[str, Any]) -> None:
