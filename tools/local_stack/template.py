@@ -1,7 +1,8 @@
 """Read ``template.yaml`` so the local stack uses the deployed stack's settings, not a second copy of them.
 
-CloudFormation's short tags (``!Ref``, ``!GetAtt``, ``!Sub`` ...) are read as their long forms (``{"Ref": ...}``,
-``{"Fn::GetAtt": ...}``); only literal values and parameter defaults are used here.
+CloudFormation's short tags (``!Ref``, ``!GetAtt``, ``!Sub``, ``!Condition`` ...) are read as their long forms
+(``{"Ref": ...}``, ``{"Fn::GetAtt": ...}``, ``{"Condition": ...}``), so a parsed template can be written back as JSON;
+only literal values and parameter defaults are used here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ class _CfnLoader(yaml.SafeLoader):
 
 
 def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    name = tag_suffix if tag_suffix in ("Ref", "Condition") else f"Fn::{tag_suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if tag_suffix == "GetAtt" and isinstance(value, str):
