@@ -98,3 +98,16 @@ def test_the_env_vars_file_names_only_declared_variables(runner: EventRunner) ->
     assert set(document["SenderFunction"]) <= set(FunctionSpec(load_template()).environment)
     assert document["SenderFunction"]["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
 
+
+def test_the_imitations_context_has_the_python_runtimes_types(summaries: dict[str, dict[str, Any]]) -> None:
+    """Regression: awslambdaric reads memory_limit_in_mb from the environment, so Lambda's log lines say
+    "function_memory_size": "512"; make invoke's context said 512 (an int). make sam-local's parity check found it."""
+    runtime_types = {
+        "function_name": "str",
+        "function_memory_size": "str",
+        "function_arn": "str",
+        "function_request_id": "str",
+        "cold_start": "bool",
+    }
+    for name, summary in summaries.items():
+        assert summary["log_context"] == runtime_types, name
