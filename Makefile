@@ -197,3 +197,20 @@ soak: $(PATHS) ## Fault-injection soak and its ledger: make soak N=10000 SEED=1 
 
 soak-ci: $(PATHS) ## The short soak CI runs: 250 messages per policy, fixed seed, heavy mix, both policies
 	$(BIN)/python -m pytest tests/integration/test_soak.py -q -p no:logging
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The built function under the real `sam local`, in Docker (docs/sam-local.md). lambda-images makes sure the Lambda
+# Python 3.13 base images SAM looks for are present, building Debian stand-ins offline where they are absent (needs
+# root, Docker, debootstrap, and qemu-user-static for arm64 on x86_64); a real image pulled from AWS is left alone.
+# sam-local runs `sam local invoke` on every sample event and `sam local start-api` on arm64 (the template's) and
+# x86_64, through tools/sam_local/hostnet.py (every container on the host's network, only 127.0.0.1), and checks each
+# result against events/expected.json and against `make invoke`. .ci/run prepares a fresh machine for it.
+SAM_LOCAL_ARCHES ?= arm64 x86_64
+SAM_LOCAL_ARGS ?=
+.PHONY: lambda-images sam-local
+lambda-images: $(STAMP) $(SAM_STAMP) ## Lambda base images for sam local: present, or built offline (docs/sam-local.md)
+	$(BIN)/python -m lambda_image $(foreach a,$(SAM_LOCAL_ARCHES),--arch $(a))
+
+sam-local: build lambda-images ## sam local invoke + start-api in Docker, arm64 and x86_64, checked [SAM_LOCAL_ARCHES=]
+	$(BIN)/python -m sam_local $(foreach a,$(SAM_LOCAL_ARCHES),--arch $(a)) $(SAM_LOCAL_ARGS)
+	$(BIN)/python -m pytest tests/sam_local -q -rs -p no:cacheprovider

@@ -7,7 +7,9 @@ what the design needs: runtime and layers, queue timings, encryption, the API ke
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from typing import Any
 
 import pytest
@@ -92,17 +94,43 @@ def test_dependencies_layer_is_built_for_lambda_without_docker(resources: dict[s
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
 
-    makefile = (ROOT / "layers" / "deps" / "Makefile").read_text(encoding="utf-8")
-    assert re.search(r"^build-DependenciesLayer:", makefile, re.MULTILINE)
+    pip = layer_build_commands()
     for flag in (
         "--platform manylinux2014_aarch64",
         "--implementation cp",
         "--python-version 3.13",
         "--only-binary=:all:",
         "--no-compile",
-        '--target "$(ARTIFACTS_DIR)/python"',
+        '--target "/artifacts/python"',
     ):
-        assert flag in makefile, flag
+        assert flag in pip, flag
+
+
+def layer_build_commands(**environment: str) -> str:
+    """What `sam build` runs for the dependencies layer (make -n: printed, not run), with extra environment."""
+    done = subprocess.run(
+        [
+            "make",
+            "-n",
+            "-s",
+            "-C",
+            str(ROOT / "layers" / "deps"),
+            "build-DependenciesLayer",
+            "ARTIFACTS_DIR=/artifacts",
+        ],
+        capture_output=True,
+        text=True,
+        env={**{k: v for k, v in os.environ.items() if k != "LAMBDA_ARCHITECTURE"}, **environment},
+        check=True,
+    )
+    return done.stdout
+
+
+def test_only_an_explicit_x86_64_build_of_the_layer_fetches_x86_64_wheels() -> None:
+    """make sam-local's x86_64 run builds a copy of the stack with LAMBDA_ARCHITECTURE=x86_64; nothing else does."""
+    assert "--platform manylinux2014_x86_64" in layer_build_commands(LAMBDA_ARCHITECTURE="x86_64")
+    assert "aarch64" not in layer_build_commands(LAMBDA_ARCHITECTURE="x86_64")
+    assert "--platform manylinux2014_aarch64" in layer_build_commands(LAMBDA_ARCHITECTURE="arm64")
 
 
 def test_core_layer_packages_the_first_party_code(resources: dict[str, Any]) -> None:
@@ -159,11 +187,26 @@ EXPECTED_ENVIRONMENT = {
     "POWERTOOLS_METRICS_NAMESPACE": {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
     "POWERTOOLS_LOG_LEVEL": ref("LogLevel"),
     "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    "AWS_ENDPOINT_URL": when("HasLocalAwsEndpoint", ref("LocalAwsEndpointUrl")),
 }
 
 
 def test_environment_variables(function: dict[str, Any]) -> None:
     assert function["Environment"]["Variables"] == EXPECTED_ENVIRONMENT
+
+
+def test_a_deployed_function_gets_no_aws_endpoint_override(template: dict[str, Any]) -> None:
+    """AWS_ENDPOINT_URL is declared only so that `sam local --env-vars` may set it (docs/sam-local.md): with the
+    parameter's default the condition is false and CloudFormation leaves the variable out (AWS::NoValue)."""
+    endpoint = parameter(template, "LocalAwsEndpointUrl")
+    condition = template["Conditions"]["HasLocalAwsEndpoint"]
+
+    assert endpoint["Default"] == ""
+    assert condition == {"Fn::Not": [{"Fn::Equals": [ref("LocalAwsEndpointUrl"), ""]}]}
+    pattern = endpoint["AllowedPattern"]
+    assert re.fullmatch(pattern, "") and re.fullmatch(pattern, "http://127.0.0.1:5000")
+    for elsewhere in ("https://sqs.us-east-1.amazonaws.com", "http://169.254.169.254", "http://127.0.0.1.evil:1"):
+        assert not re.fullmatch(pattern, elsewhere), elsewhere
 
 
 def test_powertools_names(template: dict[str, Any]) -> None:

@@ -187,7 +187,8 @@ def _call_api(runner: Runner, sample: Sample) -> tuple[str, str | None, str | No
 
 
 def serve(runner: Runner, out: TextIO) -> None:
-    """Print how to reach the running stack, write .local-stack.json for ``nxwa --local``, wait for Ctrl-C."""
+    """Print how to reach the running stack, write .local-stack.json for ``nxwa --local`` and .sam-local-env.json
+    for ``sam local --env-vars``, wait for Ctrl-C."""
     from waops.targets import LOCAL_STATE
 
     assert runner.api is not None
@@ -205,6 +206,8 @@ def serve(runner: Runner, out: TextIO) -> None:
         "nxcloud_simulator_url": runner.stack.simulator.url,
     }
     LOCAL_STATE.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    sam_env_vars = LOCAL_STATE.with_name(".sam-local-env.json")
+    sam_env_vars.write_text(json.dumps(runner.stack.sam_env_vars(), indent=2), encoding="utf-8")
     print(
         f"""
 The stack is running on 127.0.0.1 (Ctrl-C stops it). Endpoints are also in {LOCAL_STATE.name} for `nxwa --local`.
@@ -217,6 +220,7 @@ The stack is running on 127.0.0.1 (Ctrl-C stops it). Endpoints are also in {LOCA
   AWS CLI:    AWS_ENDPOINT_URL={res.endpoint_url} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\
               AWS_DEFAULT_REGION={res.region} aws sqs send-message --queue-url {res.send_queue_url} --message-body '...'
   simulator:  {state["nxcloud_simulator_url"]}  (faults: POST /__sim/faults, records: GET /__sim/requests)
+  sam local:  --env-vars {sam_env_vars.name} points the built function at this stack (docs/sam-local.md)
 """,
         file=out,
         flush=True,
@@ -229,6 +233,7 @@ The stack is running on 127.0.0.1 (Ctrl-C stops it). Endpoints are also in {LOCA
         pass
     finally:
         LOCAL_STATE.unlink(missing_ok=True)
+        sam_env_vars.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

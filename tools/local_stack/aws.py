@@ -8,6 +8,9 @@ dead-letter queue after ``max_receive_count`` receives, the idempotency table ke
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,6 +176,43 @@ def _event_capture(endpoint_url: str, region: str, prefix: str, sqs: Any) -> tup
     return bus, url
 
 
+@dataclass(frozen=True, slots=True)
+class AwsCall:
+    """One request moto answered: when, for which service and action, from which client (its User-Agent)."""
+
+    at: float
+    service: str
+    action: str
+    user_agent: str
+
+
+class CallLog:
+    """WSGI middleware in front of moto that keeps an :class:`AwsCall` per request."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.calls: list[AwsCall] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # SigV4's credential scope names the service: "Credential=KEY/20250101/us-east-1/sqs/aws4_request".
+        scope = environ.get("HTTP_AUTHORIZATION", "").split("Credential=", 1)[-1].split(",", 1)[0].split("/")
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        call = AwsCall(
+            at=time.monotonic(),
+            service=scope[3] if len(scope) > 3 else "?",
+            action=target.rsplit(".", 1)[-1] if target else environ.get("REQUEST_METHOD", "?"),
+            user_agent=environ.get("HTTP_USER_AGENT", ""),
+        )
+        with self._lock:
+            self.calls.append(call)
+        return self.app(environ, start_response)
+
+    def between(self, start: float, end: float) -> list[AwsCall]:
+        with self._lock:
+            return [c for c in self.calls if start <= c.at <= end]
+
+
 class MotoServer:
     """moto's server on 127.0.0.1 and a free port, so AWS calls cross real HTTP as they do in Lambda."""
 
@@ -181,6 +221,17 @@ class MotoServer:
 
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.url = ""
+        self.call_log: CallLog | None = None
+
+    def record_calls(self) -> CallLog:
+        """Keep a record of every request answered from now on (werkzeug looks its app up per request)."""
+        server = self._server._server  # moto's werkzeug server: moto has no hook for this
+        if server is None:
+            raise RuntimeError("start the server first")
+        if self.call_log is None:
+            self.call_log = CallLog(server.app)
+            server.app = self.call_log
+        return self.call_log
 
     def start(self) -> MotoServer:
         import logging

@@ -194,7 +194,9 @@ def invoke_once(handler: Any, event: dict[str, Any], spec: FunctionSpec, output:
     """One invocation with a fresh context and a watchdog at its deadline; False when it raised."""
     from local_stack.lambda_events import LambdaContext
 
-    context = LambdaContext(function_name=spec.logical_id, memory_limit_in_mb=spec.memory, timeout_seconds=spec.timeout)
+    context = LambdaContext(
+        function_name=spec.logical_id, memory_limit_in_mb=str(spec.memory), timeout_seconds=spec.timeout
+    )
     finished = False
 
     def timed_out() -> None:

@@ -19,10 +19,14 @@ from typing import Any
 
 @dataclass
 class LambdaContext:
-    """The attributes and method of Lambda's context object that handlers and Powertools use, with a deadline."""
+    """The attributes and method of Lambda's context object that handlers and Powertools use, with a deadline.
+
+    Types as the Python runtime gives them: ``memory_limit_in_mb`` is a string there (awslambdaric reads it from the
+    environment), so every log line says ``"function_memory_size": "512"``; make sam-local compares the two.
+    """
 
     function_name: str = "SenderFunction"
-    memory_limit_in_mb: int = 512
+    memory_limit_in_mb: str = "512"
     timeout_seconds: float = 30.0
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     function_version: str = "$LATEST"

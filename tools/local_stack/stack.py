@@ -127,6 +127,17 @@ class LocalStack:
             "POWERTOOLS_METRICS_NAMESPACE": "NXCloudWhatsApp",
         }
 
+    def sam_env_vars(self, resources: Resources | None = None) -> dict[str, dict[str, str]]:
+        """An ``--env-vars`` document for ``sam local``: every AWS call to moto, NXCloud to the simulator.
+
+        The function's environment for this stack, limited to the variables template.yaml declares for it: the only
+        ones ``sam local`` lets the file set (AWS_ENDPOINT_URL is declared for this; a deployed function never gets
+        it). ``resources``: other resources on the same moto server than the stack's own.
+        """
+        declared = resource_properties("SenderFunction").get("Environment", {}).get("Variables", {})
+        wanted = {**(resources or self.res).function_env(), "NXCLOUD_BASE_URL": self.simulator.url}
+        return {"SenderFunction": {name: value for name, value in wanted.items() if name in declared}}
+
     def apply_env(self, environ: Any = os.environ) -> None:
         """Point this process's function code at the stack (and drop any cached runtime)."""
         environ.update(self.function_env())

@@ -1,0 +1,113 @@
+"""make sam-local's summaries and checks (tools/sam_local), proven on the path that needs no Docker: ``make invoke``.
+
+Every sample event through ``make invoke`` must summarise to what events/expected.json documents, two runs of the same
+event must summarise equally (or the parity check between ``sam local invoke`` and ``make invoke`` would mean nothing),
+and a summary that departs from the manifest must be caught.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_stack.invoke import FunctionSpec
+from local_stack.stack import LocalStack
+from local_stack.template import load_template
+from sam_local.events import EventRunner, manifest
+from sam_local.outcomes import describe, expected_text, problems, summarize
+from sam_local.paths import MakeInvoke
+
+MANIFEST = manifest()
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventRunner]:
+    with LocalStack() as stack:
+        yield EventRunner(stack, tmp_path_factory.mktemp("sam-local"))
+
+
+@pytest.fixture(scope="module")
+def summaries(runner: EventRunner) -> dict[str, dict[str, Any]]:
+    found = {}
+    for name, spec in MANIFEST.items():
+        seen, invoked = runner.observe(name, spec, MakeInvoke())
+        assert not [i.failure for i in invoked if i.failure], name
+        found[name] = summarize(spec, seen)
+    return found
+
+
+@pytest.mark.parametrize("name", list(MANIFEST))
+def test_make_invoke_gives_the_documented_outcome(name: str, summaries: dict[str, dict[str, Any]]) -> None:
+    spec, summary = MANIFEST[name], summaries[name]
+
+    assert problems(spec, summary) == []
+    assert describe(spec, summary) == expected_text(spec)
+    rejected_before_any_aws_call = spec["trigger"] == "api" and spec["response"]["statusCode"] == 400
+    assert bool(summary["aws_calls"]) is not rejected_before_any_aws_call, summary["aws_calls"]
+
+
+@pytest.mark.parametrize("name", ["sqs-mixed-batch.json", "api-idempotent-repeat.json", "api-send-async.json"])
+def test_the_same_event_twice_summarises_the_same(
+    name: str, runner: EventRunner, summaries: dict[str, dict[str, Any]]
+) -> None:
+    seen, _ = runner.observe(name, MANIFEST[name], MakeInvoke())
+
+    assert summarize(MANIFEST[name], seen) == summaries[name]
+
+
+def changed(summary: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]:
+    altered = copy.deepcopy(summary)
+    target = altered
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return altered
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "value"),
+    [
+        ("sqs-mixed-batch.json", ["batchItemFailures"], []),
+        ("sqs-mixed-batch.json", ["records", "46ad1851-2c7d-4302-bc7b-82fd73591e07", "error_code"], "22090"),
+        ("sqs-mixed-batch.json", ["records", "f4fc7045-1ce5-4c93-b8cd-3a3e23ae0757", "nxcloud"], [2, 2]),
+        ("sqs-page-examples.json", ["dead_letters"], 1),
+        ("api-send-sync.json", ["responses", 0, "statusCode"], 502),
+        ("api-invalid.json", ["responses", 0, "errors"], []),
+        ("api-send-async.json", ["responses", 0, "headers"], {}),
+        ("api-send-async.json", ["final", "sent"], 0),
+        ("api-idempotent-repeat.json", ["same_body"], False),
+        ("api-permanent-rejection.json", ["nxcloud"], [2, 0]),
+    ],
+)
+def test_a_departure_from_the_manifest_is_caught(
+    name: str, path: list[Any], value: Any, summaries: dict[str, dict[str, Any]]
+) -> None:
+    assert problems(MANIFEST[name], changed(summaries[name], path, value))
+
+
+def test_the_env_vars_file_names_only_declared_variables(runner: EventRunner) -> None:
+    """`sam local --env-vars` applies only what the function declares: the file make sam-local writes does too."""
+    _, env_file = runner.fresh()
+    document = json.loads(Path(env_file).read_text(encoding="utf-8"))
+
+    assert set(document["SenderFunction"]) <= set(FunctionSpec(load_template()).environment)
+    assert document["SenderFunction"]["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+
+
+def test_the_imitations_context_has_the_python_runtimes_types(summaries: dict[str, dict[str, Any]]) -> None:
+    """Regression: awslambdaric reads memory_limit_in_mb from the environment, so Lambda's log lines say
+    "function_memory_size": "512"; make invoke's context said 512 (an int). make sam-local's parity check found it."""
+    runtime_types = {
+        "function_name": "str",
+        "function_memory_size": "str",
+        "function_arn": "str",
+        "function_request_id": "str",
+        "cold_start": "bool",
+    }
+    for name, summary in summaries.items():
+        assert summary["log_context"] == runtime_types, name
