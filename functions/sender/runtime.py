@@ -26,7 +26,7 @@ class Runtime:
     settings: FunctionSettings
     sender: Sender
     delivery: Delivery
-    sqs: Any
+    sqs: LazyClient
     executor: ThreadPoolExecutor
     timeline: Timeline | None = None
 
@@ -41,6 +41,12 @@ def get() -> Runtime:
     with _lock:
         if _runtime is None:
             _runtime = _build(FunctionSettings.from_env())
+        return _runtime
+
+
+def current() -> Runtime | None:
+    """The container's runtime if it was built, without building it (the SnapStart restore hook)."""
+    with _lock:
         return _runtime
 
 
