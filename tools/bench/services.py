@@ -92,7 +92,7 @@ class Services:
         handle, self.recording_path = tempfile.mkstemp(prefix="bench-moto-", suffix=".jsonl")
         os.close(handle)
         self.moto = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            [sys.executable, "-m", "bench.moto_server", "-H", HOST, "-p", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             # Where moto's recorder writes the requests it receives while recording (bench.wire counts them).
