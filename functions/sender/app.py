@@ -12,8 +12,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import runtime
+import snapstart
 from nxcloud_wa.models import MAX_MESSAGE_BYTES
 from observability import logger, metrics, tracer
+
+snapstart.register()  # SnapStart's runtime hooks, when Lambda's runtime offers them (the SnapStart parameter)
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)

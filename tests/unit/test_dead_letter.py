@@ -70,3 +70,16 @@ def test_an_entry_sqs_refuses_fails_alone(sqs: Any) -> None:
     results = send_all(sqs, url, [letter(), letter(4096), letter()])
     assert isinstance(results[0], str) and isinstance(results[2], str)
     assert isinstance(results[1], Exception) and "1024 bytes" in str(results[1])
+
+
+def test_the_refused_characters_are_exactly_the_complement_of_what_sqs_allows() -> None:
+    """Every code point, against SQS's rule as its documentation writes it (the pattern is its complement, written
+    out so that it compiles quickly at cold start)."""
+    from nxcloud_wa.sqs import NOT_SQS_TEXT
+
+    def allowed(c: int) -> bool:
+        return c in (0x9, 0xA, 0xD) or 0x20 <= c <= 0xD7FF or 0xE000 <= c <= 0xFFFD or 0x10000 <= c <= 0x10FFFF
+
+    wrong = [c for c in range(0x110000) if (NOT_SQS_TEXT.match(chr(c)) is None) != allowed(c)]
+
+    assert wrong == []

@@ -183,3 +183,21 @@ def test_mask_of_garbage_does_not_raise_and_shows_at_most_four_trailing_digits(g
     else:
         assert shown.endswith(digits[-4:])
         assert len(shown) <= 4 + 3
+
+
+def test_a_validated_number_is_masked_as_mask_phone_masks_it() -> None:
+    """``mask_valid_phone`` skips the parse for numbers ``normalize_phone`` returned: same text, for every region's
+    example numbers of every type, and for anything else it is handed."""
+    from nxcloud_wa.phone import mask_valid_phone
+
+    numbers = set()
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                numbers.add(normalize_phone(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)))
+    odd = ["", "123", "8613800000000x", "+86 138 0000 0000", "999123456789", "0" * 20, "１２３４５６７８"]
+
+    assert len(numbers) > 300
+    assert [mask_valid_phone(n) for n in sorted(numbers)] == [mask_phone(n) for n in sorted(numbers)]
+    assert [mask_valid_phone(n) for n in odd] == [mask_phone(n) for n in odd]

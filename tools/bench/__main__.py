@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from bench import coldstart, report, warm
+from bench import coldstart, report, shares, warm, wire
 from bench.services import Services
 
 
@@ -22,9 +22,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batches", type=int, default=30, help="warm batches of 10 for the CPU figure (default 30)")
     parser.add_argument("--latency", type=float, default=0.2, help="simulator latency in seconds (default 0.2)")
     parser.add_argument("--latency-batches", type=int, default=5, help="batches under latency (default 5)")
+    parser.add_argument("--wire-batches", type=int, default=5, help="batches whose AWS requests are counted (5)")
+    parser.add_argument(
+        "--memory-sizes",
+        default=",".join(map(str, shares.DEFAULT_SIZES)),
+        help="Lambda memory sizes (MB) whose CPU share to run under, comma-separated; empty for none "
+        "(default %(default)s; needs root and the cgroup cpu controller)",
+    )
+    parser.add_argument("--share-repeats", type=int, default=3, help="cold starts per memory size (default 3)")
+    parser.add_argument("--share-batches", type=int, default=10, help="instant batches per memory size (default 10)")
     args = parser.parse_args(argv)
-    if min(args.repeats, args.batches, args.latency_batches) < 1 or args.latency <= 0:
+    counts = (args.repeats, args.batches, args.latency_batches, args.wire_batches)
+    if min(*counts, args.share_repeats, args.share_batches) < 1 or args.latency <= 0:
         parser.error("counts must be >= 1 and the latency > 0")
+    try:
+        args.memory_sizes = shares.parse_sizes(args.memory_sizes)
+    except ValueError as exc:
+        parser.error(f"--memory-sizes: {exc}")
     return args
 
 
@@ -47,13 +61,37 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"latency: {args.latency_batches} batches of 10 with {args.latency * 1000:.0f} ms added")
             latency = warm.under_latency(handler, services, latency_s=args.latency, batches=args.latency_batches)
             batch_peak = warm.batch_allocation_peak_mb(handler)
-    memory = warm.Memory(warm.memory_size_mb(), cold.maxrss_mb, warm.maxrss_mb(), batch_peak)
+            progress(f"requests on the wire: {args.wire_batches} batches of 10")
+            counted = wire.measure(
+                lambda event: warm.invoke(handler, event),
+                services.moto_url,
+                services.recording_path,
+                batches=args.wire_batches,
+            )
+        memory = warm.Memory(warm.memory_size_mb(), cold.maxrss_mb, warm.maxrss_mb(), batch_peak)
+        runs, skipped = [], None
+        if args.memory_sizes:
+            try:
+                runs = shares.measure(
+                    env,
+                    services.remote(),
+                    args.memory_sizes,
+                    repeats=args.share_repeats,
+                    batches=args.share_batches,
+                    latency_batches=args.latency_batches,
+                    latency_s=args.latency,
+                    progress=progress,
+                )
+            except RuntimeError as exc:  # no cgroup cpu controller, or not root: say so in the report
+                skipped = str(exc)
+        else:
+            skipped = "--memory-sizes is empty"
     progress(f"done in {time.perf_counter() - started:.0f} s")
     host = report.machine(report.command_line(sys.argv[1:] if argv is None else argv))
     if args.json:
-        print(json.dumps(report.document(host, cold, overhead, latency, memory), indent=2))
+        print(json.dumps(report.document(host, cold, overhead, latency, memory, wire=counted, shares=runs), indent=2))
     else:
-        print(report.render(host, cold, overhead, latency, memory))
+        print(report.render(host, cold, overhead, latency, memory, wire=counted, shares=runs, shares_skipped=skipped))
     return 0
 
 

@@ -6,6 +6,8 @@ Modes:
 
 * ``boto3``: import boto3 alone, the floor every Python Lambda that touches AWS pays.
 * ``handler``: import the handler module ``app`` and run its first invocation on the SQS event in EVENT_PATH.
+* ``warm``: a warm container: handler CPU per message and batches under latency (``bench.shares`` runs it inside a
+  cgroup with a Lambda memory size's CPU share). Arguments: SIMULATOR_URL BATCHES LATENCY_BATCHES LATENCY_S.
 * ``tracer``: with boto3 and Powertools already imported (the handler imports both anyway), import and instantiate
   Powertools' ``Tracer``: what tracing adds to the import. Disabled (outside Lambda) or active (the parent sets
   ``LAMBDA_TASK_ROOT`` and a trace header, as Lambda does with ``Tracing: Active``).
@@ -88,6 +90,30 @@ def measure_tracer() -> dict[str, Any]:
     return {"import_s": time.perf_counter() - started, "disabled": bool(tracer.disabled)}
 
 
+def measure_warm(simulator_url: str, batches: int, latency_batches: int, latency_s: float) -> dict[str, Any]:
+    """A warm container in this process: handler CPU per message over ``batches`` batches of 10 (after one
+    warm-up batch), then ``latency_batches`` batches with every NXCloud answer delayed by ``latency_s``.
+
+    Run by :mod:`bench.shares` inside a cgroup capped at a Lambda memory size's CPU share; nothing here is timed at
+    import, so the bench's own modules may be imported.
+    """
+    from bench import warm
+    from bench.services import Remote
+
+    services = Remote(simulator_url)
+    handler = warm.load_handler({})
+    overhead = warm.throughput(handler, services, batches=batches)
+    latency = warm.under_latency(handler, services, latency_s=latency_s, batches=latency_batches)
+    return {
+        "cpu_ms_per_message": overhead.cpu_s * 1000 / overhead.messages,
+        "batch_wall_s": overhead.batch_walls.as_dict(),
+        "latency_batch_wall_s": latency.walls.as_dict(),
+        "latency_s": latency_s,
+        "accepted": overhead.accepted + latency.accepted,
+        "messages": overhead.messages + latency.walls.n * latency.batch_size,
+    }
+
+
 def main(argv: list[str]) -> int:
     mode, result_path = argv[0], argv[1]
     if mode == "boto3":
@@ -96,6 +122,8 @@ def main(argv: list[str]) -> int:
         result = measure_handler(argv[2])
     elif mode == "tracer":
         result = measure_tracer()
+    elif mode == "warm":
+        result = measure_warm(argv[2], int(argv[3]), int(argv[4]), float(argv[5]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     result["maxrss_mb"] = _maxrss_mb()

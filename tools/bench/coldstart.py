@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from bench import cpushare
 from bench.events import sqs_event
 from bench.stats import Spread, ratio
 
@@ -129,16 +130,31 @@ def udp_sink() -> Iterator[str]:
         yield f"{host}:{port}"
 
 
-def run_child(mode: str, env: Mapping[str, str], workdir: Path, event: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run one fresh interpreter in ``mode`` and return what it measured."""
+def run_child(
+    mode: str,
+    env: Mapping[str, str],
+    workdir: Path,
+    event: dict[str, Any] | None = None,
+    *,
+    args: tuple[str, ...] = (),
+    cgroup: Path | None = None,
+    timeout_s: float = CHILD_TIMEOUT_S,
+) -> dict[str, Any]:
+    """Run one fresh interpreter in ``mode`` (inside ``cgroup`` when given) and return what it measured."""
     result_path = workdir / f"{mode}.json"
     argv = [sys.executable, "-m", "bench.child", mode, str(result_path)]
     if event is not None:
         event_path = workdir / "event.json"
         event_path.write_text(json.dumps(event), encoding="utf-8")
         argv.append(str(event_path))
+    argv += args
     completed = subprocess.run(  # noqa: S603 - our own interpreter and module
-        argv, env=dict(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=CHILD_TIMEOUT_S, check=False
+        cpushare.wrap(cgroup, argv),
+        env=dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=timeout_s,
+        check=False,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"bench.child {mode} failed:\n{completed.stderr.decode(errors='replace')[-2000:]}")

@@ -7,11 +7,13 @@ pays. Their own CPU time is read from ``/proc`` and reported beside it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -75,6 +77,7 @@ class Services:
     moto_url: str = ""
     simulator_url: str = ""
     resources: Resources | None = None
+    recording_path: str = ""
 
     def start(self) -> Services:
         """Start both processes and provision the stack's resources; on any failure, stop what was started."""
@@ -86,10 +89,14 @@ class Services:
 
     def _start(self) -> Services:
         port = free_port()
+        handle, self.recording_path = tempfile.mkstemp(prefix="bench-moto-", suffix=".jsonl")
+        os.close(handle)
         self.moto = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            [sys.executable, "-m", "bench.moto_server", "-H", HOST, "-p", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Where moto's recorder writes the requests it receives while recording (bench.wire counts them).
+            env={**os.environ, "MOTO_RECORDER_FILEPATH": self.recording_path},
         )
         self.simulator = subprocess.Popen(  # noqa: S603
             [
@@ -112,6 +119,9 @@ class Services:
         for process in (self.simulator, self.moto):
             if process is not None:
                 _stop(process)
+        if self.recording_path:
+            with contextlib.suppress(OSError):
+                os.remove(self.recording_path)
 
     def __enter__(self) -> Services:
         return self.start()
@@ -132,6 +142,14 @@ class Services:
             "POWERTOOLS_METRICS_NAMESPACE": "NXCloudWhatsApp",
         }
 
+    def remote(self) -> Remote:
+        """What a child process needs to reach these services."""
+        return Remote(
+            self.simulator_url,
+            self.moto.pid if self.moto else None,
+            self.simulator.pid if self.simulator else None,
+        )
+
     def cpu_s(self) -> dict[str, float | None]:
         """CPU seconds used so far by moto and by the simulator."""
         return {
@@ -141,10 +159,33 @@ class Services:
 
     def simulator_control(self, method: str, route: str, payload: Any = None) -> Any:
         """Call the simulator's control API (``/__sim/...``): faults and reset."""
-        data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
-            f"{self.simulator_url}/__sim/{route}", data=data, method=method
-        )
-        request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
-            return json.loads(answer.read() or b"null")
+        return simulator_control(self.simulator_url, method, route, payload)
+
+
+@dataclass
+class Remote:
+    """The services as a child process of the bench sees them: their URLs and process ids, not their processes."""
+
+    simulator_url: str
+    moto_pid: int | None = None
+    simulator_pid: int | None = None
+
+    def cpu_s(self) -> dict[str, float | None]:
+        return {
+            "moto": process_cpu_s(self.moto_pid) if self.moto_pid else None,
+            "simulator": process_cpu_s(self.simulator_pid) if self.simulator_pid else None,
+        }
+
+    def simulator_control(self, method: str, route: str, payload: Any = None) -> Any:
+        return simulator_control(self.simulator_url, method, route, payload)
+
+
+def simulator_control(simulator_url: str, method: str, route: str, payload: Any = None) -> Any:
+    """Call the simulator's control API (``/__sim/...``): faults and reset."""
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
+        f"{simulator_url}/__sim/{route}", data=data, method=method
+    )
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+        return json.loads(answer.read() or b"null")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.events import sqs_event
-from bench.services import Services
+from bench.services import Remote, Services
 from bench.stats import Spread, rate, ratio
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -68,7 +68,7 @@ def invoke(handler: Handler, event: dict[str, Any]) -> None:
         raise RuntimeError(f"{len(failures)} record(s) of a bench batch failed: {failures[:3]}")
 
 
-def accepted_by_simulator(services: Services) -> int:
+def accepted_by_simulator(services: Services | Remote) -> int:
     """Messages the simulator accepted since its last reset (dead-lettered ones never reach it accepted)."""
     records = services.simulator_control("GET", "requests")["requests"]
     return sum(1 for r in records if r.get("message_id"))
@@ -107,7 +107,7 @@ def _delta(after: float | None, before: float | None) -> float | None:
     return None if after is None or before is None else after - before
 
 
-def throughput(handler: Handler, services: Services, *, batches: int, batch_size: int = 10) -> Throughput:
+def throughput(handler: Handler, services: Services | Remote, *, batches: int, batch_size: int = 10) -> Throughput:
     """Whole batches through the warm handler; the first (cold) one is a warm-up and not counted."""
     invoke(handler, sqs_event(batch_size, start=10_000))
     services.simulator_control("POST", "reset")
@@ -158,7 +158,7 @@ class Latency:
 
 
 def under_latency(
-    handler: Handler, services: Services, *, latency_s: float, batches: int, batch_size: int = 10
+    handler: Handler, services: Services | Remote, *, latency_s: float, batches: int, batch_size: int = 10
 ) -> Latency:
     """Batches with every simulator answer delayed by ``latency_s``: concurrent sends take about one delay."""
     services.simulator_control("POST", "reset")

@@ -38,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
 from soak.aws_faults import AwsFault, FaultDecider
+from soak.transactions import roll_back_transactions_by_item
 
 POLL_INTERVAL: Final = 0.1
 """How often a waiting receive looks again when nothing was sent meanwhile (visibility timeouts end by the clock)."""
@@ -81,6 +82,7 @@ def speed_up_moto() -> None:
     models.unix_time = unix_time
     models.unix_time_millis = unix_time_millis
     models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+    roll_back_transactions_by_item()
     models._soak_fast = True  # type: ignore[attr-defined]
 
 

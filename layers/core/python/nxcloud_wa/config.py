@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Final, TypeVar
 
 from pydantic import ValidationError
@@ -158,8 +159,13 @@ def _env_defaults(env: EnvReader) -> Defaults:
         return Defaults()
 
 
+@lru_cache(maxsize=8)
 def merge_defaults(primary: Defaults, fallback: Defaults) -> Defaults:
-    """``primary``'s values where set, else ``fallback``'s: the environment's defaults over the secret's."""
+    """``primary``'s values where set, else ``fallback``'s: the environment's defaults over the secret's.
+
+    Cached: every message of a batch merges the same two (frozen, so hashable) values, and validating the result
+    again, phone number included, was about a twentieth of a warm message's CPU.
+    """
     return Defaults.model_validate(
         {
             name: getattr(primary, name) if getattr(primary, name) is not None else getattr(fallback, name)

@@ -57,6 +57,25 @@ def mask_phone(number: str) -> str:
         country = str(phonenumbers.parse("+" + digits).country_code)
     except phonenumbers.NumberParseException:
         country = ""
+    return _masked(digits, country)
+
+
+def mask_valid_phone(number: str) -> str:
+    """:func:`mask_phone` of a number :func:`normalize_phone` returned, the same text without parsing it again.
+
+    Such a number is a valid one's country code and national digits, and its country code is what phonenumbers
+    itself takes from the front: the first 1, 2 or 3 digits that are a known code. (Parsing it again was a sixth of
+    the CPU of each message's log line.) Anything else goes through :func:`mask_phone`.
+    """
+    if len(number) <= 6 or not number.isascii() or not number.isdecimal():
+        return mask_phone(number)
+    for length in range(1, 4):
+        if int(number[:length]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return _masked(number, number[:length])
+    return mask_phone(number)
+
+
+def _masked(digits: str, country: str) -> str:
     hidden = len(digits) - len(country) - 4
     return f"+{country}{'*' * hidden}{digits[-4:]}" if hidden > 0 else "*" * (len(digits) - 4) + digits[-4:]
 

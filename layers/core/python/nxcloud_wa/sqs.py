@@ -3,8 +3,12 @@
 import re
 from typing import Final
 
-NOT_SQS_TEXT: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-"""Characters SQS refuses in a message body or attribute value (it then refuses the whole message)."""
+NOT_SQS_TEXT: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters SQS refuses in a message body or attribute value (it then refuses the whole message).
+
+SQS allows ``#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF``; this is its complement, written
+out. The same set written as a negated class of the allowed ranges takes ~25 ms to compile (the ranges span all of
+Unicode), a tenth of the function's own import time at cold start; this one compiles in ~1 ms."""
 
 
 def sqs_text(value: str) -> str:

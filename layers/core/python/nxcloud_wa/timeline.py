@@ -22,13 +22,15 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from .callbacks import InboundMessage, StatusCallback
 from .phone import mask_phone
 from .statuses import ACCEPTED, STATUS_RANK, rank
+
+if TYPE_CHECKING:  # only the webhook function builds them: the sender's cold start does not pay for their models
+    from .callbacks import InboundMessage, StatusCallback
 
 STATUS_PREFIX: Final = "status#"
 CLICK_PREFIX: Final = "click#"
