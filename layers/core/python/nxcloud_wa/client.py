@@ -2,9 +2,11 @@
 
 It serialises the body once, signs that exact text and sends that exact text, over one urllib3 pool that is reused
 across calls (and across warm Lambda invocations). It resends only when a resend cannot cause a duplicate: the
-connection never reached the server, or the server answered 429/503 without processing. Each attempt gets a fresh
+connection never reached the server, or the server answered 503 without processing. Each attempt gets a fresh
 ``ts`` and signature. A failure after the request went out (read timeout, dropped or garbled answer) is an
-:class:`UnknownOutcomeError` and is never resent here.
+:class:`UnknownOutcomeError` and is never resent here. A 429 is not resent either: it is raised at once as a
+:class:`~nxcloud_wa.exceptions.ThrottledError` (with its ``Retry-After``), because resending it would spend the
+business number's rate again; the delivery delays the message instead (docs/throughput.md).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .error_codes import (
     MALFORMED_RESPONSE,
     READ_TIMEOUT,
     RETRY_IN_CLIENT_STATUSES,
+    THROTTLE_STATUS,
     classify_code,
     classify_http_status,
 )
@@ -151,6 +154,8 @@ class NXCloudClient:
             else:
                 self._last_used = time.monotonic()
                 status, raw = response.status, _read_capped(response)
+                if status == THROTTLE_STATUS:
+                    raise error_for_http_status(status, response.headers.get("Retry-After"))
                 if status not in RETRY_IN_CLIENT_STATUSES:
                     return _interpret(status, raw)
                 error = RetryableSendError(
