@@ -5,12 +5,14 @@ exact body text, body fields), answers in NXCloud's response shape, records what
 (latency, HTTP errors, dropped connections, answers lost after acceptance, NXCloud error codes, garbled answers).
 Given a webhook URL it also posts NXCloud's status and button-click callbacks after each accepted send, imperfectly
 on demand (delays, duplicates, reordering, batching, uncorrelated ids, retries), and keeps the truth to check a
-receiver against. docs/simulator.md describes it all.
+receiver against. Given a rate, it refuses a business number's requests beyond it, as WhatsApp does.
+docs/simulator.md describes it all.
 Run ``python -m nxcloud_simulator --help`` to serve it from a terminal.
 """
 
 from .callbacks import ButtonRule, CallbackConfig, CallbackRecord, MessageTruth, OutcomeRule
 from .faults import Fault, FaultKind
+from .rates import RateLimit
 from .server import NXCloudSimulator, RequestRecord
 
 __all__ = [
@@ -22,5 +24,6 @@ __all__ = [
     "MessageTruth",
     "NXCloudSimulator",
     "OutcomeRule",
+    "RateLimit",
     "RequestRecord",
 ]

@@ -11,6 +11,8 @@ Then point the client (``NXCLOUD_BASE_URL``) at the printed URL, and inject faul
     curl localhost:8080/__sim/faults          # the rules, with how often each was applied
     curl -X DELETE localhost:8080/__sim/faults
     curl localhost:8080/__sim/requests        # what the simulator received and answered
+    curl -X POST localhost:8080/__sim/rate -d '{"per_second": 50, "burst": 50}'   # each business number's rate
+    curl localhost:8080/__sim/rate            # the rate, and what it let through and refused per number
     curl -X POST localhost:8080/__sim/reset   # forget records, rules, the callback ledger and the truth
 
 With ``--webhook-url`` (loopback only) every accepted send is followed by NXCloud's status callbacks (sent,
@@ -32,6 +34,7 @@ import signal
 import sys
 import threading
 
+from .rates import ANSWERS, RateLimit
 from .server import NXCloudSimulator
 
 
@@ -45,6 +48,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--webhook-url",
         help="post NXCloud's status and button callbacks after each accepted send to this http://127.0.0.1 URL",
+    )
+    parser.add_argument(
+        "--rate", type=float, help="each business number's messages per second; beyond it, answered HTTP 429"
+    )
+    parser.add_argument("--burst", type=float, help="the rate's bucket, in messages (default: a second's worth)")
+    parser.add_argument(
+        "--rate-answer",
+        choices=ANSWERS,
+        default="http_429",
+        help="how a request over the rate is refused: HTTP 429, or NXCloud code 22141 quoting Meta's 130429",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="log one line per request to stderr")
     return parser.parse_args(argv)
@@ -60,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             verbose=args.verbose,
             webhook_url=args.webhook_url,
+            rate_limit=RateLimit(args.rate, args.burst, args.rate_answer) if args.rate is not None else None,
         )
     except ValueError as exc:
         print(f"nxcloud_simulator: {exc}", file=sys.stderr)

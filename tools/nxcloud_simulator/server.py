@@ -27,6 +27,10 @@ Checks, in this order; the first failure answers (messages come from ``nxcloud_w
     digits (22090, illegal number), ``template.language.code`` not one of the page's template languages (22092).
 
 Anything else (component shapes) is the client's business: the simulator accepts it, as NXCloud decides it later.
+
+Given a rate (``rate_limit``, ``POST /__sim/rate``, :mod:`.rates`), it enforces each business number's messages per
+second before any of these checks: a request over the rate is refused unprocessed (HTTP 429 by default, or an NXCloud
+code quoting Meta's 130429) and counted.
 Requests with ``Transfer-Encoding`` (chunked) get HTTP 411 and bodies over ``max_body_bytes`` HTTP 413.
 
 Given a webhook URL (loopback only), the simulator also plays NXCloud's webhook: after each accepted send it posts
@@ -38,7 +42,7 @@ A small control API on the same port lets a person inject faults and steer callb
 and docs/simulator.md): ``GET/POST/DELETE /__sim/faults``, ``DELETE /__sim/faults/<id>``, ``GET /__sim/requests``,
 ``POST /__sim/reset``; ``GET/POST /__sim/callbacks/config``, ``GET/POST/DELETE /__sim/outcomes``,
 ``DELETE /__sim/outcomes/<id>``, ``GET/POST/DELETE /__sim/buttons``, ``DELETE /__sim/buttons/<id>``,
-``GET /__sim/callbacks``, ``GET /__sim/truth``, ``POST /__sim/drain``.
+``GET /__sim/callbacks``, ``GET /__sim/truth``, ``POST /__sim/drain``; ``GET/POST/DELETE /__sim/rate``.
 """
 
 from __future__ import annotations
@@ -66,12 +70,17 @@ from nxcloud_wa.signing import sign
 
 from .callbacks import ButtonRule, CallbackConfig, CallbackRecord, MessageTruth, OutcomeRule, RuleBook, WebhookPusher
 from .faults import UNPROCESSED_KINDS, Fault, FaultBook, FaultKind
+from .rates import RateBook, RateLimit, Refusal
 
 SEND_PATH: Final = "/saas/wa/send"
 CONTROL_PREFIX: Final = "/__sim/"
 REQUIRED_HEADERS: Final = ("accessKey", "ts", "bizType", "action", "sign")
 MAX_SKEW_MS: Final = 60_000
 DEFAULT_ACCOUNTS: Final = {"AK": "SK"}
+RATE_LIMIT_FAULT: Final = "rate_limit"
+"""The ``fault`` of a request the business number's rate refused (:mod:`.rates`)."""
+GATEWAY_KINDS: Final = frozenset({FaultKind.HTTP_STATUS, FaultKind.DROP})
+"""Faults of the way in (a gateway's error, a dropped connection): such a request never reaches NXCloud's rate."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -271,6 +280,9 @@ class NXCloudSimulator:
     (:class:`CallbackConfig`); ``callback_workers`` threads post them; ``max_callback_records`` bounds their ledger
     (the counts and the per-message truth stay complete). ``seed`` also seeds the callbacks' RNG (a separate one,
     so turning callbacks on does not change which requests the fault rules pick).
+
+    ``rate_limit`` enforces each business number's rate (:class:`~.rates.RateLimit`); ``rate_counts`` says how many
+    requests it let through and refused, per number.
     """
 
     def __init__(
@@ -289,6 +301,7 @@ class NXCloudSimulator:
         callback_config: CallbackConfig | None = None,
         callback_workers: int = 8,
         max_callback_records: int | None = 100_000,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self.accounts: dict[str, str] = dict(DEFAULT_ACCOUNTS if accounts is None else accounts)
         self.host, self.port = host, port
@@ -297,6 +310,8 @@ class NXCloudSimulator:
         self.idle_timeout = idle_timeout
         self.verbose = verbose
         self.fault_book = FaultBook(seed)
+        self.rates = RateBook()
+        self.rates.configure(rate_limit)
         self._journal = _Journal(max_records)
         config = callback_config or CallbackConfig()
         if webhook_url is not None:
@@ -393,10 +408,25 @@ class NXCloudSimulator:
 
     def reset(self) -> None:
         """Forget every record and every rule, and drop callbacks not yet posted: a clean slate between tests sharing
-        one simulator. Settings (accounts, the webhook URL and the callback settings) are kept."""
+        one simulator. Settings (accounts, the webhook URL, the callback settings, the rate) are kept; the rate's
+        buckets are full again and its counts zero."""
         self._journal.clear()
         self.fault_book.clear()
+        self.rates.clear_counts()
         self.webhook.reset()
+
+    # the business numbers' rate (see ``rates``)
+
+    def set_rate_limit(self, limit: RateLimit | None = None, /, **fields: Any) -> RateLimit | None:
+        """Enforce a rate per business number (``set_rate_limit(per_second=50)``), or none (no argument)."""
+        rule = limit if limit is not None or not fields else RateLimit(**fields)
+        self.rates.configure(rule)
+        return rule
+
+    @property
+    def rate_counts(self) -> dict[str, Any]:
+        """Requests the rate let through and refused, by business number, and the refusals in all."""
+        return self.rates.counts()
 
     # callbacks (NXCloud's webhook; see ``callbacks``)
 
@@ -453,10 +483,31 @@ class NXCloudSimulator:
         body = parse_object(exchange.text)
         plan = self.fault_book.plan(_field(body, "to"), _field(body, "template", "name"))
         fault = plan.answer
+        if fault is None or fault.kind not in GATEWAY_KINDS:
+            refusal = self.rates.take(_field(body, "business_phone"), time.monotonic())
+            if refusal is not None:
+                self._refuse_for_rate(exchange, refusal, body, plan.latency)
+                return
         if fault is not None and fault.kind in UNPROCESSED_KINDS:
             self._answer_unprocessed(exchange, fault, body, plan.latency)
         else:
             self._process(exchange, fault, body, plan.latency)
+
+    def _refuse_for_rate(
+        self, exchange: _Exchange, refusal: Refusal, body: dict[str, Any] | None, latency: float
+    ) -> None:
+        """Over the business number's rate: refused unprocessed, as HTTP 429 or as NXCloud's code quoting Meta's."""
+        limit = refusal.limit
+        if limit.answer == "code":
+            trace_id = new_trace_id()
+            self._record(exchange, body, 200, limit.code, RATE_LIMIT_FAULT, latency, None, trace_id)
+            self.pause(latency)
+            exchange.reply(200, answer_document(limit.code, trace_id, message=limit.message))
+            return
+        self._record(exchange, body, 429, None, RATE_LIMIT_FAULT, latency, None, None)
+        self.pause(latency)
+        extra = {"Retry-After": str(refusal.retry_after)}
+        exchange.reply(429, _phrase(429).encode(), "text/plain; charset=utf-8", extra)
 
     def _process(self, exchange: _Exchange, fault: Fault | None, body: dict[str, Any] | None, latency: float) -> None:
         """Check the request and accept it when valid; then answer, unless a fault loses or garbles the answer."""
@@ -506,7 +557,7 @@ class NXCloudSimulator:
         body: dict[str, Any] | None,
         status: int | None,
         code: int | None,
-        fault: FaultKind | None,
+        fault: FaultKind | str | None,
         latency: float,
         message_id: str | None,
         trace_id: str | None,
@@ -563,6 +614,9 @@ class NXCloudSimulator:
                 {"messages": {key: truth.as_dict() for key, truth in webhook.truth().items()}},
             ),
             ("POST", "drain"): lambda: self._drain_from(payload),
+            ("GET", "rate"): self._rate_answer,
+            ("POST", "rate"): lambda: self._set_rate_from(payload),
+            ("DELETE", "rate"): lambda: (self.set_rate_limit(), self._rate_answer())[1],
         }.get((method, route))
         return action() if action else (404, {"error": f"no control route {method} {path}"})
 
@@ -571,6 +625,17 @@ class NXCloudSimulator:
             return 201, {"fault": self.add_fault(Fault.from_dict(payload)).as_dict()}
         except ValueError as exc:
             return 400, {"error": str(exc)}
+
+    def _rate_answer(self) -> tuple[int, Any]:
+        limit = self.rates.limit
+        return 200, {"rate": limit.as_dict() if limit is not None else None, "counts": self.rate_counts}
+
+    def _set_rate_from(self, payload: Any) -> tuple[int, Any]:
+        try:
+            self.set_rate_limit(RateLimit.from_dict(payload))
+        except ValueError as exc:
+            return 400, {"error": str(exc)}
+        return self._rate_answer()
 
     def _configure_from(self, payload: Any) -> tuple[int, Any]:
         if not isinstance(payload, dict):
