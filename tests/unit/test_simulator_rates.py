@@ -96,6 +96,18 @@ def test_a_request_the_gateway_fails_never_reaches_the_rate(simulator: NXCloudSi
     assert simulator.rate_counts["admitted"] == {NUMBER: 1}
 
 
+def test_only_an_accepted_message_spends_its_token(simulator: NXCloudSimulator) -> None:
+    """WhatsApp counts what it sends: NXCloud's errors (a code, a failed check) leave the bucket as it was."""
+    simulator.set_rate_limit(per_second=1, burst=1)
+    simulator.add_fault(kind="code", code=-1, times=1)
+
+    codes = [send(simulator).code, send(simulator, upstream_body(to="not-digits")).code, send(simulator).code]
+
+    assert codes == [-1, 22090, 0]
+    assert send(simulator).status == 429
+    assert simulator.rate_counts["admitted"] == {NUMBER: 1}
+
+
 def test_the_control_api_sets_reads_and_clears_the_rate(simulator: NXCloudSimulator) -> None:
     status, answer = control(simulator, "POST", "rate", {"per_second": 2, "burst": 1})
     assert status == 200 and answer["rate"]["per_second"] == 2

@@ -1,10 +1,12 @@
 """The business number's rate, as NXCloud (and WhatsApp behind it) enforces it: a token bucket per business number.
 
 WhatsApp allows each business number a rate (80 messages per second by default) and refuses a faster sender. The
-simulator enforces one when told to (:class:`RateLimit`): every send request that reaches NXCloud (past the gateway
-faults, ``http_status`` and ``drop``, which never do) takes a token from its ``business_phone``'s bucket, which holds
-``burst`` tokens and refills at ``per_second``; a request that finds it empty is refused unprocessed, nothing is
-accepted, and it is counted. How it is refused is configurable, as NXCloud's own answer is not documented:
+simulator enforces one when told to (:class:`RateLimit`): a ``business_phone``'s bucket holds ``burst`` tokens and
+refills at ``per_second``. Every send request that reaches NXCloud (past the gateway faults, ``http_status`` and
+``drop``, which never do) needs a token: one that finds the bucket empty is refused unprocessed, nothing is accepted,
+and it is counted. The token is spent only when the message is accepted: WhatsApp counts the messages it sends, not
+the requests NXCloud answered with an error (:meth:`RateBook.give_back`). How it is refused is configurable, as
+NXCloud's own answer is not documented:
 
 * ``http_429`` (default): HTTP 429 with ``Retry-After`` (whole seconds until a token, at least 1), a text body;
 * ``code``: HTTP 200 with NXCloud's JSON and ``code`` (22141 "see message" by default) whose ``message`` quotes
@@ -120,6 +122,15 @@ class RateBook:
             self._buckets[number] = (tokens, now)
             self.refused[number] += 1
             return Refusal(limit, max(1, math.ceil((1 - tokens) / rate)))
+
+    def give_back(self, number: str | None) -> None:
+        """The request that took a token was not accepted: the token is back (WhatsApp sent nothing)."""
+        with self._lock:
+            if self.limit is None or not number or number not in self._buckets:
+                return
+            tokens, last = self._buckets[number]
+            self._buckets[number] = (min(self.limit.burst_of(number), tokens + 1), last)
+            self.admitted[number] -= 1
 
     def counts(self) -> dict[str, Any]:
         with self._lock:

@@ -483,12 +483,15 @@ class NXCloudSimulator:
         body = parse_object(exchange.text)
         plan = self.fault_book.plan(_field(body, "to"), _field(body, "template", "name"))
         fault = plan.answer
+        number = _field(body, "business_phone")
         if fault is None or fault.kind not in GATEWAY_KINDS:
-            refusal = self.rates.take(_field(body, "business_phone"), time.monotonic())
+            refusal = self.rates.take(number, time.monotonic())
             if refusal is not None:
                 self._refuse_for_rate(exchange, refusal, body, plan.latency)
                 return
         if fault is not None and fault.kind in UNPROCESSED_KINDS:
+            if fault.kind is FaultKind.CODE:
+                self.rates.give_back(number)  # NXCloud answered with an error: WhatsApp sent nothing
             self._answer_unprocessed(exchange, fault, body, plan.latency)
         else:
             self._process(exchange, fault, body, plan.latency)
@@ -513,6 +516,8 @@ class NXCloudSimulator:
         """Check the request and accept it when valid; then answer, unless a fault loses or garbles the answer."""
         code = check_request(exchange.headers, exchange.text, self.accounts, int(self.clock() * 1000))
         message_id = new_message_id() if code == 0 else None
+        if message_id is None:
+            self.rates.give_back(_field(body, "business_phone"))
         trace_id = new_trace_id()
         kind = fault.kind if fault is not None else None
         status = None if kind is FaultKind.READ_TIMEOUT_AFTER_ACCEPT else 200
