@@ -12,7 +12,9 @@ and gets one :class:`~outcomes.Outcome` per message back; it only translates tho
 4. **claim** every key in one request (:mod:`idempotency`). A stored outcome is answered again (``replayed``), a
    key held by an unfinished delivery is retried later, a key reused for another message is refused, and an attempt
    that started and never finished is an unknown outcome (``interrupted``) under ``dead_letter``.
-5. **send** the claimed messages to NXCloud, concurrently, each at its send time, with the credentials read once.
+5. **send** the claimed messages to NXCloud, concurrently, each at its send time, with the credentials read once;
+   then give back the slots no message went out in (a failed claim, a message sent already, NXCloud's answer that
+   sent nothing), so the number's rate goes to messages WhatsApp counts.
 6. **dispose**: a permanent failure is dead-lettered (queue) or rejected to the caller (API); an unknown outcome is
    dead-lettered on both, or retried under ``UNKNOWN_OUTCOME_POLICY=retry``; a failed dead-letter write means retry.
    A throttle (held back, or refused upstream for a rate) is put back on the queue as a delayed copy
@@ -30,6 +32,7 @@ a dead letter that could not be written turns into a retry.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -107,6 +110,10 @@ class _Delivery:
     """What the attempt came to: sent, or why not (an unknown outcome in its dead-letter form, see ``unknown``)."""
     stored_dead_lettered: bool | None = None
     """For an unknown outcome read back from the table: whether it was dead-lettered then."""
+    number: str | None = None
+    """The business number whose rate it took a slot of (None: no limiter, or no number)."""
+    requested: bool = False
+    """Its send request went out to NXCloud (in this invocation)."""
     send_at: float | None = None
     """When its number's rate lets it go (epoch seconds); None: at once (no limiter)."""
     waited_ms: float = 0.0
@@ -183,6 +190,7 @@ class Delivery:
             self._pace(live, credentials, remaining_ms)
             self._claim([d for d in live if d.open], remaining_ms)
             self._send([d for d in live if d.claimed and d.open], credentials)
+            self._give_back(live, credentials)
         self._dispose(deliveries, dead_letter_rejections)
         self._settle(deliveries, credentials)
         outcomes: list[Outcome] = []
@@ -219,8 +227,7 @@ class Delivery:
 
     def _pace(self, live: list[_Delivery], credentials: Credentials, remaining_ms: int) -> None:
         """Give each message a send time at its number's rate, one limiter request per number; hold back what cannot
-        go within the invocation's wait budget. (A message the claim then finds sent already, or in progress, leaves
-        its slot unused: the number goes a little slower, never faster.)"""
+        go within the invocation's wait budget. (A slot no request goes out in is given back after the sends.)"""
         if self.pacing is None or not live:
             return
         pacing = self.pacing
@@ -238,9 +245,21 @@ class Delivery:
             if grant.error is not None:
                 observability.rate_limiter_failed(grant.error)
             for d, at in zip(group, grant.send_at, strict=False):
-                d.send_at = at
+                d.number, d.send_at = number, at
             for d in group[grant.granted :]:
                 d.result = rate_limited(grant.retry_in)
+
+    def _give_back(self, live: list[_Delivery], credentials: Credentials) -> None:
+        """Give back the slots no message went out in: WhatsApp counts what it sends, so a retry must not cost the
+        number a second slot, nor a batch whose claim failed ten slots for nothing (see :func:`_slot_unused`)."""
+        if self.pacing is None:
+            return
+        refunds = Counter(d.number for d in live if d.number is not None and _slot_unused(d))
+        for number, count in refunds.items():
+            rate = credentials.rates.get(number, self.pacing.messages_per_second)
+            error = self.pacing.limiter.give_back(number, count, rate)
+            if error is not None:
+                observability.rate_limiter_failed(error)
 
     # --- 4. claim
 
@@ -296,6 +315,7 @@ class Delivery:
                 time.sleep(wait)
                 d.waited_ms = round(wait * 1000, 1)
         started = time.perf_counter()
+        d.requested = True
         try:
             result = self.sender.send(d.request, credentials)
         except Exception as exc:
@@ -461,3 +481,17 @@ class Delivery:
                     yield d, stored_data(result, dead_lettered=dead_lettered)
             elif d.claimed:
                 yield d, None
+
+
+def _slot_unused(d: _Delivery) -> bool:
+    """Whether the slot ``d`` took went unused: no request went out (its claim failed, or found the message sent
+    already or in progress), or NXCloud answered without sending, and not because the number was too fast. A slot is
+    kept for a send that may have been accepted (sent, or an unknown outcome) and for a throttle."""
+    result = d.result
+    if not d.requested:
+        return True
+    return (
+        isinstance(result, Failure)
+        and result.error_class in (ErrorClass.RETRYABLE, ErrorClass.PERMANENT)
+        and not is_throttle(result)
+    )

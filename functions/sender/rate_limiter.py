@@ -26,9 +26,16 @@ A failed condition returns the item (``ALL_OLD``), which says which case holds n
 ``tat`` it saw per number to pick the likely case first, so a batch costs one request when far from the rate and
 usually one (at most three) at it: one write unit per batch of ten, against the idempotency table's 3 per message.
 
-A slot never taken back: an invocation killed after taking slots leaves them unused (the number goes slower for a
-moment, never faster). When DynamoDB fails, the limiter fails open (the grant says so): NXCloud's own throttle is the
-backstop, and its refusals are delayed like the limiter's, never dead-lettered.
+A slot is given back (:meth:`RateLimiter.give_back`, ``ADD tat -k / rate``) when no message went out in it: no
+request was made (the claim failed, or found the message sent already or in progress), or NXCloud answered without
+sending (a retryable or permanent failure other than a throttle: the error table's "nothing was sent"). WhatsApp
+counts the messages it sends, so a slot nothing went out in must not be lost, or every retry would slow the campaign
+down by its share (a tenth of the slots under the soak's faults). ``max(tat, now)`` makes the give-back safe whatever
+the time: a ``tat`` given back into the past only means the number is idle. A slot is never given back for a throttle
+(the number was too fast already) or an unknown outcome (it may have been sent); an invocation killed after taking
+slots leaves them unused (the number goes slower for a moment, never faster). When DynamoDB fails, the limiter fails
+open (the grant says so): NXCloud's own throttle is the backstop, and its refusals are delayed like the limiter's,
+never dead-lettered.
 """
 
 from __future__ import annotations
@@ -91,6 +98,28 @@ class RateLimiter:
             now = self._clock()
             return Grant((now,) * wanted, 0.0, 1, error=exc)
 
+    def give_back(self, number: str, count: int, rate: int) -> BaseException | None:
+        """Give ``count`` slots back to ``number`` (sends NXCloud answered without sending): one unconditional
+        ``ADD``. Returns the error when DynamoDB failed (the slots stay spent: slower, never faster)."""
+        cost = count * _Pace(rate, min(self.max_burst, rate)).interval
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"id": {"S": number}},
+                UpdateExpression="ADD #tat :back",
+                ConditionExpression="attribute_exists(#tat)",  # never an item without its expiry
+                ExpressionAttributeNames={"#tat": "tat"},
+                ExpressionAttributeValues={":back": {"N": str(-cost)}},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            error: BaseException = exc
+            if isinstance(exc, ClientError) and _error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            return error
+        if number in self._last_tat:
+            self._last_tat[number] -= cost
+        return None
+
     def _acquire(self, number: str, wanted: int, pace: _Pace, horizon: float) -> Grant:
         now = _micros(self._clock())
         limit = now + round(horizon * MICROS) + pace.tolerance
@@ -146,7 +175,7 @@ class RateLimiter:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if _error_code(exc) != "ConditionalCheckFailedException":
                 raise
             old = (exc.response.get("Item") or {}).get("tat", {}).get("N")
             return False, int(old) if old is not None else 0
@@ -177,6 +206,10 @@ class _Pace:
 
     def send_times(self, start: int, count: int, now: int) -> tuple[float, ...]:
         return tuple(max(now, start + j * self.interval - self.tolerance) / MICROS for j in range(count))
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _micros(seconds: float) -> int:

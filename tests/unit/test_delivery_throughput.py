@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 import requeue
@@ -20,8 +21,8 @@ from delivery import Delivery, Incoming, Pacing
 from idempotency import IdempotencyStore
 from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.credentials import Credentials
-from nxcloud_wa.error_codes import NXCLOUD_CODES, classify_http_status
-from nxcloud_wa.exceptions import RetryableSendError, error_for_code, error_for_http_status
+from nxcloud_wa.error_codes import NXCLOUD_CODES, READ_TIMEOUT, classify_http_status
+from nxcloud_wa.exceptions import RetryableSendError, UnknownOutcomeError, error_for_code, error_for_http_status
 from nxcloud_wa.models import Defaults
 from outcomes import DeadLettered, Delayed, RetryLater, Sent
 from rate_limiter import RateLimiter
@@ -266,6 +267,59 @@ def test_however_often_a_message_is_throttled_it_is_never_dead_lettered(world: W
     assert not world.dead_letters()
 
 
+@pytest.mark.parametrize(
+    ("failure", "given_back"),
+    [
+        (RetryableSendError("NXCloud answered HTTP 500", classify_http_status(500), http_status=500), True),
+        (error_for_code(22090, NXCLOUD_CODES[22090], "invalid number", "t"), True),
+        (error_for_http_status(429), False),  # the number was too fast already
+        (UnknownOutcomeError("no answer", READ_TIMEOUT), False),  # it may have been sent
+    ],
+    ids=["5xx", "permanent", "throttle", "unknown"],
+)
+def test_a_send_nxcloud_answered_without_sending_gives_its_slot_back(
+    world: World, failure: Exception, given_back: bool
+) -> None:
+    """WhatsApp counts what it sends: a retry of NXCloud's failure must not cost the number a second slot."""
+    world.sender.script["8613800000000"] = raises(failure)
+    delivery = world.delivery(rate=1, max_wait=0.01)
+
+    deliver(delivery, queued(body()))
+    [after] = deliver(delivery, queued(body("8613800000001"), 1))
+
+    assert isinstance(after, Sent) is given_back
+
+
+def test_the_slots_of_a_batch_whose_claim_failed_are_given_back(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No request went out: the next batch has the number's capacity as if the failed one had never asked."""
+    delivery = world.delivery(rate=2, max_wait=0.01)
+    claim = delivery.store.claim
+
+    def down(*_: Any) -> None:
+        raise ClientError({"Error": {"Code": "InternalServerError"}}, "TransactWriteItems")
+
+    monkeypatch.setattr(delivery.store, "claim", down)
+
+    failed = deliver(delivery, *batch(2))
+    monkeypatch.setattr(delivery.store, "claim", claim)
+    after = deliver(delivery, *batch(2, start=2))
+
+    assert all(isinstance(o, RetryLater) for o in failed)
+    assert all(isinstance(o, Sent) for o in after)
+
+
+def test_the_slot_of_a_message_found_in_progress_is_given_back(world: World) -> None:
+    """The same key twice in one batch: the second waits for the first's outcome, and sends nothing now."""
+    delivery = world.delivery(rate=2, max_wait=0.01)
+
+    first, twin = deliver(delivery, queued(body(), 0, key="k"), queued(body(), 1, key="k"))
+    [after] = deliver(delivery, queued(body("8613800000002"), 2))
+
+    assert isinstance(first, Sent) and isinstance(twin, RetryLater)
+    assert twin.failure.reason == "in_progress"
+    assert isinstance(after, Sent)
+
+
 def test_the_api_caller_is_told_429_with_when_to_come_back(world: World) -> None:
     delivery = world.delivery(rate=1, max_wait=0.01)
     api = Incoming(body=body("8613800000001"), source="api", source_id="req-1")
@@ -302,8 +356,6 @@ def test_waiting_for_a_slot_never_runs_into_the_invocations_timeout(world: World
 def test_the_limiter_failing_fails_open(world: World) -> None:
     class Down:
         def acquire(self, number: str, wanted: int, rate: int, horizon: float) -> Any:
-            from botocore.exceptions import ClientError
-
             from rate_limiter import Grant
 
             return Grant((time.time(),) * wanted, 0.0, 1, error=ClientError({"Error": {"Code": "X"}}, "UpdateItem"))

@@ -135,6 +135,23 @@ def test_a_rate_below_the_batch_size_bursts_no_more_than_its_rate(dynamodb: Any)
     assert offsets(grant, clock) == [0.0, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
 
 
+def test_slots_given_back_go_to_the_next_messages(dynamodb: Any) -> None:
+    clock = Clock()
+    limiter = RateLimiter(dynamodb, TABLE, clock=clock)
+    limiter.acquire(NUMBER, 10, 10, horizon=2.0)
+
+    assert limiter.give_back(NUMBER, 4, 10) is None  # four sends NXCloud answered without sending
+    grant = RateLimiter(dynamodb, TABLE, clock=clock).acquire(NUMBER, 10, 10, horizon=2.0)
+
+    # the bucket lost 6 tokens, not 10: 4 go at once, then one every 0.1 s
+    assert offsets(grant, clock) == [0.0] * 4 + [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+
+
+def test_a_give_back_never_creates_an_item(dynamodb: Any) -> None:
+    assert RateLimiter(dynamodb, TABLE, clock=Clock()).give_back(NUMBER, 3, 10) is None
+    assert "Item" not in dynamodb.get_item(TableName=TABLE, Key={"id": {"S": NUMBER}})
+
+
 def test_dynamodb_failing_grants_everything_now_and_says_why() -> None:
     class Failing:
         def update_item(self, **_: Any) -> None:
