@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from bench import coldstart, report, shares, warm, wire
+from bench import coldstart, rate_limit, report, shares, warm, wire
 from bench.services import Services
 
 
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                 services.recording_path,
                 batches=args.wire_batches,
             )
+            progress("rate limiter: one request per batch of 10, far from the rate")
+            assert services.resources is not None
+            limiter = rate_limit.measure(services.moto_url, services.resources.rate_table)
         memory = warm.Memory(warm.memory_size_mb(), cold.maxrss_mb, warm.maxrss_mb(), batch_peak)
         runs, skipped = [], None
         if args.memory_sizes:
@@ -89,9 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"done in {time.perf_counter() - started:.0f} s")
     host = report.machine(report.command_line(sys.argv[1:] if argv is None else argv))
     if args.json:
-        print(json.dumps(report.document(host, cold, overhead, latency, memory, wire=counted, shares=runs), indent=2))
+        document = report.document(host, cold, overhead, latency, memory, wire=counted, shares=runs, limiter=limiter)
+        print(json.dumps(document, indent=2))
     else:
-        print(report.render(host, cold, overhead, latency, memory, wire=counted, shares=runs, shares_skipped=skipped))
+        print(
+            report.render(
+                host,
+                cold,
+                overhead,
+                latency,
+                memory,
+                wire=counted,
+                shares=runs,
+                shares_skipped=skipped,
+                limiter=limiter,
+            )
+        )
     return 0
 
 
