@@ -10,6 +10,10 @@ Wiring (everything on 127.0.0.1):
 moto runs in its own process (:mod:`soak.aws_service`), the function in container processes
 (:mod:`soak.containers`); the simulator, the emulated triggers, the producer and the callers run here.
 
+Campaign mode (``mode="campaign"``, :mod:`soak.campaign`) puts all N messages on the queue at once, spread over
+``numbers`` business numbers, with the simulator enforcing ``rate`` messages per second per number and the function's
+limiter set to the same rate, and adds the campaign's rows to the ledger.
+
 The queue's event source and the REST API are :mod:`local_stack.emulators`; the resources come from template.yaml
 through :class:`local_stack.stack.LocalStack` (moto's redrive policy does ``maxReceiveCount``). Retried records
 come back after ``retry_delay`` seconds instead of the 210 s visibility timeout; it is kept at least the function's
@@ -33,7 +37,9 @@ from typing import Any, TextIO
 
 from local_stack.emulators import ApiServer, QueuePoller, json_body
 from local_stack.stack import LOCAL_SECRET, LocalStack
+from nxcloud_simulator.rates import RateLimit
 from nxcloud_simulator.server import NXCloudSimulator
+from soak import campaign
 from soak.aws_service import AwsService
 from soak.containers import InvocationKilled, Slot, SlotPool
 from soak.journal import TallyJournal
@@ -62,6 +68,16 @@ class SoakSettings:
     stream of traffic would; time to settle then measures handling and retries, not a queue of 10 000 waiting."""
     time_limit: float = 900.0
     api_give_up: float = 60.0
+    mode: str = "standard"
+    """``standard``, or ``campaign``: all messages at once, at ``numbers`` business numbers' ``rate``."""
+    rate: int = 50
+    """Campaign mode: each business number's messages per second, enforced by the simulator and the function's
+    limiter alike (the function's ``MESSAGES_PER_SECOND``)."""
+    numbers: int = 1
+
+    @property
+    def campaign(self) -> bool:
+        return self.mode == "campaign"
 
 
 def run_soak(settings: SoakSettings, progress: TextIO | None = sys.stderr) -> Ledger:
@@ -76,12 +92,19 @@ class _Soak:
         self.mix = get_mix(settings.mix)
         digest = hashlib.sha256(f"{settings.seed}-{settings.policy}-{settings.mix}".encode()).hexdigest()
         self.run_id = digest[:6]
-        self.messages = generate(settings.messages, seed=settings.seed, run=self.run_id, shares=self.mix.shares)
+        phones = campaign.BUSINESS_NUMBERS[: settings.numbers] if settings.campaign and settings.numbers > 1 else ()
+        shares = campaign.shares(self.mix.shares) if settings.campaign else self.mix.shares
+        self.messages = generate(
+            settings.messages, seed=settings.seed, run=self.run_id, shares=shares, business_phones=phones
+        )
         self.tracker = Tracker(self.messages)
         self.journal = TallyJournal(read_timeout=settings.read_timeout)
         self.stack = LocalStack(retry_visibility=settings.retry_delay, demo_faults=False, prefix=f"soak-{self.run_id}")
         self.stack.simulator = NXCloudSimulator(
-            accounts={LOCAL_SECRET["accessKey"]: LOCAL_SECRET["accessSecret"]}, seed=settings.seed, max_records=1
+            accounts={LOCAL_SECRET["accessKey"]: LOCAL_SECRET["accessSecret"]},
+            seed=settings.seed,
+            max_records=1,
+            rate_limit=RateLimit(per_second=settings.rate) if settings.campaign else None,
         )
         self.stack.simulator._journal = self.journal  # type: ignore[assignment] # the same methods, per-token tallies
         self.aws = AwsService(list(self.mix.aws), seed=settings.seed)
@@ -120,6 +143,15 @@ class _Soak:
             "function containers": sum(s.cpu_s for s in slots),
         }
         ledger.function_errors = sum(s.errors for s in slots)
+        if self.s.campaign:
+            ledger.campaign = campaign.account(
+                self.tracker.journeys.values(),
+                rate=self.s.rate,
+                numbers=self.s.numbers,
+                upstream_requests=self.journal.requests,
+                upstream_faults=self.journal.faults,
+                aws_calls=ledger.aws_calls,
+            )
         ledger.poller_errors = [
             f"{type(e).__name__}: {e}" for p in self.pollers for e in p.errors if not isinstance(e, InvocationKilled)
         ]
@@ -138,6 +170,8 @@ class _Soak:
             "SECRET_CACHE_SECONDS": str(self.s.secret_cache_seconds),
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
+        if self.s.campaign:
+            env["MESSAGES_PER_SECOND"] = str(self.s.rate)
 
         def slot(name: str) -> Slot:
             return Slot(
@@ -200,7 +234,7 @@ class _Soak:
                     batch, again = again, []
             else:
                 futures.append(callers.submit(self._call_api, message, random.Random(f"{self.s.seed}-{index}")))
-            if index % 100 == 99:
+            if index % 100 == 99 and not self.s.campaign:  # a campaign is put on the queue at once
                 self._wait_for_backlog(sqs)
             if self.progress is not None and time.monotonic() - last_report > 10:
                 last_report = time.monotonic()
