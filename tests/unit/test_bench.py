@@ -293,3 +293,13 @@ def test_the_report_shows_issue_9s_table_the_wire_and_every_memory_size() -> Non
     assert cost["dynamodb_usd"] == pytest.approx(1.875)
     assert cost["total_usd"] == pytest.approx(cost["lambda_usd"] + 1.875)
     assert "not measured" in report.render(host, cold, warm, latency, memory, shares_skipped="not root")
+
+
+def test_an_item_written_to_the_messages_index_costs_one_more_write_unit() -> None:
+    put = {"PutRequest": {"Item": {"id": {"S": "m"}, "idempotency_key": {"S": "k"}}}}
+    plain = {"PutRequest": {"Item": {"id": {"S": "nxcloud-wa-send#h"}}}}
+    release = {"DeleteRequest": {"Key": {"id": {"S": "nxcloud-wa-send#g"}}}}
+    body = {"RequestItems": {"idempotency": [plain, release], "messages": [put]}}
+    from bench import wire
+
+    assert wire.write_units("dynamodb:BatchWriteItem", body) == 4

@@ -11,8 +11,9 @@ import json
 import sys
 import time
 
-from bench import coldstart, report, shares, warm, wire
+from bench import coldstart, receiver, report, shares, warm, wire
 from bench.services import Services
+from local_stack.stack import LOCAL_SECRET
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Lambda memory sizes (MB) whose CPU share to run under, comma-separated; empty for none "
         "(default %(default)s; needs root and the cgroup cpu controller)",
     )
+    parser.add_argument("--callbacks", type=int, default=300, help="status callbacks posted to the webhook (300)")
     parser.add_argument("--share-repeats", type=int, default=3, help="cold starts per memory size (default 3)")
     parser.add_argument("--share-batches", type=int, default=10, help="instant batches per memory size (default 10)")
     args = parser.parse_args(argv)
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                 services.recording_path,
                 batches=args.wire_batches,
             )
+            progress(f"webhook receiver: {args.callbacks} status callbacks")
+            callbacks = receiver.measure(str(LOCAL_SECRET["webhook_token"]), messages=max(1, args.callbacks // 3))
         memory = warm.Memory(warm.memory_size_mb(), cold.maxrss_mb, warm.maxrss_mb(), batch_peak)
         runs, skipped = [], None
         if args.memory_sizes:
@@ -89,9 +93,22 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"done in {time.perf_counter() - started:.0f} s")
     host = report.machine(report.command_line(sys.argv[1:] if argv is None else argv))
     if args.json:
-        print(json.dumps(report.document(host, cold, overhead, latency, memory, wire=counted, shares=runs), indent=2))
+        document = report.document(host, cold, overhead, latency, memory, wire=counted, shares=runs)
+        print(json.dumps({**document, "receiver": callbacks.as_dict()}, indent=2))
     else:
-        print(report.render(host, cold, overhead, latency, memory, wire=counted, shares=runs, shares_skipped=skipped))
+        print(
+            report.render(
+                host,
+                cold,
+                overhead,
+                latency,
+                memory,
+                wire=counted,
+                shares=runs,
+                shares_skipped=skipped,
+                receiver=callbacks,
+            )
+        )
     return 0
 
 

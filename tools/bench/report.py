@@ -10,6 +10,7 @@ from typing import Any
 
 from bench import costs
 from bench.coldstart import HANDLER, TRACED, TRACER_OFF, TRACER_ON, ColdStart
+from bench.receiver import Receiver
 from bench.shares import ShareRun
 from bench.stats import ms, rate, ratio, spread_ms, table, times, verdict
 from bench.warm import Latency, Memory, Throughput
@@ -244,6 +245,20 @@ def memory_rows(memory: Memory, warm_container_mb: float | None = None) -> list[
     return rows
 
 
+def receiver_rows(receiver: Receiver) -> list[tuple[str, str, str]]:
+    """Section 8: the webhook, warm: what one status callback costs."""
+    return [
+        (f"8. Webhook receiver (warm, {receiver.requests} status callbacks, one request each)", "", ""),
+        ("  CPU per callback", f"{receiver.cpu_ms_per_callback:.2f} ms", "process_time of this process"),
+        ("  time per webhook request, p50 / p99", f"{receiver.wall_ms.median:.1f} / {receiver.p99_ms:.1f} ms", "wall"),
+        (
+            "  DynamoDB requests per callback",
+            f"{receiver.dynamodb_per_callback:.2f}",
+            "on the wire: one conditional UpdateItem in order",
+        ),
+    ]
+
+
 def render(
     host: dict[str, Any],
     cold: ColdStart,
@@ -254,6 +269,7 @@ def render(
     wire: WireCount | None = None,
     shares: Sequence[ShareRun] = (),
     shares_skipped: str | None = None,
+    receiver: Receiver | None = None,
 ) -> str:
     """The compact table ``make bench`` prints."""
     cpus = host["cpu_count"] if host["usable_cpus"] in (None, host["cpu_count"]) else f"{host['usable_cpus']} usable"
@@ -267,6 +283,7 @@ def render(
     rows = summary_rows(cold, warm, latency, memory, wire=wire, warm_rss=warm_rss)
     rows += cold_rows(cold) + warm_rows(warm) + latency_rows(latency, warm) + memory_rows(memory, warm_rss)
     rows += wire_rows(wire) if wire else []
+    rows += receiver_rows(receiver) if receiver else []
     text = "\n".join(header) + table(rows)
     if shares:
         text += "\n\n" + share_table(shares, wire)
