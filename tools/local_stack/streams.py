@@ -34,6 +34,11 @@ def batch_size() -> int:
     return int(_stream_event()["BatchSize"])
 
 
+def batching_window() -> float:
+    """Seconds the mapping waits to fill a batch (``MaximumBatchingWindowInSeconds`` of the publisher's stream)."""
+    return float(_stream_event().get("MaximumBatchingWindowInSeconds", 0))
+
+
 class StreamReader:
     """Reads the messages table's stream from its start (``TRIM_HORIZON``, as the template's mapping does)."""
 

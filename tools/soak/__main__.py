@@ -4,7 +4,9 @@
 
 Exit status 0 only when, for every policy run: nothing was lost, no duplicate was avoidable (and, under
 ``dead_letter``, there was no duplicate at all), nothing reported sent was unknown to NXCloud, every message ended as
-its kind allows, and everything settled within the time limit.
+its kind allows, everything settled within the time limit, and the delivery lifecycle held: every callback the webhook
+acknowledged is in the messages table, every stored status is the simulator's truth, and every change of a current
+status has its event (docs/soak.md).
 """
 
 from __future__ import annotations

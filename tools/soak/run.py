@@ -6,9 +6,12 @@ Wiring (everything on 127.0.0.1):
     API callers --HTTP--> ApiServer --> SlotPool (A slots) --> container process
     container process: the real handler --boto3--> moto's fault port;  --urllib3--> NXCloud simulator
     DLQ drainer <--receive/delete-- moto (dead-letter queue)
+    NXCloud simulator --callbacks--> ApiServer webhook route --> webhook containers; stream --> publisher container
 
-moto runs in its own process (:mod:`soak.aws_service`), the function in container processes
-(:mod:`soak.containers`); the simulator, the emulated triggers, the producer and the callers run here.
+moto runs in its own process (:mod:`soak.aws_service`), the functions in container processes
+(:mod:`soak.containers`); the simulator, the emulated triggers, the producer and the callers run here. The delivery
+lifecycle (callbacks, the webhook, the stream, the publisher, the events) is :mod:`soak.lifecycle_rig`; once the
+sends have settled it is let through to its end and accounted for in the ledger's lifecycle rows.
 
 The queue's event source and the REST API are :mod:`local_stack.emulators`; the resources come from template.yaml
 through :class:`local_stack.stack.LocalStack` (moto's redrive policy does ``maxReceiveCount``). Retried records
@@ -38,6 +41,8 @@ from soak.aws_service import AwsService
 from soak.containers import InvocationKilled, Slot, SlotPool
 from soak.journal import TallyJournal
 from soak.ledger import FINAL_API_REJECTIONS, Ledger, Tracker, build_ledger
+from soak.lifecycle import LifecycleLedger
+from soak.lifecycle_rig import LifecycleRig
 from soak.messages import API_ASYNC, QUEUE, Message, generate
 from soak.mix import get_mix
 
@@ -62,6 +67,10 @@ class SoakSettings:
     stream of traffic would; time to settle then measures handling and retries, not a queue of 10 000 waiting."""
     time_limit: float = 900.0
     api_give_up: float = 60.0
+    webhook_concurrency: int = 4
+    """Concurrent webhook executions; the publisher has one, as Lambda gives one per stream shard."""
+    lifecycle_time_limit: float = 300.0
+    """Seconds, once the sends have settled, for the last callbacks, the replay and the publisher to finish."""
 
 
 def run_soak(settings: SoakSettings, progress: TextIO | None = sys.stderr) -> Ledger:
@@ -81,7 +90,10 @@ class _Soak:
         self.journal = TallyJournal(read_timeout=settings.read_timeout)
         self.stack = LocalStack(retry_visibility=settings.retry_delay, demo_faults=False, prefix=f"soak-{self.run_id}")
         self.stack.simulator = NXCloudSimulator(
-            accounts={LOCAL_SECRET["accessKey"]: LOCAL_SECRET["accessSecret"]}, seed=settings.seed, max_records=1
+            accounts={LOCAL_SECRET["accessKey"]: LOCAL_SECRET["accessSecret"]},
+            seed=settings.seed,
+            max_records=1,
+            max_callback_records=None,  # the lifecycle ledger reads every callback's answer
         )
         self.stack.simulator._journal = self.journal  # type: ignore[assignment] # the same methods, per-token tallies
         self.aws = AwsService(list(self.mix.aws), seed=settings.seed)
@@ -90,6 +102,8 @@ class _Soak:
         self.api_slots: list[Slot] = []
         self.pollers: list[QueuePoller] = []
         self.api: ApiServer | None = None
+        self.rig: LifecycleRig | None = None
+        self.lifecycle: LifecycleLedger | None = None
         self._stop = threading.Event()
         self._drainer: threading.Thread | None = None
 
@@ -103,23 +117,26 @@ class _Soak:
             self._start()
             futures = self._produce()
             unsettled = not self._wait_until_settled(futures, started)
+            assert self.rig is not None
+            self.lifecycle = self.rig.finish(self.s.lifecycle_time_limit)
         finally:
             self._stop_all()
         ledger = build_ledger(
             self.tracker, self.journal, policy=self.s.policy, mix=self.s.mix, seed=self.s.seed, unsettled=unsettled
         )
+        ledger.lifecycle = self.lifecycle
         ledger.wall_s = time.monotonic() - started
         stats = self.aws.stats()
         ledger.aws_faults = Counter(stats["injected"])
         ledger.aws_calls = Counter(stats["calls"])
-        slots = self.queue_slots + self.api_slots
+        slots = self.queue_slots + self.api_slots + (self.rig.slots if self.rig else [])
         ledger.container_starts = sum(s.starts for s in slots)
         ledger.cpu_s = {
             "soak process": time.process_time() - self._cpu_started,
             "moto": float(stats.get("cpu_s", 0.0)),
             "function containers": sum(s.cpu_s for s in slots),
         }
-        ledger.function_errors = sum(s.errors for s in slots)
+        ledger.function_errors = sum(s.errors for s in self.queue_slots + self.api_slots)
         ledger.poller_errors = [
             f"{type(e).__name__}: {e}" for p in self.pollers for e in p.errors if not isinstance(e, InvocationKilled)
         ]
@@ -162,7 +179,17 @@ class _Soak:
             ).start()
             for s in self.queue_slots
         ]
-        self.api = ApiServer(SlotPool(self.api_slots)).start()  # type: ignore[arg-type]
+        self.rig = LifecycleRig(
+            self.stack,
+            self.journal,
+            self.mix,
+            env=env,
+            seed=self.s.seed,
+            webhook_concurrency=self.s.webhook_concurrency,
+        )
+        webhook = self.rig.start()
+        self.api = ApiServer(SlotPool(self.api_slots), webhook=webhook).start()  # type: ignore[arg-type]
+        self.rig.connect(self.api.webhook_url)
         self._drainer = threading.Thread(target=self._drain_dlq, name="dlq-drainer", daemon=True)
         self._drainer.start()
 
@@ -177,6 +204,8 @@ class _Soak:
             self.api.stop()
         if self._drainer is not None:
             self._drainer.join(10)
+        if self.rig is not None:
+            self.rig.stop()
         for slot in self.queue_slots + self.api_slots:
             slot.close()
         self.stack.stop()
@@ -310,9 +339,10 @@ class _Soak:
         journeys = self.tracker.journeys.values()
         done = sum(1 for j in journeys if j.sent_at is not None or j.dead or j.api_final)
         kills = sum(self.tracker.kills.values())
+        callbacks = f", {self.rig.progress()}" if self.rig is not None else ""
         print(
             f"[{self.s.policy}] {what}: {done} settled, {self.journal.accepted} accepted by NXCloud, "
-            f"{self.tracker.dlq_entries} dead letters, {kills} invocations killed",
+            f"{self.tracker.dlq_entries} dead letters, {kills} invocations killed{callbacks}",
             file=self.progress,
             flush=True,
         )
