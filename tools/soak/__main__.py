@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-timeout", type=float, default=defaults.read_timeout, help="NXCLOUD_READ_TIMEOUT")
     parser.add_argument("--max-backlog", type=int, default=defaults.max_backlog, help="messages queued at most")
     parser.add_argument("--time-limit", type=float, default=defaults.time_limit, help="seconds per policy run")
+    parser.add_argument(
+        "--stretch",
+        type=float,
+        default=None,
+        help="factor on the timeouts and time limits (default: the load average per CPU at the start, 1 to 4)",
+    )
     parser.add_argument("--parallel", action="store_true", help="with --policy both: run the two side by side")
     parser.add_argument("--json", action="store_true", help="print the ledgers as JSON instead of a table")
     args = parser.parse_args(argv)
@@ -48,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("concurrency must be at least 1 and --retry-delay at least 0")
     if min(args.function_timeout, args.read_timeout, args.time_limit) <= 0 or args.max_backlog < 10:
         parser.error("timeouts and --time-limit must be positive, --max-backlog at least 10")
+    if args.stretch is not None and args.stretch < 1:
+        parser.error("--stretch must be at least 1")
 
     policies = POLICIES if args.policy == "both" else (args.policy,)
     started = time.monotonic()
@@ -64,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             read_timeout=args.read_timeout,
             time_limit=args.time_limit,
             max_backlog=args.max_backlog,
+            stretch=args.stretch,
         )
         for policy in policies
     ]
@@ -78,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"soak: {args.messages} messages per run, mix {args.mix}, seed {args.seed}, "
             f"{args.queue_concurrency}+{args.api_concurrency} concurrent executions (queue+API), "
-            f"function timeout {args.function_timeout:g} s, retry after {args.retry_delay} s, "
+            f"function timeout {args.function_timeout:g} s, retry after {args.retry_delay} s "
+            f"(both stretched for the machine's load: see the ledger), "
             f"NXCLOUD_READ_TIMEOUT {args.read_timeout:g} s, at most {args.max_backlog} queued; "
             f"{time.monotonic() - started:.0f} s in all"
         )

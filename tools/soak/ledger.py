@@ -209,6 +209,8 @@ class Ledger:
     cpu_s: dict[str, float] = field(default_factory=dict)
     lifecycle: LifecycleLedger | None = None
     """The delivery lifecycle's rows (:mod:`soak.lifecycle`); None when the run ended before they were taken."""
+    settings: dict[str, float] = field(default_factory=dict)
+    """The timings the run used: ``stretch`` (see ``SoakSettings.stretch``), ``function_timeout``, ``retry_delay``."""
 
     @property
     def duplicates(self) -> int:
@@ -378,6 +380,7 @@ def render(ledgers: list[Ledger]) -> str:
     row("AWS calls by the functions (attempts)", [sum(lg.aws_calls.values()) for lg in ledgers])
     for label in sorted({k for lg in ledgers for k in lg.aws_faults}):
         row(f"  fault: {label}", [lg.aws_faults.get(label, 0) for lg in ledgers])
+    row("timeouts stretched for the load: factor / function timeout / retry", [_stretch(lg) for lg in ledgers])
     row("wall time (s)", [f"{lg.wall_s:.1f}" for lg in ledgers])
     row("CPU (s): soak / moto / function", [_cpu(lg) for lg in ledgers])
     row("verdict", ["ok" if not lg.failures() else "FAIL" for lg in ledgers])
@@ -402,6 +405,11 @@ def _lifecycle_json(lc: LifecycleLedger | None) -> dict[str, Any] | None:
         "failures": lc.failures(),
         "events_duplicates": lc.events_duplicates,
     }
+
+
+def _stretch(lg: Ledger) -> str:
+    s = lg.settings
+    return f"x{s.get('stretch', 1.0):.2f} / {s.get('function_timeout', 0):.1f} s / {s.get('retry_delay', 0):g} s"
 
 
 def _accepted_dead(lg: Ledger) -> int:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import random
 import sys
 import threading
@@ -31,8 +33,8 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, TextIO
+from dataclasses import dataclass, replace
+from typing import Any, Final, TextIO
 
 from local_stack.emulators import ApiServer, QueuePoller, json_body
 from local_stack.stack import LOCAL_SECRET, LocalStack
@@ -45,6 +47,17 @@ from soak.lifecycle import LifecycleLedger
 from soak.lifecycle_rig import LifecycleRig
 from soak.messages import API_ASYNC, QUEUE, Message, generate
 from soak.mix import get_mix
+
+MAX_STRETCH: Final = 4.0
+
+
+def load_stretch() -> float:
+    """How much busier than its CPUs this machine is now: the 1-minute load average per CPU, within 1..MAX_STRETCH."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not on Linux
+        return 1.0
+    return min(MAX_STRETCH, max(1.0, load / (os.cpu_count() or 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +84,31 @@ class SoakSettings:
     """Concurrent webhook executions; the publisher has one, as Lambda gives one per stream shard."""
     lifecycle_time_limit: float = 300.0
     """Seconds, once the sends have settled, for the last callbacks, the replay and the publisher to finish."""
+    stretch: float | None = None
+    """Factor on the function timeout, the retry delay, the API callers' patience and the time limits; None: the load
+    average per CPU when the run starts (:func:`load_stretch`). A Lambda function has its CPU to itself; here some
+    twenty processes share this machine's cores with whatever else runs on it, and a cold container that the machine
+    starves would be killed at every timeout, cold again each time: the timeout is there to cut invocations that run
+    long, not ones the machine did not run. NXCloud's read timeout and the faults are never stretched."""
+
+    def stretched(self) -> SoakSettings:
+        """These settings with ``stretch`` decided and applied (a retry never comes before the timeout)."""
+        factor = self.stretch if self.stretch is not None else load_stretch()
+        timeout = self.function_timeout * factor
+        return replace(
+            self,
+            stretch=factor,
+            function_timeout=timeout,
+            retry_delay=max(math.ceil(self.retry_delay * factor), math.ceil(timeout)),
+            api_give_up=self.api_give_up * factor,
+            time_limit=self.time_limit * factor,
+            lifecycle_time_limit=self.lifecycle_time_limit * factor,
+        )
 
 
 def run_soak(settings: SoakSettings, progress: TextIO | None = sys.stderr) -> Ledger:
     """Run one soak; return its ledger (never raises for what it finds: the ledger says)."""
-    return _Soak(settings, progress).run()
+    return _Soak(settings.stretched(), progress).run()
 
 
 class _Soak:
@@ -125,6 +158,11 @@ class _Soak:
             self.tracker, self.journal, policy=self.s.policy, mix=self.s.mix, seed=self.s.seed, unsettled=unsettled
         )
         ledger.lifecycle = self.lifecycle
+        ledger.settings = {
+            "stretch": self.s.stretch or 1.0,
+            "function_timeout": self.s.function_timeout,
+            "retry_delay": self.s.retry_delay,
+        }
         ledger.wall_s = time.monotonic() - started
         stats = self.aws.stats()
         ledger.aws_faults = Counter(stats["injected"])
