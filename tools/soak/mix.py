@@ -145,14 +145,15 @@ AWS_LIFECYCLE: Final = (
     AwsFault("SQS.SendMessage", "error", 0.1, sticky=True, queue="-kept"),
     # The publisher: one BatchGetItem of the send records per batch (a failure fails the invocation: the stream
     # hands the batch over again), PutEvents ten entries at a time (failed entries are retried, then reported).
+    # It makes about one call of each a second, so these are frequent enough for the CI soak to meet each.
     AwsFault("DynamoDB.BatchGetItem", "error", 0.02, table="-messages"),
     AwsFault("DynamoDB.BatchGetItem", "throttle", 0.02, table="-messages"),
-    AwsFault("DynamoDB.BatchGetItem", "error", 0.01, sticky=True, table="-messages"),
+    AwsFault("DynamoDB.BatchGetItem", "error", 0.03, sticky=True, table="-messages"),
     AwsFault("EventBridge.PutEvents", "partial", 0.05),
     AwsFault("EventBridge.PutEvents", "error", 0.02),
     AwsFault("EventBridge.PutEvents", "throttle", 0.02),
     AwsFault("EventBridge.PutEvents", "error", 0.01, sticky=True),
-    AwsFault("EventBridge.PutEvents", "lost_response", 0.01),
+    AwsFault("EventBridge.PutEvents", "lost_response", 0.02),
 )
 WEBHOOK_KILLS: Final = 0.003
 PUBLISHER_KILLS: Final = 0.05
