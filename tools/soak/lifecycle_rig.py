@@ -47,7 +47,8 @@ from soak.messages import TEMPLATE
 from soak.mix import BUTTONS, CALLBACKS, OUTCOMES, Mix
 
 WEBHOOK_CHAOS: Final = (0.002, 0.05)
-"""A chaos-killed webhook invocation dies this many seconds in: it usually takes 5 to 30 ms, so anywhere in its work."""
+"""A chaos-killed webhook invocation dies this many seconds in: it takes tens of milliseconds (more on a busy machine),
+so the kill lands anywhere in its work: before, between or after its writes."""
 PUBLISHER_CHAOS: Final = (0.005, 0.2)
 """The publisher reads the send records, then puts ten events at a time: a kill lands before, between or after."""
 REPLAY_ROUNDS: Final = 5
