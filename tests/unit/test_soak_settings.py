@@ -29,3 +29,10 @@ def test_the_load_stretch_stays_within_one_and_the_cap(monkeypatch: pytest.Monke
 
     assert load_stretch() == min(MAX_STRETCH, max(1.0, load / 2))
     assert SoakSettings(stretch=None).stretched().stretch == load_stretch()
+
+
+def test_the_lifecycles_time_limit_grows_with_the_messages_unless_given() -> None:
+    small, large = SoakSettings(messages=250, stretch=1), SoakSettings(messages=10_000, stretch=1)
+
+    assert small.stretched().lifecycle_limit() < large.stretched().lifecycle_limit()
+    assert SoakSettings(messages=10_000, lifecycle_time_limit=60, stretch=2).stretched().lifecycle_limit() == 120

@@ -49,6 +49,9 @@ from soak.messages import API_ASYNC, QUEUE, Message, generate
 from soak.mix import get_mix
 
 MAX_STRETCH: Final = 4.0
+LIFECYCLE_BASE_S: Final = 120.0
+LIFECYCLE_PER_MESSAGE_S: Final = 0.2
+"""About three and a half callbacks per message, stored at 20 a second or more even on a busy machine."""
 
 
 def load_stretch() -> float:
@@ -82,14 +85,23 @@ class SoakSettings:
     api_give_up: float = 60.0
     webhook_concurrency: int = 4
     """Concurrent webhook executions; the publisher has one, as Lambda gives one per stream shard."""
-    lifecycle_time_limit: float = 300.0
-    """Seconds, once the sends have settled, for the last callbacks, the replay and the publisher to finish."""
+    lifecycle_time_limit: float | None = None
+    """Seconds, once the sends have settled, for the last callbacks, the replay and the publisher to finish; None:
+    :data:`LIFECYCLE_BASE_S` plus :data:`LIFECYCLE_PER_MESSAGE_S` per message. Callbacks fall behind while the sends
+    keep moto busy (a 10 000-message run still had 25 000 to post when its sends settled), so the backlog, and the
+    time it needs, grows with N."""
     stretch: float | None = None
     """Factor on the function timeout, the retry delay, the API callers' patience and the time limits; None: the load
     average per CPU when the run starts (:func:`load_stretch`). A Lambda function has its CPU to itself; here some
     twenty processes share this machine's cores with whatever else runs on it, and a cold container that the machine
     starves would be killed at every timeout, cold again each time: the timeout is there to cut invocations that run
     long, not ones the machine did not run. NXCloud's read timeout and the faults are never stretched."""
+
+    def lifecycle_limit(self) -> float:
+        """The lifecycle's time limit in seconds, unstretched."""
+        if self.lifecycle_time_limit is not None:
+            return self.lifecycle_time_limit
+        return LIFECYCLE_BASE_S + LIFECYCLE_PER_MESSAGE_S * self.messages
 
     def stretched(self) -> SoakSettings:
         """These settings with ``stretch`` decided and applied (a retry never comes before the timeout)."""
@@ -102,7 +114,7 @@ class SoakSettings:
             retry_delay=max(math.ceil(self.retry_delay * factor), math.ceil(timeout)),
             api_give_up=self.api_give_up * factor,
             time_limit=self.time_limit * factor,
-            lifecycle_time_limit=self.lifecycle_time_limit * factor,
+            lifecycle_time_limit=self.lifecycle_limit() * factor,
         )
 
 
@@ -151,7 +163,7 @@ class _Soak:
             futures = self._produce()
             unsettled = not self._wait_until_settled(futures, started)
             assert self.rig is not None
-            self.lifecycle = self.rig.finish(self.s.lifecycle_time_limit)
+            self.lifecycle = self.rig.finish(self.s.lifecycle_limit())
         finally:
             self._stop_all()
         ledger = build_ledger(
