@@ -682,11 +682,12 @@ EXPECTED_ALARMS = {
     ),
 }
 METRIC_MATH_ALARMS = {"FailedDeliveriesAlarm"}
+POWERTOOLS_ALARMS = {"TemplateCheckSkippedAlarm"}
 
 
 def test_alarms(resources: dict[str, Any]) -> None:
     alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert set(alarms) == set(EXPECTED_ALARMS) | METRIC_MATH_ALARMS
+    assert set(alarms) == set(EXPECTED_ALARMS) | METRIC_MATH_ALARMS | POWERTOOLS_ALARMS
     for name, (namespace, metric, dimension, value, threshold) in EXPECTED_ALARMS.items():
         alarm = alarms[name]
         assert (alarm["Namespace"], alarm["MetricName"]) == (namespace, metric), name
@@ -695,6 +696,35 @@ def test_alarms(resources: dict[str, Any]) -> None:
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold", name
         assert alarm["AlarmActions"] == when("HasAlarmEmail", [ref("AlarmTopic")]), name
         assert alarm["OKActions"] == when("HasAlarmEmail", [ref("AlarmTopic")]), name
+
+
+def test_template_check_skipped_alarm_fires_when_skips_persist(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    """Sends without the check in three 5-minute periods running (one skip is a blip, 15 minutes is an outage), on
+    the metric the function emits, with the dimension Powertools gives it."""
+    from template_gate import SKIPPED_METRIC
+
+    alarm = props(resources, "TemplateCheckSkippedAlarm")
+    names = template["Mappings"]["Observability"]["Powertools"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
+        SKIPPED_METRIC,
+    )
+    assert alarm["Dimensions"] == [
+        {"Name": "service", "Value": {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]}}
+    ]
+    assert names["ServiceName"] == "nxcloud-wa-sender"
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (
+        "Sum",
+        300,
+        3,
+        3,
+    )
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == when("HasAlarmEmail", [ref("AlarmTopic")])
+    assert alarm["OKActions"] == when("HasAlarmEmail", [ref("AlarmTopic")])
 
 
 def test_failed_deliveries_alarm_is_the_failed_share_of_the_ends(
@@ -772,6 +802,10 @@ def test_dashboard_shows_the_powertools_metrics_and_the_queues(template: dict[st
     assert any("DeliveryFailed" in s and "error_code}" in s for s in searches)
     assert (namespace, "StatusCallbacksUnmatched", "service", "nxcloud-wa-publisher") in plain
     assert (namespace, "CallbacksKept", "service", "nxcloud-wa-webhook") in plain
+    assert (namespace, "TemplateCheckSkipped", "service", service) in plain
+    assert (namespace, "TemplateCheckWarnings", "service", service) in plain
+    alarms = [a for widget in body["widgets"] for a in widget["properties"].get("alarms", [])]
+    assert "<TemplateCheckSkippedAlarm.Arn>" in alarms
 
 
 EXPECTED_OUTPUTS = {
