@@ -20,6 +20,8 @@ from local_stack.runner import Row, Runner
 from local_stack.samples import load_samples
 
 ROOT = Path(__file__).resolve().parents[2]
+ONE_BODY_PARAMETER = {"type": "body", "parameters": [{"type": "text", "text": "A-1001"}]}
+"""What the local catalogue's order_update (en_US) takes (events/templates.json)."""
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,8 @@ def test_dead_letter_queue_holds_exactly_the_documented_failures(runner: Runner,
 
 
 def test_duplicate_delivery_is_sent_once(runner: Runner, sample_rows: list[Row]) -> None:
-    body = json.dumps({"to": "8613800000777", "template": {"name": "dup_check", "language": {"code": "en_US"}}})
+    template = {"name": "order_update", "language": {"code": "en_US"}, "components": [ONE_BODY_PARAMETER]}
+    body = json.dumps({"to": "8613800000777", "template": template})
     first = runner.enqueue(body, {"idempotency_key": "dup-777"})
     second = runner.enqueue(body, {"idempotency_key": "dup-777"})
 
@@ -103,9 +106,10 @@ def _nxwa(runner: Runner, *args: str) -> list[str]:
 def test_nxwa_send_through_the_api_and_the_queue(
     runner: Runner, sample_rows: list[Row], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(_nxwa(runner, "send", "--to", "+86 138 0000 0888", "--template", "ops_api", "--param", "Ann")) == 0
+    send = ("send", "--template", "order_update", "--param", "Ann")
+    assert cli.main(_nxwa(runner, *send, "--to", "+86 138 0000 0888")) == 0
     (answer,) = _printed(capsys.readouterr().out)
-    assert cli.main(_nxwa(runner, "send", "--to", "8613800000889", "--template", "ops_queue", "--via", "queue")) == 0
+    assert cli.main(_nxwa(runner, *send, "--to", "8613800000889", "--via", "queue")) == 0
     (queued,) = _printed(capsys.readouterr().out)
 
     assert answer["http_status"] == 200
@@ -123,7 +127,9 @@ def test_nxwa_dlq_list_shows_reasons_without_consuming(
     listed = _printed(capsys.readouterr().out)
 
     assert {item["message_id"] for item in listed} == before
-    assert any(item.get("error_code") == "22093" for item in listed)
+    assert any(
+        item.get("reason") == "template_mismatch" and item.get("error_code") == "template_not_found" for item in listed
+    )
     assert set(runner.dead_letters()) == before
 
 
