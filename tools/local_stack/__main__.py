@@ -204,6 +204,8 @@ def serve(runner: Runner, out: TextIO) -> None:
         "webhook_url": runner.api.webhook_url,
         "webhook_token": str(LOCAL_SECRET["webhook_token"]),
         "nxcloud_simulator_url": runner.stack.simulator.url,
+        "secret_id": res.secret_id,
+        "template_base_url": runner.stack.simulator.url,
     }
     LOCAL_STATE.write_text(json.dumps(state, indent=2), encoding="utf-8")
     sam_env_vars = LOCAL_STATE.with_name(".sam-local-env.json")
