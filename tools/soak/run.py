@@ -38,7 +38,7 @@ from soak.aws_service import AwsService
 from soak.containers import InvocationKilled, Slot, SlotPool
 from soak.journal import TallyJournal
 from soak.ledger import FINAL_API_REJECTIONS, Ledger, Tracker, build_ledger
-from soak.messages import API_ASYNC, QUEUE, Message, generate
+from soak.messages import API_ASYNC, QUEUE, Message, catalogue, generate
 from soak.mix import get_mix
 
 
@@ -81,7 +81,10 @@ class _Soak:
         self.journal = TallyJournal(read_timeout=settings.read_timeout)
         self.stack = LocalStack(retry_visibility=settings.retry_delay, demo_faults=False, prefix=f"soak-{self.run_id}")
         self.stack.simulator = NXCloudSimulator(
-            accounts={LOCAL_SECRET["accessKey"]: LOCAL_SECRET["accessSecret"]}, seed=settings.seed, max_records=1
+            accounts={LOCAL_SECRET["accessKey"]: LOCAL_SECRET["accessSecret"]},
+            seed=settings.seed,
+            max_records=1,
+            templates={(str(LOCAL_SECRET["appkey"]), str(LOCAL_SECRET["business_phone"])): catalogue()},
         )
         self.stack.simulator._journal = self.journal  # type: ignore[assignment] # the same methods, per-token tallies
         self.aws = AwsService(list(self.mix.aws), seed=settings.seed)
