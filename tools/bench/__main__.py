@@ -11,8 +11,9 @@ import json
 import sys
 import time
 
-from bench import coldstart, report, shares, warm, wire
+from bench import coldstart, report, shares, template_check, warm, wire
 from bench.services import Services
+from bench.stats import table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                 services.recording_path,
                 batches=args.wire_batches,
             )
+            progress("template check: per message with the catalogue cached, and the getTemplate fetch")
+            check = template_check.measure(services.simulator_url)
         memory = warm.Memory(warm.memory_size_mb(), cold.maxrss_mb, warm.maxrss_mb(), batch_peak)
         runs, skipped = [], None
         if args.memory_sizes:
@@ -89,9 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"done in {time.perf_counter() - started:.0f} s")
     host = report.machine(report.command_line(sys.argv[1:] if argv is None else argv))
     if args.json:
-        print(json.dumps(report.document(host, cold, overhead, latency, memory, wire=counted, shares=runs), indent=2))
+        document = report.document(host, cold, overhead, latency, memory, wire=counted, shares=runs)
+        document["template_check"] = check.as_dict(overhead)
+        print(json.dumps(document, indent=2))
     else:
-        print(report.render(host, cold, overhead, latency, memory, wire=counted, shares=runs, shares_skipped=skipped))
+        extra = template_check.rows(check, overhead)
+        text = report.render(host, cold, overhead, latency, memory, wire=counted, shares=runs, shares_skipped=skipped)
+        print(text + "\n\n" + table(extra))
     return 0
 
 
