@@ -27,14 +27,14 @@ from nxcloud_wa.credentials import Credentials
 from nxcloud_wa.exceptions import TemplateApiError, TemplateMismatchError
 from nxcloud_wa.models import Defaults, SendRequest
 from nxcloud_wa.phone import mask_phone, redact_numbers
-from nxcloud_wa.templates import TemplateSet, check
+from nxcloud_wa.templates import Problem, check
 
 SKIPPED_METRIC = "TemplateCheckSkipped"
 WARNINGS_METRIC = "TemplateCheckWarnings"
 
 
 class TemplateGate:
-    """The container's catalogue and the mode it is checked in (``enforce`` or ``warn``)."""
+    """The container's catalogue and the mode it is checked in (``enforce`` or ``warn``; ``off`` refuses nothing)."""
 
     def __init__(self, catalogue: TemplateCatalogue, mode: TemplateCheckMode) -> None:
         self.catalogue = catalogue
@@ -48,38 +48,27 @@ class TemplateGate:
         answers: list[TemplateMismatchError | None] = []
         for request, key in messages:
             account = _account(request, defaults)
-            templates = None if account is None else self._templates(account, request, credentials, logged)
-            problems = check(request.template, templates) if templates is not None else []
-            if not problems:
+            problems = [] if account is None else self._problems(account, request, credentials, logged)
+            if not problems or self.mode is TemplateCheckMode.OFF:
                 answers.append(None)
             elif self.mode is TemplateCheckMode.ENFORCE:
                 answers.append(TemplateMismatchError(problems))
             else:
-                observability.count(WARNINGS_METRIC)
-                observability.logger.warning(
-                    "the message does not fit its template; sent anyway (TEMPLATE_CHECK=warn)",
-                    extra={
-                        "template_check": "warn",
-                        "error_code": problems[0].kind,
-                        "error_message": "; ".join(p.text for p in problems),
-                        "to": mask_phone(request.to),
-                        "idempotency_key": key,
-                    },
-                )
+                _warn(problems, request, key)
                 answers.append(None)
         return answers
 
-    def _templates(
+    def _problems(
         self,
         account: tuple[str, str],
         request: SendRequest,
         credentials: Credentials,
         logged: set[tuple[str, str]],
-    ) -> TemplateSet | None:
-        """The account's templates, or None (counted, and logged once per account) when they cannot be had."""
+    ) -> list[Problem]:
+        """What the message breaks; none when it cannot be checked (counted, and logged once per account)."""
         want = (request.template.name, request.template.language.code)
         try:
-            return self.catalogue.templates(*account, credentials, want=want)
+            return check(request.template, self.catalogue.templates(*account, credentials, want=want))
         except TemplateApiError as exc:
             why = f"{exc.reason}: {exc.message}"
         except Exception as exc:  # a fault of the check itself must not stop a send either
@@ -97,7 +86,22 @@ class TemplateGate:
                     "business_phone": mask_phone(account[1]),
                 },
             )
-        return None
+        return []
+
+
+def _warn(problems: list[Problem], request: SendRequest, key: str | None) -> None:
+    """``warn``: one line saying what ``enforce`` would have refused, and the count."""
+    observability.count(WARNINGS_METRIC)
+    observability.logger.warning(
+        "the message does not fit its template; sent anyway (TEMPLATE_CHECK=warn)",
+        extra={
+            "template_check": "warn",
+            "error_code": problems[0].kind,
+            "error_message": "; ".join(p.text for p in problems),
+            "to": mask_phone(request.to),
+            "idempotency_key": key,
+        },
+    )
 
 
 def _account(request: SendRequest, defaults: Defaults) -> tuple[str, str] | None:

@@ -166,3 +166,24 @@ def test_a_message_without_an_account_is_left_to_the_send(sim: NXCloudSimulator,
     assert answers == [None]  # to_upstream refuses it as invalid (no appkey, no business number)
     assert sim.template_requests == []
     assert counted(SKIPPED_METRIC) == 0
+
+
+def test_a_fault_in_the_rules_fails_open_too(
+    sim: NXCloudSimulator, logs: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import template_gate
+
+    def broken(*_: object) -> list[object]:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(template_gate, "check", broken)
+
+    assert gate(sim.url).refusals([(request(body_count=2), None)], DEFAULTS, CREDENTIALS) == [None]
+    assert counted(SKIPPED_METRIC) == 1
+
+
+def test_off_refuses_nothing_even_when_given_a_gate(sim: NXCloudSimulator, logs: io.StringIO) -> None:
+    assert gate(sim.url, TemplateCheckMode.OFF).refusals([(request(body_count=2), None)], DEFAULTS, CREDENTIALS) == [
+        None
+    ]
+    assert counted(WARNINGS_METRIC) == 0
