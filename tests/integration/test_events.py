@@ -496,3 +496,11 @@ def test_env_vars_example_names_only_variables_sam_local_can_override() -> None:
 
     assert set(variables) <= set(spec.environment)
     assert {"NXCLOUD_SECRET_ID", "NXCLOUD_BASE_URL", "DLQ_URL", "SEND_QUEUE_URL", "IDEMPOTENCY_TABLE"} <= set(variables)
+
+
+def test_sam_local_env_vars_point_both_nxcloud_hosts_at_the_simulator(local_stack: LocalStack) -> None:
+    """sam local's --env-vars sets only declared variables: the template check's getTemplate URL must be one of them,
+    or a sam local run would ask api2.nxcloud.com for the catalogue."""
+    variables = local_stack.sam_env_vars()["SenderFunction"]
+
+    assert variables["NXCLOUD_BASE_URL"] == variables["NXCLOUD_TEMPLATE_BASE_URL"] == local_stack.simulator.url

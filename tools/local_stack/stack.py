@@ -150,7 +150,8 @@ class LocalStack:
         it). ``resources``: other resources on the same moto server than the stack's own.
         """
         declared = resource_properties("SenderFunction").get("Environment", {}).get("Variables", {})
-        wanted = {**(resources or self.res).function_env(), "NXCLOUD_BASE_URL": self.simulator.url}
+        simulator = {"NXCLOUD_BASE_URL": self.simulator.url, "NXCLOUD_TEMPLATE_BASE_URL": self.simulator.url}
+        wanted = {**(resources or self.res).function_env(), **simulator}
         return {"SenderFunction": {name: value for name, value in wanted.items() if name in declared}}
 
     def apply_env(self, environ: Any = os.environ) -> None:
