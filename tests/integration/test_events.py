@@ -504,3 +504,18 @@ def test_sam_local_env_vars_point_both_nxcloud_hosts_at_the_simulator(local_stac
     variables = local_stack.sam_env_vars()["SenderFunction"]
 
     assert variables["NXCLOUD_BASE_URL"] == variables["NXCLOUD_TEMPLATE_BASE_URL"] == local_stack.simulator.url
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        (
+            "api-permanent-rejection.json",
+            "template demo_missing_template (en_US) does not exist for this business number",
+        ),
+        ("api-template-mismatch.json", "template order_update (en_US) takes 1 body parameter, got 2"),
+    ],
+)
+def test_the_samples_the_template_check_refuses_say_what_is_wrong(name: str, text: str, fresh: Fresh) -> None:
+    """The messages events/README.md quotes, word for word (expected.json only requires one)."""
+    assert json.loads(fresh.invoke(load(name))["body"])["message"] == text
