@@ -9,8 +9,9 @@ Answers:
 * ``400``: invalid input (malformed JSON included), with the list of field errors.
 * ``409``: a request with the same idempotency key is still being sent.
 * ``413``: the body is larger than a message can be; ``415``: the body is not JSON.
-* ``422``: NXCloud rejected the message permanently (its ``code`` and ``message``), or the idempotency key was used
-  for a different message.
+* ``422``: NXCloud rejected the message permanently (its ``code`` and ``message``), the message does not fit its
+  template (``error: template_mismatch``, the ``message`` says what to change; ``TEMPLATE_CHECK=enforce``), or the
+  idempotency key was used for a different message.
 * ``502``/``503``/``504``: retryable upstream trouble: a bad answer, throttling or unavailability, a timeout
   (``504`` with ``error: unknown_outcome`` means NXCloud may have sent it: see README).
 * ``403`` (no or a wrong ``x-api-key``) and ``429`` (the usage plan's throttle) come from API Gateway itself, as
@@ -135,7 +136,11 @@ RESPONSES: Final = {
     409: _doc("The same idempotency key is being sent right now: retry later", ErrorResponse),
     413: _doc("Body too large", ErrorResponse),
     415: _doc("Body is not application/json", ErrorResponse),
-    422: _doc("NXCloud rejected the message permanently, or the idempotency key was reused", ErrorResponse),
+    422: _doc(
+        "NXCloud rejected the message permanently, the message does not fit its template (template_mismatch), or the "
+        "idempotency key was reused",
+        ErrorResponse,
+    ),
     429: _doc("The API key's usage plan is throttling: retry later (answered by API Gateway)", GatewayError),
     500: _doc("The deployment is misconfigured", ErrorResponse),
     502: _doc("NXCloud gave a bad or failed answer: retry", ErrorResponse),

@@ -3,7 +3,9 @@
 * Logger: JSON, correlation id per message; recipient numbers only ever logged through ``mask_phone``
   (``mask_valid_phone`` for a validated one: the same text, cheaper).
 * Metrics (EMF): ``MessagesSent``, ``MessagesDeadLettered``, ``MessagesRetried`` (each also broken down by
-  ``error_class`` and ``error_code``) and ``UpstreamLatency``.
+  ``error_class`` and ``error_code``) and ``UpstreamLatency``; the template check's ``TemplateCheckSkipped`` (sent
+  unchecked: the catalogue was unavailable) and ``TemplateCheckWarnings`` (sent although it does not fit, under
+  ``TEMPLATE_CHECK=warn``), counted by :mod:`template_gate`.
 * Tracer: created only when tracing is on. ``Tracer()`` imports the X-Ray SDK (~0.8 s of cold start) even when
   disabled, so outside Lambda or with ``POWERTOOLS_TRACE_DISABLED=true`` a no-op stands in and costs nothing.
 * botocore's loggers are held at INFO: at DEBUG they print whole AWS requests and responses, which here means the

@@ -23,7 +23,7 @@ from nxcloud_wa.error_codes import (
     Classification,
     ErrorClass,
 )
-from nxcloud_wa.exceptions import ConfigurationError, InvalidMessageError, SendError
+from nxcloud_wa.exceptions import ConfigurationError, InvalidMessageError, SendError, TemplateMismatchError
 
 SENT: Final = "sent"
 UNKNOWN: Final = "unknown_outcome"
@@ -64,6 +64,8 @@ def failure_for(exc: BaseException) -> Failure:
         return Failure(INVALID_MESSAGE, "validation", str(exc), errors=tuple(exc.errors))
     if isinstance(exc, SendError):
         return Failure(exc.classification, exc.error_code, exc.message, exc.trace_id)
+    if isinstance(exc, TemplateMismatchError):
+        return Failure(exc.classification, exc.kind, str(exc))
     if isinstance(exc, ConfigurationError):
         return failure(MISCONFIGURED, "configuration")
     return failure(INTERNAL_ERROR, type(exc).__name__)

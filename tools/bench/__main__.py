@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from bench import coldstart, receiver, report, shares, warm, wire
+from bench import coldstart, receiver, report, shares, template_check, warm, wire
 from bench.services import Services
 from local_stack.stack import LOCAL_SECRET
 
@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             progress(f"webhook receiver: {args.callbacks} status callbacks")
             callbacks = receiver.measure(str(LOCAL_SECRET["webhook_token"]), messages=max(1, args.callbacks // 3))
+            progress("template check: per message with the catalogue cached, and the getTemplate fetch")
+            check = template_check.measure(services.simulator_url)
         memory = warm.Memory(warm.memory_size_mb(), cold.maxrss_mb, warm.maxrss_mb(), batch_peak)
         runs, skipped = [], None
         if args.memory_sizes:
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     host = report.machine(report.command_line(sys.argv[1:] if argv is None else argv))
     if args.json:
         document = report.document(host, cold, overhead, latency, memory, wire=counted, shares=runs)
-        print(json.dumps({**document, "receiver": callbacks.as_dict()}, indent=2))
+        document = {**document, "receiver": callbacks.as_dict(), "template_check": check.as_dict(overhead)}
+        print(json.dumps(document, indent=2))
     else:
         print(
             report.render(
@@ -106,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 wire=counted,
                 shares=runs,
                 shares_skipped=skipped,
+                template_check=check,
                 receiver=callbacks,
             )
         )

@@ -13,6 +13,8 @@ from bench.coldstart import HANDLER, TRACED, TRACER_OFF, TRACER_ON, ColdStart
 from bench.receiver import Receiver
 from bench.shares import ShareRun
 from bench.stats import ms, rate, ratio, spread_ms, table, times, verdict
+from bench.template_check import CheckCost
+from bench.template_check import rows as template_check_rows
 from bench.warm import Latency, Memory, Throughput
 from bench.wire import WireCount
 
@@ -269,6 +271,7 @@ def render(
     wire: WireCount | None = None,
     shares: Sequence[ShareRun] = (),
     shares_skipped: str | None = None,
+    template_check: CheckCost | None = None,
     receiver: Receiver | None = None,
 ) -> str:
     """The compact table ``make bench`` prints."""
@@ -283,6 +286,7 @@ def render(
     rows = summary_rows(cold, warm, latency, memory, wire=wire, warm_rss=warm_rss)
     rows += cold_rows(cold) + warm_rows(warm) + latency_rows(latency, warm) + memory_rows(memory, warm_rss)
     rows += wire_rows(wire) if wire else []
+    rows += template_check_rows(template_check, warm) if template_check else []
     rows += receiver_rows(receiver) if receiver else []
     text = "\n".join(header) + table(rows)
     if shares:

@@ -45,7 +45,7 @@ from soak.journal import TallyJournal
 from soak.ledger import FINAL_API_REJECTIONS, Ledger, Tracker, build_ledger
 from soak.lifecycle import LifecycleLedger
 from soak.lifecycle_rig import LifecycleRig
-from soak.messages import API_ASYNC, QUEUE, Message, generate
+from soak.messages import API_ASYNC, QUEUE, Message, catalogue, generate
 from soak.mix import get_mix
 
 MAX_STRETCH: Final = 4.0
@@ -139,6 +139,7 @@ class _Soak:
             seed=settings.seed,
             max_records=1,
             max_callback_records=None,  # the lifecycle ledger reads every callback's answer
+            templates={(str(LOCAL_SECRET["appkey"]), str(LOCAL_SECRET["business_phone"])): catalogue()},
         )
         self.stack.simulator._journal = self.journal  # type: ignore[assignment] # the same methods, per-token tallies
         self.aws = AwsService(list(self.mix.aws), seed=settings.seed)
