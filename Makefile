@@ -183,12 +183,14 @@ fuzz: $(PATHS) ## Fuzz the model, the SQS trigger and the API [HYPOTHESIS_PROFIL
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest tests/fuzz --hypothesis-show-statistics \
 		--durations=10 $(FUZZ_ARGS)
 
-# Fault-injection soak (tools/soak): the local stack with NXCloud and AWS faults injected and invocations killed as a
-# Lambda timeout kills them; N messages per UNKNOWN_OUTCOME_POLICY (POLICY=both: dead_letter, then retry), each
-# followed to its end. Prints the ledger; exits 1 on any loss or avoidable duplicate. MIX: default, heavy, calm,
-# upstream, aws, kills. soak-ci is what CI runs (tests/integration/test_soak.py, also part of `make test`).
-# MODE=campaign (docs/throughput.md): all N messages at once to NUMBERS business numbers, the simulator enforcing
-# RATE messages per second per number and the function's limiter set to it; the ledger adds the campaign's rows.
+# Fault-injection soak (tools/soak, docs/soak.md): the local stack with NXCloud and AWS faults injected and
+# invocations killed as a Lambda timeout kills them; N messages per UNKNOWN_OUTCOME_POLICY (POLICY=both: dead_letter,
+# then retry), each followed to its end, and NXCloud's callbacks followed through the webhook and the publisher to
+# their events. Prints the ledger; exits 1 on any loss, avoidable duplicate, lost callback, wrong final status or
+# missing event. MIX: default, heavy, calm, upstream, aws, kills. soak-ci is what CI runs
+# (tests/integration/test_soak.py, also part of `make test`). MODE=campaign (docs/throughput.md): all N messages at
+# once to NUMBERS business numbers, the simulator enforcing RATE messages per second per number and the function's
+# limiter set to it; the ledger adds the campaign's rows.
 N ?= 1000
 SEED ?= 1
 MIX ?= default

@@ -53,3 +53,18 @@ def signing_codes() -> dict[int, str]:
 def template_languages() -> list[tuple[str, str]]:
     """The page's 模板语言 table as (code, name) pairs, in the page's order."""
     return [(_code(code), name) for code, name in table("4. Template language codes")]
+
+
+def get_template_codes() -> dict[str, str]:
+    """getTemplate's codes (section 6, the table after "Codes:"): code as written -> meaning."""
+    text = _text()
+    section = text[text.index("## 6. getTemplate") :]
+    lines = section[section.index("\nCodes:\n") :].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+    assert rows, "no getTemplate code table in section 6"
+    return {_code(code): meaning for code, meaning in rows}

@@ -236,6 +236,10 @@ def wired_stack(
         **resources.function_env(),
         "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
         "NXCLOUD_BASE_URL": simulator.url,
+        "NXCLOUD_TEMPLATE_BASE_URL": simulator.url,
+        # The suites send templates of every shape and name; only tests of the template check turn it on (and give
+        # the simulator a catalogue): tests/integration/test_template_check.py.
+        "TEMPLATE_CHECK": "off",
         "NXCLOUD_READ_TIMEOUT": str(read_timeout),
         "NXCLOUD_CONNECT_TIMEOUT": str(connect_timeout),
         "POWERTOOLS_METRICS_NAMESPACE": "Test",

@@ -9,8 +9,9 @@ Answers:
 * ``400``: invalid input (malformed JSON included), with the list of field errors.
 * ``409``: a request with the same idempotency key is still being sent.
 * ``413``: the body is larger than a message can be; ``415``: the body is not JSON.
-* ``422``: NXCloud rejected the message permanently (its ``code`` and ``message``), or the idempotency key was used
-  for a different message.
+* ``422``: NXCloud rejected the message permanently (its ``code`` and ``message``), the message does not fit its
+  template (``error: template_mismatch``, the ``message`` says what to change; ``TEMPLATE_CHECK=enforce``), or the
+  idempotency key was used for a different message.
 * ``429`` with ``Retry-After``: the message's business number is at its rate (``error: rate_limited``), or NXCloud
   refused it for a rate (``error: throttled``); nothing was sent. ``Prefer: respond-async`` never gets this: the
   queue sends the message when the number has capacity (docs/throughput.md).
@@ -28,6 +29,7 @@ from dataclasses import replace
 from typing import Annotated, Any, Final, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -149,7 +151,11 @@ RESPONSES: Final = {
     409: _doc("The same idempotency key is being sent right now: retry later", ErrorResponse),
     413: _doc("Body too large", ErrorResponse),
     415: _doc("Body is not application/json", ErrorResponse),
-    422: _doc("NXCloud rejected the message permanently, or the idempotency key was reused", ErrorResponse),
+    422: _doc(
+        "NXCloud rejected the message permanently, the message does not fit its template (template_mismatch), or the "
+        "idempotency key was reused",
+        ErrorResponse,
+    ),
     429: _doc(
         "Throttled: the API key's usage plan (API Gateway), or the business number is at its rate (error "
         "rate_limited, or throttled by NXCloud): nothing was sent; retry after Retry-After seconds, or send with "
@@ -220,10 +226,12 @@ def post_message(
 def get_message(message_id: Annotated[str, Path(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)]) -> Response[Any]:
     timeline = runtime.get().timeline
     found = timeline.find(message_id) if timeline is not None else None
-    if found is None:
-        body = {"error": "not_found", "message": "no message with this id or idempotency key"}
-        return Response(404, content_types.APPLICATION_JSON, body)
-    return Response(200, content_types.APPLICATION_JSON, found)
+    return Response(200, content_types.APPLICATION_JSON, found) if found is not None else _no_such_message()
+
+
+def _no_such_message() -> Response[Any]:
+    body = {"error": "not_found", "message": "no message with this id or idempotency key"}
+    return Response(404, content_types.APPLICATION_JSON, body)
 
 
 def _answer(outcome: Outcome) -> Response[Any]:
@@ -327,6 +335,14 @@ def _unreadable_form(exc: ValueError) -> Response[Any]:
         errors = [{"loc": ["body"], "msg": message, "type": "unsupported_content_type"}]
         return _refused(replace(failure_for(InvalidMessageError(errors)), classification=UNSUPPORTED_MEDIA))
     return _failed_before_delivery(exc)
+
+
+@app.exception_handler(NotFoundError)
+def _no_route(exc: NotFoundError) -> Response[Any]:
+    """API Gateway sent a path the resolver's routes do not match: in practice an id with characters no route
+    parameter takes (a control character, a slash). No message can be found under it: 404, not the 503 that the
+    catch-all below would answer (schemathesis found that one under ``sam local start-api``)."""
+    return _no_such_message()
 
 
 @app.exception_handler(Exception)

@@ -1,4 +1,4 @@
-"""The one delivery flow both triggers call: parse, key, pace, claim, send, dispose, settle, report.
+"""The one delivery flow both triggers call: parse, key, check, pace, claim, send, dispose, settle, report.
 
 A trigger hands over what it received (:class:`Incoming`, one per message: a queue batch, or the API's one request)
 and gets one :class:`~outcomes.Outcome` per message back; it only translates those into its own answer.
@@ -6,6 +6,9 @@ and gets one :class:`~outcomes.Outcome` per message back; it only translates tho
 1. **parse** each body (the API's arrives parsed); an invalid one is a permanent failure.
 2. **key**: the body's ``idempotency_key``, else the trigger's (message attribute, ``Idempotency-Key`` header), else
    the trigger's own id for the message (SQS message id, API request id).
+2b. **check** each message against its template in the account's catalogue (:mod:`template_gate`, with the
+   credentials read once for all): under ``TEMPLATE_CHECK=enforce`` one that does not fit is a permanent failure
+   (``template_mismatch``), never paced, claimed or sent; the check fails open when the catalogue is unavailable.
 3. **pace** the messages at their business number's rate (:mod:`rate_limiter`, one request per number): each gets
    a send time within the invocation's wait budget, or is held back (``rate_limited``) before anything is claimed,
    so a message held back leaves no claim behind to release.
@@ -74,6 +77,7 @@ from outcomes import (
     unknown,
 )
 from rate_limiter import RateLimiter
+from template_gate import TemplateGate
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +159,7 @@ class Delivery:
         executor: Executor,
         policy: UnknownOutcomePolicy,
         timeline: Timeline | None = None,
+        gate: TemplateGate | None = None,
         pacing: Pacing | None = None,
         send_queue_url: str = "",
         max_receive_count: int = 0,
@@ -167,6 +172,8 @@ class Delivery:
         self.policy = policy
         self.timeline = timeline
         """Where each sent message's record goes (the messages table), when delivery tracking is on."""
+        self.gate = gate
+        """The pre-flight template check; None when ``TEMPLATE_CHECK`` is ``off``."""
         self.pacing = pacing
         """The business numbers' rate; None: no limiter (messages go at once)."""
         self.send_queue_url = send_queue_url
@@ -187,6 +194,8 @@ class Delivery:
         live = [d for d in deliveries if d.open]
         credentials = self._credentials(live) if live else None
         if credentials is not None:
+            self._check(live, credentials)
+            live = [d for d in live if d.open]
             self._pace(live, credentials, remaining_ms)
             self._claim([d for d in live if d.open], remaining_ms)
             self._send([d for d in live if d.claimed and d.open], credentials)
@@ -222,6 +231,21 @@ class Delivery:
             for d in live:
                 d.result = failure_for(exc)
             return None
+
+    # --- 2b. check
+
+    def _check(self, live: list[_Delivery], credentials: Credentials) -> None:
+        """Refuse what does not fit its template (enforce); the gate logs and counts the rest of its findings."""
+        if self.gate is None:
+            return
+        messages = []
+        for d in live:
+            assert d.request is not None, "a live delivery was parsed"
+            messages.append((d.request, d.key))
+        refusals = self.gate.refusals(messages, self.sender.defaults_for(credentials), credentials)
+        for d, refusal in zip(live, refusals, strict=True):
+            if refusal is not None:
+                d.result = failure_for(refusal)
 
     # --- 3. pace
 

@@ -3,7 +3,9 @@
 * Logger: JSON, correlation id per message; recipient numbers only ever logged through ``mask_phone``
   (``mask_valid_phone`` for a validated one: the same text, cheaper).
 * Metrics (EMF): ``MessagesSent``, ``MessagesDeadLettered``, ``MessagesRetried`` (each also broken down by
-  ``error_class`` and ``error_code``) and ``UpstreamLatency``. Throughput (docs/throughput.md): ``MessagesDelayed``
+  ``error_class`` and ``error_code``) and ``UpstreamLatency``; the template check's ``TemplateCheckSkipped`` (sent
+  unchecked: the catalogue was unavailable) and ``TemplateCheckWarnings`` (sent although it does not fit, under
+  ``TEMPLATE_CHECK=warn``), counted by :mod:`template_gate`. Throughput (docs/throughput.md): ``MessagesDelayed``
   (put back on the queue for a throttle, by code), ``MessagesThrottled`` (refused upstream for a rate, by code),
   ``MessagesRateLimited`` (found its number at its rate: waited for its slot or was held back; the alarm's metric),
   ``RateLimitWait`` (ms a message waited for its slot) and ``RateLimiterErrors`` (the limiter failed open).

@@ -26,7 +26,13 @@ from nxcloud_wa.error_codes import (
     Classification,
     ErrorClass,
 )
-from nxcloud_wa.exceptions import ConfigurationError, InvalidMessageError, SendError, ThrottledError
+from nxcloud_wa.exceptions import (
+    ConfigurationError,
+    InvalidMessageError,
+    SendError,
+    TemplateMismatchError,
+    ThrottledError,
+)
 
 SENT: Final = "sent"
 UNKNOWN: Final = "unknown_outcome"
@@ -74,6 +80,8 @@ def failure_for(exc: BaseException) -> Failure:
         return Failure(exc.classification, exc.error_code, exc.message, exc.trace_id, retry_after=retry_after)
     if isinstance(exc, SendError):
         return Failure(exc.classification, exc.error_code, exc.message, exc.trace_id)
+    if isinstance(exc, TemplateMismatchError):
+        return Failure(exc.classification, exc.kind, str(exc))
     if isinstance(exc, ConfigurationError):
         return failure(MISCONFIGURED, "configuration")
     return failure(INTERNAL_ERROR, type(exc).__name__)

@@ -15,11 +15,14 @@ from typing import Any
 
 from delivery import Delivery, Pacing
 from idempotency import IdempotencyStore
-from nxcloud_wa.config import UnknownOutcomePolicy
+from nxcloud_wa.catalogue import TemplateCatalogue
+from nxcloud_wa.config import TemplateCheckMode, UnknownOutcomePolicy
 from nxcloud_wa.sender import Sender
+from nxcloud_wa.template_client import TemplateClient
 from nxcloud_wa.timeline import Timeline
 from rate_limiter import RateLimiter
 from settings import FunctionSettings
+from template_gate import TemplateGate
 
 
 @dataclass(slots=True)
@@ -30,6 +33,8 @@ class Runtime:
     sqs: LazyClient
     executor: ThreadPoolExecutor
     timeline: Timeline | None = None
+    catalogue: TemplateCatalogue | None = None
+    """The account's templates, kept for ``TEMPLATE_CACHE_SECONDS``; None when ``TEMPLATE_CHECK`` is ``off``."""
 
 
 _lock = threading.Lock()
@@ -95,6 +100,8 @@ def _build(settings: FunctionSettings) -> Runtime:
         if settings.messages_table
         else None
     )
+    catalogue = _catalogue(settings, sender)
+    gate = TemplateGate(catalogue, settings.core.template_check) if catalogue is not None else None
     delivery = Delivery(
         sender,
         store,
@@ -103,11 +110,34 @@ def _build(settings: FunctionSettings) -> Runtime:
         executor=executor,
         policy=policy,
         timeline=timeline,
+        gate=gate,
         pacing=_pacing(settings, writer),
         send_queue_url=settings.send_queue_url,
         max_receive_count=settings.max_receive_count,
     )
-    return Runtime(settings=settings, sender=sender, delivery=delivery, sqs=sqs, executor=executor, timeline=timeline)
+    return Runtime(
+        settings=settings,
+        sender=sender,
+        delivery=delivery,
+        sqs=sqs,
+        executor=executor,
+        timeline=timeline,
+        catalogue=catalogue,
+    )
+
+
+def _catalogue(settings: FunctionSettings, sender: Sender) -> TemplateCatalogue | None:
+    """The container's template catalogue, fetched through getTemplate over the sender's connection pool."""
+    core = settings.core
+    if core.template_check is TemplateCheckMode.OFF:
+        return None
+    client = TemplateClient(
+        core.template_base_url,
+        connect_timeout=core.connect_timeout,
+        read_timeout=core.read_timeout,
+        pool=sender.client.pool,
+    )
+    return TemplateCatalogue(client, ttl=core.template_cache_seconds)
 
 
 def _pacing(settings: FunctionSettings, client: Any) -> Pacing | None:

@@ -8,8 +8,10 @@ and starts later containers from copies of that snapshot. So:
   a restored container skips that work. The NXCloud secret is **not** read: it would be baked into the snapshot,
   which outlives rotations. A misconfiguration is left for the first invocation to report, as without SnapStart.
 * **after each restore**, what the snapshot cannot carry over is renewed: every pooled connection (the NXCloud
-  client's and each boto3 client's: sockets in a snapshot are dead, and shared by every copy), the secret cache
-  (empty, unless something read it before the snapshot), and the seed of ``random`` (every copy would otherwise
+  client's, which getTemplate's client shares, and each boto3 client's: sockets in a snapshot are dead, and shared by
+  every copy), the secret cache (empty, unless something read it before the snapshot), the template catalogue (empty
+  likewise; a listing from before the snapshot is dated by a monotonic clock a restore does not carry over), and the
+  seed of ``random`` (every copy would otherwise
   draw the same retry jitter). Clocks need nothing: the idle recycle of the NXCloud pool restarts here, and every
   deadline and timestamp is read from the clock when used. ``uuid4`` reads the OS's randomness each time.
 
@@ -48,6 +50,8 @@ def after_restore() -> None:
     if rt is None:
         return
     rt.sender.client.reset()
+    if rt.catalogue is not None:
+        rt.catalogue.clear()
     for client in _boto3_clients(rt):
         client.close()
 

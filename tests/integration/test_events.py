@@ -23,11 +23,11 @@ import pytest
 
 from local_stack.aws import Resources, provision
 from local_stack.lambda_events import LambdaContext, receive_sqs_event, settle_sqs_batch
-from local_stack.stack import DEMO_FAULTS, LOCAL_SECRET, LocalStack, QueueSettings
+from local_stack.stack import DEMO_FAULTS, LOCAL_SECRET, LocalStack, QueueSettings, demo_templates
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 PAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "page_examples"
-NOT_EVENTS = frozenset({"expected.json", "README.md", "env.local.example.json"})
+NOT_EVENTS = frozenset({"expected.json", "README.md", "env.local.example.json", "templates.json"})
 MANIFEST: dict[str, Any] = json.loads((EVENTS / "expected.json").read_text(encoding="utf-8"))
 EXPECTED: dict[str, dict[str, Any]] = MANIFEST["events"]
 SQS_FILES = sorted(name for name, spec in EXPECTED.items() if spec["trigger"] == "sqs")
@@ -176,6 +176,51 @@ def test_ids_and_idempotency_keys_are_unique_across_files() -> None:
     ]
     assert len(ids) == len(set(ids))
     assert len(keys) == len(set(keys))
+
+
+def sample_messages() -> list[tuple[str, dict[str, Any]]]:
+    """Every sample's message that is JSON, with the outcome it documents (``sent`` or the failure's reason)."""
+    found = []
+    for name, spec in EXPECTED.items():
+        if spec["trigger"] == "sqs":
+            for record in load(name)["Records"]:
+                documented = spec["records"][record["messageId"]]["final"]
+                found.append((documented.get("reason", documented["outcome"]), record["body"]))
+        else:
+            final = spec.get("final", {}).get("outcome")
+            found.append((final or spec["response"]["body"].get("error") or "sent", load(name)["body"]))
+    messages = []
+    for outcome, body in found:
+        try:
+            messages.append((outcome, json.loads(body)))
+        except ValueError:
+            continue
+    return messages
+
+
+def test_the_catalogue_holds_every_template_a_sample_sends_under_its_account() -> None:
+    """events/templates.json and the samples agree: what is documented as sent (or retried until the redrive policy
+    moves it) names an approved template of its own account; what the check refuses names none."""
+    catalogue = {
+        account: {(t["name"], t["language"]) for t in templates if t["status"] == "APPROVED"}
+        for account, templates in demo_templates().items()
+    }
+    checked = 0
+    for outcome, message in sample_messages():
+        template = message.get("template")
+        if not isinstance(template, dict) or outcome in ("invalid_message",):
+            continue
+        account = (
+            message.get("appkey", LOCAL_SECRET["appkey"]),
+            message.get("business_phone", LOCAL_SECRET["business_phone"]),
+        )
+        key = (template["name"], template["language"]["code"])
+        if template["name"] == "demo_missing_template":
+            assert outcome == "template_mismatch" and all(key not in names for names in catalogue.values())
+        elif outcome != "template_mismatch":
+            assert key in catalogue[account], (account, key)
+        checked += 1
+    assert checked >= 12
 
 
 def test_page_examples_are_in_the_batch_verbatim() -> None:
@@ -451,3 +496,26 @@ def test_env_vars_example_names_only_variables_sam_local_can_override() -> None:
 
     assert set(variables) <= set(spec.environment)
     assert {"NXCLOUD_SECRET_ID", "NXCLOUD_BASE_URL", "DLQ_URL", "SEND_QUEUE_URL", "IDEMPOTENCY_TABLE"} <= set(variables)
+
+
+def test_sam_local_env_vars_point_both_nxcloud_hosts_at_the_simulator(local_stack: LocalStack) -> None:
+    """sam local's --env-vars sets only declared variables: the template check's getTemplate URL must be one of them,
+    or a sam local run would ask api2.nxcloud.com for the catalogue."""
+    variables = local_stack.sam_env_vars()["SenderFunction"]
+
+    assert variables["NXCLOUD_BASE_URL"] == variables["NXCLOUD_TEMPLATE_BASE_URL"] == local_stack.simulator.url
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        (
+            "api-permanent-rejection.json",
+            "template demo_missing_template (en_US) does not exist for this business number",
+        ),
+        ("api-template-mismatch.json", "template order_update (en_US) takes 1 body parameter, got 2"),
+    ],
+)
+def test_the_samples_the_template_check_refuses_say_what_is_wrong(name: str, text: str, fresh: Fresh) -> None:
+    """The messages events/README.md quotes, word for word (expected.json only requires one)."""
+    assert json.loads(fresh.invoke(load(name))["body"])["message"] == text

@@ -125,6 +125,16 @@ def test_an_unknown_id_is_a_404(stack: Stack) -> None:
     assert json.loads(answer["body"])["error"] == "not_found"
 
 
+@pytest.mark.parametrize("message_id", ["%C3%84%F1%A6%A7%B6%7FU%07j", "a/b"])
+def test_an_id_no_route_takes_is_a_404_not_a_503(stack: Stack, message_id: str) -> None:
+    """API Gateway hands the path over decoded; the resolver's route parameter takes no control character or slash."""
+    from urllib.parse import unquote
+
+    answer = get(stack, unquote(message_id))
+    assert answer["statusCode"] == 404, answer
+    assert json.loads(answer["body"])["error"] == "not_found"
+
+
 # --- callbacks -----------------------------------------------------------------------------------------------------
 
 

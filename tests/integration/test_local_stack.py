@@ -20,6 +20,8 @@ from local_stack.runner import Row, Runner
 from local_stack.samples import load_samples
 
 ROOT = Path(__file__).resolve().parents[2]
+ONE_BODY_PARAMETER = {"type": "body", "parameters": [{"type": "text", "text": "A-1001"}]}
+"""What the local catalogue's order_update (en_US) takes (events/templates.json)."""
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,8 @@ def test_dead_letter_queue_holds_exactly_the_documented_failures(runner: Runner,
 
 
 def test_duplicate_delivery_is_sent_once(runner: Runner, sample_rows: list[Row]) -> None:
-    body = json.dumps({"to": "8613800000777", "template": {"name": "dup_check", "language": {"code": "en_US"}}})
+    template = {"name": "order_update", "language": {"code": "en_US"}, "components": [ONE_BODY_PARAMETER]}
+    body = json.dumps({"to": "8613800000777", "template": template})
     first = runner.enqueue(body, {"idempotency_key": "dup-777"})
     second = runner.enqueue(body, {"idempotency_key": "dup-777"})
 
@@ -96,6 +99,8 @@ def _nxwa(runner: Runner, *args: str) -> list[str]:
         f"--api-key={runner.api.api_key}",
         f"--queue-url={res.send_queue_url}",
         f"--dlq-url={res.dlq_url}",
+        f"--secret-id={res.secret_id}",
+        f"--template-base-url={runner.stack.simulator.url}",
     ]
     return [*flags, *args]
 
@@ -103,9 +108,10 @@ def _nxwa(runner: Runner, *args: str) -> list[str]:
 def test_nxwa_send_through_the_api_and_the_queue(
     runner: Runner, sample_rows: list[Row], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(_nxwa(runner, "send", "--to", "+86 138 0000 0888", "--template", "ops_api", "--param", "Ann")) == 0
+    send = ("send", "--template", "order_update", "--param", "Ann")
+    assert cli.main(_nxwa(runner, *send, "--to", "+86 138 0000 0888")) == 0
     (answer,) = _printed(capsys.readouterr().out)
-    assert cli.main(_nxwa(runner, "send", "--to", "8613800000889", "--template", "ops_queue", "--via", "queue")) == 0
+    assert cli.main(_nxwa(runner, *send, "--to", "8613800000889", "--via", "queue")) == 0
     (queued,) = _printed(capsys.readouterr().out)
 
     assert answer["http_status"] == 200
@@ -113,6 +119,65 @@ def test_nxwa_send_through_the_api_and_the_queue(
     assert queued["status"] == "queued"
     assert runner.wait_until_settled([queued["queue_message_id"]], timeout=30)
     assert runner.final_outcome(queued["queue_message_id"])[0] == "sent"
+
+
+def test_nxwa_templates_list_is_a_table_of_the_accounts_templates(
+    runner: Runner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(_nxwa(runner, "templates", "list")) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if line and not line.startswith("{")]
+
+    assert lines[0] == ["name", "language", "status", "category", "header", "body", "params", "buttons"]
+    assert ["order_update", "en_US", "APPROVED", "UTILITY", "-", "1", "0:QUICK_REPLY"] in lines
+    assert ["order_update", "zh_CN", "APPROVED", "UTILITY", "-", "3", "0:QUICK_REPLY"] in lines
+    assert ["spring_sale", "en_US", "PENDING", "MARKETING", "image", "3", "0:URL+param"] in lines
+    assert lines[-1][:2] == ["5", "template(s)"]
+
+
+def test_nxwa_templates_of_another_account_and_as_nxclouds_objects(
+    runner: Runner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = ("--appkey", "8exxxxyos", "--business-phone", "85291234867")
+    assert cli.main(_nxwa(runner, "templates", "show", "ten_btn4", *account)) == 0
+    shown = capsys.readouterr().out
+    assert cli.main(_nxwa(runner, "templates", "show", "ten_btn4", "--json", *account)) == 0
+    (raw,) = _printed(capsys.readouterr().out)
+
+    assert "template ten_btn4 (en_US): APPROVED, MARKETING" in shown
+    assert 'button 3 (COPY_CODE): one coupon_code parameter, sub_type "COPY_CODE", index 3' in shown
+    assert "button 2 (URL): no parameter" in shown
+    catalogue = json.loads((ROOT / "events" / "templates.json").read_text(encoding="utf-8"))
+    assert raw == next(t for a in catalogue for t in a["templates"] if t["name"] == "ten_btn4")
+
+
+def test_nxwa_send_check_says_what_is_wrong_and_sends_nothing(
+    runner: Runner, sample_rows: list[Row], capsys: pytest.CaptureFixture[str]
+) -> None:
+    accepted = len(runner.stack.simulator.accepted)
+    send = ("send", "--check", "--to", "+8613800000990", "--template", "order_update")
+
+    assert cli.main(_nxwa(runner, *send, "--param", "A-1001", "--param", "extra")) == 1
+    (mismatch,) = _printed(capsys.readouterr().out)
+    assert cli.main(_nxwa(runner, *send, "--param", "A-1001")) == 0
+    (fits,) = _printed(capsys.readouterr().out)
+    assert cli.main(_nxwa(runner, *send, "--language", "pt_BR")) == 1
+    (elsewhere,) = _printed(capsys.readouterr().out)
+
+    assert mismatch["problems"] == [
+        {"kind": "body_parameters", "text": "template order_update (en_US) takes 1 body parameter, got 2"}
+    ]
+    assert fits == {"check": "ok", "template": {"name": "order_update", "language": "en_US"}, "appkey": "localapp"}
+    assert elsewhere["problems"][0]["text"] == "template order_update has no pt_BR version (it exists in en_US, zh_CN)"
+    assert len(runner.stack.simulator.accepted) == accepted
+
+
+def test_nxwa_send_check_when_the_catalogue_is_unavailable(runner: Runner, capsys: pytest.CaptureFixture[str]) -> None:
+    flags = [f for f in _nxwa(runner) if not f.startswith("--template-base-url")]
+    send = ("send", "--check", "--to", "+8613800000991", "--template", "order_update", "--param", "x")
+
+    assert cli.main([*flags, "--template-base-url=http://127.0.0.1:9", *send]) == 2
+    (answer,) = _printed(capsys.readouterr().out)
+    assert (answer["check"], answer["reason"]) == ("unavailable", "connect_error")
 
 
 def test_nxwa_dlq_list_shows_reasons_without_consuming(
@@ -123,7 +188,9 @@ def test_nxwa_dlq_list_shows_reasons_without_consuming(
     listed = _printed(capsys.readouterr().out)
 
     assert {item["message_id"] for item in listed} == before
-    assert any(item.get("error_code") == "22093" for item in listed)
+    assert any(
+        item.get("reason") == "template_mismatch" and item.get("error_code") == "template_not_found" for item in listed
+    )
     assert set(runner.dead_letters()) == before
 
 

@@ -95,6 +95,34 @@ def test_after_a_restore_every_connection_is_new_the_secret_read_again_and_deliv
     assert len(reads) == 1  # the secret, read again after the restore, once
 
 
+def test_after_a_restore_the_template_catalogue_is_fetched_again_over_new_connections(
+    stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runtime
+    import snapstart
+    from tests.stack import SECRET
+
+    monkeypatch.setenv("TEMPLATE_CHECK", "enforce")
+    template = {"type": "BODY", "text": "Your order {{1}} has shipped."}
+    simulator.set_templates(
+        SECRET["appkey"], SECRET["business_phone"],
+        [{"name": "order_update", "language": "en_US", "status": "APPROVED", "components": [template]}],
+    )  # fmt: skip
+    snapstart.before_snapshot()
+    stack.enqueue(message())
+    assert stack.run_batch()[1] == {"batchItemFailures": []}
+    rt = runtime.get()
+    assert rt.catalogue is not None and len(simulator.template_requests) == 1
+
+    snapstart.after_restore()
+
+    assert len(rt.sender.client.pool.pools) == 0  # getTemplate's connections too: one pool manager
+    stack.enqueue(message(to="8613800000001"))
+    assert stack.run_batch()[1] == {"batchItemFailures": []}
+    assert len(simulator.accepted) == 2
+    assert len(simulator.template_requests) == 2  # the listing from before the restore was dropped
+
+
 def test_after_a_restore_copies_of_one_snapshot_draw_different_random_numbers() -> None:
     import random
 

@@ -3,7 +3,8 @@
 The CI soak is ``make soak`` in small: 250 messages per policy, a fixed seed, the ``heavy`` mix (every fault kind,
 three times as often as ``default``), both UNKNOWN_OUTCOME_POLICY values at once. It fails on any loss, any avoidable
 duplicate (any duplicate at all under dead_letter), anything reported sent that NXCloud never accepted, or a message
-ending in a way its kind does not allow.
+ending in a way its kind does not allow; and, for the delivery lifecycle, on any callback acknowledged but not stored,
+any stored status that is not the simulator's truth, or any change of a current status without its event.
 """
 
 from __future__ import annotations
@@ -66,6 +67,51 @@ def test_ci_soak_injected_every_kind_of_fault(ci_ledgers: list[Ledger]) -> None:
     for operation in operations:
         assert operation in aws, operation
     assert sum(sum(ledger.kills.values()) for ledger in ci_ledgers) > 0  # invocations cut short, as a timeout does
+    lifecycle = (
+        "DynamoDB.UpdateItem(-messages) error sticky",  # the webhook could not store: it kept the callback...
+        "SQS.SendMessage(-kept) error sticky",  # ...or, when that failed too, answered 503
+        "DynamoDB.UpdateItem(-messages) throttle",
+        "DynamoDB.UpdateItem(-messages) lost_response",  # stored, but the webhook never heard so
+        "DynamoDB.BatchGetItem(-messages) error sticky",  # the publisher failed: the stream hands the batch over
+        "EventBridge.PutEvents partial: entries failed",  # FailedEntryCount > 0, ErrorCode on some entries
+        "EventBridge.PutEvents error",
+        "EventBridge.PutEvents throttle",
+        "EventBridge.PutEvents lost_response",  # the events went out, the publisher puts them again
+    )
+    for label in lifecycle:
+        assert label in aws, label
+    webhook_kills = publisher_kills = 0
+    for ledger in ci_ledgers:
+        assert ledger.lifecycle is not None
+        webhook_kills += ledger.lifecycle.webhook["killed"]
+        publisher_kills += ledger.lifecycle.publisher["killed"]
+    assert webhook_kills > 0  # a webhook invocation killed mid-way: NXCloud is answered 502
+    assert publisher_kills > 0  # a publisher invocation killed mid-way: the stream hands its batch over again
+
+
+@pytest.mark.slow
+def test_ci_soak_stores_every_acknowledged_callback_and_publishes_every_change(ci_ledgers: list[Ledger]) -> None:
+    text = render(ci_ledgers)
+
+    for ledger in ci_ledgers:
+        lifecycle = ledger.lifecycle
+        assert lifecycle is not None, text
+        assert lifecycle.unsettled == [], text
+        assert lifecycle.messages == ledger.nxcloud_accepted_total, text  # every accepted send had its callbacks
+        assert lifecycle.answered_2xx > 0, text
+        assert lifecycle.callbacks_lost == lifecycle.clicks_lost == 0, text
+        assert lifecycle.statuses_invented == lifecycle.stored_unknown == 0, text
+        assert lifecycle.final_differs == 0, text
+        assert lifecycle.final_equal + lifecycle.final_explained == lifecycle.messages, text
+        assert lifecycle.events_missing == lifecycle.events_unexpected == lifecycle.click_events_missing == 0, text
+        assert lifecycle.events_distinct == lifecycle.changes > 0, text  # one distinct event per change, no more
+        assert lifecycle.changes_backwards == lifecycle.final_not_a_change == 0, text
+        assert lifecycle.kept_left == 0, text
+    kept = sum(sum(ledger.lifecycle.kept.values()) for ledger in ci_ledgers if ledger.lifecycle)
+    replayed = sum(ledger.lifecycle.replayed["HTTP 200"] for ledger in ci_ledgers if ledger.lifecycle)
+    refused = sum(ledger.lifecycle.refused_total for ledger in ci_ledgers if ledger.lifecycle)
+    assert kept > 0 and replayed >= kept, text  # callbacks the table refused were kept, then stored by the replay
+    assert refused > 0, text  # and some were refused outright (gone: NXCloud does not retry)
 
 
 # --- what the soak found, one test each

@@ -6,9 +6,10 @@ writes them and as a handler of ours formats them; every record of every other l
 (botocore, urllib3, asyncio) and Powertools' internal loggers at DEBUG (as POWERTOOLS_DEBUG=true sets them), tracebacks
 included; whatever reached stdout/stderr (EMF metrics included); the handler's responses (API bodies and headers, SQS
 batch responses); the dead-letter messages' attributes; the idempotency table's items. What is looked for: the access
-secret(s), every ``sign`` header the simulator received, and every full phone number in play (recipients as normalised
-and as written, the business number). A dead-letter message's body is the message as received, numbers included, on
-purpose (it must be redrivable unchanged): it is checked to be exactly an original body and is not searched.
+secret(s), every ``sign`` header the simulator received (sends and getTemplate), and every full phone number in play
+(recipients as normalised and as written, the business number). A dead-letter message's body is the message as
+received, numbers included, on purpose (it must be redrivable unchanged): it is checked to be exactly an original body
+and is not searched.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ class Exposure:
         """What must appear nowhere, with a label for the failure message (the value itself is not repeated)."""
         values = {f"access secret #{i}": s for i, s in enumerate(sorted(self.secrets))}
         signs = {r.headers["sign"] for r in self.simulator.requests if r.headers.get("sign")}
+        signs |= {r.headers["sign"] for r in self.simulator.template_requests if r.headers.get("sign")}  # getTemplate
         values |= {f"sign header #{i}": s for i, s in enumerate(sorted(signs))}
         values |= {f"phone number {n[:3]}...{n[-2:]}": n for n in self.numbers}
         return values

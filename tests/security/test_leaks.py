@@ -4,7 +4,9 @@ Every test drives the real handler (moto + the NXCloud simulator) with every log
 the function exposed: logs, stdout/stderr, responses, dead-letter attributes, idempotency records (conftest.py).
 Each path: sent, invalid, permanently rejected (including NXCloud's 22049, whose message quotes the business
 number), retryable 5xx, auth error with a secret refresh, unknown outcome under both policies, dead-letter write
-failure, idempotency in progress and key reused, a malformed secret; and the API's 200/202/400/409/415/422/5xx bodies.
+failure, idempotency in progress and key reused, a malformed secret; the template check's refusals and its failing
+open (getTemplate refused, auth error, an answer quoting the business number); and the API's 200/202/400/409/415/422/5xx
+bodies.
 """
 
 from __future__ import annotations
@@ -325,3 +327,54 @@ def test_the_searched_secret_is_the_one_that_signs(exposure: Exposure, simulator
     sources = exposure.assert_clean()
     assert any(line.startswith("DEBUG ") for line in exposure.root.lines), "nothing was captured at DEBUG"
     assert sources["function log"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The template check (TEMPLATE_CHECK=enforce, the catalogue fetched with the secret)
+
+
+def _order_update(to: str, body_count: int) -> dict[str, Any]:
+    components = [
+        {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://x.example/a.jpg"}}]},
+        {"type": "body", "parameters": [{"type": "text", "text": f"v{i}"} for i in range(body_count)]},
+        {"type": "button", "sub_type": "URL", "index": 0, "parameters": [{"type": "text", "text": "A-42"}]},
+    ]
+    return message(to=to, template={"name": "order_update", "language": {"code": "en_US"}, "components": components})
+
+
+@pytest.fixture
+def checked(exposure: Exposure, simulator: Any, monkeypatch: pytest.MonkeyPatch) -> Exposure:
+    from tests.page_templates import ORDER_UPDATE
+
+    monkeypatch.setenv("TEMPLATE_CHECK", "enforce")
+    simulator.set_templates("leak-app", BUSINESS_PHONE, [ORDER_UPDATE])
+    return exposure
+
+
+def test_template_check_refusals_on_both_triggers(checked: Exposure, simulator: Any) -> None:
+    checked.enqueue(_order_update(number(1), 3), number(1))
+    checked.enqueue(_order_update(number(2), 2), number(2))
+
+    assert checked.run_batch() == {"batchItemFailures": []}
+    assert checked.call_api(_order_update(number(3), 1), number(3))["statusCode"] == 422
+    assert _reasons(checked) == ["template_mismatch"]
+    assert len(simulator.accepted) == 1 and len(simulator.template_requests) == 1
+    checked.assert_clean()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "code", "code": 1003},
+        {"kind": "code", "code": 9002, "message": f"business_phone={BUSINESS_PHONE} is not a WhatsApp number"},
+        {"kind": "http_status", "status": 503},
+    ],
+    ids=["auth error", "a code quoting the business number", "unavailable"],
+)
+def test_template_check_failing_open(checked: Exposure, simulator: Any, fault: dict[str, Any]) -> None:
+    simulator.add_fault(endpoint="getTemplate", **fault)
+    checked.enqueue(_order_update(number(1), 2), number(1))
+
+    assert checked.run_batch() == {"batchItemFailures": []}
+    assert len(simulator.accepted) == 1
+    assert "template check skipped" in checked.assert_clean()["function log"]

@@ -327,3 +327,39 @@ def test_the_summary_names_the_limiters_request_apart_from_the_idempotency_table
 
     summary = text.split("1. Cold start")[0]
     assert "2.0 + 1.0 limiter" in summary
+
+
+def test_an_item_written_to_the_messages_index_costs_one_more_write_unit() -> None:
+    put = {"PutRequest": {"Item": {"id": {"S": "m"}, "idempotency_key": {"S": "k"}}}}
+    plain = {"PutRequest": {"Item": {"id": {"S": "nxcloud-wa-send#h"}}}}
+    release = {"DeleteRequest": {"Key": {"id": {"S": "nxcloud-wa-send#g"}}}}
+    body = {"RequestItems": {"idempotency": [plain, release], "messages": [put]}}
+    from bench import wire
+
+    assert wire.write_units("dynamodb:BatchWriteItem", body) == 4
+
+
+def test_the_template_check_row_reads_as_a_share_of_the_handler() -> None:
+    from bench.template_check import CheckCost, rows
+
+    _, warm, _, _ = _figures()  # 1.5 s of handler CPU for 300 messages: 5 ms each
+    cost = CheckCost(messages=20_000, cpu_s=1.0, fetch_walls=Spread.of([0.004, 0.006]))
+
+    assert cost.cpu_us_per_message == pytest.approx(50.0)
+    assert cost.share_of(warm) == pytest.approx(0.01)
+    title, check, fetch = rows(cost, warm)
+    assert title[0].startswith("7. Template check")
+    assert check[1:] == ("50.0 us", "1.0% of the handler's 5.00 ms (section 2, which includes it)")
+    assert fetch[1] == "5 ms (4-6, n=2)"
+    assert cost.as_dict(warm)["share_of_handler_cpu_per_message"] == pytest.approx(0.01)
+
+
+def test_bench_messages_fit_the_local_catalogue_so_the_check_figure_is_a_pass() -> None:
+    from local_stack.stack import LOCAL_SECRET, demo_templates
+    from nxcloud_wa.models import parse_message
+    from nxcloud_wa.templates import TemplateSet, TemplateSpec, check
+
+    account = (str(LOCAL_SECRET["appkey"]), str(LOCAL_SECRET["business_phone"]))
+    templates = TemplateSet(TemplateSpec.from_api(t) for t in demo_templates()[account])
+
+    assert all(check(parse_message(message_body(i)).template, templates) == [] for i in range(3))

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from nxcloud_wa.config import DEFAULT_BASE_URL, Settings, UnknownOutcomePolicy, merge_defaults
+from nxcloud_wa.config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_TEMPLATE_BASE_URL,
+    Settings,
+    TemplateCheckMode,
+    UnknownOutcomePolicy,
+    merge_defaults,
+)
 from nxcloud_wa.credentials import Credentials
 from nxcloud_wa.exceptions import ConfigurationError
 from nxcloud_wa.models import Defaults, InvalidMessageError, parse_message
@@ -21,6 +28,9 @@ FULL_ENV = {
     "NXCLOUD_MAX_ATTEMPTS": "5",
     "SECRET_CACHE_SECONDS": "60",
     "UNKNOWN_OUTCOME_POLICY": "retry",
+    "NXCLOUD_TEMPLATE_BASE_URL": "https://templates.example.com/",
+    "TEMPLATE_CHECK": "warn",
+    "TEMPLATE_CACHE_SECONDS": "120",
 }
 
 
@@ -45,6 +55,9 @@ def test_full_environment() -> None:
     assert settings.secret_max_age == 60
     assert isinstance(settings.secret_max_age, int)
     assert settings.unknown_outcome_policy is UnknownOutcomePolicy.RETRY
+    assert settings.template_base_url == "https://templates.example.com"
+    assert settings.template_check is TemplateCheckMode.WARN
+    assert settings.template_cache_seconds == 120
 
 
 def test_only_the_secret_id_gives_the_documented_defaults() -> None:
@@ -55,6 +68,9 @@ def test_only_the_secret_id_gives_the_documented_defaults() -> None:
     assert (settings.connect_timeout, settings.read_timeout, settings.max_attempts) == (3.0, 10.0, 3)
     assert settings.secret_max_age == 300
     assert settings.unknown_outcome_policy is UnknownOutcomePolicy.DEAD_LETTER
+    assert settings.template_base_url == DEFAULT_TEMPLATE_BASE_URL == "https://api2.nxcloud.com"
+    assert settings.template_check is TemplateCheckMode.ENFORCE
+    assert settings.template_cache_seconds == 600  # 10 minutes
 
 
 def test_blank_values_count_as_unset() -> None:
@@ -93,11 +109,14 @@ def test_every_problem_is_named_in_one_message() -> None:
         "DEFAULT_TENANT_ID": "tenant-7",
         "DEFAULT_APPKEY": "pem 28kje",
         "DEFAULT_BUSINESS_PHONE": "86185123",
+        "NXCLOUD_TEMPLATE_BASE_URL": "api2.nxcloud.com",
+        "TEMPLATE_CHECK": "strict",
+        "TEMPLATE_CACHE_SECONDS": "10m",
     }
     message = config_error(env)
     for name in ("NXCLOUD_SECRET_ID", *env):
         assert name in message, name
-    for value in ("api.nxcloud.com", "soon", "maybe", "tenant-7", "pem 28kje", "86185123"):
+    for value in ("api.nxcloud.com", "soon", "maybe", "tenant-7", "pem 28kje", "86185123", "strict", "10m"):
         assert value not in message, value
 
 
@@ -129,6 +148,24 @@ def test_bad_unknown_outcome_policy_is_named(value: str) -> None:
     message = config_error({**FULL_ENV, "UNKNOWN_OUTCOME_POLICY": value})
     assert "UNKNOWN_OUTCOME_POLICY" in message
     assert "dead_letter, retry" in message
+
+
+@pytest.mark.parametrize("value", ["Enforce", "strict", "on", "false"])
+def test_bad_template_check_is_named_with_its_choices(value: str) -> None:
+    message = config_error({**FULL_ENV, "TEMPLATE_CHECK": value})
+    assert "TEMPLATE_CHECK must be one of enforce, warn, off" in message
+
+
+@pytest.mark.parametrize("value", ["enforce", "warn", "off"])
+def test_every_template_check_mode_is_accepted(value: str) -> None:
+    assert Settings.from_env({**FULL_ENV, "TEMPLATE_CHECK": value}).template_check == value
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "ten", "1.5"])
+def test_template_cache_seconds_must_be_a_positive_integer(value: str) -> None:
+    assert "TEMPLATE_CACHE_SECONDS must be a positive integer" in config_error(
+        {**FULL_ENV, "TEMPLATE_CACHE_SECONDS": value}
+    )
 
 
 @pytest.mark.parametrize("value", ["dead_letter", "retry"])

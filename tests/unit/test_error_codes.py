@@ -15,11 +15,14 @@ from nxcloud_wa.error_codes import (
     PERMANENT_HTTP_STATUSES,
     READ_TIMEOUT,
     RETRY_IN_CLIENT_STATUSES,
+    TEMPLATE_CODES,
+    TEMPLATE_MISMATCH,
     THROTTLED,
     UNKNOWN_CODE,
     ErrorClass,
     classify_code,
     classify_http_status,
+    classify_template_code,
     throttle_code_in,
 )
 from nxcloud_wa.exceptions import (
@@ -34,7 +37,7 @@ from nxcloud_wa.exceptions import (
     parse_retry_after,
 )
 from nxcloud_wa.signing import sign
-from tests.nxcloud_reference import send_page_codes
+from tests.nxcloud_reference import get_template_codes, send_page_codes
 
 
 def page_code_table() -> dict[int, str]:
@@ -71,6 +74,35 @@ def test_every_code_on_the_page_is_in_the_table_with_the_pages_message() -> None
     for code, message in page.items():
         assert code in NXCLOUD_CODES, code
         assert NXCLOUD_CODES[code].message == message, code
+
+
+def test_every_get_template_code_of_the_page_is_classified() -> None:
+    """Section 6's codes: its own (9000, 9001, 9002, 9006: the page lists no 9003-9005) are rows of their own, with the
+    page's meaning; -1 and the auth range are the send's rows."""
+    page = get_template_codes()
+    own = {int(code): meaning for code, meaning in page.items() if code.startswith("9")}
+
+    assert set(own) == set(TEMPLATE_CODES) == {9000, 9001, 9002, 9006}
+    for code, meaning in own.items():
+        assert TEMPLATE_CODES[code].message == meaning, code
+    assert {"0", "-1", "1000`–`100X"} <= set(page)
+    assert classify_template_code(-1) is NXCLOUD_CODES[-1]
+    assert classify_template_code(1003).auth
+    assert classify_template_code(9004) is UNKNOWN_CODE
+    assert [TEMPLATE_CODES[c].error_class for c in sorted(TEMPLATE_CODES)] == [
+        ErrorClass.PERMANENT,  # 9000: our request lacks a field: asking again cannot help
+        ErrorClass.RETRYABLE,  # 9001: NXCloud's system error
+        ErrorClass.PERMANENT,
+        ErrorClass.PERMANENT,
+    ]
+
+
+def test_a_template_mismatch_is_permanent_and_a_422() -> None:
+    assert (TEMPLATE_MISMATCH.reason, TEMPLATE_MISMATCH.error_class, TEMPLATE_MISMATCH.api_status) == (
+        "template_mismatch",
+        ErrorClass.PERMANENT,
+        422,
+    )
 
 
 def test_success_is_not_an_error_code() -> None:

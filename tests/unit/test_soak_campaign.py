@@ -41,7 +41,7 @@ def account(
     numbers: int = 1,
     upstream_requests: int = 100,
     upstream_faults: Counter[str] | None = None,
-    aws_calls: Counter[str] | None = None,
+    limiter_requests: int = 0,
 ) -> campaign.CampaignLedger:
     return campaign.account(
         journeys,
@@ -49,7 +49,7 @@ def account(
         numbers=numbers,
         upstream_requests=upstream_requests,
         upstream_faults=upstream_faults or Counter(),
-        aws_calls=aws_calls or Counter(),
+        limiter_requests=limiter_requests,
     )
 
 
@@ -99,10 +99,11 @@ def test_a_slow_drain_is_a_missed_goal_not_a_failure() -> None:
 
 def test_refusals_and_limiter_requests_are_read_per_request_and_per_message() -> None:
     faults = Counter({"rate_limit http_429": 6, "http_status 500": 4})
-    calls = Counter({"DynamoDB.UpdateItem": 3, "DynamoDB.TransactWriteItems": 9})
-
     ledger = account(
-        [journey(n, sent_at=101.0) for n in range(10)], upstream_requests=100, upstream_faults=faults, aws_calls=calls
+        [journey(n, sent_at=101.0) for n in range(10)],
+        upstream_requests=100,
+        upstream_faults=faults,
+        limiter_requests=3,
     )
 
     assert (ledger.refused, ledger.requests, ledger.slots_used) == (6, 100, 94)
@@ -140,7 +141,7 @@ def test_the_tracker_reads_each_deliverys_wait_and_put_back_from_the_functions_l
 
 
 def test_the_rows_and_the_json_carry_every_figure() -> None:
-    ledger = account([journey(0, sent_at=101.0)], aws_calls=Counter({"DynamoDB.UpdateItem": 2}))
+    ledger = account([journey(0, sent_at=101.0)], limiter_requests=2)
 
     labels = [label.strip() for label, _ in campaign.rows([ledger])]
     document = json.loads(json.dumps(campaign.as_json(ledger)))

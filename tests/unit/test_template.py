@@ -188,6 +188,8 @@ def test_reserved_concurrency_is_optional(template: dict[str, Any], function: di
 EXPECTED_ENVIRONMENT = {
     "NXCLOUD_SECRET_ID": ref("NXCloudSecretArn"),
     "NXCLOUD_BASE_URL": ref("NXCloudBaseUrl"),
+    "NXCLOUD_TEMPLATE_BASE_URL": ref("NXCloudTemplateBaseUrl"),
+    "TEMPLATE_CHECK": ref("TemplateCheck"),
     "DEFAULT_TENANT_ID": ref("DefaultTenantId"),
     "DEFAULT_APPKEY": ref("DefaultAppKey"),
     "DEFAULT_BUSINESS_PHONE": ref("DefaultBusinessPhone"),
@@ -244,6 +246,8 @@ def test_powertools_names(template: dict[str, Any]) -> None:
     ("name", "default"),
     [
         ("NXCloudBaseUrl", "https://api.nxcloud.com"),
+        ("NXCloudTemplateBaseUrl", "https://api2.nxcloud.com"),
+        ("TemplateCheck", "enforce"),
         ("DefaultTenantId", ""),
         ("DefaultAppKey", ""),
         ("DefaultBusinessPhone", ""),
@@ -262,6 +266,17 @@ def test_parameter_defaults(template: dict[str, Any], name: str, default: object
 def test_secret_has_no_default_and_the_policy_choices_are_closed(template: dict[str, Any]) -> None:
     assert "Default" not in parameter(template, "NXCloudSecretArn")
     assert parameter(template, "UnknownOutcomePolicy")["AllowedValues"] == ["dead_letter", "retry"]
+
+
+def test_template_check_choices_are_the_settings_and_the_defaults_are_the_codes() -> None:
+    """The parameter offers exactly the modes the function reads ("off" a string, not YAML's false), and both new
+    parameters default to what the code does without them."""
+    from nxcloud_wa.config import DEFAULT_TEMPLATE_BASE_URL, TemplateCheckMode
+
+    template = load_template()
+    assert parameter(template, "TemplateCheck")["AllowedValues"] == [str(mode) for mode in TemplateCheckMode]
+    assert parameter(template, "TemplateCheck")["Default"] == TemplateCheckMode.ENFORCE
+    assert parameter(template, "NXCloudTemplateBaseUrl")["Default"] == DEFAULT_TEMPLATE_BASE_URL
 
 
 @pytest.mark.parametrize(
@@ -298,8 +313,9 @@ def test_kms_key_parameter(template: dict[str, Any], value: str, accepted: bool)
     ("value", "accepted"),
     [("https://api.nxcloud.com", True), ("https://sim.example/v1", True), ("http://api.nxcloud.com", False)],
 )
-def test_base_url_must_be_https(template: dict[str, Any], value: str, accepted: bool) -> None:
-    assert bool(re.fullmatch(parameter(template, "NXCloudBaseUrl")["AllowedPattern"], value)) is accepted
+@pytest.mark.parametrize("name", ["NXCloudBaseUrl", "NXCloudTemplateBaseUrl"])
+def test_base_url_must_be_https(template: dict[str, Any], name: str, value: str, accepted: bool) -> None:
+    assert bool(re.fullmatch(parameter(template, name)["AllowedPattern"], value)) is accepted
 
 
 def test_every_parameter_is_used_and_every_ref_resolves(template: dict[str, Any]) -> None:
@@ -676,11 +692,12 @@ SENDER_METRIC_ALARMS = {
     "NumberAtRateAlarm": ("MessagesRateLimited", ref("RateAlarmMinutes")),
     "UpstreamThrottlesAlarm": ("MessagesThrottled", 5),
 }
+POWERTOOLS_ALARMS = {"TemplateCheckSkippedAlarm"}
 
 
 def test_alarms(resources: dict[str, Any]) -> None:
     alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert set(alarms) == set(EXPECTED_ALARMS) | METRIC_MATH_ALARMS | set(SENDER_METRIC_ALARMS)
+    assert set(alarms) == set(EXPECTED_ALARMS) | METRIC_MATH_ALARMS | set(SENDER_METRIC_ALARMS) | POWERTOOLS_ALARMS
     for name, (namespace, metric, dimension, value, threshold) in EXPECTED_ALARMS.items():
         alarm = alarms[name]
         assert (alarm["Namespace"], alarm["MetricName"]) == (namespace, metric), name
@@ -719,6 +736,35 @@ def test_the_rate_limit_table_and_its_parameters(template: dict[str, Any], resou
     assert parameter(template, "MessagesPerSecond")["MinValue"] == 1
     assert parameter(template, "RateAlarmMinutes")["Default"] == 30
     assert parameter(template, "RateAlarmMinutes")["MaxValue"] == 1440  # an alarm evaluates a day at most
+
+
+def test_template_check_skipped_alarm_fires_when_skips_persist(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    """Sends without the check in three 5-minute periods running (one skip is a blip, 15 minutes is an outage), on
+    the metric the function emits, with the dimension Powertools gives it."""
+    from template_gate import SKIPPED_METRIC
+
+    alarm = props(resources, "TemplateCheckSkippedAlarm")
+    names = template["Mappings"]["Observability"]["Powertools"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
+        SKIPPED_METRIC,
+    )
+    assert alarm["Dimensions"] == [
+        {"Name": "service", "Value": {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]}}
+    ]
+    assert names["ServiceName"] == "nxcloud-wa-sender"
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (
+        "Sum",
+        300,
+        3,
+        3,
+    )
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == when("HasAlarmEmail", [ref("AlarmTopic")])
+    assert alarm["OKActions"] == when("HasAlarmEmail", [ref("AlarmTopic")])
 
 
 def test_failed_deliveries_alarm_is_the_failed_share_of_the_ends(
@@ -799,8 +845,10 @@ def test_dashboard_shows_the_powertools_metrics_and_the_queues(template: dict[st
     # The business numbers' rate.
     for metric in ("MessagesRateLimited", "MessagesDelayed", "MessagesThrottled", "RateLimitWait"):
         assert (namespace, metric, "service", service) in plain, metric
-    alarms = next(w["properties"]["alarms"] for w in body["widgets"] if w["type"] == "alarm")
-    assert {"<NumberAtRateAlarm.Arn>", "<UpstreamThrottlesAlarm.Arn>"} <= set(alarms)
+    assert (namespace, "TemplateCheckSkipped", "service", service) in plain
+    assert (namespace, "TemplateCheckWarnings", "service", service) in plain
+    alarms = [a for widget in body["widgets"] for a in widget["properties"].get("alarms", [])]
+    assert {"<NumberAtRateAlarm.Arn>", "<UpstreamThrottlesAlarm.Arn>", "<TemplateCheckSkippedAlarm.Arn>"} <= set(alarms)
 
 
 EXPECTED_OUTPUTS = {

@@ -11,8 +11,9 @@ import json
 import sys
 import time
 
-from bench import coldstart, rate_limit, report, shares, warm, wire
+from bench import coldstart, rate_limit, receiver, report, shares, template_check, warm, wire
 from bench.services import Services
+from local_stack.stack import LOCAL_SECRET
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Lambda memory sizes (MB) whose CPU share to run under, comma-separated; empty for none "
         "(default %(default)s; needs root and the cgroup cpu controller)",
     )
+    parser.add_argument("--callbacks", type=int, default=300, help="status callbacks posted to the webhook (300)")
     parser.add_argument("--share-repeats", type=int, default=3, help="cold starts per memory size (default 3)")
     parser.add_argument("--share-batches", type=int, default=10, help="instant batches per memory size (default 10)")
     args = parser.parse_args(argv)
@@ -68,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
                 services.recording_path,
                 batches=args.wire_batches,
             )
+            progress(f"webhook receiver: {args.callbacks} status callbacks")
+            callbacks = receiver.measure(str(LOCAL_SECRET["webhook_token"]), messages=max(1, args.callbacks // 3))
+            progress("template check: per message with the catalogue cached, and the getTemplate fetch")
+            check = template_check.measure(services.simulator_url)
             progress("rate limiter: one request per batch of 10, far from the rate")
             assert services.resources is not None
             limiter = rate_limit.measure(services.moto_url, services.resources.rate_table)
@@ -93,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     host = report.machine(report.command_line(sys.argv[1:] if argv is None else argv))
     if args.json:
         document = report.document(host, cold, overhead, latency, memory, wire=counted, shares=runs, limiter=limiter)
+        document = {**document, "receiver": callbacks.as_dict(), "template_check": check.as_dict(overhead)}
         print(json.dumps(document, indent=2))
     else:
         print(
@@ -105,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                 wire=counted,
                 shares=runs,
                 shares_skipped=skipped,
+                template_check=check,
+                receiver=callbacks,
                 limiter=limiter,
             )
         )

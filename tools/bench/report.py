@@ -11,8 +11,11 @@ from typing import Any
 from bench import costs, rate_limit
 from bench.coldstart import HANDLER, TRACED, TRACER_OFF, TRACER_ON, ColdStart
 from bench.rate_limit import LimiterCost
+from bench.receiver import Receiver
 from bench.shares import ShareRun
 from bench.stats import ms, rate, ratio, spread_ms, table, times, verdict
+from bench.template_check import CheckCost
+from bench.template_check import rows as template_check_rows
 from bench.warm import Latency, Memory, Throughput
 from bench.wire import WireCount
 
@@ -258,6 +261,20 @@ def memory_rows(memory: Memory, warm_container_mb: float | None = None) -> list[
     return rows
 
 
+def receiver_rows(receiver: Receiver) -> list[tuple[str, str, str]]:
+    """Section 8: the webhook, warm: what one status callback costs."""
+    return [
+        (f"8. Webhook receiver (warm, {receiver.requests} status callbacks, one request each)", "", ""),
+        ("  CPU per callback", f"{receiver.cpu_ms_per_callback:.2f} ms", "process_time of this process"),
+        ("  time per webhook request, p50 / p99", f"{receiver.wall_ms.median:.1f} / {receiver.p99_ms:.1f} ms", "wall"),
+        (
+            "  DynamoDB requests per callback",
+            f"{receiver.dynamodb_per_callback:.2f}",
+            "on the wire: one conditional UpdateItem in order",
+        ),
+    ]
+
+
 def render(
     host: dict[str, Any],
     cold: ColdStart,
@@ -268,6 +285,8 @@ def render(
     wire: WireCount | None = None,
     shares: Sequence[ShareRun] = (),
     shares_skipped: str | None = None,
+    template_check: CheckCost | None = None,
+    receiver: Receiver | None = None,
     limiter: LimiterCost | None = None,
 ) -> str:
     """The compact table ``make bench`` prints."""
@@ -282,6 +301,8 @@ def render(
     rows = summary_rows(cold, warm, latency, memory, wire=wire, warm_rss=warm_rss)
     rows += cold_rows(cold) + warm_rows(warm) + latency_rows(latency, warm) + memory_rows(memory, warm_rss)
     rows += wire_rows(wire) if wire else []
+    rows += template_check_rows(template_check, warm) if template_check else []
+    rows += receiver_rows(receiver) if receiver else []
     rows += rate_limit.rows(limiter, warm) if limiter else []
     text = "\n".join(header) + table(rows)
     if shares:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from local_stack.aws import Resources, provision
-from local_stack.stack import LOCAL_SECRET
+from local_stack.stack import LOCAL_SECRET, demo_templates
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
@@ -113,6 +113,9 @@ class Services:
         _wait_for_port(port, self.moto)
         self.moto_url = f"http://{HOST}:{port}"
         self.resources = provision(self.moto_url, prefix=f"bench-{uuid.uuid4().hex[:8]}", secret=LOCAL_SECRET)
+        for (appkey, phone), templates in demo_templates().items():  # the template check runs as deployed
+            account = {"appkey": appkey, "business_phone": phone, "templates": templates}
+            self.simulator_control("POST", "templates", account)
         return self
 
     def stop(self) -> None:
@@ -138,6 +141,7 @@ class Services:
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "NXCLOUD_BASE_URL": self.simulator_url,
+            "NXCLOUD_TEMPLATE_BASE_URL": self.simulator_url,
             # The limiter runs, as deployed, at a rate the bench never reaches: its cost is in every figure, and no
             # batch waits for a slot (bench.rate_limit measures it alone).
             "MESSAGES_PER_SECOND": str(rate_limit_far()),

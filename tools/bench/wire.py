@@ -30,13 +30,20 @@ def operation(headers: dict[str, str]) -> str:
     return f"{service}:{name}" if service and name else "other"
 
 
+INDEX_KEY = "idempotency_key"
+"""The messages table's index key (``by_idempotency_key``, template.yaml): an item carrying it is written to the
+index too, one more write unit that the request itself does not show."""
+
+
 def write_units(op: str, body: dict[str, Any]) -> int:
     """DynamoDB write request units of one request, items up to 1 KB (ours are ~0.3 KB): a transactional write
-    costs 2 per item, any other write 1 per item; reads and other services 0."""
+    costs 2 per item, any other write 1 per item, plus 1 per item written to an index; reads and other services 0."""
     if op == "dynamodb:TransactWriteItems":
         return 2 * len(body.get("TransactItems") or [])
     if op == "dynamodb:BatchWriteItem":
-        return sum(len(requests) for requests in (body.get("RequestItems") or {}).values())
+        requests = [r for table_requests in (body.get("RequestItems") or {}).values() for r in table_requests]
+        indexed = sum(1 for r in requests if INDEX_KEY in (r.get("PutRequest") or {}).get("Item", {}))
+        return len(requests) + indexed
     if op in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
         return 1
     if op == "dynamodb:BatchExecuteStatement":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nxcloud_wa import error_codes
-from nxcloud_wa.error_codes import NXCLOUD_CODES, UNKNOWN_CODE, Classification, ErrorClass
+from nxcloud_wa.error_codes import NXCLOUD_CODES, TEMPLATE_CODES, UNKNOWN_CODE, Classification, CodeInfo, ErrorClass
 
 INTRO = """\
 # Errors: what each failure means for a message
@@ -39,6 +39,12 @@ once and tries once more; if that fails too, the message is retried later like a
 does not list is retryable: NXCloud answered, so nothing was sent, and a bounded number of retries is cheaper than
 dead-lettering every message during an incident that introduces a new code."""
 
+TEMPLATE_NOTE = """\
+getTemplate (the template catalogue, [templates.md](templates.md)) answers `-1` and the auth codes above too, and
+these of its own (its page lists no 9003-9005). They never decide a message's fate: when the catalogue cannot be
+fetched, whatever the code, the template check fails open and the message is sent unchecked (`TemplateCheckSkipped`).
+The class says whether asking again later can help."""
+
 
 def render() -> str:
     lines = [
@@ -48,9 +54,7 @@ def render() -> str:
         "| code | NXCloud's text | meaning | class | API |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for code, info in sorted(NXCLOUD_CODES.items()):
-        kind = f"{info.error_class}, auth" if info.auth else str(info.error_class)
-        lines.append(f"| {code} | {info.message} | {info.meaning} | {kind} | {info.classification.api_status} |")
+    lines += [_code_row(code, info) for code, info in sorted(NXCLOUD_CODES.items())]
     unknown = UNKNOWN_CODE.classification
     lines += [
         f"| any other code | | {UNKNOWN_CODE.meaning} | {unknown.error_class} | {unknown.api_status} |",
@@ -67,6 +71,14 @@ def render() -> str:
             f"| {code} | {meaning} | `{error_codes.THROTTLED.reason}` | {error_codes.THROTTLED.api_status} |"
             for code, meaning in sorted(error_codes.META_THROTTLE_CODES.items())
         ),
+        "",
+        "## getTemplate's codes",
+        "",
+        TEMPLATE_NOTE,
+        "",
+        "| code | the page's meaning | meaning | class |",
+        "| --- | --- | --- | --- |",
+        *(f"| {code} | {i.message} | {i.meaning} | {i.error_class} |" for code, i in sorted(TEMPLATE_CODES.items())),
         "",
         "## HTTP answers without a code",
         "",
@@ -97,6 +109,11 @@ def render() -> str:
     ]
     lines += [_row(c) for c in _classifications()]
     return "\n".join(lines) + "\n"
+
+
+def _code_row(code: int, info: CodeInfo) -> str:
+    kind = f"{info.error_class}, auth" if info.auth else str(info.error_class)
+    return f"| {code} | {info.message} | {info.meaning} | {kind} | {info.classification.api_status} |"
 
 
 def _http_row(statuses: str, classification: Classification, note: str, reason: str = "`http_<status>`") -> str:

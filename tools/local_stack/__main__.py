@@ -204,6 +204,8 @@ def serve(runner: Runner, out: TextIO) -> None:
         "webhook_url": runner.api.webhook_url,
         "webhook_token": str(LOCAL_SECRET["webhook_token"]),
         "nxcloud_simulator_url": runner.stack.simulator.url,
+        "secret_id": res.secret_id,
+        "template_base_url": runner.stack.simulator.url,
     }
     LOCAL_STATE.write_text(json.dumps(state, indent=2), encoding="utf-8")
     sam_env_vars = LOCAL_STATE.with_name(".sam-local-env.json")
@@ -214,12 +216,14 @@ The stack is running on 127.0.0.1 (Ctrl-C stops it). Endpoints are also in {LOCA
 
   API:        curl -X POST {state["api_url"]} -H 'x-api-key: {state["api_key"]}' \\
                 -H 'Content-Type: application/json' \\
-                -d '{{"to": "+8613800000000", "template": {{"name": "order_update", "language": {{"code": "en_US"}}}}}}'
+                -d '{{"to": "+8613800000000", "template": {{"name": "order_update", "language": {{"code": "en_US"}},
+                      "components": [{{"type": "body", "parameters": [{{"type": "text", "text": "A-1001"}}]}}]}}}}'
   send queue: {res.send_queue_url}
   DLQ:        {res.dlq_url}
   AWS CLI:    AWS_ENDPOINT_URL={res.endpoint_url} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\
               AWS_DEFAULT_REGION={res.region} aws sqs send-message --queue-url {res.send_queue_url} --message-body '...'
   simulator:  {state["nxcloud_simulator_url"]}  (faults: POST /__sim/faults, records: GET /__sim/requests)
+  templates:  events/templates.json (nxwa --local templates list; checked before every send: docs/templates.md)
   sam local:  --env-vars {sam_env_vars.name} points the built function at this stack (docs/sam-local.md)
 """,
         file=out,

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from local_stack.aws import MotoServer, Resources, provision
 from local_stack.template import resolve, resource_properties
 from nxcloud_simulator.server import NXCloudSimulator
+from nxcloud_simulator.templates import read_catalogue
 
 LOCAL_SECRET: Final = {
     "accessKey": "local-access-key",
@@ -45,6 +47,15 @@ DEMO_BUTTONS: Final = (
     {"to": "8613800138000", "template": "order_update", "buttons": [{"payload": "confirm", "text": "Confirm"}]},
 )
 """A recipient who clicks a quick-reply button once the message is read."""
+DEMO_TEMPLATES_FILE: Final = Path(__file__).resolve().parents[2] / "events" / "templates.json"
+"""The samples' template catalogue, by account (see events/README.md): the simulator serves getTemplate from it and
+refuses sends of templates it lacks (22093), so the function's template check and NXCloud agree.
+``demo_missing_template`` is not in it."""
+
+
+def demo_templates() -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The samples' catalogue, read from :data:`DEMO_TEMPLATES_FILE`."""
+    return read_catalogue(DEMO_TEMPLATES_FILE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +84,7 @@ class LocalStack:
     """Start with :meth:`start`, point the function at it with :meth:`function_env`, stop with :meth:`stop`."""
 
     def __init__(self, *, retry_visibility: int = 1, demo_faults: bool = True, prefix: str | None = None) -> None:
+        """``demo_faults``: the samples' demo templates, faults, outcomes and buttons (events/README.md)."""
         self.queue = QueueSettings.from_template()
         self.retry_visibility = retry_visibility
         self.demo_faults = demo_faults
@@ -98,6 +110,8 @@ class LocalStack:
                 self.simulator.add_outcome(**outcome)
             for button in DEMO_BUTTONS:
                 self.simulator.add_button(**button)
+            for (appkey, business_phone), templates in demo_templates().items():
+                self.simulator.set_templates(appkey, business_phone, templates)
         return self
 
     def stop(self) -> None:
@@ -123,6 +137,7 @@ class LocalStack:
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "NXCLOUD_BASE_URL": self.simulator.url,
+            "NXCLOUD_TEMPLATE_BASE_URL": self.simulator.url,
             "POWERTOOLS_SERVICE_NAME": "nxcloud-wa-sender",
             "POWERTOOLS_METRICS_NAMESPACE": "NXCloudWhatsApp",
         }
@@ -135,7 +150,8 @@ class LocalStack:
         it). ``resources``: other resources on the same moto server than the stack's own.
         """
         declared = resource_properties("SenderFunction").get("Environment", {}).get("Variables", {})
-        wanted = {**(resources or self.res).function_env(), "NXCLOUD_BASE_URL": self.simulator.url}
+        simulator = {"NXCLOUD_BASE_URL": self.simulator.url, "NXCLOUD_TEMPLATE_BASE_URL": self.simulator.url}
+        wanted = {**(resources or self.res).function_env(), **simulator}
         return {"SenderFunction": {name: value for name, value in wanted.items() if name in declared}}
 
     def apply_env(self, environ: Any = os.environ) -> None:

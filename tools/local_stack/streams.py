@@ -1,8 +1,11 @@
 """A DynamoDB stream read the way Lambda's event source mapping reads it, for the publisher function.
 
 It keeps one iterator per shard, hands over only records the template's filter lets through (``FilterCriteria`` of
-``PublisherFunction``: ids beginning ``status#`` or ``click#``), and, like Lambda with ``ReportBatchItemFailures``,
-hands a batch over again from the first record the function reports failed.
+``PublisherFunction``: ids beginning ``status#`` or ``click#``), at most the template's ``BatchSize`` at a time, and,
+like Lambda with ``ReportBatchItemFailures``, hands a batch over again from the first record the function reports
+failed; when the invocation fails (the handler raises, or its container is killed) the whole batch is handed over
+again. (Lambda would also split a failing batch, ``BisectBatchOnFunctionError``, and give up after
+``MaximumRetryAttempts``; here a failing batch is retried whole, without limit.)
 """
 
 from __future__ import annotations
@@ -15,11 +18,25 @@ from local_stack.aws import Resources
 from local_stack.template import resource_properties
 
 
+def _stream_event() -> dict[str, Any]:
+    """The publisher's DynamoDB event source, as template.yaml declares it."""
+    return dict(next(iter(resource_properties("PublisherFunction")["Events"].values()))["Properties"])
+
+
 def filter_prefixes() -> tuple[str, ...]:
     """The ``id`` prefixes of the publisher's event filter, read from template.yaml."""
-    event = next(iter(resource_properties("PublisherFunction")["Events"].values()))["Properties"]
-    [pattern] = event["FilterCriteria"]["Filters"]
+    [pattern] = _stream_event()["FilterCriteria"]["Filters"]
     return tuple(p["prefix"] for p in json.loads(pattern["Pattern"])["dynamodb"]["Keys"]["id"]["S"])
+
+
+def batch_size() -> int:
+    """The most records the publisher gets in one invocation (``BatchSize`` of its stream event)."""
+    return int(_stream_event()["BatchSize"])
+
+
+def batching_window() -> float:
+    """Seconds the mapping waits to fill a batch (``MaximumBatchingWindowInSeconds`` of the publisher's stream)."""
+    return float(_stream_event().get("MaximumBatchingWindowInSeconds", 0))
 
 
 class StreamReader:
@@ -29,11 +46,16 @@ class StreamReader:
         self.client = resources.client("dynamodbstreams")
         self.arn = resources.stream_arn()
         self.prefixes = filter_prefixes()
+        self.batch_size = batch_size()
         self._iterators: dict[str, str] = {}
         self._pending: list[dict[str, Any]] = []
+        self.caught_up = False
+        """True when the last :meth:`poll` read no new record from any shard and nothing was left to hand over."""
 
     def poll(self) -> list[dict[str, Any]]:
-        """The records not handed over yet (and those the last batch failed), filtered, as Lambda's event has them."""
+        """The next batch: records not handed over yet (first those a failed batch put back), filtered, as Lambda's
+        event has them, at most ``batch_size``."""
+        fresh = 0
         shards = self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
         for shard in shards:
             shard_id = shard["ShardId"]
@@ -45,20 +67,30 @@ class StreamReader:
             )
             answer = self.client.get_records(ShardIterator=iterator)
             self._iterators[shard_id] = answer.get("NextShardIterator") or iterator
-            self._pending += [self._as_event(r) for r in answer.get("Records", []) if self._passes(r)]
-        batch, self._pending = self._pending, []
+            records = answer.get("Records", [])
+            fresh += len(records)
+            self._pending += [self._as_event(r) for r in records if self._passes(r)]
+        self.caught_up = fresh == 0 and not self._pending
+        batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
         return batch
 
     def deliver(self, handler: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
-        """Poll and call ``handler`` with the batch; a reported failure puts that record and the rest back."""
+        """Poll and call ``handler`` with the batch; a reported failure puts that record and the rest back, and so
+        does a failed invocation (the handler raised: the exception is raised again) with the whole batch."""
         batch = self.poll()
         if not batch:
             return 0
-        answer = handler({"Records": batch}) or {}
+        try:
+            answer = handler({"Records": batch}) or {}
+        except BaseException:
+            self._pending = batch + self._pending
+            self.caught_up = False
+            raise
         failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
         if failed:
             first = min(i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in failed)
             self._pending = batch[first:] + self._pending
+            self.caught_up = False
         return len(batch)
 
     def _passes(self, record: dict[str, Any]) -> bool:

@@ -5,8 +5,9 @@ exact body text, body fields), answers in NXCloud's response shape, records what
 (latency, HTTP errors, dropped connections, answers lost after acceptance, NXCloud error codes, garbled answers).
 Given a webhook URL it also posts NXCloud's status and button-click callbacks after each accepted send, imperfectly
 on demand (delays, duplicates, reordering, batching, uncorrelated ids, retries), and keeps the truth to check a
-receiver against. Given a rate, it refuses a business number's requests beyond it, as WhatsApp does.
-docs/simulator.md describes it all.
+receiver against. Given a template catalogue it serves getTemplate from it (paged, signed like the send) and refuses
+sends of templates an account lacks (22093). Given a rate, it refuses a business number's requests beyond it, as
+WhatsApp does. docs/simulator.md describes it all.
 Run ``python -m nxcloud_simulator --help`` to serve it from a terminal.
 """
 
@@ -14,6 +15,7 @@ from .callbacks import ButtonRule, CallbackConfig, CallbackRecord, MessageTruth,
 from .faults import Fault, FaultKind
 from .rates import RateLimit
 from .server import NXCloudSimulator, RequestRecord
+from .templates import TemplateBook, TemplateRequestRecord
 
 __all__ = [
     "ButtonRule",
@@ -26,4 +28,6 @@ __all__ = [
     "OutcomeRule",
     "RateLimit",
     "RequestRecord",
+    "TemplateBook",
+    "TemplateRequestRecord",
 ]

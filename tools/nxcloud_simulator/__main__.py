@@ -24,6 +24,13 @@ delivered, read) posted to that URL. Steer them the same way::
     curl localhost:8080/__sim/callbacks       # every callback posted, with the receiver's answer, and counts
     curl localhost:8080/__sim/truth           # per message: the true statuses and the final one
     curl -X POST localhost:8080/__sim/drain -d '{"timeout": 30}'
+
+With ``--templates FILE`` (a JSON list of ``{"appkey", "business_phone", "templates": [...]}``, NXCloud's template
+objects) it also serves getTemplate and refuses sends of templates an account lacks (22093). Change it with curl::
+
+    curl -X POST localhost:8080/__sim/templates \\
+        -d '{"appkey": "app", "business_phone": "8613800000000", "templates": [...]}'
+    curl localhost:8080/__sim/template-requests
 """
 
 from __future__ import annotations
@@ -33,9 +40,11 @@ import contextlib
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .rates import ANSWERS, RateLimit
 from .server import NXCloudSimulator
+from .templates import read_catalogue
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,6 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--webhook-url",
         help="post NXCloud's status and button callbacks after each accepted send to this http://127.0.0.1 URL",
+    )
+    parser.add_argument(
+        "--templates",
+        type=Path,
+        help='serve getTemplate from this JSON file: [{"appkey", "business_phone", "templates": [...]}, ...]',
     )
     parser.add_argument(
         "--rate", type=float, help="each business number's messages per second; beyond it, answered HTTP 429"
@@ -66,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        templates = read_catalogue(args.templates) if args.templates else None
         simulator = NXCloudSimulator(
             {args.access_key: args.access_secret},
             args.host,
@@ -73,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             verbose=args.verbose,
             webhook_url=args.webhook_url,
+            templates=templates,
             rate_limit=RateLimit(args.rate, args.burst, args.rate_answer) if args.rate is not None else None,
         )
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"nxcloud_simulator: {exc}", file=sys.stderr)
         return 2
     done = threading.Event()

@@ -1,7 +1,8 @@
 """Fault rules for the NXCloud simulator: what can go wrong between the client and NXCloud, on demand.
 
-A rule is a plain dataclass. It matches a request by recipient (``to``), by template name, or (neither given) any
-request; it applies ``times`` times (``None``: for ever) and, below ``probability`` 1, only when a seeded RNG says so,
+A rule is a plain dataclass. It matches a request of its ``endpoint`` (``send``, the default, or ``getTemplate``) by
+recipient (``to``), by template name (a getTemplate request's ``name`` filter), or (neither given) any request of that
+endpoint; it applies ``times`` times (``None``: for ever) and, below ``probability`` 1, only when a seeded RNG says so,
 so a flaky run can be replayed exactly. The kinds, and what each one tells the client:
 
 * ``latency``: ``seconds`` are added before the answer; the request is otherwise processed normally. Latency rules
@@ -27,7 +28,11 @@ import random
 import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
+
+SEND: Final = "send"
+GET_TEMPLATE: Final = "getTemplate"
+ENDPOINTS: Final = (SEND, GET_TEMPLATE)
 
 
 class FaultKind(StrEnum):
@@ -63,6 +68,7 @@ class Fault:
     message: str | None = None
     hang: float = 60.0
     body: str = "<html><body>502 Bad Gateway</body></html>"
+    endpoint: str = SEND
     id: int = 0
     applied: int = field(default=0, compare=False)
 
@@ -76,6 +82,7 @@ class Fault:
         _require(_is_int(self.code), "code must be an int")
         _require(self.to is None or isinstance(self.to, str), "to must be a string")
         _require(self.template is None or isinstance(self.template, str), "template must be a string")
+        _require(self.endpoint in ENDPOINTS, f"endpoint must be one of {', '.join(ENDPOINTS)}")
 
     @classmethod
     def from_dict(cls, data: Any) -> Fault:
@@ -97,9 +104,13 @@ class Fault:
         """The rule as JSON-ready data."""
         return dataclasses.asdict(self)
 
-    def matches(self, to: str | None, template: str | None) -> bool:
-        """Whether this rule's filters select a request with this recipient and template name."""
-        return (self.to is None or self.to == to) and (self.template is None or self.template == template)
+    def matches(self, to: str | None, template: str | None, endpoint: str = SEND) -> bool:
+        """Whether this rule's filters select a request to ``endpoint`` with this recipient and template name."""
+        return (
+            self.endpoint == endpoint
+            and (self.to is None or self.to == to)
+            and (self.template is None or self.template == template)
+        )
 
     @property
     def exhausted(self) -> bool:
@@ -151,13 +162,13 @@ class FaultBook:
         with self._lock:
             return [dataclasses.replace(rule, applied=rule.applied) for rule in self._rules]
 
-    def plan(self, to: str | None, template: str | None) -> FaultPlan:
-        """Pick the rules for one request and count them as applied (``times`` is consumed here)."""
+    def plan(self, to: str | None, template: str | None, endpoint: str = SEND) -> FaultPlan:
+        """Pick the rules for one request to ``endpoint`` and count them as applied (``times`` is consumed here)."""
         latency, answer = 0.0, None
         with self._lock:
             for rule in self._rules:
                 is_latency = rule.kind is FaultKind.LATENCY
-                if (answer is not None and not is_latency) or not self._fires(rule, to, template):
+                if (answer is not None and not is_latency) or not self._fires(rule, to, template, endpoint):
                     continue
                 rule.applied += 1
                 if is_latency:
@@ -166,8 +177,8 @@ class FaultBook:
                     answer = dataclasses.replace(rule, applied=rule.applied)
         return FaultPlan(latency, answer)
 
-    def _fires(self, rule: Fault, to: str | None, template: str | None) -> bool:
-        if rule.exhausted or not rule.matches(to, template):
+    def _fires(self, rule: Fault, to: str | None, template: str | None, endpoint: str) -> bool:
+        if rule.exhausted or not rule.matches(to, template, endpoint):
             return False
         return rule.probability >= 1 or self._rng.random() < rule.probability
 

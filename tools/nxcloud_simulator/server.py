@@ -24,9 +24,12 @@ Checks, in this order; the first failure answers (messages come from ``nxcloud_w
    parameter-error code for the other fixed-value field; a permanent code is right, as resending cannot fix it),
    ``template`` an object with a non-empty ``name`` (21063);
 10. what NXCloud itself would refuse: ``business_phone`` not all digits (22123, merchant phone wrong), ``to`` not all
-    digits (22090, illegal number), ``template.language.code`` not one of the page's template languages (22092).
+    digits (22090, illegal number), ``template.language.code`` not one of the page's template languages (22092);
+11. with a template catalogue (``templates``): the account has the template in that language, ``APPROVED``, else 22093.
 
-Anything else (component shapes) is the client's business: the simulator accepts it, as NXCloud decides it later.
+Anything else (component shapes, parameter counts) is the client's business: the simulator accepts it, as NXCloud
+decides it later. With a catalogue the simulator also serves getTemplate (``POST /api/wa/getTemplate``, paged, signed
+like the send; see ``templates``); without one that path is unknown (404) and any template name is accepted, as before.
 
 Given a rate (``rate_limit``, ``POST /__sim/rate``, :mod:`.rates`), it enforces each business number's messages per
 second before any of these checks: a request over the rate is refused unprocessed (HTTP 429 by default, or an NXCloud
@@ -40,9 +43,10 @@ against (see ``callbacks``).
 
 A small control API on the same port lets a person inject faults and steer callbacks with curl (see ``__main__``
 and docs/simulator.md): ``GET/POST/DELETE /__sim/faults``, ``DELETE /__sim/faults/<id>``, ``GET /__sim/requests``,
-``POST /__sim/reset``; ``GET/POST /__sim/callbacks/config``, ``GET/POST/DELETE /__sim/outcomes``,
-``DELETE /__sim/outcomes/<id>``, ``GET/POST/DELETE /__sim/buttons``, ``DELETE /__sim/buttons/<id>``,
-``GET /__sim/callbacks``, ``GET /__sim/truth``, ``POST /__sim/drain``; ``GET/POST/DELETE /__sim/rate``.
+``POST /__sim/reset``; ``GET/POST/DELETE /__sim/templates``, ``GET /__sim/template-requests``;
+``GET/POST /__sim/callbacks/config``, ``GET/POST/DELETE /__sim/outcomes``, ``DELETE /__sim/outcomes/<id>``,
+``GET/POST/DELETE /__sim/buttons``, ``DELETE /__sim/buttons/<id>``, ``GET /__sim/callbacks``, ``GET /__sim/truth``,
+``POST /__sim/drain``; ``GET/POST/DELETE /__sim/rate``.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from http import HTTPStatus
@@ -69,8 +73,9 @@ from nxcloud_wa.languages import TEMPLATE_LANGUAGES
 from nxcloud_wa.signing import sign
 
 from .callbacks import ButtonRule, CallbackConfig, CallbackRecord, MessageTruth, OutcomeRule, RuleBook, WebhookPusher
-from .faults import UNPROCESSED_KINDS, Fault, FaultBook, FaultKind
+from .faults import GET_TEMPLATE, UNPROCESSED_KINDS, Fault, FaultBook, FaultKind
 from .rates import RateBook, RateLimit, Refusal
+from .templates import TEMPLATE_ACTION, TEMPLATE_PATH, Account, TemplateBook, TemplateRequestRecord, answer_bytes
 
 SEND_PATH: Final = "/saas/wa/send"
 CONTROL_PREFIX: Final = "/__sim/"
@@ -96,13 +101,22 @@ def check_request(headers: Mapping[str, str], text: str | None, accounts: Mappin
     return 1002 if body is None else body_code(body)
 
 
-def _auth_code(headers: Mapping[str, str], text: str | None, accounts: Mapping[str, str], now_ms: int) -> int:
+def check_template_request(
+    headers: Mapping[str, str], text: str | None, accounts: Mapping[str, str], now_ms: int
+) -> int:
+    """getTemplate's signing checks (``action`` ``getTemplate``): 0 when they pass, else the auth code."""
+    return _auth_code(headers, text, accounts, now_ms, TEMPLATE_ACTION)
+
+
+def _auth_code(
+    headers: Mapping[str, str], text: str | None, accounts: Mapping[str, str], now_ms: int, action: str = "mt"
+) -> int:
     """Steps 1-7: the signing convention's checks (codes 1001-1005), as an ordered table: first failure wins."""
     values = {name: headers.get(name) or "" for name in REQUIRED_HEADERS}
     secret = accounts.get(values["accessKey"])
     checks: tuple[tuple[Callable[[], bool], int], ...] = (
         (lambda: all(values.values()), 1001),
-        (lambda: values["bizType"] == "2" and values["action"] == "mt", 1002),
+        (lambda: values["bizType"] == "2" and values["action"] == action, 1002),
         (lambda: _fresh(values["ts"], now_ms), 1004),
         (lambda: secret is not None, 1005),
         (lambda: _is_json_content_type(headers.get("Content-Type")), 1003),
@@ -281,6 +295,9 @@ class NXCloudSimulator:
     (the counts and the per-message truth stay complete). ``seed`` also seeds the callbacks' RNG (a separate one,
     so turning callbacks on does not change which requests the fault rules pick).
 
+    Templates: ``templates`` (or ``set_templates``) gives accounts, (appkey, business_phone) pairs, their catalogue of
+    NXCloud template objects: getTemplate is then served from it, and a send naming a template its account lacks (or
+    has in another status than ``APPROVED``) is answered 22093 (see ``templates``).
     ``rate_limit`` enforces each business number's rate (:class:`~.rates.RateLimit`); ``rate_counts`` says how many
     requests it let through and refused, per number.
     """
@@ -301,9 +318,13 @@ class NXCloudSimulator:
         callback_config: CallbackConfig | None = None,
         callback_workers: int = 8,
         max_callback_records: int | None = 100_000,
+        templates: Mapping[Account, Iterable[Mapping[str, Any]]] | None = None,
         rate_limit: RateLimit | None = None,
     ) -> None:
         self.accounts: dict[str, str] = dict(DEFAULT_ACCOUNTS if accounts is None else accounts)
+        self.template_book = TemplateBook(templates)
+        self._template_records: deque[TemplateRequestRecord] = deque(maxlen=max_records)
+        self._template_lock = threading.Lock()
         self.host, self.port = host, port
         self.clock = clock
         self.max_body_bytes = max_body_bytes
@@ -408,12 +429,30 @@ class NXCloudSimulator:
 
     def reset(self) -> None:
         """Forget every record and every rule, and drop callbacks not yet posted: a clean slate between tests sharing
-        one simulator. Settings (accounts, the webhook URL, the callback settings, the rate) are kept; the rate's
-        buckets are full again and its counts zero."""
+        one simulator. Settings (accounts, the template catalogue, the webhook URL, the callback settings, the rate)
+        are kept; the rate's buckets are full again and its counts zero."""
         self._journal.clear()
+        with self._template_lock:
+            self._template_records.clear()
         self.fault_book.clear()
         self.rates.clear_counts()
         self.webhook.reset()
+
+    # templates (getTemplate and the send's 22093; see ``templates``)
+
+    def set_templates(self, appkey: str, business_phone: str, templates: Iterable[Mapping[str, Any]]) -> int:
+        """Give an account its catalogue of NXCloud template objects (replacing any); return how many."""
+        return self.template_book.set(appkey, business_phone, templates)
+
+    def clear_templates(self) -> int:
+        """Forget every catalogue: getTemplate is not served any more and sends are not checked against one."""
+        return self.template_book.clear()
+
+    @property
+    def template_requests(self) -> list[TemplateRequestRecord]:
+        """Every request to getTemplate, oldest first (a copy)."""
+        with self._template_lock:
+            return list(self._template_records)
 
     # the business numbers' rate (see ``rates``)
 
@@ -515,6 +554,8 @@ class NXCloudSimulator:
     def _process(self, exchange: _Exchange, fault: Fault | None, body: dict[str, Any] | None, latency: float) -> None:
         """Check the request and accept it when valid; then answer, unless a fault loses or garbles the answer."""
         code = check_request(exchange.headers, exchange.text, self.accounts, int(self.clock() * 1000))
+        if code == 0 and body is not None and self.template_book.configured and not self.template_book.sendable(body):
+            code = 22093
         message_id = new_message_id() if code == 0 else None
         if message_id is None:
             self.rates.give_back(_field(body, "business_phone"))
@@ -538,6 +579,62 @@ class NXCloudSimulator:
                 exchange.reply(200, fault.body.encode("utf-8"), "text/html; charset=utf-8")
         finally:  # even when the client went away: the message was accepted
             self.webhook.release(callbacks)
+
+    def handle_templates(self, exchange: _Exchange) -> None:
+        """One getTemplate request: faults (rules with ``endpoint`` ``getTemplate``), checks, the page; recorded."""
+        body = parse_object(exchange.text)
+        plan = self.fault_book.plan(None, _field(body, "name"), GET_TEMPLATE)
+        fault = plan.answer
+        if fault is not None and fault.kind is not FaultKind.GARBAGE:
+            self._template_fault(exchange, body, fault, plan.latency)
+            return
+        code = check_template_request(exchange.headers, exchange.text, self.accounts, int(self.clock() * 1000))
+        code, data = (code, None) if code else self.template_book.answer(body)
+        self._record_template(exchange, body, 200, code if fault is None else None, fault, data)
+        self.pause(plan.latency)
+        if fault is None:
+            exchange.reply(200, answer_bytes(code, new_trace_id(), data))
+        else:  # garbage
+            exchange.reply(200, fault.body.encode("utf-8"), "text/html; charset=utf-8")
+
+    def _template_fault(self, exchange: _Exchange, body: dict[str, Any] | None, fault: Fault, latency: float) -> None:
+        """getTemplate answered in NXCloud's place (``code``, ``http_status``), or not at all (``drop``,
+        ``read_timeout_after_accept``: the connection closes after ``hang`` seconds)."""
+        is_code = fault.kind is FaultKind.CODE
+        status = 200 if is_code else fault.status if fault.kind is FaultKind.HTTP_STATUS else None
+        self._record_template(exchange, body, status, fault.code if is_code else None, fault, None)
+        self.pause(latency)
+        if is_code:
+            exchange.reply(200, answer_bytes(fault.code, new_trace_id(), None, fault.message))
+        elif status is not None:
+            exchange.reply(status, _phrase(status).encode(), "text/plain; charset=utf-8")
+        else:
+            if fault.kind is FaultKind.READ_TIMEOUT_AFTER_ACCEPT:
+                self.pause(fault.hang)
+            exchange.close()
+
+    def _record_template(  # noqa: PLR0917 - one call per outcome, all fields of the record
+        self,
+        exchange: _Exchange,
+        body: dict[str, Any] | None,
+        status: int | None,
+        code: int | None,
+        fault: Fault | None,
+        data: dict[str, Any] | None,
+    ) -> None:
+        record = TemplateRequestRecord(
+            received_at=exchange.received_at,
+            headers=dict(exchange.headers.items()),
+            body=body,
+            http_status=status,
+            code=code,
+            fault=str(fault.kind) if fault is not None else None,
+            templates=len(data["data"]) if data else 0,
+        )
+        with self._template_lock:
+            self._template_records.append(record)
+        if self.verbose:
+            print(f"getTemplate {record.body and record.body.get('appkey')} code={code} http={status}", file=sys.stderr)
 
     def _answer_unprocessed(
         self, exchange: _Exchange, fault: Fault, body: dict[str, Any] | None, latency: float
@@ -619,6 +716,13 @@ class NXCloudSimulator:
                 {"messages": {key: truth.as_dict() for key, truth in webhook.truth().items()}},
             ),
             ("POST", "drain"): lambda: self._drain_from(payload),
+            ("GET", "templates"): lambda: (200, {"accounts": self.template_book.as_dict()}),
+            ("POST", "templates"): lambda: self._set_templates_from(payload),
+            ("DELETE", "templates"): lambda: (200, {"cleared": self.clear_templates()}),
+            ("GET", "template-requests"): lambda: (
+                200,
+                {"requests": [record.as_dict() for record in self.template_requests]},
+            ),
             ("GET", "rate"): self._rate_answer,
             ("POST", "rate"): lambda: self._set_rate_from(payload),
             ("DELETE", "rate"): lambda: (self.set_rate_limit(), self._rate_answer())[1],
@@ -630,6 +734,18 @@ class NXCloudSimulator:
             return 201, {"fault": self.add_fault(Fault.from_dict(payload)).as_dict()}
         except ValueError as exc:
             return 400, {"error": str(exc)}
+
+    def _set_templates_from(self, payload: Any) -> tuple[int, Any]:
+        """``{"appkey", "business_phone", "templates": [...]}``: that account's catalogue, replacing any."""
+        if not isinstance(payload, dict) or set(payload) != {"appkey", "business_phone", "templates"}:
+            return 400, {"error": "give exactly appkey, business_phone and templates (a list of template objects)"}
+        if not isinstance(payload["templates"], list) or not all(isinstance(t, dict) for t in payload["templates"]):
+            return 400, {"error": "templates must be a list of template objects"}
+        try:
+            count = self.set_templates(payload["appkey"], payload["business_phone"], payload["templates"])
+        except ValueError as exc:
+            return 400, {"error": str(exc)}
+        return 201, {"appkey": payload["appkey"], "business_phone": payload["business_phone"], "templates": count}
 
     def _rate_answer(self) -> tuple[int, Any]:
         limit = self.rates.limit
@@ -777,16 +893,18 @@ class _Handler(BaseHTTPRequestHandler):
         if raw is None:
             return
         simulator = self.server.simulator
+        served = {SEND_PATH: simulator.handle_send}
+        if simulator.template_book.configured:  # without a catalogue, getTemplate is not simulated: 404 as before
+            served[TEMPLATE_PATH] = simulator.handle_templates
         if path.startswith(CONTROL_PREFIX):
             status, document = simulator.handle_control(method, path, parse_json(raw))
             self.reply_json(status, document)
-        elif path != SEND_PATH:
+        elif path not in served:
             self.reply_json(404, {"error": f"no route {path}"})
         elif method != "POST":
             self.reply(405, b"Method Not Allowed", "text/plain", {"Allow": "POST"})
         else:
-            exchange = _Exchange(self, self.headers, _utf8(raw), self.client_address[:2], time.time())
-            simulator.handle_send(exchange)
+            served[path](_Exchange(self, self.headers, _utf8(raw), self.client_address[:2], time.time()))
 
     def _read_body(self) -> bytes | None:
         """The request body per Content-Length; answers 411/413/400 itself (and closes) when it cannot be read.

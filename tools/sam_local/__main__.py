@@ -171,9 +171,20 @@ def run_api(runner: EventRunner, architecture: str, template: Path, out: TextIO,
     log = runner.work / f"start-api-{architecture}.log"
     with sam_cli.start_api(template, env_file, port or free_loopback_port(), log) as url:
         rows = [*api.sample_rows(url), *api.gateway_rows(url), api.schemathesis(url, runner.work, examples)]
-    rows.append(api.refused_row(log))
+    rows += [api.refused_row(log), warm_leftovers_row()]
     print_api(f"sam local start-api, {architecture} ({url}, warm container)", rows, out)
     return sum(not r.ok for r in rows)
+
+
+def warm_leftovers_row() -> api.ApiRow:
+    """The warm containers ``sam local start-api`` left running after its Ctrl-C, removed here. Not counted as a
+    problem: SAM (1.170) starts one warm container per function (three here), yet now and then starts a second one
+    for SenderFunction on the first request, and after such runs one to three containers were still there once SAM
+    had exited (seen in CI and on this machine, on a template with three functions; never with one). The artifact
+    answered every request either way; ``sam local invoke``'s own containers are still checked by check_docker."""
+    left = remove_leftover_containers()
+    note = "SAM's warm-container bookkeeping: " + "; ".join(left) if left else ""
+    return api.ApiRow("warm containers left after Ctrl-C", f"{len(left)} removed", "-", "any", (), note)
 
 
 def check_docker(watcher: EventWatcher, out: TextIO) -> int:
@@ -182,6 +193,8 @@ def check_docker(watcher: EventWatcher, out: TextIO) -> int:
     leftovers = remove_leftover_containers()
     if leftovers:
         print(f"\nsam-local: {len(leftovers)} of SAM's containers were still there after the run (removed)", file=out)
+        for line in leftovers:
+            print(f"  {line}", file=out)
         bad += 1
     verdict = watcher.verdict()
     print(f"\ndocker events: {verdict.summary()}", file=out)
@@ -194,9 +207,10 @@ def check_docker(watcher: EventWatcher, out: TextIO) -> int:
 
 def remove_leftover_containers() -> list[str]:
     """SAM removes its containers when a command ends; any still there are removed, and named."""
-    found = docker("ps", "--all", "--quiet", "--filter", "label=sam.cli.container.type").split()
+    listed = docker("ps", "--all", "--filter", "label=sam.cli.container.type", "--format", "{{.ID}} {{.Status}}")
+    found = [line.strip() for line in listed.splitlines() if line.strip()]
     if found:
-        docker("rm", "--force", *found)
+        docker("rm", "--force", *(line.split()[0] for line in found))
     return found
 
 

@@ -5,9 +5,11 @@
 
 Exit status 0 only when, for every policy run: nothing was lost, no duplicate was avoidable (and, under
 ``dead_letter``, there was no duplicate at all), nothing reported sent was unknown to NXCloud, every message ended as
-its kind allows, and everything settled within the time limit; in campaign mode also: nothing was dead-lettered for
-being throttled, and NXCloud refused at most a small share of its requests for the numbers' rate (the drain time's
-goal is printed, not enforced: a loaded machine stretches it).
+its kind allows, everything settled within the time limit, and the delivery lifecycle held: every callback the webhook
+acknowledged is in the messages table, every stored status is the simulator's truth, and every change of a current
+status has its event (docs/soak.md); in campaign mode also: nothing was dead-lettered for being throttled, and NXCloud
+refused at most a small share of its requests for the numbers' rate (the drain time's goal is printed, not enforced:
+a loaded machine stretches it).
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-timeout", type=float, default=defaults.read_timeout, help="NXCLOUD_READ_TIMEOUT")
     parser.add_argument("--max-backlog", type=int, default=defaults.max_backlog, help="messages queued at most")
     parser.add_argument("--time-limit", type=float, default=defaults.time_limit, help="seconds per policy run")
+    parser.add_argument(
+        "--stretch",
+        type=float,
+        default=None,
+        help="factor on the timeouts and time limits (default: the load average per CPU at the start, 1 to 4)",
+    )
     parser.add_argument("--parallel", action="store_true", help="with --policy both: run the two side by side")
     parser.add_argument("--json", action="store_true", help="print the ledgers as JSON instead of a table")
     args = parser.parse_args(argv)
@@ -66,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("concurrency must be at least 1 and --retry-delay at least 0")
     if min(args.function_timeout, args.read_timeout, args.time_limit) <= 0 or args.max_backlog < 10:
         parser.error("timeouts and --time-limit must be positive, --max-backlog at least 10")
+    if args.stretch is not None and args.stretch < 1:
+        parser.error("--stretch must be at least 1")
 
     if args.rate < 1 or not 1 <= args.numbers <= len(BUSINESS_NUMBERS):
         parser.error(f"--rate must be at least 1 and --numbers within 1..{len(BUSINESS_NUMBERS)}")
@@ -88,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             mode=args.mode,
             rate=args.rate,
             numbers=args.numbers,
+            stretch=args.stretch,
         )
         for policy in policies
     ]
@@ -103,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"soak: {campaign}{args.messages} messages per run, mix {args.mix}, seed {args.seed}, "
             f"{args.queue_concurrency}+{args.api_concurrency} concurrent executions (queue+API), "
-            f"function timeout {args.function_timeout:g} s, retry after {args.retry_delay} s, "
+            f"function timeout {args.function_timeout:g} s, retry after {args.retry_delay} s "
+            f"(both stretched for the machine's load: see the ledger), "
             f"NXCLOUD_READ_TIMEOUT {args.read_timeout:g} s, at most {args.max_backlog} queued; "
             f"{time.monotonic() - started:.0f} s in all"
         )

@@ -1,18 +1,27 @@
-"""AWS-side faults: errors from DynamoDB, Secrets Manager and SQS, injected between the function's boto3 and moto.
+"""AWS-side faults: errors from DynamoDB, Secrets Manager, SQS and EventBridge, injected between the functions'
+boto3 and moto.
 
-The function reads ``AWS_ENDPOINT_URL``; the soak points it at the fault port of :mod:`soak.aws_service`, while the
-emulated event source and the soak's own clients use the clean port of the same moto. All three services use
-botocore's JSON protocol here (``X-Amz-Target: DynamoDB_20120810.PutItem``, ``secretsmanager.GetSecretValue``,
-``AmazonSQS.SendMessage``), so one header names the operation.
+The functions (sender, webhook, publisher) read ``AWS_ENDPOINT_URL``; the soak points it at the fault port of
+:mod:`soak.aws_service`, while the emulated event sources and the soak's own clients use the clean port of the same
+moto. All four services use botocore's JSON protocol here (``X-Amz-Target: DynamoDB_20120810.PutItem``,
+``secretsmanager.GetSecretValue``, ``AmazonSQS.SendMessage``, ``AWSEvents.PutEvents``), so one header names the
+operation.
 
-A rule matches an operation (``DynamoDB.PutItem``, ``SecretsManager.GetSecretValue``, ``SQS.SendMessage``) and, for
-SQS, optionally the queue (a substring of ``QueueUrl``), and fires with a seeded probability. Kinds:
+A rule matches an operation (``DynamoDB.PutItem``, ``SecretsManager.GetSecretValue``, ``SQS.SendMessage``,
+``EventBridge.PutEvents``) and optionally, for SQS, the queue (a substring of ``QueueUrl``) or, for DynamoDB, the
+table (a substring of ``TableName`` or of a table named in ``RequestItems``/``TransactItems``), and fires with a
+seeded probability. Kinds:
 
 * ``error``: HTTP 500 with the service's internal-error JSON (``InternalServerError``, ``InternalServiceError``,
-  ``InternalError``); the request never reaches moto: nothing happened in AWS.
+  ``InternalError``, ``InternalException``); the request never reaches moto: nothing happened in AWS.
 * ``throttle``: HTTP 400 ``ThrottlingException``, likewise without reaching moto.
 * ``lost_response``: moto carries the request out (the operation HAPPENS), then the connection is closed without an
   answer.
+* ``partial`` (``EventBridge.PutEvents`` only): what PutEvents really does when some entries fail. The call
+  succeeds (HTTP 200) but ``FailedEntryCount`` > 0: a seeded share of the entries (at least one) fail with a
+  retryable ``ErrorCode`` (``InternalFailure`` or ``ThrottlingException``) and an ``ErrorMessage``, and only the
+  others reach the bus (moto gets a request without the failed ones); ``Entries`` keeps the request's order and
+  length, an ``EventId`` for each entry that went through.
 
 ``sticky`` decides once per logical call, keyed on botocore's ``amz-sdk-invocation-id`` header (the same on every
 retry attempt of one call): a sticky fault fails every attempt, so the function sees the error after botocore's
@@ -28,43 +37,70 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
-SERVICE_OF_PREFIX: Final = {"DynamoDB_20120810": "DynamoDB", "secretsmanager": "SecretsManager", "AmazonSQS": "SQS"}
+SERVICE_OF_PREFIX: Final = {
+    "DynamoDB_20120810": "DynamoDB",
+    "secretsmanager": "SecretsManager",
+    "AmazonSQS": "SQS",
+    "AWSEvents": "EventBridge",
+}
 ERRORS: Final = {
     "DynamoDB": (500, "com.amazonaws.dynamodb.v20120810#InternalServerError"),
     "SecretsManager": (500, "InternalServiceError"),
     "SQS": (500, "com.amazonaws.sqs#InternalError"),
+    "EventBridge": (500, "InternalException"),
 }
 THROTTLES: Final = {
     "DynamoDB": (400, "com.amazonaws.dynamodb.v20120810#ThrottlingException"),
     "SecretsManager": (400, "ThrottlingException"),
     "SQS": (400, "com.amazonaws.sqs#ThrottlingException"),
+    "EventBridge": (400, "ThrottlingException"),
 }
-KINDS: Final = frozenset({"error", "throttle", "lost_response"})
+KINDS: Final = frozenset({"error", "throttle", "lost_response", "partial"})
+PARTIAL_OPERATION: Final = "EventBridge.PutEvents"
+PARTIAL_SHARE: Final = 0.5
+"""Of a PutEvents request a ``partial`` fault hits, the share of entries that fail (at least one)."""
+ENTRY_ERRORS: Final = (
+    ("InternalFailure", "The request processing has failed because of an unknown error, exception or failure."),
+    ("ThrottlingException", "The request was denied due to request throttling."),
+)
+"""The retryable per-entry errors of PutEvents (PutEventsResultEntry), with AWS's descriptions as messages."""
 STICKY_MEMORY: Final = 20_000
 
 
 @dataclass(frozen=True, slots=True)
 class AwsFault:
-    """One rule: ``operation`` is ``Service.Operation``; ``queue`` (SQS only) a substring of the QueueUrl."""
+    """One rule: ``operation`` is ``Service.Operation``; ``queue`` (SQS only) a substring of the QueueUrl, ``table``
+    (DynamoDB only) a substring of a table the request names."""
 
     operation: str
     kind: str
     probability: float
     sticky: bool = False
     queue: str | None = None
+    table: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {sorted(KINDS)}")
         if not 0 <= self.probability <= 1:
             raise ValueError("probability must be within [0, 1]")
-        if self.operation.split(".")[0] not in ERRORS:
+        service = self.operation.split(".")[0]
+        if service not in ERRORS:
             raise ValueError(f"operation must start with one of {sorted(ERRORS)}")
+        if self.kind == "partial" and self.operation != PARTIAL_OPERATION:
+            raise ValueError(f"partial failures are {PARTIAL_OPERATION}'s only")
+        if (self.queue and service != "SQS") or (self.table and service != "DynamoDB"):
+            raise ValueError("queue is for SQS operations, table for DynamoDB operations")
 
     @property
     def label(self) -> str:
-        where = f"({self.queue})" if self.queue else ""
+        where = f"({self.queue or self.table})" if self.queue or self.table else ""
         return f"{self.operation}{where} {self.kind}{' sticky' if self.sticky else ''}"
+
+    def matches(self, operation: str, resources: tuple[str, ...]) -> bool:
+        """Whether this rule is about this operation on (one of) these queues or tables."""
+        wanted = self.queue or self.table
+        return self.operation == operation and (wanted is None or any(wanted in r for r in resources))
 
     def error_answer(self) -> tuple[int, bytes]:
         """Status and JSON body of the injected error (``error`` / ``throttle``)."""
@@ -86,15 +122,20 @@ class FaultDecider:
         """Faults applied, by rule label (one count per attempt failed or cut)."""
         self.calls: Counter[str] = Counter()
         """Attempts seen, by operation (botocore's retries included)."""
+        self.table_calls: Counter[str] = Counter()
+        """DynamoDB attempts, by operation and table (``DynamoDB.UpdateItem <table>``): one table's share of an
+        operation others use too (the limiter's UpdateItem beside the webhook's)."""
 
     def decide(self, headers: Any, body: bytes) -> AwsFault | None:
         operation = operation_of(headers)
-        queue_url = _queue_url(body) if operation.startswith("SQS.") else None
+        resources = _resources(body) if operation.startswith(("SQS.", "DynamoDB.")) else ()
         invocation_id = headers.get("amz-sdk-invocation-id")
         with self._lock:
             self.calls[operation] += 1
+            if operation.startswith("DynamoDB."):
+                self.table_calls.update(f"{operation} {table}" for table in resources)
             for index, rule in enumerate(self.rules):
-                if rule.operation != operation or (rule.queue and rule.queue not in (queue_url or "")):
+                if not rule.matches(operation, resources):
                     continue
                 if rule.sticky and invocation_id:
                     key = (invocation_id, index)
@@ -110,9 +151,19 @@ class FaultDecider:
                     return rule
         return None
 
+    def failing_entries(self, rule: AwsFault, count: int) -> list[tuple[int, str, str]]:
+        """For a ``partial`` fault on a PutEvents of ``count`` entries: which fail (at least one), each with its
+        ``ErrorCode`` and ``ErrorMessage``; counted under the rule's label and ``: entries failed``."""
+        with self._lock:
+            failing = [i for i in range(count) if self._rng.random() < PARTIAL_SHARE]
+            if not failing and count:
+                failing = [self._rng.randrange(count)]
+            self.injected[f"{rule.label}: entries failed"] += len(failing)
+            return [(i, *self._rng.choice(ENTRY_ERRORS)) for i in failing]
+
     def stats(self) -> dict[str, dict[str, int]]:
         with self._lock:
-            return {"injected": dict(self.injected), "calls": dict(self.calls)}
+            return {"injected": dict(self.injected), "calls": dict(self.calls), "table_calls": dict(self.table_calls)}
 
 
 def operation_of(headers: Any) -> str:
@@ -121,10 +172,42 @@ def operation_of(headers: Any) -> str:
     return f"{SERVICE_OF_PREFIX.get(prefix, prefix or 'unknown')}.{name}"
 
 
-def _queue_url(body: bytes) -> str | None:
+def _resources(body: bytes) -> tuple[str, ...]:
+    """The queue URL or the table names a request is about (empty when it names none)."""
     try:
         document = json.loads(body)
     except ValueError:
-        return None
-    value = document.get("QueueUrl") if isinstance(document, dict) else None
-    return value if isinstance(value, str) else None
+        return ()
+    if not isinstance(document, dict):
+        return ()
+    names = [document.get("QueueUrl"), document.get("TableName")]
+    names += list(document.get("RequestItems") or {})
+    for item in document.get("TransactItems") or []:
+        names += [part.get("TableName") for part in item.values() if isinstance(part, dict)]
+    return tuple(n for n in names if isinstance(n, str))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# PutEvents with some entries failed, as AWS answers it
+
+
+def put_events_without(body: bytes, failing: list[tuple[int, str, str]]) -> bytes | None:
+    """The PutEvents request with the failing entries left out (what reaches the bus); None when all fail."""
+    request = json.loads(body)
+    dropped = {index for index, _, _ in failing}
+    kept = [entry for n, entry in enumerate(request.get("Entries") or []) if n not in dropped]
+    return json.dumps({**request, "Entries": kept}).encode() if kept else None
+
+
+def put_events_answer(count: int, failing: list[tuple[int, str, str]], delivered: bytes | None) -> bytes:
+    """PutEvents' answer for ``count`` entries: moto's answer for those ``delivered`` (in order), the failing ones
+    in their places with ``ErrorCode`` and ``ErrorMessage``, and ``FailedEntryCount`` counting every failure."""
+    passed = iter(json.loads(delivered)["Entries"] if delivered is not None else [])
+    errors = {index: (code, message) for index, code, message in failing}
+    entries = [
+        {"ErrorCode": errors[n][0], "ErrorMessage": errors[n][1]} if n in errors else next(passed) for n in range(count)
+    ]
+    if next(passed, None) is not None:
+        raise ValueError("moto answered for more entries than were sent")
+    failed = sum(1 for entry in entries if "ErrorCode" in entry)
+    return json.dumps({"FailedEntryCount": failed, "Entries": entries}).encode()

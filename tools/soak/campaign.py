@@ -10,8 +10,8 @@ simulator that enforces the numbers' rate, under the usual faults. What it adds 
   efficiency).
 * **NXCloud's refusals for the rate: a small fraction of its requests** (the limiter paces; NXCloud refuses only what
   arrives out of step).
-* **the limiter's DynamoDB requests per message** (``UpdateItem`` attempts on the fault port, botocore's retries
-  included), to read against docs/throughput.md's cost.
+* **the limiter's DynamoDB requests per message** (``UpdateItem`` attempts on the rate-limit table at the fault port,
+  botocore's retries and the slots given back included), to read against docs/throughput.md's cost.
 * how many queued messages waited for their number's slot, and how long (the function's ``rate_wait_ms``, the
   ``RateLimitWait`` metric): the limiter at work.
 
@@ -30,6 +30,7 @@ from soak.mix import MessageShares
 THROTTLE_REASONS: Final = frozenset({"throttled", "rate_limited"})
 RATE_FAULT: Final = "rate_limit"
 LIMITER_OPERATION: Final = "DynamoDB.UpdateItem"
+"""The limiter's one operation (acquire and give back), counted on its table."""
 DRAIN_GOAL: Final = 1.10
 REFUSED_GOAL: Final = 0.05
 """NXCloud's refusals for the rate, as a share of its requests, that still counts as "a small fraction"."""
@@ -120,15 +121,16 @@ def account(
     numbers: int,
     upstream_requests: int,
     upstream_faults: Counter[str],
-    aws_calls: Counter[str],
+    limiter_requests: int,
 ) -> CampaignLedger:
-    """The campaign's rows from the tracker's journeys and the counts of the simulator and moto's fault port."""
+    """The campaign's rows from the tracker's journeys, the simulator's counts and the limiter's requests (moto's
+    fault port counts them: ``UpdateItem`` on the rate-limit table, botocore's retries included)."""
     journeys = list(journeys)
     ledger = CampaignLedger(rate=rate, numbers=numbers, messages=len(journeys))
     refused = sum(n for kind, n in upstream_faults.items() if kind.startswith(RATE_FAULT))
     ledger.refused, ledger.requests = refused, upstream_requests
     ledger.slots_used = upstream_requests - refused
-    ledger.limiter_requests = aws_calls.get(LIMITER_OPERATION, 0)
+    ledger.limiter_requests = limiter_requests
     ledger.ideal_s = len(journeys) / (rate * numbers)
     starts, ends = [], []
     for journey in journeys:

@@ -13,14 +13,18 @@ a fresh container.
 The container's context carries the invocation's deadline: the function's timeout, or for a chaos kill a random
 tiny one, so the in-progress expiry Powertools derives from the remaining time matches the moment of the kill.
 
-The function's stdout (its JSON log lines and EMF metrics) goes to /dev/null; its outcome lines (``outcome`` =
-sent / dead_lettered / retry, per SQS message id) are collected and returned with the answer, like reading
-CloudWatch. A killed invocation returns nothing.
+The function's stdout (its JSON log lines and EMF metrics) goes to /dev/null; the sender's outcome lines
+(``outcome`` = sent / dead_lettered / retry, per SQS message id) are collected and returned with the answer, like
+reading CloudWatch. A killed invocation returns nothing.
+
+The same containers run the webhook and the publisher (``handler``: the module whose ``lambda_handler`` is invoked),
+so their invocations can be killed mid-way too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import multiprocessing
@@ -34,6 +38,9 @@ from typing import Any, Final
 
 PRELOAD: Final = ["soak.preload"]
 READY_TIMEOUT: Final = 60.0
+SENDER: Final = "app"
+"""The sender's handler module; the webhook's is ``webhook``, the publisher's ``publisher``."""
+FUNCTION_NAMES: Final = {SENDER: "SenderFunction", "webhook": "WebhookFunction", "publisher": "PublisherFunction"}
 
 
 class InvocationKilled(Exception):
@@ -58,11 +65,11 @@ def _context() -> Any:
 class Container:
     """One execution environment: a process that runs one invocation at a time until it is killed or closed."""
 
-    def __init__(self, env: dict[str, str], name: str) -> None:
+    def __init__(self, env: dict[str, str], name: str, handler: str = SENDER) -> None:
         context = _context()
         self.name = name
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=container_main, args=(child, env), name=name, daemon=True)
+        self.process = context.Process(target=container_main, args=(child, env, handler), name=name, daemon=True)
         self.process.start()
         child.close()
         if not self.conn.poll(READY_TIMEOUT):
@@ -100,8 +107,11 @@ class Container:
 
 
 class Slot:
-    """One concurrent execution of the function (the event source's or the API's): invokes a container, replaces it
-    when killed. Callable like :class:`local_stack.emulators.Invoker`, so the emulated triggers can use it."""
+    """One concurrent execution of a function (the event source's or the API's): invokes a container, replaces it
+    when killed. Callable like :class:`local_stack.emulators.Invoker`, so the emulated triggers can use it.
+
+    A chaos kill gives the invocation a deadline drawn from ``chaos_deadline`` (seconds) instead of the function's
+    timeout: it is killed there if it has not answered by then, at whatever point it has reached."""
 
     def __init__(
         self,
@@ -112,8 +122,12 @@ class Slot:
         kill_probability: float,
         seed: int,
         on_result: Callable[[dict[str, Any], Any, list[dict[str, Any]], str | None], None],
+        handler: str = SENDER,
+        chaos_deadline: tuple[float, float] = (0.02, 0.5),
     ) -> None:
         self.env, self.name = env, name
+        self.handler = handler
+        self.chaos_deadline = chaos_deadline
         self.function_timeout = function_timeout
         self.kill_probability = kill_probability
         self._rng = random.Random(f"kills-{seed}-{name}")
@@ -128,10 +142,10 @@ class Slot:
     def __call__(self, event: dict[str, Any]) -> Any:
         if self.container is None:
             self.starts += 1
-            self.container = Container(self.env, f"{self.name}#{self.starts}")
+            self.container = Container(self.env, f"{self.name}#{self.starts}", self.handler)
         self.invocations += 1
         chaos = self._rng.random() < self.kill_probability
-        deadline = self._rng.uniform(0.02, 0.5) if chaos else self.function_timeout
+        deadline = self._rng.uniform(*self.chaos_deadline) if chaos else self.function_timeout
         try:
             response, outcomes = self.container.invoke(event, deadline, "chaos" if chaos else "timeout")
         except InvocationKilled as killed:
@@ -224,18 +238,20 @@ class _OutcomeCollector(logging.Handler):
         return lines
 
 
-def container_main(conn: Any, env: dict[str, str]) -> None:
+def container_main(conn: Any, env: dict[str, str], handler: str = SENDER) -> None:
     """The container's loop: receive (event, deadline), invoke the real handler, send back the answer."""
     os.environ.update(env)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # the function's log lines and EMF metrics
-    import app
     from local_stack.lambda_events import LambdaContext
-    from observability import logger
 
+    function = importlib.import_module(handler)
     collector = _OutcomeCollector()
-    collector.setFormatter(logger.registered_formatter)
-    logger.addHandler(collector)
+    if handler == SENDER:
+        from observability import logger
+
+        collector.setFormatter(logger.registered_formatter)
+        logger.addHandler(collector)
     conn.send(("ready", os.getpid(), None))
     while True:
         try:
@@ -245,9 +261,11 @@ def container_main(conn: Any, env: dict[str, str]) -> None:
         if item is None:
             return
         event, deadline = item
-        context = LambdaContext(timeout_seconds=max(0.0, deadline - time.monotonic()))
+        context = LambdaContext(
+            function_name=FUNCTION_NAMES.get(handler, handler), timeout_seconds=max(0.0, deadline - time.monotonic())
+        )
         try:
-            response = app.lambda_handler(event, context)
+            response = function.lambda_handler(event, context)
         except Exception as exc:  # an invocation error, as Lambda reports it
             conn.send(("error", f"{type(exc).__name__}: {exc}", collector.drain(), time.process_time()))
         else:

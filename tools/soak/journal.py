@@ -52,6 +52,9 @@ class TallyJournal:
         self.requests = 0
         self.accepted = 0
         self.untracked = 0
+        self.answer_lost: set[str] = set()
+        """NXCloud's message_id of every accepted send whose answer the client cannot have read: the sender never
+        learned these ids, so it never recorded them, and their callbacks stay unmatched."""
 
     def next_seq(self) -> int:
         with self._lock:
@@ -76,6 +79,8 @@ class TallyJournal:
             if tally is None:
                 tally = self.by_token[token] = Upstream()
             tally.requests += 1
+            if record.accepted and lost_answer and record.message_id:
+                self.answer_lost.add(record.message_id)
             if record.accepted:
                 self.accepted += 1
                 tally.accepted += 1
@@ -93,6 +98,7 @@ class TallyJournal:
             self._recent.clear()
             self.by_token.clear()
             self.faults.clear()
+            self.answer_lost.clear()
 
     def get(self, token: str) -> Upstream:
         with self._lock:

@@ -29,9 +29,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from soak import campaign
+from soak import campaign, lifecycle
 from soak.campaign import CampaignLedger
 from soak.journal import TallyJournal, Upstream, token_in
+from soak.lifecycle import LifecycleLedger
 from soak.messages import API_ASYNC, API_SYNC, QUEUE, Message
 
 UNKNOWN_REASONS: Final = frozenset({"read_timeout", "connection_dropped", "malformed_response", "unknown_outcome"})
@@ -218,6 +219,10 @@ class Ledger:
     cpu_s: dict[str, float] = field(default_factory=dict)
     campaign: CampaignLedger | None = None
     """Campaign mode's rows (:mod:`soak.campaign`); None in the standard soak."""
+    lifecycle: LifecycleLedger | None = None
+    """The delivery lifecycle's rows (:mod:`soak.lifecycle`); None when the run ended before they were taken."""
+    settings: dict[str, float] = field(default_factory=dict)
+    """The timings the run used: ``stretch`` (see ``SoakSettings.stretch``), ``function_timeout``, ``retry_delay``."""
 
     @property
     def duplicates(self) -> int:
@@ -240,6 +245,10 @@ class Ledger:
             problems.append(f"{self.unexpected} messages ended other than their kind allows")
         if self.poller_errors:
             problems.append(f"{len(self.poller_errors)} event-source errors other than killed invocations")
+        if self.lifecycle is None:
+            problems.append("the delivery lifecycle was not accounted for")
+        else:
+            problems += self.lifecycle.failures()
         if self.campaign is not None:
             problems += self.campaign.failures()
         return problems
@@ -375,6 +384,7 @@ def render(ledgers: list[Ledger]) -> str:
     row("outcome stored in neither try (key left in progress)", [lg.unrecorded for lg in ledgers])
     row("ended other than their kind allows", [lg.unexpected for lg in ledgers])
     row("time to settle p50 / p99 / max (s)", [_times(lg) for lg in ledgers])
+    rows += lifecycle.rows([lg.lifecycle for lg in ledgers])
     rows += campaign.rows([lg.campaign for lg in ledgers])
     row("invocations: queue / API", [f"{lg.invocations['sqs']} / {lg.invocations['api']}" for lg in ledgers])
     row("  killed at the timeout / chaos", [_kills(lg) for lg in ledgers])
@@ -382,9 +392,10 @@ def render(ledgers: list[Ledger]) -> str:
     row("NXCloud requests", [lg.upstream_requests for lg in ledgers])
     for kind in sorted({k for lg in ledgers for k in lg.upstream_faults}):
         row(f"  fault: {kind}", [lg.upstream_faults.get(kind, 0) for lg in ledgers])
-    row("AWS calls by the function (attempts)", [sum(lg.aws_calls.values()) for lg in ledgers])
+    row("AWS calls by the functions (attempts)", [sum(lg.aws_calls.values()) for lg in ledgers])
     for label in sorted({k for lg in ledgers for k in lg.aws_faults}):
         row(f"  fault: {label}", [lg.aws_faults.get(label, 0) for lg in ledgers])
+    row("timeouts stretched for the load: factor / function timeout / retry", [_stretch(lg) for lg in ledgers])
     row("wall time (s)", [f"{lg.wall_s:.1f}" for lg in ledgers])
     row("CPU (s): soak / moto / function", [_cpu(lg) for lg in ledgers])
     row("verdict", ["ok" if not lg.failures() else "FAIL" for lg in ledgers])
@@ -396,9 +407,26 @@ def render(ledgers: list[Ledger]) -> str:
             lines.append(f"[{lg.policy}] FAIL: {problem}")
         for verdict in lg.campaign.verdicts() if lg.campaign is not None else []:
             lines.append(f"[{lg.policy}] goal missed: {verdict}")
-        for example in (*lg.lost_examples, *lg.duplicate_examples, *lg.unexpected_examples, *lg.poller_errors[:5]):
+        examples = (*lg.lost_examples, *lg.duplicate_examples, *lg.unexpected_examples, *lg.poller_errors[:5])
+        if lg.lifecycle is not None and lg.lifecycle.failures():
+            examples += tuple(lg.lifecycle.examples)
+        for example in examples:
             lines.append(f"[{lg.policy}]   {example}")
     return "\n".join(lines)
+
+
+def _lifecycle_json(lc: LifecycleLedger | None) -> dict[str, Any] | None:
+    if lc is None:
+        return None
+    return {k: v for k, v in lc.__dict__.items()} | {
+        "failures": lc.failures(),
+        "events_duplicates": lc.events_duplicates,
+    }
+
+
+def _stretch(lg: Ledger) -> str:
+    s = lg.settings
+    return f"x{s.get('stretch', 1.0):.2f} / {s.get('function_timeout', 0):.1f} s / {s.get('retry_delay', 0):g} s"
 
 
 def _accepted_dead(lg: Ledger) -> int:
@@ -429,9 +457,18 @@ def to_json(lg: Ledger) -> dict[str, Any]:
             {
                 k: v
                 for k, v in lg.__dict__.items()
-                if k not in ("settle_times", "lost_examples", "duplicate_examples", "unexpected_examples", "campaign")
+                if k
+                not in (
+                    "settle_times",
+                    "lost_examples",
+                    "duplicate_examples",
+                    "unexpected_examples",
+                    "lifecycle",
+                    "campaign",
+                )
             }
             | {
+                "lifecycle": _lifecycle_json(lg.lifecycle),
                 "campaign": campaign.as_json(lg.campaign),
                 "p50": lg.percentile(0.5),
                 "p99": lg.percentile(0.99),

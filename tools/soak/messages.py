@@ -3,6 +3,10 @@
 The token (``sk<run>-<index>``) travels wherever the message goes: in the body NXCloud receives (so the simulator's
 records say how many times it was accepted), in the record the function gets, in the dead-letter queue's copy. It is
 how one message is followed across retries, redeliveries and paths.
+
+:func:`catalogue` is the account's templates as the simulator lists them through getTemplate: the function checks
+every message against it before sending (``TEMPLATE_CHECK`` at its default, ``enforce``), so it holds every template
+and language the messages name, each taking the one body parameter they carry.
 """
 
 from __future__ import annotations
@@ -34,6 +38,22 @@ class Message:
     attributes: dict[str, str] = field(default_factory=dict)
     resend: bool = False
     """Enqueued twice (same body, same key): a producer retrying SendMessage."""
+
+
+def catalogue() -> list[dict[str, object]]:
+    """The soak account's templates, as NXCloud's template objects.
+
+    ``MISSING_TEMPLATE`` is listed too: it plays a template deleted after the function fetched its catalogue, which
+    NXCloud refuses with 22093 (the mix's rule), so those messages still meet NXCloud's own permanent refusal and the
+    ledger's expectations for them stay as they were.
+    """
+    body = {"type": "BODY", "text": "Your order {{1}} is on its way."}
+    return [
+        {"id": f"{n}{i}", "name": name, "language": language, "status": "APPROVED", "category": "UTILITY",
+         "components": [body]}
+        for n, name in enumerate((TEMPLATE, MISSING_TEMPLATE, OUTAGE_TEMPLATE))
+        for i, language in enumerate(LANGUAGES)
+    ]  # fmt: skip
 
 
 def generate(

@@ -6,6 +6,12 @@ fail) are rules by ``to``/template and come first, so such a message meets the s
 would at NXCloud. AWS faults are :class:`~soak.aws_faults.AwsFault` rules. ``kill_probability`` is the share of
 invocations given a random tiny deadline and killed there, on top of any invocation that overruns the function's
 timeout.
+
+The delivery lifecycle is on in every mix: the simulator posts NXCloud's callbacks (:data:`CALLBACKS`: delays,
+duplicates, reordering, batching; :data:`OUTCOMES` and :data:`BUTTONS`: which messages fail, stop short, are deleted
+or get a button click) to the webhook, and the publisher reads the messages table's stream. A mix's lifecycle faults
+are AWS rules on the messages table, EventBridge and the kept-callbacks queue (:data:`AWS_LIFECYCLE`) and kills of
+webhook and publisher invocations (``webhook_kill_probability``, ``publisher_kill_probability``).
 """
 
 from __future__ import annotations
@@ -44,6 +50,26 @@ class MessageShares:
     producer does when it retries a SendMessage that timed out. Must still be sent once."""
 
 
+CALLBACKS: Final = {"delay": (0.05, 0.3), "duplicate": 0.05, "reorder": 0.2, "batch": 0.15, "timeout": 30.0}
+"""How the simulator's callbacks travel (``configure_callbacks``): not faults but NXCloud's habits, the same in every
+mix. No retries: NXCloud documents none, so a callback the webhook answers non-2xx is lost on NXCloud's side. The
+POST waits up to 30 s (API Gateway's longest integration timeout), so a busy machine does not turn a slow answer
+into a refusal."""
+OUTCOMES: Final = (
+    {"final": "failed", "code": 131026, "title": "Message undeliverable", "after_sent": True, "probability": 0.04},
+    {"final": "failed", "code": 131047, "title": "Re-engagement message", "probability": 0.02},
+    {"final": "deleted", "probability": 0.02},
+    {"final": "delivered", "probability": 0.05},
+    {"final": "sent", "probability": 0.02},
+)
+"""Where messages end other than ``read`` (``add_outcome``; the first that fires wins, the rest are read)."""
+BUTTONS: Final = (
+    {"buttons": [{"payload": "yes", "text": "Yes"}, {"payload": "stop", "text": "Stop"}], "probability": 0.1},
+)
+"""A click on a quick-reply button for a tenth of the messages that were read (``add_button``; the template is the
+soak's)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Mix:
     name: str
@@ -51,6 +77,8 @@ class Mix:
     aws: tuple[AwsFault, ...]
     kill_probability: float
     shares: MessageShares = field(default_factory=MessageShares)
+    webhook_kill_probability: float = 0.0
+    publisher_kill_probability: float = 0.0
 
     def simulator_rules(self) -> list[dict[str, Any]]:
         return [dict(rule) for rule in (*MESSAGE_RULES, *self.upstream)]
@@ -62,6 +90,8 @@ class Mix:
             upstream=tuple({**r, "probability": min(1.0, r.get("probability", 1.0) * factor)} for r in self.upstream),
             aws=tuple(replace(f, probability=min(1.0, f.probability * factor)) for f in self.aws),
             kill_probability=min(1.0, self.kill_probability * factor),
+            webhook_kill_probability=min(1.0, self.webhook_kill_probability * factor),
+            publisher_kill_probability=min(1.0, self.publisher_kill_probability * factor),
         )
 
 
@@ -106,20 +136,57 @@ AWS_DEFAULT: Final = (
     *(
         # The business numbers' rate: one conditional UpdateItem per number and batch. botocore's retries absorb
         # most of these; a sticky one makes the limiter fail open (the batch goes unpaced, NXCloud's refusals delay).
-        AwsFault("DynamoDB.UpdateItem", "error", 0.02),
-        AwsFault("DynamoDB.UpdateItem", "throttle", 0.02),
-        AwsFault("DynamoDB.UpdateItem", "error", 0.005, sticky=True),
+        AwsFault("DynamoDB.UpdateItem", "error", 0.02, table="-rate"),
+        AwsFault("DynamoDB.UpdateItem", "throttle", 0.02, table="-rate"),
+        AwsFault("DynamoDB.UpdateItem", "error", 0.005, sticky=True, table="-rate"),
         # Throttled messages go back on the send queue as delayed copies (SendMessageBatch to the send queue).
         AwsFault("SQS.SendMessageBatch", "error", 0.02, sticky=True, queue="-send"),
     ),
 )
 
+AWS_LIFECYCLE: Final = (
+    # The webhook: one conditional UpdateItem per status or click. A sticky fault fails the store, so the webhook
+    # keeps the raw body on the kept-callbacks queue; when that fails too (sticky SendMessage) it answers 503.
+    AwsFault("DynamoDB.UpdateItem", "error", 0.02, table="-messages"),
+    AwsFault("DynamoDB.UpdateItem", "throttle", 0.02, table="-messages"),
+    AwsFault("DynamoDB.UpdateItem", "error", 0.005, sticky=True, table="-messages"),
+    AwsFault("DynamoDB.UpdateItem", "lost_response", 0.01, table="-messages"),
+    AwsFault("SQS.SendMessage", "error", 0.1, sticky=True, queue="-kept"),
+    # The publisher: one BatchGetItem of the send records per batch (a failure fails the invocation: the stream
+    # hands the batch over again), PutEvents ten entries at a time (failed entries are retried, then reported).
+    # It makes about one call of each a second, so these are frequent enough for the CI soak to meet each.
+    AwsFault("DynamoDB.BatchGetItem", "error", 0.02, table="-messages"),
+    AwsFault("DynamoDB.BatchGetItem", "throttle", 0.02, table="-messages"),
+    AwsFault("DynamoDB.BatchGetItem", "error", 0.03, sticky=True, table="-messages"),
+    AwsFault("EventBridge.PutEvents", "partial", 0.05),
+    AwsFault("EventBridge.PutEvents", "error", 0.02),
+    AwsFault("EventBridge.PutEvents", "throttle", 0.02),
+    AwsFault("EventBridge.PutEvents", "error", 0.01, sticky=True),
+    AwsFault("EventBridge.PutEvents", "lost_response", 0.02),
+)
+WEBHOOK_KILLS: Final = 0.003
+PUBLISHER_KILLS: Final = 0.05
+
 MIXES: Final = {
-    "default": Mix("default", UPSTREAM_DEFAULT, AWS_DEFAULT, kill_probability=0.01),
+    "default": Mix(
+        "default",
+        UPSTREAM_DEFAULT,
+        AWS_DEFAULT + AWS_LIFECYCLE,
+        kill_probability=0.01,
+        webhook_kill_probability=WEBHOOK_KILLS,
+        publisher_kill_probability=PUBLISHER_KILLS,
+    ),
     "calm": Mix("calm", (), (), kill_probability=0.0),
     "upstream": Mix("upstream", UPSTREAM_DEFAULT, (), kill_probability=0.0),
-    "aws": Mix("aws", (), AWS_DEFAULT, kill_probability=0.0),
-    "kills": Mix("kills", (), (), kill_probability=0.05),
+    "aws": Mix("aws", (), AWS_DEFAULT + AWS_LIFECYCLE, kill_probability=0.0),
+    "kills": Mix(
+        "kills",
+        (),
+        (),
+        kill_probability=0.05,
+        webhook_kill_probability=WEBHOOK_KILLS * 5,
+        publisher_kill_probability=PUBLISHER_KILLS * 5,
+    ),
 }
 MIXES["heavy"] = replace(MIXES["default"].scaled(3), name="heavy")
 

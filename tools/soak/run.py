@@ -6,9 +6,12 @@ Wiring (everything on 127.0.0.1):
     API callers --HTTP--> ApiServer --> SlotPool (A slots) --> container process
     container process: the real handler --boto3--> moto's fault port;  --urllib3--> NXCloud simulator
     DLQ drainer <--receive/delete-- moto (dead-letter queue)
+    NXCloud simulator --callbacks--> ApiServer webhook route --> webhook containers; stream --> publisher container
 
-moto runs in its own process (:mod:`soak.aws_service`), the function in container processes
-(:mod:`soak.containers`); the simulator, the emulated triggers, the producer and the callers run here.
+moto runs in its own process (:mod:`soak.aws_service`), the functions in container processes
+(:mod:`soak.containers`); the simulator, the emulated triggers, the producer and the callers run here. The delivery
+lifecycle (callbacks, the webhook, the stream, the publisher, the events) is :mod:`soak.lifecycle_rig`; once the
+sends have settled it is let through to its end and accounted for in the ledger's lifecycle rows.
 
 Campaign mode (``mode="campaign"``, :mod:`soak.campaign`) puts all N messages on the queue at once, spread over
 ``numbers`` business numbers, with the simulator enforcing ``rate`` messages per second per number and the function's
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import random
 import sys
 import threading
@@ -32,8 +37,8 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, TextIO
+from dataclasses import dataclass, replace
+from typing import Any, Final, TextIO
 
 from local_stack.emulators import ApiServer, QueuePoller, json_body
 from local_stack.stack import LOCAL_SECRET, LocalStack
@@ -44,8 +49,24 @@ from soak.aws_service import AwsService
 from soak.containers import InvocationKilled, Slot, SlotPool
 from soak.journal import TallyJournal
 from soak.ledger import FINAL_API_REJECTIONS, Ledger, Tracker, build_ledger
-from soak.messages import API_ASYNC, QUEUE, Message, generate
+from soak.lifecycle import LifecycleLedger
+from soak.lifecycle_rig import LifecycleRig
+from soak.messages import API_ASYNC, QUEUE, Message, catalogue, generate
 from soak.mix import get_mix
+
+MAX_STRETCH: Final = 4.0
+LIFECYCLE_BASE_S: Final = 120.0
+LIFECYCLE_PER_MESSAGE_S: Final = 0.2
+"""About three and a half callbacks per message, stored at 20 a second or more even on a busy machine."""
+
+
+def load_stretch() -> float:
+    """How much busier than its CPUs this machine is now: the 1-minute load average per CPU, within 1..MAX_STRETCH."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not on Linux
+        return 1.0
+    return min(MAX_STRETCH, max(1.0, load / (os.cpu_count() or 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +95,39 @@ class SoakSettings:
     """Campaign mode: each business number's messages per second, enforced by the simulator and the function's
     limiter alike (the function's ``MESSAGES_PER_SECOND``)."""
     numbers: int = 1
+    webhook_concurrency: int = 4
+    """Concurrent webhook executions; the publisher has one, as Lambda gives one per stream shard."""
+    lifecycle_time_limit: float | None = None
+    """Seconds, once the sends have settled, for the last callbacks, the replay and the publisher to finish; None:
+    :data:`LIFECYCLE_BASE_S` plus :data:`LIFECYCLE_PER_MESSAGE_S` per message. Callbacks fall behind while the sends
+    keep moto busy (a 10 000-message run still had 25 000 to post when its sends settled), so the backlog, and the
+    time it needs, grows with N."""
+    stretch: float | None = None
+    """Factor on the function timeout, the retry delay, the API callers' patience and the time limits; None: the load
+    average per CPU when the run starts (:func:`load_stretch`). A Lambda function has its CPU to itself; here some
+    twenty processes share this machine's cores with whatever else runs on it, and a cold container that the machine
+    starves would be killed at every timeout, cold again each time: the timeout is there to cut invocations that run
+    long, not ones the machine did not run. NXCloud's read timeout and the faults are never stretched."""
+
+    def lifecycle_limit(self) -> float:
+        """The lifecycle's time limit in seconds, unstretched."""
+        if self.lifecycle_time_limit is not None:
+            return self.lifecycle_time_limit
+        return LIFECYCLE_BASE_S + LIFECYCLE_PER_MESSAGE_S * self.messages
+
+    def stretched(self) -> SoakSettings:
+        """These settings with ``stretch`` decided and applied (a retry never comes before the timeout)."""
+        factor = self.stretch if self.stretch is not None else load_stretch()
+        timeout = self.function_timeout * factor
+        return replace(
+            self,
+            stretch=factor,
+            function_timeout=timeout,
+            retry_delay=max(math.ceil(self.retry_delay * factor), math.ceil(timeout)),
+            api_give_up=self.api_give_up * factor,
+            time_limit=self.time_limit * factor,
+            lifecycle_time_limit=self.lifecycle_limit() * factor,
+        )
 
     @property
     def campaign(self) -> bool:
@@ -82,7 +136,7 @@ class SoakSettings:
 
 def run_soak(settings: SoakSettings, progress: TextIO | None = sys.stderr) -> Ledger:
     """Run one soak; return its ledger (never raises for what it finds: the ledger says)."""
-    return _Soak(settings, progress).run()
+    return _Soak(settings.stretched(), progress).run()
 
 
 class _Soak:
@@ -92,11 +146,16 @@ class _Soak:
         self.mix = get_mix(settings.mix)
         digest = hashlib.sha256(f"{settings.seed}-{settings.policy}-{settings.mix}".encode()).hexdigest()
         self.run_id = digest[:6]
-        phones = campaign.BUSINESS_NUMBERS[: settings.numbers] if settings.campaign and settings.numbers > 1 else ()
+        numbers = campaign.BUSINESS_NUMBERS[: settings.numbers] if settings.campaign else ()
         shares = campaign.shares(self.mix.shares) if settings.campaign else self.mix.shares
         self.messages = generate(
-            settings.messages, seed=settings.seed, run=self.run_id, shares=shares, business_phones=phones
+            settings.messages,
+            seed=settings.seed,
+            run=self.run_id,
+            shares=shares,
+            business_phones=numbers if len(numbers) > 1 else (),  # one: the secret's default number
         )
+        accounts = [(str(LOCAL_SECRET["appkey"]), phone) for phone in numbers or (str(LOCAL_SECRET["business_phone"]),)]
         self.tracker = Tracker(self.messages)
         self.journal = TallyJournal(read_timeout=settings.read_timeout)
         self.stack = LocalStack(retry_visibility=settings.retry_delay, demo_faults=False, prefix=f"soak-{self.run_id}")
@@ -104,6 +163,8 @@ class _Soak:
             accounts={LOCAL_SECRET["accessKey"]: LOCAL_SECRET["accessSecret"]},
             seed=settings.seed,
             max_records=1,
+            max_callback_records=None,  # the lifecycle ledger reads every callback's answer
+            templates={account: catalogue() for account in accounts},
             rate_limit=RateLimit(per_second=settings.rate) if settings.campaign else None,
         )
         self.stack.simulator._journal = self.journal  # type: ignore[assignment] # the same methods, per-token tallies
@@ -113,6 +174,8 @@ class _Soak:
         self.api_slots: list[Slot] = []
         self.pollers: list[QueuePoller] = []
         self.api: ApiServer | None = None
+        self.rig: LifecycleRig | None = None
+        self.lifecycle: LifecycleLedger | None = None
         self._stop = threading.Event()
         self._drainer: threading.Thread | None = None
 
@@ -126,23 +189,31 @@ class _Soak:
             self._start()
             futures = self._produce()
             unsettled = not self._wait_until_settled(futures, started)
+            assert self.rig is not None
+            self.lifecycle = self.rig.finish(self.s.lifecycle_limit())
         finally:
             self._stop_all()
         ledger = build_ledger(
             self.tracker, self.journal, policy=self.s.policy, mix=self.s.mix, seed=self.s.seed, unsettled=unsettled
         )
+        ledger.lifecycle = self.lifecycle
+        ledger.settings = {
+            "stretch": self.s.stretch or 1.0,
+            "function_timeout": self.s.function_timeout,
+            "retry_delay": self.s.retry_delay,
+        }
         ledger.wall_s = time.monotonic() - started
         stats = self.aws.stats()
         ledger.aws_faults = Counter(stats["injected"])
         ledger.aws_calls = Counter(stats["calls"])
-        slots = self.queue_slots + self.api_slots
+        slots = self.queue_slots + self.api_slots + (self.rig.slots if self.rig else [])
         ledger.container_starts = sum(s.starts for s in slots)
         ledger.cpu_s = {
             "soak process": time.process_time() - self._cpu_started,
             "moto": float(stats.get("cpu_s", 0.0)),
             "function containers": sum(s.cpu_s for s in slots),
         }
-        ledger.function_errors = sum(s.errors for s in slots)
+        ledger.function_errors = sum(s.errors for s in self.queue_slots + self.api_slots)
         if self.s.campaign:
             ledger.campaign = campaign.account(
                 self.tracker.journeys.values(),
@@ -150,7 +221,9 @@ class _Soak:
                 numbers=self.s.numbers,
                 upstream_requests=self.journal.requests,
                 upstream_faults=self.journal.faults,
-                aws_calls=ledger.aws_calls,
+                limiter_requests=stats.get("table_calls", {}).get(
+                    f"{campaign.LIMITER_OPERATION} {self.stack.res.rate_table}", 0
+                ),
             )
         ledger.poller_errors = [
             f"{type(e).__name__}: {e}" for p in self.pollers for e in p.errors if not isinstance(e, InvocationKilled)
@@ -196,7 +269,17 @@ class _Soak:
             ).start()
             for s in self.queue_slots
         ]
-        self.api = ApiServer(SlotPool(self.api_slots)).start()  # type: ignore[arg-type]
+        self.rig = LifecycleRig(
+            self.stack,
+            self.journal,
+            self.mix,
+            env=env,
+            seed=self.s.seed,
+            webhook_concurrency=self.s.webhook_concurrency,
+        )
+        webhook = self.rig.start()
+        self.api = ApiServer(SlotPool(self.api_slots), webhook=webhook).start()  # type: ignore[arg-type]
+        self.rig.connect(self.api.webhook_url)
         self._drainer = threading.Thread(target=self._drain_dlq, name="dlq-drainer", daemon=True)
         self._drainer.start()
 
@@ -211,6 +294,8 @@ class _Soak:
             self.api.stop()
         if self._drainer is not None:
             self._drainer.join(10)
+        if self.rig is not None:
+            self.rig.stop()
         for slot in self.queue_slots + self.api_slots:
             slot.close()
         self.stack.stop()
@@ -344,9 +429,10 @@ class _Soak:
         journeys = self.tracker.journeys.values()
         done = sum(1 for j in journeys if j.sent_at is not None or j.dead or j.api_final)
         kills = sum(self.tracker.kills.values())
+        callbacks = f", {self.rig.progress()}" if self.rig is not None else ""
         print(
             f"[{self.s.policy}] {what}: {done} settled, {self.journal.accepted} accepted by NXCloud, "
-            f"{self.tracker.dlq_entries} dead letters, {kills} invocations killed",
+            f"{self.tracker.dlq_entries} dead letters, {kills} invocations killed{callbacks}",
             file=self.progress,
             flush=True,
         )

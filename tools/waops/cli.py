@@ -7,6 +7,9 @@ nxwa --stack wa-sender dlq redrive --dry-run
 nxwa --stack wa-sender status order-42             # what happened to a message (message id or idempotency key)
 nxwa --stack wa-sender webhooks list               # callbacks kept for replay, and why
 nxwa --stack wa-sender webhooks replay             # post them to the webhook again
+nxwa --stack wa-sender templates list              # the account's templates, as the pre-flight check sees them
+nxwa --stack wa-sender templates show order_update # what a message for it must carry, in each language
+nxwa --local send --check --to +8613800000000 --template order_update --param A-1001   # check it, send nothing
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from waops import dlq
+from nxcloud_wa.exceptions import TemplateApiError
+from waops import dlq, templates
 from waops.targets import Targets, from_stack, from_state_file
 
 
@@ -48,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
         ("--kept-callbacks-queue-url", "the queue of callbacks kept for replay"),
         ("--webhook-url", "the webhook's URL, without the token"),
         ("--webhook-token", "the webhook token (the NXCloud secret's webhook_token)"),
+        ("--secret-id", "the NXCloud secret's id or ARN (templates, send --check)"),
+        ("--template-base-url", "getTemplate's base URL (default https://api2.nxcloud.com)"),
         ("--endpoint-url", "an AWS endpoint other than AWS's (moto)"),
     ):
         where.add_argument(flag, help=text)
@@ -62,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--via", choices=("api", "queue"), default="api", help="the path to send it by (default api)")
     send.add_argument("--async", dest="respond_async", action="store_true", help="API only: Prefer respond-async")
     send.add_argument("--idempotency-key", help="sending again with the same key does not send twice")
+    send.add_argument(
+        "--check", action="store_true", help="check the message against its template in the catalogue; send nothing"
+    )
     send.set_defaults(run=_send)
 
     dead = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(dest="dlq", required=True)
@@ -90,7 +99,24 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--dry-run", action="store_true", help="say what would be replayed; post nothing")
     replay.add_argument("--max", type=int, help="replay at most this many")
     replay.set_defaults(run=_webhooks_replay)
+
+    _add_templates(commands)
     return parser
+
+
+def _add_templates(commands: Any) -> None:
+    """``nxwa templates list`` and ``nxwa templates show NAME``."""
+    catalogue = commands.add_parser("templates", help="the account's templates (NXCloud's getTemplate)")
+    catalogue_commands = catalogue.add_subparsers(dest="templates", required=True)
+    listing = catalogue_commands.add_parser("list", help="every template: language, status, what it takes")
+    show = catalogue_commands.add_parser("show", help="one template, in each language: what a message must carry")
+    show.add_argument("name", help="the template's name")
+    for command in (listing, show):
+        command.add_argument("--appkey", help="the account's appkey (default: the stack's, else the secret's)")
+        command.add_argument("--business-phone", help="the account's business number (default: as --appkey)")
+        command.add_argument("--json", action="store_true", help="NXCloud's template objects, one JSON line each")
+    listing.set_defaults(run=_templates_list)
+    show.set_defaults(run=_templates_show)
 
 
 def _targets(args: argparse.Namespace) -> Targets:
@@ -109,6 +135,8 @@ def _targets(args: argparse.Namespace) -> Targets:
         kept_callbacks_queue_url=args.kept_callbacks_queue_url,
         webhook_url=args.webhook_url,
         webhook_token=args.webhook_token,
+        secret_id=args.secret_id,
+        template_base_url=args.template_base_url,
     )
 
 
@@ -129,6 +157,10 @@ def build_message(args: argparse.Namespace) -> dict[str, Any]:
 
 def _send(args: argparse.Namespace, targets: Targets) -> int:
     message = build_message(args)
+    if args.check:
+        status, answer = templates.check_message(targets, message)
+        _print(answer)
+        return status
     if args.via == "queue":
         targets.require("queue_url")
         attributes = (
@@ -284,6 +316,38 @@ def _webhooks_replay(args: argparse.Namespace, targets: Targets) -> int:
     summary = ", ".join(f"HTTP {status}: {count}" for status, count in sorted(answers.items())) or "nothing posted"
     print(f"replayed: {summary}; {len(left)} left on the queue")
     return 0 if args.dry_run or not left else 1
+
+
+def _templates_list(args: argparse.Namespace, targets: Targets) -> int:
+    where = templates.account(targets, args.appkey, args.business_phone)
+    if args.json:
+        return _templates_json(targets, where)
+    found = templates.fetch(targets, where)
+    _table(templates.ROW_HEADER, templates.rows(found))
+    print(f"{len(found)} template(s) of appkey {where.appkey}; +param: a message must give that button's parameter")
+    return 0
+
+
+def _templates_show(args: argparse.Namespace, targets: Targets) -> int:
+    where = templates.account(targets, args.appkey, args.business_phone)
+    if args.json:
+        return _templates_json(targets, where, args.name)
+    found = templates.fetch(targets, where, args.name)
+    if not found:
+        print(f"nxwa: no template {args.name} for appkey {where.appkey}", file=sys.stderr)
+        return 1
+    for spec in found:
+        print("\n".join(templates.describe(spec)))
+    return 0
+
+
+def _templates_json(targets: Targets, where: templates.Account, name: str | None = None) -> int:
+    try:
+        for item in templates.client(targets).raw(where.appkey, where.business_phone, where.credentials, name=name):
+            _print(item)
+    except TemplateApiError as exc:
+        raise SystemExit(f"nxwa: the template catalogue is unavailable: {exc}") from None
+    return 0
 
 
 def _http(url: str, data: bytes | None, headers: dict[str, str], method: str = "POST") -> tuple[int, Any]:

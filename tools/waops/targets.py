@@ -28,6 +28,13 @@ class Targets:
     webhook_url: str | None = None
     """The webhook's URL without the token (the stack's ``WebhookUrl`` output)."""
     webhook_token: str | None = None
+    secret_id: str | None = None
+    """The NXCloud secret's id or ARN (the stack's ``NXCloudSecretArn``): ``nxwa templates`` signs with it."""
+    template_base_url: str | None = None
+    """getTemplate's base URL (the stack's ``NXCloudTemplateBaseUrl``)."""
+    default_appkey: str | None = None
+    default_business_phone: str | None = None
+    """The stack's ``DefaultAppKey``/``DefaultBusinessPhone``: the account ``nxwa templates`` lists by default."""
 
     def client(self, service: str) -> Any:
         import boto3
@@ -78,6 +85,10 @@ def from_stack(stack_name: str, region: str | None = None) -> Targets:
         kept_callbacks_queue_url=outputs.get("KeptCallbacksQueueUrl"),
         webhook_url=outputs.get("WebhookUrl"),
         webhook_token=_webhook_token(parameters.get("NXCloudSecretArn"), region),
+        secret_id=parameters.get("NXCloudSecretArn"),
+        template_base_url=parameters.get("NXCloudTemplateBaseUrl"),
+        default_appkey=parameters.get("DefaultAppKey") or None,
+        default_business_phone=parameters.get("DefaultBusinessPhone") or None,
     )
 
 

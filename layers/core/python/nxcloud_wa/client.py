@@ -1,4 +1,4 @@
-"""The HTTP client for NXCloud's ``POST /saas/wa/send``.
+"""The HTTP client for NXCloud's ``POST /saas/wa/send``, and the signed POST it shares with getTemplate.
 
 It serialises the body once, signs that exact text and sends that exact text, over one urllib3 pool that is reused
 across calls (and across warm Lambda invocations). It resends only when a resend cannot cause a duplicate: the
@@ -7,6 +7,8 @@ connection never reached the server, or the server answered 503 without processi
 :class:`UnknownOutcomeError` and is never resent here. A 429 is not resent either: it is raised at once as a
 :class:`~nxcloud_wa.exceptions.ThrottledError` (with its ``Retry-After``), because resending it would spend the
 business number's rate again; the delivery delays the message instead (docs/throughput.md).
+:meth:`NXCloudClient.post` is that signed exchange, with its resend rule, for any of NXCloud's actions
+(``nxcloud_wa.template_client`` uses it for getTemplate).
 """
 
 from __future__ import annotations
@@ -65,16 +67,18 @@ def encode_body(body: Mapping[str, Any]) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
-def signed_headers(access_key: str, access_secret: str, body_text: str, now_ms: int) -> dict[str, str]:
-    """The five NXCloud headers plus Content-Type for one attempt."""
-    headers = {"accessKey": access_key, "ts": str(now_ms), "bizType": BIZ_TYPE, "action": ACTION}
+def signed_headers(
+    access_key: str, access_secret: str, body_text: str, now_ms: int, action: str = ACTION
+) -> dict[str, str]:
+    """The five NXCloud headers plus Content-Type for one attempt of ``action`` (``mt``: send)."""
+    headers = {"accessKey": access_key, "ts": str(now_ms), "bizType": BIZ_TYPE, "action": action}
     headers["sign"] = sign(headers, body_text, access_secret)
     headers["Content-Type"] = "application/json"
     return headers
 
 
 class NXCloudClient:
-    """Sends signed requests to one NXCloud base URL."""
+    """Sends signed requests to one NXCloud base URL (``url`` is its send endpoint)."""
 
     def __init__(
         self,
@@ -88,8 +92,10 @@ class NXCloudClient:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.url = base_url.rstrip("/") + SEND_PATH
-        self._path = urllib3.util.parse_url(self.url).request_uri
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + SEND_PATH
+        self._prefix = (urllib3.util.parse_url(self.base_url).path or "").rstrip("/")
+        """The base URL's own path, if any: every request path is under it, on the one host pool."""
         self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self.max_attempts = max(1, max_attempts)
         self.backoff = backoff
@@ -117,18 +123,31 @@ class NXCloudClient:
 
     def send(self, body: Mapping[str, Any], credentials: Credentials) -> SendResult:
         """Send one message; return its ``message_id`` or raise a :class:`SendError` subclass."""
-        body_text = encode_body(body)
+        status, raw = self.post(SEND_PATH, ACTION, encode_body(body), credentials)
+        return _interpret(status, raw)
+
+    def post(
+        self, path: str, action: str, body_text: str, credentials: Credentials, *, max_bytes: int = MAX_RESPONSE_BYTES
+    ) -> tuple[int, bytes]:
+        """POST ``body_text`` to ``path``, signed for ``action``; return the HTTP status and the answer, of which at
+        most ``max_bytes`` + 1 bytes are read (more means "too long": see :func:`decode_answer`).
+
+        Resends only what the server never processed (a failed connect, HTTP 503), each time freshly signed; raises
+        :class:`RetryableSendError` when those persist, :class:`~nxcloud_wa.exceptions.ThrottledError` at once for a
+        429, and :class:`UnknownOutcomeError` once the request went out and no answer could be read.
+        """
         if time.monotonic() - self._last_used > IDLE_RECYCLE_SECONDS:
             self.reset()
+        request_path = self._prefix + path
         payload = body_text.encode("utf-8")
         for attempt in range(1, self.max_attempts + 1):
             headers = signed_headers(
-                credentials.access_key, credentials.access_secret, body_text, int(self._clock() * 1000)
+                credentials.access_key, credentials.access_secret, body_text, int(self._clock() * 1000), action
             )
             try:
                 response = self.host_pool().urlopen(
                     "POST",
-                    self._path,
+                    request_path,
                     body=payload,
                     headers=headers,
                     timeout=self.timeout,
@@ -153,11 +172,11 @@ class NXCloudClient:
                 ) from None
             else:
                 self._last_used = time.monotonic()
-                status, raw = response.status, _read_capped(response)
+                status, raw = response.status, _read_capped(response, max_bytes)
                 if status == THROTTLE_STATUS:
                     raise error_for_http_status(status, response.headers.get("Retry-After"))
                 if status not in RETRY_IN_CLIENT_STATUSES:
-                    return _interpret(status, raw)
+                    return status, raw
                 error = RetryableSendError(
                     f"NXCloud answered HTTP {status} (not processed)", classify_http_status(status), http_status=status
                 )
@@ -166,10 +185,10 @@ class NXCloudClient:
         raise error
 
 
-def _read_capped(response: urllib3.BaseHTTPResponse) -> bytes:
-    """Read at most ``MAX_RESPONSE_BYTES`` of the answer (a runaway answer must not exhaust memory)."""
+def _read_capped(response: urllib3.BaseHTTPResponse, max_bytes: int) -> bytes:
+    """Read at most ``max_bytes`` + 1 bytes of the answer (a runaway answer must not exhaust memory)."""
     try:
-        data = response.read(MAX_RESPONSE_BYTES + 1)
+        data = response.read(max_bytes + 1)
     except (ReadTimeoutError, ProtocolError, HTTPError):
         raise UnknownOutcomeError(
             "NXCloud's answer was cut off; the message may have been sent", CONNECTION_DROPPED
@@ -181,7 +200,7 @@ def _read_capped(response: urllib3.BaseHTTPResponse) -> bytes:
 
 def _interpret(status: int, raw: bytes) -> SendResult:
     """Turn an HTTP answer into a result or the right exception."""
-    document = _decode_json(raw)
+    document = decode_answer(raw)
     code = document.get("code") if document is not None else None
     if document is not None and isinstance(code, int) and not isinstance(code, bool):
         trace_id = _text(document.get("traceId"))
@@ -213,8 +232,9 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _decode_json(raw: bytes) -> dict[str, Any] | None:
-    if len(raw) > MAX_RESPONSE_BYTES:
+def decode_answer(raw: bytes, max_bytes: int = MAX_RESPONSE_BYTES) -> dict[str, Any] | None:
+    """NXCloud's JSON answer as an object, or None when it is not one (over ``max_bytes``, not JSON, not an object)."""
+    if len(raw) > max_bytes:
         return None
     try:
         document = json.loads(raw)

@@ -25,6 +25,9 @@ DEFAULT_CONNECT_TIMEOUT: Final = 3.0
 DEFAULT_READ_TIMEOUT: Final = 10.0
 DEFAULT_MAX_ATTEMPTS: Final = 3
 DEFAULT_SECRET_MAX_AGE: Final = 300
+DEFAULT_TEMPLATE_BASE_URL: Final = "https://api2.nxcloud.com"
+"""getTemplate's host is not the send API's (docs/nxcloud.md section 6)."""
+DEFAULT_TEMPLATE_CACHE_SECONDS: Final = 600
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -39,6 +42,18 @@ class UnknownOutcomePolicy(StrEnum):
 
     DEAD_LETTER = "dead_letter"
     RETRY = "retry"
+
+
+class TemplateCheckMode(StrEnum):
+    """What the pre-flight template check does with a message that does not fit its template (docs/templates.md).
+
+    ``enforce`` (default): refuse it (``template_mismatch``: dead-lettered from the queue, 422 on the API), unsent.
+    ``warn``: send it anyway, and log and count the mismatch. ``off``: no check, no catalogue.
+    """
+
+    ENFORCE = "enforce"
+    WARN = "warn"
+    OFF = "off"
 
 
 class EnvReader:
@@ -106,7 +121,8 @@ class EnvReader:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """What the send core needs: where the secret is, where NXCloud is, how long to wait for it."""
+    """What the send core needs: where the secret is, where NXCloud is, how long to wait for it, and how the
+    template catalogue is checked and kept."""
 
     secret_id: str
     base_url: str = DEFAULT_BASE_URL
@@ -116,6 +132,9 @@ class Settings:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     secret_max_age: int = DEFAULT_SECRET_MAX_AGE
     unknown_outcome_policy: UnknownOutcomePolicy = UnknownOutcomePolicy.DEAD_LETTER
+    template_base_url: str = DEFAULT_TEMPLATE_BASE_URL
+    template_check: TemplateCheckMode = TemplateCheckMode.ENFORCE
+    template_cache_seconds: int = DEFAULT_TEMPLATE_CACHE_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -139,6 +158,9 @@ class Settings:
             unknown_outcome_policy=env.choice(
                 "UNKNOWN_OUTCOME_POLICY", UnknownOutcomePolicy, UnknownOutcomePolicy.DEAD_LETTER
             ),
+            template_base_url=env.url("NXCLOUD_TEMPLATE_BASE_URL", DEFAULT_TEMPLATE_BASE_URL),
+            template_check=env.choice("TEMPLATE_CHECK", TemplateCheckMode, TemplateCheckMode.ENFORCE),
+            template_cache_seconds=env.positive_int("TEMPLATE_CACHE_SECONDS", DEFAULT_TEMPLATE_CACHE_SECONDS),
         )
 
 

@@ -1,8 +1,9 @@
 """What every failure means for a message: the one table the project keeps.
 
-Every classification is read from here: NXCloud's response codes (the send page's table and the signing page's auth
-codes, both described in ``docs/nxcloud.md``), HTTP statuses without a code, the client's transport conditions
-(timeouts, dropped connections), and the delivery's own conditions (an invalid message, a reused key). Each gets a
+Every classification is read from here: NXCloud's response codes (the send page's table, the signing page's auth
+codes and the getTemplate page's codes, all described in ``docs/nxcloud.md``), HTTP statuses without a code, the
+client's transport conditions (timeouts, dropped connections), and the delivery's own conditions (an invalid message,
+a reused key, a message that does not fit its template). Each gets a
 ``reason`` (the machine-readable tag of logs, metrics, dead-letter attributes and API error bodies), an
 :class:`ErrorClass` and the HTTP status the REST API answers with.
 
@@ -111,6 +112,25 @@ NXCLOUD_CODES: Final = MappingProxyType(
 
 UNKNOWN_CODE: Final = CodeInfo("", "code not in NXCloud's published table", _R)
 
+TEMPLATE_CODES: Final = MappingProxyType(
+    {
+        9000: CodeInfo("missing parameter", "getTemplate: appkey, business_phone or messaging_product is missing", _P),
+        9001: CodeInfo("system error", "getTemplate: NXCloud's system error", _R),
+        9002: CodeInfo(
+            "the business number is not a WhatsApp number", "getTemplate: business_phone is not a WhatsApp number", _P
+        ),
+        9006: CodeInfo(
+            "the WhatsApp number is not bound to the application",
+            "getTemplate: business_phone is not bound to the appkey's application",
+            _P,
+        ),
+    }
+)
+"""getTemplate's own codes (``docs/nxcloud.md`` section 6; its page lists no 9003-9005). The page gives meanings, not
+Chinese texts: ``message`` is the page's meaning. ``-1`` and the auth codes are the send's rows. Whatever the
+class, a failed getTemplate never decides a message's fate: the pre-flight check fails open (docs/templates.md); the
+class says whether asking again later can help (``nxwa templates`` reports it)."""
+
 PERMANENT_HTTP_STATUSES: Final = frozenset({400, 411, 413, 414, 415, 422})
 """HTTP statuses (without an NXCloud code in the body) that say this request can never be accepted.
 
@@ -153,6 +173,12 @@ def classify_code(code: int) -> CodeInfo:
     return NXCLOUD_CODES.get(code, UNKNOWN_CODE)
 
 
+def classify_template_code(code: int) -> CodeInfo:
+    """The row for a non-zero ``code`` of getTemplate's answer: its own codes, else the send's (-1, auth), else the
+    default for a code no page lists."""
+    return TEMPLATE_CODES.get(code) or NXCLOUD_CODES.get(code, UNKNOWN_CODE)
+
+
 def classify_http_status(status: int) -> Classification:
     """An HTTP answer without an NXCloud code in its body."""
     if status == THROTTLE_STATUS:
@@ -180,6 +206,14 @@ MALFORMED_RESPONSE: Final = Classification(
 INVALID_MESSAGE: Final = Classification("invalid_message", _P, 400, "the message is not a valid send request")
 UNSUPPORTED_MEDIA: Final = Classification("invalid_message", _P, 415, "the body is not JSON")
 TOO_LARGE: Final = Classification("too_large", _P, 413, "the body is larger than a message can be")
+TEMPLATE_MISMATCH: Final = Classification(
+    "template_mismatch",
+    _P,
+    API_STATUS_PERMANENT,
+    "the message does not fit its template as the account's catalogue (getTemplate) describes it; the message says "
+    "what to change",
+)
+"""The pre-flight check's refusal (``TEMPLATE_CHECK=enforce``); its ``error_code`` names the first rule broken."""
 KEY_REUSED: Final = Classification(
     "idempotency_key_reused", _P, API_STATUS_PERMANENT, "this idempotency key was already used for a different message"
 )

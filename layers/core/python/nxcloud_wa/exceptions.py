@@ -7,6 +7,7 @@ own text is quoted with its numbers masked, since an error's message ends up in 
 attributes and API answers.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from . import error_codes
@@ -41,6 +42,41 @@ class InvalidCallbackError(NXCloudWAError):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class TemplateMismatchError(NXCloudWAError):
+    """The message does not fit its template in the account's catalogue: a permanent failure (``template_mismatch``).
+
+    ``problems`` are ``(kind, text)`` pairs, one per rule broken (``nxcloud_wa.templates.Problem``); ``kind`` is the
+    first one's (the ``error_code`` of logs, metrics and dead letters) and the message joins every text, so a person
+    fixes them all in one round. The texts name templates and counts, never a parameter's value or a number.
+    """
+
+    classification = error_codes.TEMPLATE_MISMATCH
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        if not problems:
+            raise ValueError("a template mismatch has at least one problem")
+        self.problems = list(problems)
+        self.kind = self.problems[0][0]
+        super().__init__("; ".join(text for _, text in self.problems))
+
+
+class TemplateApiError(NXCloudWAError):
+    """getTemplate did not give the catalogue: a transport failure, an HTTP error, a non-zero code or an answer that
+    is not its JSON. ``classification`` comes from the one table (``classify_template_code`` for codes); ``code`` is
+    NXCloud's when it gave one. The template check fails open on it: the message is sent unchecked."""
+
+    def __init__(self, message: str, classification: Classification, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.classification = classification
+        self.code = code
+
+    @property
+    def reason(self) -> str:
+        """What went wrong, for logs and metrics: NXCloud's code when it gave one, else the classification's reason."""
+        return str(self.code) if self.code is not None else self.classification.reason
 
 
 class DeadLetterRefusedError(NXCloudWAError):
