@@ -1,7 +1,8 @@
 """The campaign soak, short (CI): ``make soak MODE=campaign`` in small.
 
 600 messages put on the queue at once for one business number whose rate the simulator enforces at 50 per second,
-the function's limiter set to the same rate, under the default faults (NXCloud's and AWS's, kills). The soak's own
+the function's limiter set to the same rate, under the default faults (NXCloud's and AWS's, kills), without the
+delivery lifecycle (a campaign measures the sends; tests/integration/test_soak.py covers the callbacks). The soak's own
 goals hold (nothing lost, no avoidable duplicate), and the campaign's: nothing dead-lettered for being throttled,
 NXCloud refusing at most a small share of its requests for the rate. The drain time against the ideal is a figure,
 printed with the ledger, not asserted (a loaded machine stretches it): docs/throughput.md records the 10,000-message

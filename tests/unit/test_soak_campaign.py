@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 from soak import campaign
-from soak.ledger import Journey, Tracker
+from soak.ledger import Journey, Ledger, Tracker, render
 from soak.messages import API_SYNC, QUEUE, Message, generate
 from soak.mix import MessageShares
 
@@ -163,3 +163,15 @@ def test_a_campaign_has_no_outage_template_and_spreads_its_messages_over_the_num
     phones = Counter(json.loads(m.body).get("business_phone") for m in messages if m.kind != "invalid")
     assert set(phones) == set(numbers)
     assert max(phones.values()) - min(phones.values()) <= 3  # in turn (invalid bodies carry none)
+
+
+def test_a_campaign_runs_without_the_lifecycle_and_its_ledger_says_so_without_failing() -> None:
+    """A campaign leaves the callbacks out; a standard run without its lifecycle rows is a failure, as before."""
+    standard = Ledger("dead_letter", "default", 1)
+    campaign_run = Ledger("dead_letter", "default", 1, campaign=account([journey(0, sent_at=101.0)]))
+
+    text = render([campaign_run])
+
+    assert standard.failures() == ["the delivery lifecycle was not accounted for"]
+    assert campaign_run.failures() == []
+    assert "delivery lifecycle" not in text and "dead-lettered for throttling (goal 0)" in text

@@ -220,7 +220,8 @@ class Ledger:
     campaign: CampaignLedger | None = None
     """Campaign mode's rows (:mod:`soak.campaign`); None in the standard soak."""
     lifecycle: LifecycleLedger | None = None
-    """The delivery lifecycle's rows (:mod:`soak.lifecycle`); None when the run ended before they were taken."""
+    """The delivery lifecycle's rows (:mod:`soak.lifecycle`); None when the run ended before they were taken, and in
+    a campaign (which runs without it)."""
     settings: dict[str, float] = field(default_factory=dict)
     """The timings the run used: ``stretch`` (see ``SoakSettings.stretch``), ``function_timeout``, ``retry_delay``."""
 
@@ -245,10 +246,10 @@ class Ledger:
             problems.append(f"{self.unexpected} messages ended other than their kind allows")
         if self.poller_errors:
             problems.append(f"{len(self.poller_errors)} event-source errors other than killed invocations")
-        if self.lifecycle is None:
-            problems.append("the delivery lifecycle was not accounted for")
-        else:
+        if self.lifecycle is not None:
             problems += self.lifecycle.failures()
+        elif self.campaign is None:  # a campaign runs without it
+            problems.append("the delivery lifecycle was not accounted for")
         if self.campaign is not None:
             problems += self.campaign.failures()
         return problems
@@ -384,7 +385,8 @@ def render(ledgers: list[Ledger]) -> str:
     row("outcome stored in neither try (key left in progress)", [lg.unrecorded for lg in ledgers])
     row("ended other than their kind allows", [lg.unexpected for lg in ledgers])
     row("time to settle p50 / p99 / max (s)", [_times(lg) for lg in ledgers])
-    rows += lifecycle.rows([lg.lifecycle for lg in ledgers])
+    if any(lg.lifecycle is not None or lg.campaign is None for lg in ledgers):  # campaigns run without it
+        rows += lifecycle.rows([lg.lifecycle for lg in ledgers])
     rows += campaign.rows([lg.campaign for lg in ledgers])
     row("invocations: queue / API", [f"{lg.invocations['sqs']} / {lg.invocations['api']}" for lg in ledgers])
     row("  killed at the timeout / chaos", [_kills(lg) for lg in ledgers])
