@@ -107,7 +107,7 @@ def summary_rows(
         (
             "  DynamoDB requests per SQS batch of 10 (wire)",
             requests,
-            f"goal <= {DYNAMODB_REQUESTS_GOAL} (idempotency; the limiter: section 8)",
+            f"goal <= {DYNAMODB_REQUESTS_GOAL} (idempotency; the limiter: section 9)",
         ),
         (
             f"  batch of 10, NXCloud answering in {ms(latency.latency_s)}",
