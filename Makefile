@@ -188,9 +188,9 @@ fuzz: $(PATHS) ## Fuzz the model, the SQS trigger and the API [HYPOTHESIS_PROFIL
 # then retry), each followed to its end, and NXCloud's callbacks followed through the webhook and the publisher to
 # their events. Prints the ledger; exits 1 on any loss, avoidable duplicate, lost callback, wrong final status or
 # missing event. MIX: default, heavy, calm, upstream, aws, kills. soak-ci is what CI runs
-# (tests/integration/test_soak.py, also part of `make test`). MODE=campaign (docs/throughput.md): all N messages at
-# once to NUMBERS business numbers, the simulator enforcing RATE messages per second per number and the function's
-# limiter set to it; the ledger adds the campaign's rows.
+# (tests/integration/test_soak.py, also part of `make test`). MODE=campaign (docs/throughput.md): N messages at once
+# (up to 10,000 waiting) to NUMBERS business numbers, the simulator enforcing RATE messages per second per number and
+# the function's limiter set to it, without the lifecycle; the ledger adds the campaign's rows.
 N ?= 1000
 SEED ?= 1
 MIX ?= default

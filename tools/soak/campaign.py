@@ -1,5 +1,6 @@
-"""Campaign mode (``make soak MODE=campaign``): N messages at once to one or a few business numbers, against a
-simulator that enforces the numbers' rate, under the usual faults. What it adds to the ledger, and its goals:
+"""Campaign mode (``make soak MODE=campaign``): N messages at once (up to :data:`BACKLOG` waiting) to one or a few
+business numbers, against a simulator that enforces the numbers' rate, under the usual faults. What it adds to the
+ledger, and its goals:
 
 * **dead-lettered for throttling: 0.** A message dead-lettered as ``retries_exhausted`` after it was throttled or
   held back. Before the limiter, every throttle spent one of a message's five receives: in a long campaign healthy
@@ -31,6 +32,11 @@ THROTTLE_REASONS: Final = frozenset({"throttled", "rate_limited"})
 RATE_FAULT: Final = "rate_limit"
 LIMITER_OPERATION: Final = "DynamoDB.UpdateItem"
 """The limiter's one operation (acquire and give back), counted on its table."""
+BACKLOG: Final = 10_000
+"""Messages a campaign keeps on the queue at most: up to this many are put there at once, and beyond it the producer
+tops the queue up as it drains, so the number never waits for messages. moto's queue slows down as it grows (every
+receive scans it: with some 15,000 messages queued, a 50,000-message run drained at half the rate), and SQS's does
+not, so a bigger backlog would measure moto."""
 DRAIN_GOAL: Final = 1.10
 REFUSED_GOAL: Final = 0.05
 """NXCloud's refusals for the rate, as a share of its requests, that still counts as "a small fraction"."""

@@ -13,9 +13,10 @@ moto runs in its own process (:mod:`soak.aws_service`), the functions in contain
 lifecycle (callbacks, the webhook, the stream, the publisher, the events) is :mod:`soak.lifecycle_rig`; once the
 sends have settled it is let through to its end and accounted for in the ledger's lifecycle rows.
 
-Campaign mode (``mode="campaign"``, :mod:`soak.campaign`) puts all N messages on the queue at once, spread over
-``numbers`` business numbers, with the simulator enforcing ``rate`` messages per second per number and the function's
-limiter set to the same rate, without the lifecycle, and adds the campaign's rows to the ledger.
+Campaign mode (``mode="campaign"``, :mod:`soak.campaign`) puts the N messages on the queue at once (up to 10,000
+waiting), spread over ``numbers`` business numbers, with the simulator enforcing ``rate`` messages per second per
+number and the function's limiter set to the same rate, without the lifecycle, and adds the campaign's rows to the
+ledger.
 
 The queue's event source and the REST API are :mod:`local_stack.emulators`; the resources come from template.yaml
 through :class:`local_stack.stack.LocalStack` (moto's redrive policy does ``maxReceiveCount``). Retried records
@@ -90,10 +91,11 @@ class SoakSettings:
     time_limit: float = 900.0
     api_give_up: float = 60.0
     mode: str = "standard"
-    """``standard``, or ``campaign``: all messages at once, at ``numbers`` business numbers' ``rate``. A campaign
-    leaves the delivery lifecycle out (no callbacks, webhook or publisher): it measures how fast the sends drain at
-    the rate, and on this machine the lifecycle's three callbacks per message would take the CPU and moto, which
-    serves one request at a time, from the sends (a deployed webhook has its own). The standard soak covers it."""
+    """``standard``, or ``campaign``: all messages at once (up to ``campaign.BACKLOG`` waiting), at ``numbers``
+    business numbers' ``rate``. A campaign leaves the delivery lifecycle out (no callbacks, webhook or publisher): it
+    measures how fast the sends drain at the rate, and on this machine the lifecycle's three callbacks per message
+    would take the CPU and moto, which serves one request at a time, from the sends (a deployed webhook has its own).
+    The standard soak covers it."""
     rate: int = 50
     """Campaign mode: each business number's messages per second, enforced by the simulator and the function's
     limiter alike (the function's ``MESSAGES_PER_SECOND``)."""
@@ -325,8 +327,8 @@ class _Soak:
                     batch, again = again, []
             else:
                 futures.append(callers.submit(self._call_api, message, random.Random(f"{self.s.seed}-{index}")))
-            if index % 100 == 99 and not self.s.campaign:  # a campaign is put on the queue at once
-                self._wait_for_backlog(sqs)
+            if index % 100 == 99:
+                self._wait_for_backlog(sqs, campaign.BACKLOG if self.s.campaign else self.s.max_backlog)
             if self.progress is not None and time.monotonic() - last_report > 10:
                 last_report = time.monotonic()
                 self._report(f"pushed {index + 1}/{len(self.messages)}")
@@ -350,9 +352,9 @@ class _Soak:
         if answer.get("Failed"):
             raise RuntimeError(f"SendMessageBatch failed: {answer['Failed']}")
 
-    def _wait_for_backlog(self, sqs: Any) -> None:
+    def _wait_for_backlog(self, sqs: Any, backlog: int) -> None:
         deadline = time.monotonic() + 120
-        while self._queue_depth(sqs, self.stack.res.send_queue_url) > self.s.max_backlog:
+        while self._queue_depth(sqs, self.stack.res.send_queue_url) > backlog:
             if time.monotonic() > deadline:
                 return
             time.sleep(0.1)
