@@ -188,14 +188,20 @@ fuzz: $(PATHS) ## Fuzz the model, the SQS trigger and the API [HYPOTHESIS_PROFIL
 # then retry), each followed to its end, and NXCloud's callbacks followed through the webhook and the publisher to
 # their events. Prints the ledger; exits 1 on any loss, avoidable duplicate, lost callback, wrong final status or
 # missing event. MIX: default, heavy, calm, upstream, aws, kills. soak-ci is what CI runs
-# (tests/integration/test_soak.py, also part of `make test`).
+# (tests/integration/test_soak.py, also part of `make test`). MODE=campaign (docs/throughput.md): N messages at once
+# (up to 10,000 waiting) to NUMBERS business numbers, the simulator enforcing RATE messages per second per number and
+# the function's limiter set to it, without the lifecycle; the ledger adds the campaign's rows.
 N ?= 1000
 SEED ?= 1
 MIX ?= default
 POLICY ?= both
+MODE ?= standard
+RATE ?= 50
+NUMBERS ?= 1
 .PHONY: soak soak-ci
-soak: $(PATHS) ## Fault-injection soak and its ledger: make soak N=10000 SEED=1 MIX=default POLICY=both [SOAK_ARGS=]
-	$(BIN)/python -m soak --messages $(N) --seed $(SEED) --mix $(MIX) --policy $(POLICY) $(SOAK_ARGS)
+soak: $(PATHS) ## Fault-injection soak and its ledger: make soak N=10000 SEED=1 MIX=default POLICY=both [MODE=campaign RATE=50]
+	$(BIN)/python -m soak --messages $(N) --seed $(SEED) --mix $(MIX) --policy $(POLICY) --mode $(MODE) \
+		--rate $(RATE) --numbers $(NUMBERS) $(SOAK_ARGS)
 
 soak-ci: $(PATHS) ## The short soak CI runs: 250 messages per policy, fixed seed, heavy mix, both policies
 	$(BIN)/python -m pytest tests/integration/test_soak.py -q -p no:logging

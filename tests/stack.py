@@ -43,8 +43,17 @@ SECRET = {
 }
 """The secret every stack stores; its simulator accepts this key and secret."""
 
-UNSET_VARIABLES = ("DEFAULT_TENANT_ID", "DEFAULT_APPKEY", "DEFAULT_BUSINESS_PHONE", "UNKNOWN_OUTCOME_POLICY")
-"""Optional settings of the function, removed so that the secret's defaults and the default policy apply."""
+UNSET_VARIABLES = (
+    "DEFAULT_TENANT_ID",
+    "DEFAULT_APPKEY",
+    "DEFAULT_BUSINESS_PHONE",
+    "UNKNOWN_OUTCOME_POLICY",
+    "MESSAGES_PER_SECOND",
+    "RATE_WAIT_SECONDS",
+)
+"""Optional settings of the function, removed so that the secret's defaults, the default policy and rate apply."""
+MAX_RECEIVE_COUNT = 3
+"""The test queues' redrive policy (few receives, so retries run out quickly), told to the function as well."""
 
 
 def message(to: str = "8613800000000", **overrides: Any) -> dict[str, Any]:
@@ -220,9 +229,12 @@ def wired_stack(
 ) -> Iterator[Stack]:
     """Provision fresh resources on ``moto``, point the function's environment (through ``patch``) at them and at
     ``simulator``, and reset its runtime before and after."""
-    resources = provision(moto.url, prefix=f"t{uuid.uuid4().hex[:10]}", secret=SECRET, max_receive_count=3)
+    resources = provision(
+        moto.url, prefix=f"t{uuid.uuid4().hex[:10]}", secret=SECRET, max_receive_count=MAX_RECEIVE_COUNT
+    )
     env = {
         **resources.function_env(),
+        "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
         "NXCLOUD_BASE_URL": simulator.url,
         "NXCLOUD_TEMPLATE_BASE_URL": simulator.url,
         # The suites send templates of every shape and name; only tests of the template check turn it on (and give

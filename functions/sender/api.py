@@ -12,8 +12,11 @@ Answers:
 * ``422``: NXCloud rejected the message permanently (its ``code`` and ``message``), the message does not fit its
   template (``error: template_mismatch``, the ``message`` says what to change; ``TEMPLATE_CHECK=enforce``), or the
   idempotency key was used for a different message.
-* ``502``/``503``/``504``: retryable upstream trouble: a bad answer, throttling or unavailability, a timeout
-  (``504`` with ``error: unknown_outcome`` means NXCloud may have sent it: see README).
+* ``429`` with ``Retry-After``: the message's business number is at its rate (``error: rate_limited``), or NXCloud
+  refused it for a rate (``error: throttled``); nothing was sent. ``Prefer: respond-async`` never gets this: the
+  queue sends the message when the number has capacity (docs/throughput.md).
+* ``502``/``503``/``504``: retryable upstream trouble: a bad answer, unavailability, a timeout (``504`` with
+  ``error: unknown_outcome`` means NXCloud may have sent it: see README).
 * ``403`` (no or a wrong ``x-api-key``) and ``429`` (the usage plan's throttle) come from API Gateway itself, as
   ``{"message": ...}``; they are in the document because clients get them from this API.
 """
@@ -21,6 +24,7 @@ Answers:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from typing import Annotated, Any, Final, Literal
 
@@ -125,6 +129,16 @@ class GatewayError(BaseModel):
     message: str
 
 
+class TooManyRequests(BaseModel):
+    """Throttled: by API Gateway's usage plan (``message`` only), or by the business number's rate (``error``
+    ``rate_limited`` or ``throttled``, with ``Retry-After``)."""
+
+    message: str
+    error: str | None = None
+    code: int | str | None = None
+    trace_id: str | None = None
+
+
 def _doc(description: str, model: type[BaseModel]) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": model}}}
 
@@ -142,7 +156,12 @@ RESPONSES: Final = {
         "idempotency key was reused",
         ErrorResponse,
     ),
-    429: _doc("The API key's usage plan is throttling: retry later (answered by API Gateway)", GatewayError),
+    429: _doc(
+        "Throttled: the API key's usage plan (API Gateway), or the business number is at its rate (error "
+        "rate_limited, or throttled by NXCloud): nothing was sent; retry after Retry-After seconds, or send with "
+        "Prefer: respond-async",
+        TooManyRequests,
+    ),
     500: _doc("The deployment is misconfigured", ErrorResponse),
     502: _doc("NXCloud gave a bad or failed answer: retry", ErrorResponse),
     503: _doc("NXCloud or an AWS dependency is throttling or unavailable: retry", ErrorResponse),
@@ -260,6 +279,9 @@ def _enqueue(rt: runtime.Runtime, key: str | None) -> Response[Any]:
 
 def _error(failure: Failure, message: str | None = None) -> Response[Any]:
     tracer.put_annotation(key="error_code", value=failure.error_code)
+    headers = None
+    if failure.retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(failure.retry_after)))}
     body: dict[str, Any] = {
         "error": failure.reason,
         "message": message or failure.error_message,
@@ -268,7 +290,7 @@ def _error(failure: Failure, message: str | None = None) -> Response[Any]:
     }
     if failure.errors:
         body["errors"] = list(failure.errors)
-    return Response(failure.api_status, content_types.APPLICATION_JSON, body)
+    return Response(failure.api_status, content_types.APPLICATION_JSON, body, headers=headers)
 
 
 def _refused(failure: Failure) -> Response[Any]:

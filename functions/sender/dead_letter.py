@@ -42,10 +42,14 @@ def attributes(
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """One message for the dead-letter queue: its body as received and the attributes saying why."""
+    """One message for the dead-letter queue: its body as received and the attributes saying why.
+
+    :func:`send_all` also puts throttled messages back on the send queue (:mod:`requeue`): then ``delay_seconds``
+    says when the copy becomes visible."""
 
     body: str
     attributes: dict[str, dict[str, str]]
+    delay_seconds: int = 0
 
     def size(self) -> int:
         """What SQS counts against a batch's size: the body and every attribute's name, type and value."""
@@ -63,10 +67,7 @@ def send_all(sqs: Any, queue_url: str, letters: Sequence[DeadLetter]) -> list[st
     """
     results: list[str | BaseException] = []
     for chunk in _requests(letters):
-        entries = [
-            {"Id": str(i), "MessageBody": letter.body, "MessageAttributes": letter.attributes}
-            for i, letter in enumerate(chunk)
-        ]
+        entries = [_entry(str(i), letter) for i, letter in enumerate(chunk)]
         try:
             answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         except Exception as exc:
@@ -81,9 +82,18 @@ def send_all(sqs: Any, queue_url: str, letters: Sequence[DeadLetter]) -> list[st
     return results
 
 
+def _entry(entry_id: str, letter: DeadLetter) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Id": entry_id, "MessageBody": letter.body, "MessageAttributes": letter.attributes}
+    if letter.delay_seconds:
+        entry["DelaySeconds"] = letter.delay_seconds
+    return entry
+
+
 def _send_one(sqs: Any, queue_url: str, letter: DeadLetter) -> str | BaseException:
+    entry = _entry("", letter)
+    del entry["Id"]
     try:
-        answer = sqs.send_message(QueueUrl=queue_url, MessageBody=letter.body, MessageAttributes=letter.attributes)
+        answer = sqs.send_message(QueueUrl=queue_url, **entry)
     except Exception as exc:
         return exc
     return str(answer["MessageId"])

@@ -5,7 +5,10 @@
 * Metrics (EMF): ``MessagesSent``, ``MessagesDeadLettered``, ``MessagesRetried`` (each also broken down by
   ``error_class`` and ``error_code``) and ``UpstreamLatency``; the template check's ``TemplateCheckSkipped`` (sent
   unchecked: the catalogue was unavailable) and ``TemplateCheckWarnings`` (sent although it does not fit, under
-  ``TEMPLATE_CHECK=warn``), counted by :mod:`template_gate`.
+  ``TEMPLATE_CHECK=warn``), counted by :mod:`template_gate`. Throughput (docs/throughput.md): ``MessagesDelayed``
+  (put back on the queue for a throttle, by code), ``MessagesThrottled`` (refused upstream for a rate, by code),
+  ``MessagesRateLimited`` (found its number at its rate: waited for its slot or was held back; the alarm's metric),
+  ``RateLimitWait`` (ms a message waited for its slot) and ``RateLimiterErrors`` (the limiter failed open).
 * Tracer: created only when tracing is on. ``Tracer()`` imports the X-Ray SDK (~0.8 s of cold start) even when
   disabled, so outside Lambda or with ``POWERTOOLS_TRACE_DISABLED=true`` a no-op stands in and costs nothing.
 * botocore's loggers are held at INFO: at DEBUG they print whole AWS requests and responses, which here means the
@@ -28,9 +31,10 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from nxcloud_wa.error_codes import RATE_LIMITED, THROTTLED
 from nxcloud_wa.models import SendRequest
 from nxcloud_wa.phone import mask_valid_phone, redact_numbers
-from outcomes import DeadLettered, Failure, Outcome, Rejected, RetryLater, Sent
+from outcomes import DeadLettered, Delayed, Failure, Outcome, Rejected, RetryLater, Sent
 
 if TYPE_CHECKING:
     from delivery import Incoming
@@ -106,10 +110,16 @@ def upstream_latency(milliseconds: float) -> None:
     metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=round(milliseconds, 1))
 
 
-def report(outcome: Outcome, request: SendRequest | None, key: str | None, incoming: Incoming) -> None:
-    """The one log line and the metrics of a message's outcome. Main thread only (see :func:`count`)."""
+def report(
+    outcome: Outcome, request: SendRequest | None, key: str | None, incoming: Incoming, *, waited_ms: float = 0.0
+) -> None:
+    """The one log line and the metrics of a message's outcome (``waited_ms``: how long it waited for its number's
+    rate). Main thread only (see :func:`count`)."""
     queued = incoming.source == "sqs"
     where: dict[str, object] = {"sqs_message_id": incoming.source_id} if queued else {}
+    _throughput(outcome, waited_ms)
+    if waited_ms:
+        where["rate_wait_ms"] = waited_ms
     if isinstance(outcome, Sent):
         count("MessagesSent")
         if outcome.latency_ms is not None and not outcome.replayed:
@@ -128,6 +138,15 @@ def report(outcome: Outcome, request: SendRequest | None, key: str | None, incom
         )
         return
     failure = outcome.failure
+    if isinstance(outcome, Delayed):
+        count("MessagesDelayed", error_class=failure.error_class, error_code=failure.error_code)
+        where |= {
+            "delay_seconds": outcome.delay_seconds,
+            "queue_message_id": outcome.queue_message_id,
+            "times_put_back": incoming.times_put_back + 1,
+        }
+        log_failure("message put back with a delay", "delayed", failure, request, idempotency_key=key, **where)
+        return
     if isinstance(outcome, DeadLettered):
         metric, text, label = "MessagesDeadLettered", "message dead-lettered", "dead_lettered"
         where |= {"dlq_message_id": outcome.dlq_message_id, "replayed": outcome.replayed}
@@ -148,6 +167,24 @@ def report(outcome: Outcome, request: SendRequest | None, key: str | None, incom
         where["status"] = failure.api_status
     count(metric, error_class=failure.error_class, error_code=failure.error_code)
     log_failure(text, label, failure, request, idempotency_key=key, **where)
+
+
+def _throughput(outcome: Outcome, waited_ms: float) -> None:
+    """The rate's metrics: a throttle upstream, a message held back or made to wait by the limiter."""
+    failure = None if isinstance(outcome, Sent) else outcome.failure
+    if failure is not None and failure.reason == THROTTLED.reason:
+        count("MessagesThrottled", error_class=failure.error_class, error_code=failure.error_code)
+    held = failure is not None and failure.reason == RATE_LIMITED.reason
+    if held or waited_ms:
+        count("MessagesRateLimited")
+    if waited_ms:
+        metrics.add_metric(name="RateLimitWait", unit=MetricUnit.Milliseconds, value=waited_ms)
+
+
+def rate_limiter_failed(error: BaseException) -> None:
+    """The limiter could not reach its table: the batch was sent without it (NXCloud's throttles still delay)."""
+    logger.warning("the rate limiter failed: sending without it", extra={"error": f"{type(error).__name__}: {error}"})
+    count("RateLimiterErrors")
 
 
 def log_failure(text: str, outcome: str, failure: Failure, request: SendRequest | None, **extra: Any) -> None:

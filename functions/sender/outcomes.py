@@ -1,4 +1,5 @@
-"""What a delivery ends as, typed: sent, dead-lettered, rejected to the caller, or to be retried.
+"""What a delivery ends as, typed: sent, dead-lettered, rejected to the caller, put back with a delay, or to be
+retried.
 
 Both triggers receive these from :mod:`delivery` and only translate them: the queue into a partial batch response,
 the API into an HTTP answer. A :class:`Failure` says why a message was not sent, once, for logs, metrics, dead-letter
@@ -19,14 +20,24 @@ from nxcloud_wa.error_codes import (
     INTERNAL_ERROR,
     INVALID_MESSAGE,
     MISCONFIGURED,
+    RATE_LIMITED,
+    THROTTLE_REASONS,
     UNKNOWN_OUTCOME,
     Classification,
     ErrorClass,
 )
-from nxcloud_wa.exceptions import ConfigurationError, InvalidMessageError, SendError, TemplateMismatchError
+from nxcloud_wa.exceptions import (
+    ConfigurationError,
+    InvalidMessageError,
+    SendError,
+    TemplateMismatchError,
+    ThrottledError,
+)
 
 SENT: Final = "sent"
 UNKNOWN: Final = "unknown_outcome"
+NUMBER_RATE_DELAY: Final = 1.0
+PAIR_RATE_DELAY: Final = 6.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +50,8 @@ class Failure:
     trace_id: str | None = None
     errors: tuple[dict[str, Any], ...] = ()
     """An invalid message's field errors (``{loc, msg, type}``), for the API's 400 body."""
+    retry_after: float | None = None
+    """A throttle's delay, in seconds, when the upstream or the limiter said (the API's ``Retry-After``)."""
 
     @property
     def reason(self) -> str:
@@ -62,6 +75,9 @@ def failure_for(exc: BaseException) -> Failure:
     """Describe an exception raised while handling one message."""
     if isinstance(exc, InvalidMessageError):
         return Failure(INVALID_MESSAGE, "validation", str(exc), errors=tuple(exc.errors))
+    if isinstance(exc, ThrottledError):
+        retry_after = exc.retry_after if exc.retry_after is not None else throttle_delay(exc.per_recipient)
+        return Failure(exc.classification, exc.error_code, exc.message, exc.trace_id, retry_after=retry_after)
     if isinstance(exc, SendError):
         return Failure(exc.classification, exc.error_code, exc.message, exc.trace_id)
     if isinstance(exc, TemplateMismatchError):
@@ -69,6 +85,22 @@ def failure_for(exc: BaseException) -> Failure:
     if isinstance(exc, ConfigurationError):
         return failure(MISCONFIGURED, "configuration")
     return failure(INTERNAL_ERROR, type(exc).__name__)
+
+
+def throttle_delay(per_recipient: bool) -> float:
+    """How long to wait after an upstream throttle that named no ``Retry-After``: a second for the number's rate,
+    six for the recipient's (Meta allows about one message every 6 seconds to the same recipient)."""
+    return PAIR_RATE_DELAY if per_recipient else NUMBER_RATE_DELAY
+
+
+def rate_limited(retry_in: float) -> Failure:
+    """The limiter held the message back: the number has capacity again in ``retry_in`` seconds."""
+    return Failure(RATE_LIMITED, "number_at_rate", RATE_LIMITED.meaning, retry_after=retry_in)
+
+
+def is_throttle(failure: Failure) -> bool:
+    """A throttle delays the message; it is not one of its failed attempts."""
+    return failure.reason in THROTTLE_REASONS
 
 
 def unknown(cause: Failure) -> Failure:
@@ -113,7 +145,17 @@ class RetryLater:
     failure: Failure
 
 
-Outcome = Sent | DeadLettered | Rejected | RetryLater
+@dataclass(frozen=True, slots=True)
+class Delayed:
+    """Throttled (the ``failure`` says by what), not sent: put back on the send queue as a copy that becomes visible
+    in ``delay_seconds``, and the record is done. Unlike a retry, it spends none of the message's receives."""
+
+    failure: Failure
+    delay_seconds: int
+    queue_message_id: str
+
+
+Outcome = Sent | DeadLettered | Rejected | RetryLater | Delayed
 
 
 # --- the idempotency record's data

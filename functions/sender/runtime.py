@@ -13,13 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from delivery import Delivery
+from delivery import Delivery, Pacing
 from idempotency import IdempotencyStore
 from nxcloud_wa.catalogue import TemplateCatalogue
 from nxcloud_wa.config import TemplateCheckMode, UnknownOutcomePolicy
 from nxcloud_wa.sender import Sender
 from nxcloud_wa.template_client import TemplateClient
 from nxcloud_wa.timeline import Timeline
+from rate_limiter import RateLimiter
 from settings import FunctionSettings
 from template_gate import TemplateGate
 
@@ -76,11 +77,13 @@ def _build(settings: FunctionSettings) -> Runtime:
     _share_session_with_parameters(session)
     sender = Sender(settings.core)
     policy = settings.core.unknown_outcome_policy
+    # No client-side parameter validation: the store and the limiter build every request themselves, in the one shape
+    # DynamoDB takes (tests/unit/test_idempotency.py and test_rate_limiter.py run each against moto), and botocore's
+    # walk over ten typed items per request was about a tenth of the CPU of a warm batch. DynamoDB still validates
+    # every request it receives.
+    writer = session.client("dynamodb", config=aws_config.merge(Config(parameter_validation=False)))
     store = IdempotencyStore(
-        # No client-side parameter validation: the store builds every request itself, in the one shape DynamoDB
-        # takes (tests/unit/test_idempotency.py runs each against moto), and botocore's walk over ten typed items per
-        # request was about a tenth of the CPU of a warm batch. DynamoDB still validates every request it receives.
-        session.client("dynamodb", config=aws_config.merge(Config(parameter_validation=False))),
+        writer,
         settings.idempotency_table,
         expiry_seconds=settings.idempotency_expiry,
         take_over_interrupted=policy is UnknownOutcomePolicy.RETRY,
@@ -108,6 +111,9 @@ def _build(settings: FunctionSettings) -> Runtime:
         policy=policy,
         timeline=timeline,
         gate=gate,
+        pacing=_pacing(settings, writer),
+        send_queue_url=settings.send_queue_url,
+        max_receive_count=settings.max_receive_count,
     )
     return Runtime(
         settings=settings,
@@ -132,6 +138,20 @@ def _catalogue(settings: FunctionSettings, sender: Sender) -> TemplateCatalogue 
         pool=sender.client.pool,
     )
     return TemplateCatalogue(client, ttl=core.template_cache_seconds)
+
+
+def _pacing(settings: FunctionSettings, client: Any) -> Pacing | None:
+    """The business numbers' rate, when the stack has a limiter table. The wait keeps back one send's worst case
+    (connect and read timeouts) and a second for the settlement, so it never runs an invocation into its timeout."""
+    if not settings.rate_table:
+        return None
+    core = settings.core
+    return Pacing(
+        RateLimiter(client, settings.rate_table),
+        messages_per_second=settings.messages_per_second,
+        max_wait=settings.rate_wait_seconds,
+        reserve=core.connect_timeout + core.read_timeout + 1.0,
+    )
 
 
 class LazyClient:

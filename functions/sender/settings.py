@@ -15,6 +15,11 @@ from nxcloud_wa.config import EnvReader, Settings
 DEFAULT_IDEMPOTENCY_EXPIRY: Final = 24 * 3600
 DEFAULT_MAX_SEND_CONCURRENCY: Final = 10
 DEFAULT_MESSAGE_RETENTION_DAYS: Final = 30
+DEFAULT_MESSAGES_PER_SECOND: Final = 80
+"""WhatsApp's default rate for a business number (its first tier)."""
+DEFAULT_RATE_WAIT_SECONDS: Final = 2.0
+"""How long an invocation may wait for its number's capacity before putting messages back (docs/throughput.md)."""
+DEFAULT_MAX_RECEIVE_COUNT: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +33,12 @@ class FunctionSettings:
     messages_table: str = ""
     """The messages table (delivery tracking); empty: sent messages are not recorded and the query API finds none."""
     message_retention_days: int = DEFAULT_MESSAGE_RETENTION_DAYS
+    rate_table: str = ""
+    """The rate limiter's table; empty: no limiter (messages go at once, NXCloud's throttles are still delayed)."""
+    messages_per_second: int = DEFAULT_MESSAGES_PER_SECOND
+    rate_wait_seconds: float = DEFAULT_RATE_WAIT_SECONDS
+    max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
+    """The send queue's ``maxReceiveCount``: a put-back copy's failures count against it with its original's."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FunctionSettings:
@@ -41,6 +52,10 @@ class FunctionSettings:
             max_send_concurrency=env.positive_int("MAX_SEND_CONCURRENCY", DEFAULT_MAX_SEND_CONCURRENCY),
             messages_table=env.text("MESSAGES_TABLE"),
             message_retention_days=env.positive_int("MESSAGE_RETENTION_DAYS", DEFAULT_MESSAGE_RETENTION_DAYS),
+            rate_table=env.text("RATE_LIMIT_TABLE"),
+            messages_per_second=env.positive_int("MESSAGES_PER_SECOND", DEFAULT_MESSAGES_PER_SECOND),
+            rate_wait_seconds=env.positive_float("RATE_WAIT_SECONDS", DEFAULT_RATE_WAIT_SECONDS),
+            max_receive_count=env.positive_int("MAX_RECEIVE_COUNT", DEFAULT_MAX_RECEIVE_COUNT),
         )
         env.check()
         return settings

@@ -1,8 +1,11 @@
-"""The SQS trigger: a batch of records, delivered together, each ending sent, dead-lettered now, or retried.
+"""The SQS trigger: a batch of records, delivered together, each ending sent, dead-lettered now, put back, or
+retried.
 
 * sent: NXCloud returned a ``message_id`` (or the idempotency table says an earlier delivery did).
 * dead-lettered now: invalid, permanently rejected, key reused for another message, or an unknown outcome under
   the dead-letter policy. We write it to the DLQ ourselves, body unchanged, reason in attributes; the record is done.
+* put back: throttled (its business number at its rate, or NXCloud refusing for a rate). A delayed copy is on the
+  queue (:mod:`requeue`) and the record is done, so the throttle spends none of the message's receives.
 * retried: listed in ``batchItemFailures``; SQS redelivers it after the visibility timeout and, after
   ``maxReceiveCount`` receives, the redrive policy moves it to the same DLQ. A failed DLQ write lands here too, so
   no record is ever dropped.
@@ -18,6 +21,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+import requeue
 from delivery import Incoming
 from outcomes import RetryLater
 from runtime import Runtime
@@ -57,7 +61,8 @@ def check_records(records: list[dict[str, Any]]) -> None:
 def _incoming(record: dict[str, Any]) -> Incoming:
     """A record as the delivery sees it. Its key is never a hash of the record: the receipt handle and receive
     count change on every redelivery, so the SQS message id is the key of last resort."""
-    attribute = _mapping(record.get("messageAttributes")).get("idempotency_key")
+    message_attributes = _mapping(record.get("messageAttributes"))
+    attribute = message_attributes.get(requeue.KEY_ATTRIBUTE)
     key = attribute.get("stringValue") if isinstance(attribute, dict) else None
     receive_count = _mapping(record.get("attributes")).get("ApproximateReceiveCount")
     return Incoming(
@@ -68,6 +73,8 @@ def _incoming(record: dict[str, Any]) -> Incoming:
         receive_count=int(receive_count)
         if isinstance(receive_count, str) and receive_count.isascii() and receive_count.isdecimal()
         else None,
+        earlier_failures=requeue.carried(message_attributes, requeue.FAILED_RECEIVES),
+        times_put_back=requeue.carried(message_attributes, requeue.THROTTLED),
     )
 
 

@@ -100,7 +100,6 @@ def test_key_reused_for_other_message_answers_422(stack: Stack, simulator: Any) 
     ("fault", "status"),
     [
         ({"kind": "http_status", "status": 500}, 502),
-        ({"kind": "http_status", "status": 429}, 503),
         ({"kind": "code", "code": 22125}, 503),
         ({"kind": "code", "code": -1}, 502),
     ],

@@ -23,6 +23,7 @@ from nxcloud_wa.exceptions import (
     PermanentSendError,
     RetryableSendError,
     SendError,
+    ThrottledError,
     UnknownOutcomeError,
 )
 from nxcloud_wa.models import parse_message
@@ -201,8 +202,8 @@ def test_http_errors_are_classified_and_not_resent(
     assert recorder.sleeps == []
 
 
-@pytest.mark.parametrize("status", [429, 503])
-def test_throttling_is_retried_with_a_fresh_ts_and_signature(simulator: NXCloudSimulator, status: int) -> None:
+def test_unavailability_is_retried_with_a_fresh_ts_and_signature(simulator: NXCloudSimulator) -> None:
+    status = 503
     simulator.add_fault(kind="http_status", status=status, retry_after="1", times=1)
     recorder = Recorder()
 
@@ -218,8 +219,8 @@ def test_throttling_is_retried_with_a_fresh_ts_and_signature(simulator: NXCloudS
     assert recorder.sleeps == [BACKOFF]
 
 
-@pytest.mark.parametrize("status", [429, 503])
-def test_throttling_gives_up_after_max_attempts(simulator: NXCloudSimulator, status: int) -> None:
+def test_unavailability_gives_up_after_max_attempts(simulator: NXCloudSimulator) -> None:
+    status = 503
     simulator.add_fault(kind="http_status", status=status)
     recorder = Recorder()
 
@@ -232,6 +233,36 @@ def test_throttling_gives_up_after_max_attempts(simulator: NXCloudSimulator, sta
     assert len({record.headers["sign"] for record in simulator.requests}) == 4
     assert simulator.accepted == []
     assert recorder.sleeps == [BACKOFF, BACKOFF * 2, BACKOFF * 4]
+
+
+@pytest.mark.parametrize(("retry_after", "seconds"), [("3", 3.0), (None, None)])
+def test_a_throttle_is_not_resent_it_is_raised_with_its_retry_after(
+    simulator: NXCloudSimulator, retry_after: str | None, seconds: float | None
+) -> None:
+    """A 429 resent at once would spend the business number's rate again: the delivery delays the message instead."""
+    simulator.add_fault(kind="http_status", status=429, retry_after=retry_after)
+    recorder = Recorder()
+
+    with pytest.raises(ThrottledError) as caught:
+        make_client(simulator.url, recorder, max_attempts=4).send(upstream_body(), CREDENTIALS)
+
+    assert (caught.value.reason, caught.value.error_code, caught.value.retry_after) == (
+        "throttled",
+        "http_429",
+        seconds,
+    )
+    assert len(simulator.requests) == 1
+    assert recorder.sleeps == []
+
+
+def test_metas_rate_code_in_nxclouds_answer_is_a_throttle(simulator: NXCloudSimulator) -> None:
+    simulator.add_fault(kind="code", code=22141, message="(#130429) Rate limit hit")
+
+    with pytest.raises(ThrottledError) as caught:
+        make_client(simulator.url, Recorder()).send(upstream_body(), CREDENTIALS)
+
+    assert (caught.value.error_code, caught.value.code) == ("130429", 22141)
+    assert len(simulator.requests) == 1
 
 
 def test_connection_refused_is_retried_then_retryable() -> None:

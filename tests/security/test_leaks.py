@@ -174,11 +174,11 @@ def test_api_sent_replayed_and_queued(exposure: Exposure, simulator: Any) -> Non
         ({"kind": "code", "code": 22093}, 422),
         (BUSINESS_NUMBER_QUOTED, 422),
         ({"kind": "http_status", "status": 500}, 502),
-        ({"kind": "http_status", "status": 429}, 503),
+        ({"kind": "http_status", "status": 429}, 429),
         ({"kind": "code", "code": 22125}, 503),
         ({"kind": "code", "code": -1}, 502),
     ],
-    ids=["422-template", "422-business-number-quoted", "502", "503-429", "503-22125", "502-unknown-code"],
+    ids=["422-template", "422-business-number-quoted", "502", "429", "503-22125", "502-unknown-code"],
 )
 def test_api_upstream_error_bodies(exposure: Exposure, simulator: Any, fault: dict[str, Any], status: int) -> None:
     simulator.add_fault(**fault)

@@ -15,6 +15,7 @@ SUPPRESSED = {
     "SendQueue": {"CKV_AWS_27"},
     "DeadLetterQueue": {"CKV_AWS_27"},
     "IdempotencyTable": {"CKV_AWS_119"},
+    "RateLimitTable": {"CKV_AWS_28", "CKV_AWS_119"},
     "Api": {"CKV_AWS_120"},
     "ApiAccessLogGroup": {"CKV_AWS_158"},
     "AlarmTopic": {"CKV_AWS_26"},

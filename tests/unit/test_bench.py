@@ -295,6 +295,40 @@ def test_the_report_shows_issue_9s_table_the_wire_and_every_memory_size() -> Non
     assert "not measured" in report.render(host, cold, warm, latency, memory, shares_skipped="not root")
 
 
+def test_the_rate_limiter_row_reads_as_a_share_of_the_handler_and_a_price() -> None:
+    from bench.rate_limit import LimiterCost, rows
+
+    _, warm, _, _ = _figures()  # 1.5 s of handler CPU for 300 messages: 5 ms each
+    cost = LimiterCost(batches=300, cpu_s=0.15, walls=Spread.of([0.002, 0.004]), requests=300)
+
+    assert cost.cpu_us_per_message == pytest.approx(50.0)
+    assert cost.share_of(warm) == pytest.approx(0.01)
+    assert cost.requests_per_batch == 1.0
+    assert cost.usd_per_million == pytest.approx(0.0625)  # 100,000 write units at $0.625 per million
+    title, cpu, requests, wall, price = rows(cost, warm)
+    assert title[0].startswith("9. Rate limiter")
+    assert cpu[1:] == ("50.0 us", "1.0% of the handler's 5.00 ms (section 2, which includes it)")
+    assert (requests[1], wall[1], price[1]) == ("1.00", "3 ms (2-4, n=2)", "$0.0625")
+    cold, _, latency, memory = _figures()
+    text = report.render(report.machine("python -m bench"), cold, warm, latency, memory, limiter=cost)
+    document = report.document(report.machine("python -m bench"), cold, warm, latency, memory, limiter=cost)
+    assert "9. Rate limiter, far from the rate" in text
+    assert document["rate_limiter"]["dynamodb_requests_per_batch"] == 1.0
+
+
+def test_the_summary_names_the_limiters_request_apart_from_the_idempotency_tables() -> None:
+    from bench import wire
+
+    cold, warm, latency, memory = _figures()
+    operations = {"dynamodb:TransactWriteItems": 5, "dynamodb:BatchWriteItem": 5, "dynamodb:UpdateItem": 5}
+    counted = wire.WireCount(5, 10, operations, 155)
+
+    text = report.render(report.machine("python -m bench"), cold, warm, latency, memory, wire=counted)
+
+    summary = text.split("1. Cold start")[0]
+    assert "2.0 + 1.0 limiter" in summary
+
+
 def test_an_item_written_to_the_messages_index_costs_one_more_write_unit() -> None:
     put = {"PutRequest": {"Item": {"id": {"S": "m"}, "idempotency_key": {"S": "k"}}}}
     plain = {"PutRequest": {"Item": {"id": {"S": "nxcloud-wa-send#h"}}}}

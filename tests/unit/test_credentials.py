@@ -238,3 +238,30 @@ def test_whitespace_pasted_around_the_keys_is_dropped() -> None:
 def test_keys_of_only_whitespace_are_missing() -> None:
     with pytest.raises(ConfigurationError, match="accessSecret"):
         Credentials.from_secret({"accessKey": "AK", "accessSecret": " \n"})
+
+
+def test_the_secrets_rates_name_numbers_with_a_rate_of_their_own() -> None:
+    credentials = Credentials.from_secret(
+        {"accessKey": "AK", "accessSecret": "SK", "rates": {"+86 158-0000-0000": 1000, "85291234867": "250"}}
+    )
+
+    assert credentials.rates == {"8615800000000": 1000, "85291234867": 250}  # digits, as messages carry them
+    assert Credentials.from_secret({"accessKey": "AK", "accessSecret": "SK"}).rates == {}
+
+
+@pytest.mark.parametrize(
+    "rates",
+    [
+        [1000],
+        {"8615800000000": 0},
+        {"8615800000000": 1.5},
+        {"8615800000000": True},
+        {"not a number": 10},
+        {"8615800000000": 100_001},
+        {"8615800000000": "fast"},
+        {"": 10},
+    ],
+)
+def test_a_rate_that_cannot_be_right_is_a_configuration_error(rates: object) -> None:
+    with pytest.raises(ConfigurationError, match="rates must map business numbers"):
+        Credentials.from_secret({"accessKey": "AK", "accessSecret": "SK", "rates": rates})

@@ -17,19 +17,24 @@ from nxcloud_wa.error_codes import (
     RETRY_IN_CLIENT_STATUSES,
     TEMPLATE_CODES,
     TEMPLATE_MISMATCH,
+    THROTTLED,
     UNKNOWN_CODE,
     ErrorClass,
     classify_code,
+    classify_http_status,
     classify_template_code,
+    throttle_code_in,
 )
 from nxcloud_wa.exceptions import (
     AuthError,
     PermanentSendError,
     RetryableSendError,
     SendError,
+    ThrottledError,
     UnknownOutcomeError,
     error_for_code,
     error_for_http_status,
+    parse_retry_after,
 )
 from nxcloud_wa.signing import sign
 from tests.nxcloud_reference import get_template_codes, send_page_codes
@@ -216,7 +221,7 @@ def test_error_class_values_are_the_documented_strings() -> None:
 
 
 def test_http_status_tables() -> None:
-    assert {429, 503} == RETRY_IN_CLIENT_STATUSES
+    assert {503} == RETRY_IN_CLIENT_STATUSES  # not 429: a throttle resent at once spends the rate again
     assert not (PERMANENT_HTTP_STATUSES & RETRY_IN_CLIENT_STATUSES)
     for status in (404, 405, 500, 502, 504):  # wrong URL, upstream deploy or trouble: not the message's fault
         assert status not in PERMANENT_HTTP_STATUSES
@@ -228,7 +233,6 @@ def test_http_status_tables() -> None:
     [
         (400, ErrorClass.PERMANENT, 422),
         (415, ErrorClass.PERMANENT, 422),
-        (429, ErrorClass.RETRYABLE, 503),
         (503, ErrorClass.RETRYABLE, 503),
         (500, ErrorClass.RETRYABLE, 502),
         (404, ErrorClass.RETRYABLE, 502),
@@ -249,3 +253,62 @@ def test_what_happens_on_the_wire_after_the_request_went_out_is_an_unknown_outco
         assert unknown.error_class is ErrorClass.UNKNOWN
     assert READ_TIMEOUT.api_status == 504
     assert CONNECTION_DROPPED.api_status == MALFORMED_RESPONSE.api_status == 502
+
+
+# --- throttles: delayed, never dead-lettered (docs/throughput.md)
+
+
+def test_http_429_is_a_throttle_with_its_retry_after() -> None:
+    exc = error_for_http_status(429, "7")
+
+    assert isinstance(exc, ThrottledError)
+    assert (exc.reason, exc.error_class, exc.error_code, exc.retry_after) == ("throttled", "retryable", "http_429", 7)
+    assert exc.classification.api_status == 429
+    assert classify_http_status(429) is THROTTLED
+    assert not exc.per_recipient
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("2", 2.0),
+        (" 30 ", 30.0),
+        (None, None),
+        ("", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+        ("-1", None),
+        ("１", None),
+    ],
+)
+def test_retry_after_is_read_in_its_seconds_form_only(header: str | None, seconds: float | None) -> None:
+    assert parse_retry_after(header) == seconds
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "throttle_code"),
+    [
+        (22141, "(#130429) Rate limit hit: Cloud API message throughput has been reached.", "130429"),
+        (-1, "WhatsApp error 131056: (Business Account, Consumer Account) pair rate limit hit", "131056"),
+        (99999, "meta code 130429", "130429"),  # a code NXCloud does not list
+        (22090, "130429", "130429"),  # whatever NXCloud's code says, a throttle is never permanent
+    ],
+)
+def test_metas_rate_codes_in_nxclouds_text_are_throttles(code: int, message: str, throttle_code: str) -> None:
+    exc = error_for_code(code, classify_code(code), message, "trace")
+
+    assert isinstance(exc, ThrottledError)
+    assert (exc.reason, exc.error_code, exc.code, exc.trace_id) == ("throttled", throttle_code, code, "trace")
+    assert exc.per_recipient is (throttle_code == "131056")
+
+
+@pytest.mark.parametrize("text", ["1304290", "order 2130429", "", "rate limit", "13042"])
+def test_only_metas_whole_codes_are_recognised(text: str) -> None:
+    assert throttle_code_in(text) is None
+    exc = error_for_code(22141, classify_code(22141), text, None)
+    assert not isinstance(exc, ThrottledError)
+
+
+def test_nxcloud_documents_no_rate_code_of_its_own() -> None:
+    """docs/nxcloud.md: the send page's table has no rate-limit code, so none of its rows is a throttle."""
+    for code, info in NXCLOUD_CODES.items():
+        assert "rate" not in info.meaning.lower(), code

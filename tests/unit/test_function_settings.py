@@ -43,3 +43,29 @@ def test_every_missing_or_malformed_value_is_named_in_one_message() -> None:
 def test_a_count_must_be_a_positive_ascii_integer(value: str) -> None:
     with pytest.raises(ConfigurationError, match="MAX_SEND_CONCURRENCY must be a positive integer"):
         FunctionSettings.from_env({**ENV, "MAX_SEND_CONCURRENCY": value})
+
+
+def test_the_rate_settings_and_their_defaults() -> None:
+    settings = FunctionSettings.from_env(ENV)
+    assert (settings.rate_table, settings.messages_per_second, settings.rate_wait_seconds) == ("", 80, 2.0)
+    assert settings.max_receive_count == 5  # the template's MaxReceiveCount default
+
+    tuned = FunctionSettings.from_env(
+        {
+            **ENV,
+            "RATE_LIMIT_TABLE": "rate",
+            "MESSAGES_PER_SECOND": "1000",
+            "RATE_WAIT_SECONDS": "0.5",
+            "MAX_RECEIVE_COUNT": "8",
+        }
+    )
+    assert (tuned.rate_table, tuned.messages_per_second, tuned.rate_wait_seconds) == ("rate", 1000, 0.5)
+    assert tuned.max_receive_count == 8
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("MESSAGES_PER_SECOND", "0"), ("RATE_WAIT_SECONDS", "-1"), ("MAX_RECEIVE_COUNT", "five")]
+)
+def test_a_rate_setting_that_cannot_be_right_is_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        FunctionSettings.from_env({**ENV, name: value})

@@ -86,3 +86,17 @@ def test_a_table_rule_fires_only_for_requests_on_that_table(body: dict[str, obje
     headers = {"X-Amz-Target": "DynamoDB_20120810.UpdateItem"}
 
     assert (decider.decide(headers, json.dumps(body).encode()) is not None) is fires
+
+
+def test_dynamodb_attempts_are_counted_per_table_too() -> None:
+    """The limiter's UpdateItem and the webhook's are one operation: the campaign's ledger counts the rate table's."""
+    decider = FaultDecider([AwsFault("DynamoDB.UpdateItem", "error", 1.0, table="-rate")], seed=1)
+    headers = {"X-Amz-Target": "DynamoDB_20120810.UpdateItem"}
+
+    for table in ("soak-1-rate", "soak-1-messages", "soak-1-rate"):
+        decider.decide(headers, json.dumps({"TableName": table, "Key": {}}).encode())
+
+    stats = decider.stats()
+    assert stats["calls"] == {"DynamoDB.UpdateItem": 3}
+    assert stats["table_calls"] == {"DynamoDB.UpdateItem soak-1-rate": 2, "DynamoDB.UpdateItem soak-1-messages": 1}
+    assert stats["injected"] == {"DynamoDB.UpdateItem(-rate) error": 2}

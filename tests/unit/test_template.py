@@ -203,6 +203,10 @@ EXPECTED_ENVIRONMENT = {
     "MESSAGES_TABLE": {"Fn::If": ["TracksDeliveries", ref("MessagesTable"), ""]},
     "MESSAGE_RETENTION_DAYS": ref("MessageRetentionDays"),
     "MAX_SEND_CONCURRENCY": "10",
+    "RATE_LIMIT_TABLE": ref("RateLimitTable"),
+    "MESSAGES_PER_SECOND": ref("MessagesPerSecond"),
+    "RATE_WAIT_SECONDS": "2",
+    "MAX_RECEIVE_COUNT": ref("MaxReceiveCount"),
     "POWERTOOLS_SERVICE_NAME": {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]},
     "POWERTOOLS_METRICS_NAMESPACE": {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
     "POWERTOOLS_LOG_LEVEL": ref("LogLevel"),
@@ -509,6 +513,7 @@ EXPECTED_STATEMENTS = {
         {"dynamodb:PutItem", "dynamodb:BatchWriteItem"},
         [getatt("IdempotencyTable", "Arn")],
     ),
+    "RateLimiter": ({"dynamodb:UpdateItem"}, [getatt("RateLimitTable", "Arn")]),
     "MessageRecords": ({"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}, [getatt("MessagesTable", "Arn")]),
     "FindMessageByKey": ({"dynamodb:Query"}, [{"Fn::Sub": "${MessagesTable.Arn}/index/by_idempotency_key"}]),
     "ReadNXCloudSecret": ({"secretsmanager:GetSecretValue"}, [ref("NXCloudSecretArn")]),
@@ -682,12 +687,17 @@ EXPECTED_ALARMS = {
     ),
 }
 METRIC_MATH_ALARMS = {"FailedDeliveriesAlarm"}
+SENDER_METRIC_ALARMS = {
+    # name: (the sender's metric, minutes in a row)
+    "NumberAtRateAlarm": ("MessagesRateLimited", ref("RateAlarmMinutes")),
+    "UpstreamThrottlesAlarm": ("MessagesThrottled", 5),
+}
 POWERTOOLS_ALARMS = {"TemplateCheckSkippedAlarm"}
 
 
 def test_alarms(resources: dict[str, Any]) -> None:
     alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert set(alarms) == set(EXPECTED_ALARMS) | METRIC_MATH_ALARMS | POWERTOOLS_ALARMS
+    assert set(alarms) == set(EXPECTED_ALARMS) | METRIC_MATH_ALARMS | set(SENDER_METRIC_ALARMS) | POWERTOOLS_ALARMS
     for name, (namespace, metric, dimension, value, threshold) in EXPECTED_ALARMS.items():
         alarm = alarms[name]
         assert (alarm["Namespace"], alarm["MetricName"]) == (namespace, metric), name
@@ -696,6 +706,36 @@ def test_alarms(resources: dict[str, Any]) -> None:
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold", name
         assert alarm["AlarmActions"] == when("HasAlarmEmail", [ref("AlarmTopic")]), name
         assert alarm["OKActions"] == when("HasAlarmEmail", [ref("AlarmTopic")]), name
+
+
+def test_the_rate_alarms_fire_when_every_minute_in_a_row_saw_it(resources: dict[str, Any]) -> None:
+    """A number at its rate for RateAlarmMinutes, or NXCloud refusing for a rate for 5 minutes, not one busy minute."""
+    for name, (metric, minutes) in SENDER_METRIC_ALARMS.items():
+        alarm = props(resources, name)
+        assert (alarm["Namespace"], alarm["MetricName"]) == (
+            {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
+            metric,
+        ), name
+        assert alarm["Dimensions"] == [
+            {"Name": "service", "Value": {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]}}
+        ]
+        assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 60, 0), name
+        assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == minutes, name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+        assert alarm["AlarmActions"] == when("HasAlarmEmail", [ref("AlarmTopic")]), name
+
+
+def test_the_rate_limit_table_and_its_parameters(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    table = props(resources, "RateLimitTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert "PointInTimeRecoverySpecification" not in table  # a clock per number: nothing worth restoring
+    assert parameter(template, "MessagesPerSecond")["Default"] == 80  # WhatsApp's default tier
+    assert parameter(template, "MessagesPerSecond")["MinValue"] == 1
+    assert parameter(template, "RateAlarmMinutes")["Default"] == 30
+    assert parameter(template, "RateAlarmMinutes")["MaxValue"] == 1440  # an alarm evaluates a day at most
 
 
 def test_template_check_skipped_alarm_fires_when_skips_persist(
@@ -802,10 +842,13 @@ def test_dashboard_shows_the_powertools_metrics_and_the_queues(template: dict[st
     assert any("DeliveryFailed" in s and "error_code}" in s for s in searches)
     assert (namespace, "StatusCallbacksUnmatched", "service", "nxcloud-wa-publisher") in plain
     assert (namespace, "CallbacksKept", "service", "nxcloud-wa-webhook") in plain
+    # The business numbers' rate.
+    for metric in ("MessagesRateLimited", "MessagesDelayed", "MessagesThrottled", "RateLimitWait"):
+        assert (namespace, metric, "service", service) in plain, metric
     assert (namespace, "TemplateCheckSkipped", "service", service) in plain
     assert (namespace, "TemplateCheckWarnings", "service", service) in plain
     alarms = [a for widget in body["widgets"] for a in widget["properties"].get("alarms", [])]
-    assert "<TemplateCheckSkippedAlarm.Arn>" in alarms
+    assert {"<NumberAtRateAlarm.Arn>", "<UpstreamThrottlesAlarm.Arn>", "<TemplateCheckSkippedAlarm.Arn>"} <= set(alarms)
 
 
 EXPECTED_OUTPUTS = {
@@ -816,6 +859,7 @@ EXPECTED_OUTPUTS = {
     "DeadLetterQueueUrl": ref("DeadLetterQueue"),
     "DeadLetterQueueArn": getatt("DeadLetterQueue", "Arn"),
     "IdempotencyTableName": ref("IdempotencyTable"),
+    "RateLimitTableName": ref("RateLimitTable"),
     "SenderFunctionName": ref("SenderFunction"),
 }
 

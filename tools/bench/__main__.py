@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from bench import coldstart, receiver, report, shares, template_check, warm, wire
+from bench import coldstart, rate_limit, receiver, report, shares, template_check, warm, wire
 from bench.services import Services
 from local_stack.stack import LOCAL_SECRET
 
@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             callbacks = receiver.measure(str(LOCAL_SECRET["webhook_token"]), messages=max(1, args.callbacks // 3))
             progress("template check: per message with the catalogue cached, and the getTemplate fetch")
             check = template_check.measure(services.simulator_url)
+            progress("rate limiter: one request per batch of 10, far from the rate")
+            assert services.resources is not None
+            limiter = rate_limit.measure(services.moto_url, services.resources.rate_table)
         memory = warm.Memory(warm.memory_size_mb(), cold.maxrss_mb, warm.maxrss_mb(), batch_peak)
         runs, skipped = [], None
         if args.memory_sizes:
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"done in {time.perf_counter() - started:.0f} s")
     host = report.machine(report.command_line(sys.argv[1:] if argv is None else argv))
     if args.json:
-        document = report.document(host, cold, overhead, latency, memory, wire=counted, shares=runs)
+        document = report.document(host, cold, overhead, latency, memory, wire=counted, shares=runs, limiter=limiter)
         document = {**document, "receiver": callbacks.as_dict(), "template_check": check.as_dict(overhead)}
         print(json.dumps(document, indent=2))
     else:
@@ -111,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 shares_skipped=skipped,
                 template_check=check,
                 receiver=callbacks,
+                limiter=limiter,
             )
         )
     return 0

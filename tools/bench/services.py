@@ -142,6 +142,9 @@ class Services:
             "AWS_SECRET_ACCESS_KEY": "local",
             "NXCLOUD_BASE_URL": self.simulator_url,
             "NXCLOUD_TEMPLATE_BASE_URL": self.simulator_url,
+            # The limiter runs, as deployed, at a rate the bench never reaches: its cost is in every figure, and no
+            # batch waits for a slot (bench.rate_limit measures it alone).
+            "MESSAGES_PER_SECOND": str(rate_limit_far()),
             "POWERTOOLS_SERVICE_NAME": "nxcloud-wa-sender",
             "POWERTOOLS_METRICS_NAMESPACE": "NXCloudWhatsApp",
         }
@@ -182,6 +185,12 @@ class Remote:
 
     def simulator_control(self, method: str, route: str, payload: Any = None) -> Any:
         return simulator_control(self.simulator_url, method, route, payload)
+
+
+def rate_limit_far() -> int:
+    from bench.rate_limit import FAR_FROM_THE_RATE
+
+    return FAR_FROM_THE_RATE
 
 
 def simulator_control(simulator_url: str, method: str, route: str, payload: Any = None) -> Any:

@@ -22,7 +22,16 @@ of a log line), a **class** and the **HTTP status** the REST API answers with:
   `UNKNOWN_OUTCOME_POLICY=dead_letter` (default) it is dead-lettered with reason `unknown_outcome` (the code names
   what happened) and never sent again; under `retry` it is retried like a retryable error (the recipient may get it
   twice). The API answers 504 (`error: unknown_outcome`) or the status below.
+
+A **throttle** (`throttled`, `rate_limited`) is retryable, but it is not a failure of the message: nothing was sent,
+and the queue puts the message back as a delayed copy instead of retrying it, so it spends none of its receives and is
+never dead-lettered for it; the API answers 429 with `Retry-After` ([throughput.md](throughput.md)).
 """
+
+THROTTLE_NOTE = """\
+NXCloud's send page documents no rate-limit code of its own ([nxcloud.md](nxcloud.md)). When WhatsApp refuses a send
+for a rate, NXCloud may quote Meta's code in its `message`, under any of its codes: a message text naming one of these
+makes the answer a throttle (`throttled`, `error_code` the Meta code), whatever NXCloud's code says."""
 
 AUTH_NOTE = """\
 *Auth* (1000–100X): a rotated secret is the usual cause, so the function re-reads the secret (bypassing its cache)
@@ -52,6 +61,17 @@ def render() -> str:
         "",
         AUTH_NOTE,
         "",
+        "## Meta's rate-limit codes, in NXCloud's message text",
+        "",
+        THROTTLE_NOTE,
+        "",
+        "| Meta code | meaning | reason | API |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {code} | {meaning} | `{error_codes.THROTTLED.reason}` | {error_codes.THROTTLED.api_status} |"
+            for code, meaning in sorted(error_codes.META_THROTTLE_CODES.items())
+        ),
+        "",
         "## getTemplate's codes",
         "",
         TEMPLATE_NOTE,
@@ -74,6 +94,12 @@ def render() -> str:
             error_codes.classify_http_status(min(error_codes.RETRY_IN_CLIENT_STATUSES)),
             "resent at once by the client first, with backoff",
         ),
+        _http_row(
+            str(error_codes.THROTTLE_STATUS),
+            error_codes.classify_http_status(error_codes.THROTTLE_STATUS),
+            "never resent at once: the message is delayed by `Retry-After` (or a second), no receive spent",
+            reason=f"`{error_codes.THROTTLED.reason}` (code `http_429`)",
+        ),
         _http_row("any other", error_codes.classify_http_status(500), "404/405: a wrong base URL, not a bad message"),
         "",
         "## On the wire and in the delivery",
@@ -90,8 +116,8 @@ def _code_row(code: int, info: CodeInfo) -> str:
     return f"| {code} | {info.message} | {info.meaning} | {kind} | {info.classification.api_status} |"
 
 
-def _http_row(statuses: str, classification: Classification, note: str) -> str:
-    return f"| {statuses} | `http_<status>` | {classification.error_class} | {classification.api_status} | {note} |"
+def _http_row(statuses: str, classification: Classification, note: str, reason: str = "`http_<status>`") -> str:
+    return f"| {statuses} | {reason} | {classification.error_class} | {classification.api_status} | {note} |"
 
 
 def _row(classification: Classification) -> str:

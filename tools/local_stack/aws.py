@@ -1,8 +1,8 @@
 """AWS resources of the stack, created in moto (or any endpoint boto3 is pointed at) for tests and local runs.
 
 The names and settings mirror ``template.yaml``: a send queue whose redrive policy moves a message to the
-dead-letter queue after ``max_receive_count`` receives, the idempotency table keyed on ``id`` with TTL on
-``expiration``, and the NXCloud secret.
+dead-letter queue after ``max_receive_count`` receives, the idempotency and rate-limit tables keyed on ``id`` with TTL
+on ``expiration``, and the NXCloud secret.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class Resources:
     event_bus: str
     events_queue_url: str
     """Where a rule on ``event_bus`` copies every event the publisher puts there (what a subscriber would get)."""
+    rate_table: str = ""
+    """The business numbers' rate limiter (``RATE_LIMIT_TABLE``)."""
 
     def function_env(self) -> dict[str, str]:
         """The environment variables the Lambda function reads for these resources."""
@@ -45,6 +47,7 @@ class Resources:
             "MESSAGES_TABLE": self.messages_table,
             "KEPT_CALLBACKS_QUEUE_URL": self.kept_callbacks_queue_url,
             "EVENT_BUS_NAME": self.event_bus,
+            "RATE_LIMIT_TABLE": self.rate_table,
         }
 
     def stream_arn(self) -> str:
@@ -126,6 +129,7 @@ def provision(
         TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
     )
     messages_table = _messages_table(dynamodb, f"{prefix}-messages")
+    rate_table = _keyed_table(dynamodb, f"{prefix}-rate")
     kept_url = sqs.create_queue(QueueName=f"{prefix}-kept-callbacks", Attributes={"MessageRetentionPeriod": "1209600"})[
         "QueueUrl"
     ]
@@ -143,7 +147,22 @@ def provision(
         kept_url,
         event_bus,
         events_url,
+        rate_table,
     )
+
+
+def _keyed_table(dynamodb: Any, name: str) -> str:
+    """A table as template.yaml declares the rate-limit table: key ``id``, TTL on ``expiration``."""
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+    )
+    return name
 
 
 def _messages_table(dynamodb: Any, name: str) -> str:

@@ -11,6 +11,8 @@ Then point the client (``NXCLOUD_BASE_URL``) at the printed URL, and inject faul
     curl localhost:8080/__sim/faults          # the rules, with how often each was applied
     curl -X DELETE localhost:8080/__sim/faults
     curl localhost:8080/__sim/requests        # what the simulator received and answered
+    curl -X POST localhost:8080/__sim/rate -d '{"per_second": 50, "burst": 50}'   # each business number's rate
+    curl localhost:8080/__sim/rate            # the rate, and what it let through and refused per number
     curl -X POST localhost:8080/__sim/reset   # forget records, rules, the callback ledger and the truth
 
 With ``--webhook-url`` (loopback only) every accepted send is followed by NXCloud's status callbacks (sent,
@@ -40,6 +42,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .rates import ANSWERS, RateLimit
 from .server import NXCloudSimulator
 from .templates import read_catalogue
 
@@ -60,6 +63,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help='serve getTemplate from this JSON file: [{"appkey", "business_phone", "templates": [...]}, ...]',
     )
+    parser.add_argument(
+        "--rate", type=float, help="each business number's messages per second; beyond it, answered HTTP 429"
+    )
+    parser.add_argument("--burst", type=float, help="the rate's bucket, in messages (default: a second's worth)")
+    parser.add_argument(
+        "--rate-answer",
+        choices=ANSWERS,
+        default="http_429",
+        help="how a request over the rate is refused: HTTP 429, or NXCloud code 22141 quoting Meta's 130429",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log one line per request to stderr")
     return parser.parse_args(argv)
 
@@ -76,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             verbose=args.verbose,
             webhook_url=args.webhook_url,
             templates=templates,
+            rate_limit=RateLimit(args.rate, args.burst, args.rate_answer) if args.rate is not None else None,
         )
     except (ValueError, OSError) as exc:
         print(f"nxcloud_simulator: {exc}", file=sys.stderr)

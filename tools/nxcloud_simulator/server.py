@@ -30,6 +30,10 @@ Checks, in this order; the first failure answers (messages come from ``nxcloud_w
 Anything else (component shapes, parameter counts) is the client's business: the simulator accepts it, as NXCloud
 decides it later. With a catalogue the simulator also serves getTemplate (``POST /api/wa/getTemplate``, paged, signed
 like the send; see ``templates``); without one that path is unknown (404) and any template name is accepted, as before.
+
+Given a rate (``rate_limit``, ``POST /__sim/rate``, :mod:`.rates`), it enforces each business number's messages per
+second before any of these checks: a request over the rate is refused unprocessed (HTTP 429 by default, or an NXCloud
+code quoting Meta's 130429) and counted.
 Requests with ``Transfer-Encoding`` (chunked) get HTTP 411 and bodies over ``max_body_bytes`` HTTP 413.
 
 Given a webhook URL (loopback only), the simulator also plays NXCloud's webhook: after each accepted send it posts
@@ -42,7 +46,7 @@ and docs/simulator.md): ``GET/POST/DELETE /__sim/faults``, ``DELETE /__sim/fault
 ``POST /__sim/reset``; ``GET/POST/DELETE /__sim/templates``, ``GET /__sim/template-requests``;
 ``GET/POST /__sim/callbacks/config``, ``GET/POST/DELETE /__sim/outcomes``, ``DELETE /__sim/outcomes/<id>``,
 ``GET/POST/DELETE /__sim/buttons``, ``DELETE /__sim/buttons/<id>``, ``GET /__sim/callbacks``, ``GET /__sim/truth``,
-``POST /__sim/drain``.
+``POST /__sim/drain``; ``GET/POST/DELETE /__sim/rate``.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ from nxcloud_wa.signing import sign
 
 from .callbacks import ButtonRule, CallbackConfig, CallbackRecord, MessageTruth, OutcomeRule, RuleBook, WebhookPusher
 from .faults import GET_TEMPLATE, UNPROCESSED_KINDS, Fault, FaultBook, FaultKind
+from .rates import RateBook, RateLimit, Refusal
 from .templates import TEMPLATE_ACTION, TEMPLATE_PATH, Account, TemplateBook, TemplateRequestRecord, answer_bytes
 
 SEND_PATH: Final = "/saas/wa/send"
@@ -77,6 +82,10 @@ CONTROL_PREFIX: Final = "/__sim/"
 REQUIRED_HEADERS: Final = ("accessKey", "ts", "bizType", "action", "sign")
 MAX_SKEW_MS: Final = 60_000
 DEFAULT_ACCOUNTS: Final = {"AK": "SK"}
+RATE_LIMIT_FAULT: Final = "rate_limit"
+"""The ``fault`` of a request the business number's rate refused (:mod:`.rates`)."""
+GATEWAY_KINDS: Final = frozenset({FaultKind.HTTP_STATUS, FaultKind.DROP})
+"""Faults of the way in (a gateway's error, a dropped connection): such a request never reaches NXCloud's rate."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -289,6 +298,8 @@ class NXCloudSimulator:
     Templates: ``templates`` (or ``set_templates``) gives accounts, (appkey, business_phone) pairs, their catalogue of
     NXCloud template objects: getTemplate is then served from it, and a send naming a template its account lacks (or
     has in another status than ``APPROVED``) is answered 22093 (see ``templates``).
+    ``rate_limit`` enforces each business number's rate (:class:`~.rates.RateLimit`); ``rate_counts`` says how many
+    requests it let through and refused, per number.
     """
 
     def __init__(
@@ -308,6 +319,7 @@ class NXCloudSimulator:
         callback_workers: int = 8,
         max_callback_records: int | None = 100_000,
         templates: Mapping[Account, Iterable[Mapping[str, Any]]] | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self.accounts: dict[str, str] = dict(DEFAULT_ACCOUNTS if accounts is None else accounts)
         self.template_book = TemplateBook(templates)
@@ -319,6 +331,8 @@ class NXCloudSimulator:
         self.idle_timeout = idle_timeout
         self.verbose = verbose
         self.fault_book = FaultBook(seed)
+        self.rates = RateBook()
+        self.rates.configure(rate_limit)
         self._journal = _Journal(max_records)
         config = callback_config or CallbackConfig()
         if webhook_url is not None:
@@ -415,12 +429,13 @@ class NXCloudSimulator:
 
     def reset(self) -> None:
         """Forget every record and every rule, and drop callbacks not yet posted: a clean slate between tests sharing
-        one simulator. Settings (accounts, the template catalogue, the webhook URL and the callback settings) are
-        kept."""
+        one simulator. Settings (accounts, the template catalogue, the webhook URL, the callback settings, the rate)
+        are kept; the rate's buckets are full again and its counts zero."""
         self._journal.clear()
         with self._template_lock:
             self._template_records.clear()
         self.fault_book.clear()
+        self.rates.clear_counts()
         self.webhook.reset()
 
     # templates (getTemplate and the send's 22093; see ``templates``)
@@ -438,6 +453,19 @@ class NXCloudSimulator:
         """Every request to getTemplate, oldest first (a copy)."""
         with self._template_lock:
             return list(self._template_records)
+
+    # the business numbers' rate (see ``rates``)
+
+    def set_rate_limit(self, limit: RateLimit | None = None, /, **fields: Any) -> RateLimit | None:
+        """Enforce a rate per business number (``set_rate_limit(per_second=50)``), or none (no argument)."""
+        rule = limit if limit is not None or not fields else RateLimit(**fields)
+        self.rates.configure(rule)
+        return rule
+
+    @property
+    def rate_counts(self) -> dict[str, Any]:
+        """Requests the rate let through and refused, by business number, and the refusals in all."""
+        return self.rates.counts()
 
     # callbacks (NXCloud's webhook; see ``callbacks``)
 
@@ -494,10 +522,34 @@ class NXCloudSimulator:
         body = parse_object(exchange.text)
         plan = self.fault_book.plan(_field(body, "to"), _field(body, "template", "name"))
         fault = plan.answer
+        number = _field(body, "business_phone")
+        if fault is None or fault.kind not in GATEWAY_KINDS:
+            refusal = self.rates.take(number, time.monotonic())
+            if refusal is not None:
+                self._refuse_for_rate(exchange, refusal, body, plan.latency)
+                return
         if fault is not None and fault.kind in UNPROCESSED_KINDS:
+            if fault.kind is FaultKind.CODE:
+                self.rates.give_back(number)  # NXCloud answered with an error: WhatsApp sent nothing
             self._answer_unprocessed(exchange, fault, body, plan.latency)
         else:
             self._process(exchange, fault, body, plan.latency)
+
+    def _refuse_for_rate(
+        self, exchange: _Exchange, refusal: Refusal, body: dict[str, Any] | None, latency: float
+    ) -> None:
+        """Over the business number's rate: refused unprocessed, as HTTP 429 or as NXCloud's code quoting Meta's."""
+        limit = refusal.limit
+        if limit.answer == "code":
+            trace_id = new_trace_id()
+            self._record(exchange, body, 200, limit.code, RATE_LIMIT_FAULT, latency, None, trace_id)
+            self.pause(latency)
+            exchange.reply(200, answer_document(limit.code, trace_id, message=limit.message))
+            return
+        self._record(exchange, body, 429, None, RATE_LIMIT_FAULT, latency, None, None)
+        self.pause(latency)
+        extra = {"Retry-After": str(refusal.retry_after)}
+        exchange.reply(429, _phrase(429).encode(), "text/plain; charset=utf-8", extra)
 
     def _process(self, exchange: _Exchange, fault: Fault | None, body: dict[str, Any] | None, latency: float) -> None:
         """Check the request and accept it when valid; then answer, unless a fault loses or garbles the answer."""
@@ -505,6 +557,8 @@ class NXCloudSimulator:
         if code == 0 and body is not None and self.template_book.configured and not self.template_book.sendable(body):
             code = 22093
         message_id = new_message_id() if code == 0 else None
+        if message_id is None:
+            self.rates.give_back(_field(body, "business_phone"))
         trace_id = new_trace_id()
         kind = fault.kind if fault is not None else None
         status = None if kind is FaultKind.READ_TIMEOUT_AFTER_ACCEPT else 200
@@ -605,7 +659,7 @@ class NXCloudSimulator:
         body: dict[str, Any] | None,
         status: int | None,
         code: int | None,
-        fault: FaultKind | None,
+        fault: FaultKind | str | None,
         latency: float,
         message_id: str | None,
         trace_id: str | None,
@@ -669,6 +723,9 @@ class NXCloudSimulator:
                 200,
                 {"requests": [record.as_dict() for record in self.template_requests]},
             ),
+            ("GET", "rate"): self._rate_answer,
+            ("POST", "rate"): lambda: self._set_rate_from(payload),
+            ("DELETE", "rate"): lambda: (self.set_rate_limit(), self._rate_answer())[1],
         }.get((method, route))
         return action() if action else (404, {"error": f"no control route {method} {path}"})
 
@@ -689,6 +746,17 @@ class NXCloudSimulator:
         except ValueError as exc:
             return 400, {"error": str(exc)}
         return 201, {"appkey": payload["appkey"], "business_phone": payload["business_phone"], "templates": count}
+
+    def _rate_answer(self) -> tuple[int, Any]:
+        limit = self.rates.limit
+        return 200, {"rate": limit.as_dict() if limit is not None else None, "counts": self.rate_counts}
+
+    def _set_rate_from(self, payload: Any) -> tuple[int, Any]:
+        try:
+            self.set_rate_limit(RateLimit.from_dict(payload))
+        except ValueError as exc:
+            return 400, {"error": str(exc)}
+        return self._rate_answer()
 
     def _configure_from(self, payload: Any) -> tuple[int, Any]:
         if not isinstance(payload, dict):

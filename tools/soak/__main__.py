@@ -1,12 +1,15 @@
 """``make soak`` = ``python -m soak``: drive the local stack with N messages under injected faults; print the ledger.
 
     python -m soak --messages 10000 --seed 1 --mix default --policy both
+    python -m soak --mode campaign --messages 10000 --rate 50 --numbers 1   # docs/throughput.md
 
 Exit status 0 only when, for every policy run: nothing was lost, no duplicate was avoidable (and, under
 ``dead_letter``, there was no duplicate at all), nothing reported sent was unknown to NXCloud, every message ended as
 its kind allows, everything settled within the time limit, and the delivery lifecycle held: every callback the webhook
 acknowledged is in the messages table, every stored status is the simulator's truth, and every change of a current
-status has its event (docs/soak.md).
+status has its event (docs/soak.md); in campaign mode also: nothing was dead-lettered for being throttled, and NXCloud
+refused at most a small share of its requests for the numbers' rate (the drain time's goal is printed, not enforced:
+a loaded machine stretches it).
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from soak.campaign import BUSINESS_NUMBERS
 from soak.ledger import render, to_json
 from soak.mix import MIXES
 from soak.run import SoakSettings, run_soak
 
 POLICIES = ("dead_letter", "retry")
+MODES = ("standard", "campaign")
+CAMPAIGN_FUNCTION_TIMEOUT = 5.0
+"""Campaign mode's function timeout: the wait for a number's slot (RATE_WAIT_SECONDS, 2 s) plus one send's worst case
+(connect 1 s, read 0.3 s) and a second to settle must fit in it, as they fit in the template's 30 s."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,9 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--mix", choices=sorted(MIXES), default=defaults.mix, help="fault mix (soak/mix.py)")
     parser.add_argument("--policy", choices=[*POLICIES, "both"], default="both", help="UNKNOWN_OUTCOME_POLICY")
+    parser.add_argument("--mode", choices=MODES, default=defaults.mode, help="campaign: all at once, at a rate")
+    parser.add_argument("--rate", type=int, default=defaults.rate, help="campaign: messages per second per number")
+    parser.add_argument(
+        "--numbers", type=int, default=defaults.numbers, help=f"campaign: business numbers (1-{len(BUSINESS_NUMBERS)})"
+    )
     parser.add_argument("--queue-concurrency", type=int, default=defaults.queue_concurrency)
     parser.add_argument("--api-concurrency", type=int, default=defaults.api_concurrency)
-    parser.add_argument("--function-timeout", type=float, default=defaults.function_timeout, help="seconds")
+    parser.add_argument(
+        "--function-timeout",
+        type=float,
+        help=f"seconds (default {defaults.function_timeout:g}; campaign {CAMPAIGN_FUNCTION_TIMEOUT:g})",
+    )
     parser.add_argument("--retry-delay", type=int, default=defaults.retry_delay, help="seconds before a retry")
     parser.add_argument("--read-timeout", type=float, default=defaults.read_timeout, help="NXCLOUD_READ_TIMEOUT")
     parser.add_argument("--max-backlog", type=int, default=defaults.max_backlog, help="messages queued at most")
@@ -48,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", action="store_true", help="with --policy both: run the two side by side")
     parser.add_argument("--json", action="store_true", help="print the ledgers as JSON instead of a table")
     args = parser.parse_args(argv)
+    if args.function_timeout is None:
+        campaign = args.mode == "campaign"
+        args.function_timeout = CAMPAIGN_FUNCTION_TIMEOUT if campaign else defaults.function_timeout
     if not 1 <= args.messages <= 1_000_000:
         parser.error("--messages must be within 1..1000000")
     if min(args.queue_concurrency, args.api_concurrency) < 1 or args.retry_delay < 0:
@@ -56,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("timeouts and --time-limit must be positive, --max-backlog at least 10")
     if args.stretch is not None and args.stretch < 1:
         parser.error("--stretch must be at least 1")
+
+    if args.rate < 1 or not 1 <= args.numbers <= len(BUSINESS_NUMBERS):
+        parser.error(f"--rate must be at least 1 and --numbers within 1..{len(BUSINESS_NUMBERS)}")
 
     policies = POLICIES if args.policy == "both" else (args.policy,)
     started = time.monotonic()
@@ -72,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             read_timeout=args.read_timeout,
             time_limit=args.time_limit,
             max_backlog=args.max_backlog,
+            mode=args.mode,
+            rate=args.rate,
+            numbers=args.numbers,
             stretch=args.stretch,
         )
         for policy in policies
@@ -84,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps([to_json(lg) for lg in ledgers], indent=2))
     else:
+        campaign = f"campaign at {args.numbers} x {args.rate}/s, " if args.mode == "campaign" else ""
         print(
-            f"soak: {args.messages} messages per run, mix {args.mix}, seed {args.seed}, "
+            f"soak: {campaign}{args.messages} messages per run, mix {args.mix}, seed {args.seed}, "
             f"{args.queue_concurrency}+{args.api_concurrency} concurrent executions (queue+API), "
             f"function timeout {args.function_timeout:g} s, retry after {args.retry_delay} s "
             f"(both stretched for the machine's load: see the ledger), "

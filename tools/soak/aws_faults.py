@@ -122,6 +122,9 @@ class FaultDecider:
         """Faults applied, by rule label (one count per attempt failed or cut)."""
         self.calls: Counter[str] = Counter()
         """Attempts seen, by operation (botocore's retries included)."""
+        self.table_calls: Counter[str] = Counter()
+        """DynamoDB attempts, by operation and table (``DynamoDB.UpdateItem <table>``): one table's share of an
+        operation others use too (the limiter's UpdateItem beside the webhook's)."""
 
     def decide(self, headers: Any, body: bytes) -> AwsFault | None:
         operation = operation_of(headers)
@@ -129,6 +132,8 @@ class FaultDecider:
         invocation_id = headers.get("amz-sdk-invocation-id")
         with self._lock:
             self.calls[operation] += 1
+            if operation.startswith("DynamoDB."):
+                self.table_calls.update(f"{operation} {table}" for table in resources)
             for index, rule in enumerate(self.rules):
                 if not rule.matches(operation, resources):
                     continue
@@ -158,7 +163,7 @@ class FaultDecider:
 
     def stats(self) -> dict[str, dict[str, int]]:
         with self._lock:
-            return {"injected": dict(self.injected), "calls": dict(self.calls)}
+            return {"injected": dict(self.injected), "calls": dict(self.calls), "table_calls": dict(self.table_calls)}
 
 
 def operation_of(headers: Any) -> str:

@@ -292,7 +292,7 @@ class AwsService:
         self.fault_url = ""
         self._process: Any = None
         self._conn: Any = None
-        self._stats: dict[str, Any] = {"injected": {}, "calls": {}, "cpu_s": 0.0}
+        self._stats: dict[str, Any] = {"injected": {}, "calls": {}, "table_calls": {}, "cpu_s": 0.0}
 
     def start(self) -> AwsService:
         context = multiprocessing.get_context("spawn")
@@ -310,8 +310,8 @@ class AwsService:
         return self
 
     def stats(self) -> dict[str, Any]:
-        """Faults injected (by rule), attempts seen (by operation) on the fault port, and moto's CPU seconds; the
-        last figures are kept after stop."""
+        """Faults injected (by rule), attempts seen (by operation, and DynamoDB's by table) on the fault port, and
+        moto's CPU seconds; the last figures are kept after stop."""
         if self._process is not None and self._process.is_alive():
             self._conn.send("stats")
             if self._conn.poll(10):

@@ -217,6 +217,7 @@ class _OutcomeCollector(logging.Handler):
         "message_id",
         "idempotency_key",
         "idempotency",
+        "rate_wait_ms",
     )
 
     def __init__(self) -> None:

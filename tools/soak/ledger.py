@@ -29,7 +29,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from soak import lifecycle
+from soak import campaign, lifecycle
+from soak.campaign import CampaignLedger
 from soak.journal import TallyJournal, Upstream, token_in
 from soak.lifecycle import LifecycleLedger
 from soak.messages import API_ASYNC, API_SYNC, QUEUE, Message
@@ -59,6 +60,10 @@ class Journey:
     unknown_seen: int = 0
     unrecorded: int = 0
     retries: Counter[str] = field(default_factory=Counter)
+    delays: Counter[str] = field(default_factory=Counter)
+    """Times it was put back on the queue for a throttle, by reason and code (campaign mode's rows)."""
+    waited_ms: float = 0.0
+    """How long its queue deliveries waited for their number's slot, in all (the function's ``rate_wait_ms``)."""
     deliveries: int = 0
 
 
@@ -148,6 +153,11 @@ def _note(journey: Journey, line: dict[str, Any], now: float) -> None:
         journey.sent_replayed_only = bool(line.get("replayed"))
     elif outcome == "retry":
         journey.retries[str(reason)] += 1
+    elif outcome == "delayed":
+        journey.delays[f"{reason} {line.get('error_code')}"] += 1
+    wait = line.get("rate_wait_ms")
+    if isinstance(wait, int | float):
+        journey.waited_ms += wait
     if reason in UNKNOWN_REASONS:
         journey.unknown_seen += 1
 
@@ -207,8 +217,11 @@ class Ledger:
     function_errors: int = 0
     poller_errors: list[str] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)
+    campaign: CampaignLedger | None = None
+    """Campaign mode's rows (:mod:`soak.campaign`); None in the standard soak."""
     lifecycle: LifecycleLedger | None = None
-    """The delivery lifecycle's rows (:mod:`soak.lifecycle`); None when the run ended before they were taken."""
+    """The delivery lifecycle's rows (:mod:`soak.lifecycle`); None when the run ended before they were taken, and in
+    a campaign (which runs without it)."""
     settings: dict[str, float] = field(default_factory=dict)
     """The timings the run used: ``stretch`` (see ``SoakSettings.stretch``), ``function_timeout``, ``retry_delay``."""
 
@@ -233,10 +246,12 @@ class Ledger:
             problems.append(f"{self.unexpected} messages ended other than their kind allows")
         if self.poller_errors:
             problems.append(f"{len(self.poller_errors)} event-source errors other than killed invocations")
-        if self.lifecycle is None:
-            problems.append("the delivery lifecycle was not accounted for")
-        else:
+        if self.lifecycle is not None:
             problems += self.lifecycle.failures()
+        elif self.campaign is None:  # a campaign runs without it
+            problems.append("the delivery lifecycle was not accounted for")
+        if self.campaign is not None:
+            problems += self.campaign.failures()
         return problems
 
     def percentile(self, q: float) -> float:
@@ -370,7 +385,9 @@ def render(ledgers: list[Ledger]) -> str:
     row("outcome stored in neither try (key left in progress)", [lg.unrecorded for lg in ledgers])
     row("ended other than their kind allows", [lg.unexpected for lg in ledgers])
     row("time to settle p50 / p99 / max (s)", [_times(lg) for lg in ledgers])
-    rows += lifecycle.rows([lg.lifecycle for lg in ledgers])
+    if any(lg.lifecycle is not None or lg.campaign is None for lg in ledgers):  # campaigns run without it
+        rows += lifecycle.rows([lg.lifecycle for lg in ledgers])
+    rows += campaign.rows([lg.campaign for lg in ledgers])
     row("invocations: queue / API", [f"{lg.invocations['sqs']} / {lg.invocations['api']}" for lg in ledgers])
     row("  killed at the timeout / chaos", [_kills(lg) for lg in ledgers])
     row("  containers started", [lg.container_starts for lg in ledgers])
@@ -390,6 +407,8 @@ def render(ledgers: list[Ledger]) -> str:
     for lg in ledgers:
         for problem in lg.failures():
             lines.append(f"[{lg.policy}] FAIL: {problem}")
+        for verdict in lg.campaign.verdicts() if lg.campaign is not None else []:
+            lines.append(f"[{lg.policy}] goal missed: {verdict}")
         examples = (*lg.lost_examples, *lg.duplicate_examples, *lg.unexpected_examples, *lg.poller_errors[:5])
         if lg.lifecycle is not None and lg.lifecycle.failures():
             examples += tuple(lg.lifecycle.examples)
@@ -440,10 +459,19 @@ def to_json(lg: Ledger) -> dict[str, Any]:
             {
                 k: v
                 for k, v in lg.__dict__.items()
-                if k not in ("settle_times", "lost_examples", "duplicate_examples", "unexpected_examples", "lifecycle")
+                if k
+                not in (
+                    "settle_times",
+                    "lost_examples",
+                    "duplicate_examples",
+                    "unexpected_examples",
+                    "lifecycle",
+                    "campaign",
+                )
             }
             | {
                 "lifecycle": _lifecycle_json(lg.lifecycle),
+                "campaign": campaign.as_json(lg.campaign),
                 "p50": lg.percentile(0.5),
                 "p99": lg.percentile(0.99),
                 "failures": lg.failures(),

@@ -56,13 +56,19 @@ def catalogue() -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-def generate(count: int, *, seed: int, run: str, shares: MessageShares) -> list[Message]:
-    """``count`` messages for run ``run`` (6 hex digits), reproducible from ``seed``."""
+def generate(
+    count: int, *, seed: int, run: str, shares: MessageShares, business_phones: tuple[str, ...] = ()
+) -> list[Message]:
+    """``count`` messages for run ``run`` (6 hex digits), reproducible from ``seed``; ``business_phones`` spreads them
+    over those business numbers in turn (none: the secret's default number)."""
     rng = random.Random(f"messages-{seed}")
-    return [_one(rng, index, f"sk{run}-{index:06d}", shares) for index in range(count)]
+    phones = business_phones or (None,)
+    return [_one(rng, index, f"sk{run}-{index:06d}", shares, phones[index % len(phones)]) for index in range(count)]
 
 
-def _one(rng: random.Random, index: int, token: str, shares: MessageShares) -> Message:
+def _one(
+    rng: random.Random, index: int, token: str, shares: MessageShares, business_phone: str | None = None
+) -> Message:
     path = QUEUE
     if rng.random() < shares.api:
         path = API_ASYNC if rng.random() < shares.api_async else API_SYNC
@@ -90,6 +96,7 @@ def _one(rng: random.Random, index: int, token: str, shares: MessageShares) -> M
         template = OUTAGE_TEMPLATE
     language = "xx" if kind == "invalid_field" else rng.choice(LANGUAGES)
     body: dict[str, object] = {
+        **({"business_phone": business_phone} if business_phone else {}),
         "to": f"+{to}" if index % 3 == 0 else to,
         "template": {
             "name": template,

@@ -133,6 +133,15 @@ AWS_DEFAULT: Final = (
     AwsFault("SQS.SendMessageBatch", "error", 0.03, sticky=True, queue="-dlq"),
     AwsFault("SQS.SendMessageBatch", "lost_response", 0.01, queue="-dlq"),
     AwsFault("SQS.SendMessage", "error", 0.03, sticky=True, queue="-send"),
+    *(
+        # The business numbers' rate: one conditional UpdateItem per number and batch. botocore's retries absorb
+        # most of these; a sticky one makes the limiter fail open (the batch goes unpaced, NXCloud's refusals delay).
+        AwsFault("DynamoDB.UpdateItem", "error", 0.02, table="-rate"),
+        AwsFault("DynamoDB.UpdateItem", "throttle", 0.02, table="-rate"),
+        AwsFault("DynamoDB.UpdateItem", "error", 0.005, sticky=True, table="-rate"),
+        # Throttled messages go back on the send queue as delayed copies (SendMessageBatch to the send queue).
+        AwsFault("SQS.SendMessageBatch", "error", 0.02, sticky=True, queue="-send"),
+    ),
 )
 
 AWS_LIFECYCLE: Final = (

@@ -13,6 +13,11 @@ moto runs in its own process (:mod:`soak.aws_service`), the functions in contain
 lifecycle (callbacks, the webhook, the stream, the publisher, the events) is :mod:`soak.lifecycle_rig`; once the
 sends have settled it is let through to its end and accounted for in the ledger's lifecycle rows.
 
+Campaign mode (``mode="campaign"``, :mod:`soak.campaign`) puts the N messages on the queue at once (up to 10,000
+waiting), spread over ``numbers`` business numbers, with the simulator enforcing ``rate`` messages per second per
+number and the function's limiter set to the same rate, without the lifecycle, and adds the campaign's rows to the
+ledger.
+
 The queue's event source and the REST API are :mod:`local_stack.emulators`; the resources come from template.yaml
 through :class:`local_stack.stack.LocalStack` (moto's redrive policy does ``maxReceiveCount``). Retried records
 come back after ``retry_delay`` seconds instead of the 210 s visibility timeout; it is kept at least the function's
@@ -38,7 +43,9 @@ from typing import Any, Final, TextIO
 
 from local_stack.emulators import ApiServer, QueuePoller, json_body
 from local_stack.stack import LOCAL_SECRET, LocalStack
+from nxcloud_simulator.rates import RateLimit
 from nxcloud_simulator.server import NXCloudSimulator
+from soak import campaign
 from soak.aws_service import AwsService
 from soak.containers import InvocationKilled, Slot, SlotPool
 from soak.journal import TallyJournal
@@ -83,6 +90,16 @@ class SoakSettings:
     stream of traffic would; time to settle then measures handling and retries, not a queue of 10 000 waiting."""
     time_limit: float = 900.0
     api_give_up: float = 60.0
+    mode: str = "standard"
+    """``standard``, or ``campaign``: all messages at once (up to ``campaign.BACKLOG`` waiting), at ``numbers``
+    business numbers' ``rate``. A campaign leaves the delivery lifecycle out (no callbacks, webhook or publisher): it
+    measures how fast the sends drain at the rate, and on this machine the lifecycle's three callbacks per message
+    would take the CPU and moto, which serves one request at a time, from the sends (a deployed webhook has its own).
+    The standard soak covers it."""
+    rate: int = 50
+    """Campaign mode: each business number's messages per second, enforced by the simulator and the function's
+    limiter alike (the function's ``MESSAGES_PER_SECOND``)."""
+    numbers: int = 1
     webhook_concurrency: int = 4
     """Concurrent webhook executions; the publisher has one, as Lambda gives one per stream shard."""
     lifecycle_time_limit: float | None = None
@@ -117,6 +134,10 @@ class SoakSettings:
             lifecycle_time_limit=self.lifecycle_limit() * factor,
         )
 
+    @property
+    def campaign(self) -> bool:
+        return self.mode == "campaign"
+
 
 def run_soak(settings: SoakSettings, progress: TextIO | None = sys.stderr) -> Ledger:
     """Run one soak; return its ledger (never raises for what it finds: the ledger says)."""
@@ -130,7 +151,16 @@ class _Soak:
         self.mix = get_mix(settings.mix)
         digest = hashlib.sha256(f"{settings.seed}-{settings.policy}-{settings.mix}".encode()).hexdigest()
         self.run_id = digest[:6]
-        self.messages = generate(settings.messages, seed=settings.seed, run=self.run_id, shares=self.mix.shares)
+        numbers = campaign.BUSINESS_NUMBERS[: settings.numbers] if settings.campaign else ()
+        shares = campaign.shares(self.mix.shares) if settings.campaign else self.mix.shares
+        self.messages = generate(
+            settings.messages,
+            seed=settings.seed,
+            run=self.run_id,
+            shares=shares,
+            business_phones=numbers if len(numbers) > 1 else (),  # one: the secret's default number
+        )
+        accounts = [(str(LOCAL_SECRET["appkey"]), phone) for phone in numbers or (str(LOCAL_SECRET["business_phone"]),)]
         self.tracker = Tracker(self.messages)
         self.journal = TallyJournal(read_timeout=settings.read_timeout)
         self.stack = LocalStack(retry_visibility=settings.retry_delay, demo_faults=False, prefix=f"soak-{self.run_id}")
@@ -139,7 +169,8 @@ class _Soak:
             seed=settings.seed,
             max_records=1,
             max_callback_records=None,  # the lifecycle ledger reads every callback's answer
-            templates={(str(LOCAL_SECRET["appkey"]), str(LOCAL_SECRET["business_phone"])): catalogue()},
+            templates={account: catalogue() for account in accounts},
+            rate_limit=RateLimit(per_second=settings.rate) if settings.campaign else None,
         )
         self.stack.simulator._journal = self.journal  # type: ignore[assignment] # the same methods, per-token tallies
         self.aws = AwsService(list(self.mix.aws), seed=settings.seed)
@@ -163,8 +194,8 @@ class _Soak:
             self._start()
             futures = self._produce()
             unsettled = not self._wait_until_settled(futures, started)
-            assert self.rig is not None
-            self.lifecycle = self.rig.finish(self.s.lifecycle_limit())
+            if self.rig is not None:
+                self.lifecycle = self.rig.finish(self.s.lifecycle_limit())
         finally:
             self._stop_all()
         ledger = build_ledger(
@@ -188,6 +219,17 @@ class _Soak:
             "function containers": sum(s.cpu_s for s in slots),
         }
         ledger.function_errors = sum(s.errors for s in self.queue_slots + self.api_slots)
+        if self.s.campaign:
+            ledger.campaign = campaign.account(
+                self.tracker.journeys.values(),
+                rate=self.s.rate,
+                numbers=self.s.numbers,
+                upstream_requests=self.journal.requests,
+                upstream_faults=self.journal.faults,
+                limiter_requests=stats.get("table_calls", {}).get(
+                    f"{campaign.LIMITER_OPERATION} {self.stack.res.rate_table}", 0
+                ),
+            )
         ledger.poller_errors = [
             f"{type(e).__name__}: {e}" for p in self.pollers for e in p.errors if not isinstance(e, InvocationKilled)
         ]
@@ -206,6 +248,8 @@ class _Soak:
             "SECRET_CACHE_SECONDS": str(self.s.secret_cache_seconds),
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
+        if self.s.campaign:
+            env["MESSAGES_PER_SECOND"] = str(self.s.rate)
 
         def slot(name: str) -> Slot:
             return Slot(
@@ -230,17 +274,20 @@ class _Soak:
             ).start()
             for s in self.queue_slots
         ]
-        self.rig = LifecycleRig(
-            self.stack,
-            self.journal,
-            self.mix,
-            env=env,
-            seed=self.s.seed,
-            webhook_concurrency=self.s.webhook_concurrency,
-        )
-        webhook = self.rig.start()
+        webhook = None
+        if not self.s.campaign:  # a campaign measures the sends alone (SoakSettings.mode)
+            self.rig = LifecycleRig(
+                self.stack,
+                self.journal,
+                self.mix,
+                env=env,
+                seed=self.s.seed,
+                webhook_concurrency=self.s.webhook_concurrency,
+            )
+            webhook = self.rig.start()
         self.api = ApiServer(SlotPool(self.api_slots), webhook=webhook).start()  # type: ignore[arg-type]
-        self.rig.connect(self.api.webhook_url)
+        if self.rig is not None:
+            self.rig.connect(self.api.webhook_url)
         self._drainer = threading.Thread(target=self._drain_dlq, name="dlq-drainer", daemon=True)
         self._drainer.start()
 
@@ -280,8 +327,10 @@ class _Soak:
                     batch, again = again, []
             else:
                 futures.append(callers.submit(self._call_api, message, random.Random(f"{self.s.seed}-{index}")))
-            if index % 100 == 99:
-                self._wait_for_backlog(sqs)
+            if index % 100 == 99 and self.s.campaign:
+                self._wait_for_backlog(sqs, campaign.BACKLOG, poll=1.0)  # each poll scans moto's long queue
+            elif index % 100 == 99:
+                self._wait_for_backlog(sqs, self.s.max_backlog, poll=0.1)
             if self.progress is not None and time.monotonic() - last_report > 10:
                 last_report = time.monotonic()
                 self._report(f"pushed {index + 1}/{len(self.messages)}")
@@ -305,12 +354,12 @@ class _Soak:
         if answer.get("Failed"):
             raise RuntimeError(f"SendMessageBatch failed: {answer['Failed']}")
 
-    def _wait_for_backlog(self, sqs: Any) -> None:
+    def _wait_for_backlog(self, sqs: Any, backlog: int, *, poll: float) -> None:
         deadline = time.monotonic() + 120
-        while self._queue_depth(sqs, self.stack.res.send_queue_url) > self.s.max_backlog:
+        while self._queue_depth(sqs, self.stack.res.send_queue_url) > backlog:
             if time.monotonic() > deadline:
                 return
-            time.sleep(0.1)
+            time.sleep(poll)
 
     def _call_api(self, message: Message, rng: random.Random) -> None:
         """A well-behaved client: same key on every try, retries 409 and 5xx with backoff, stops at a final answer."""

@@ -2,10 +2,13 @@
 
 It serialises the body once, signs that exact text and sends that exact text, over one urllib3 pool that is reused
 across calls (and across warm Lambda invocations). It resends only when a resend cannot cause a duplicate: the
-connection never reached the server, or the server answered 429/503 without processing. Each attempt gets a fresh
+connection never reached the server, or the server answered 503 without processing. Each attempt gets a fresh
 ``ts`` and signature. A failure after the request went out (read timeout, dropped or garbled answer) is an
-:class:`UnknownOutcomeError` and is never resent here. :meth:`NXCloudClient.post` is that signed exchange, with its
-resend rule, for any of NXCloud's actions (``nxcloud_wa.template_client`` uses it for getTemplate).
+:class:`UnknownOutcomeError` and is never resent here. A 429 is not resent either: it is raised at once as a
+:class:`~nxcloud_wa.exceptions.ThrottledError` (with its ``Retry-After``), because resending it would spend the
+business number's rate again; the delivery delays the message instead (docs/throughput.md).
+:meth:`NXCloudClient.post` is that signed exchange, with its resend rule, for any of NXCloud's actions
+(``nxcloud_wa.template_client`` uses it for getTemplate).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .error_codes import (
     MALFORMED_RESPONSE,
     READ_TIMEOUT,
     RETRY_IN_CLIENT_STATUSES,
+    THROTTLE_STATUS,
     classify_code,
     classify_http_status,
 )
@@ -128,9 +132,9 @@ class NXCloudClient:
         """POST ``body_text`` to ``path``, signed for ``action``; return the HTTP status and the answer, of which at
         most ``max_bytes`` + 1 bytes are read (more means "too long": see :func:`decode_answer`).
 
-        Resends only what the server never processed (a failed connect, HTTP 429/503), each time freshly signed; raises
-        :class:`RetryableSendError` when those persist and :class:`UnknownOutcomeError` once the request went out and
-        no answer could be read.
+        Resends only what the server never processed (a failed connect, HTTP 503), each time freshly signed; raises
+        :class:`RetryableSendError` when those persist, :class:`~nxcloud_wa.exceptions.ThrottledError` at once for a
+        429, and :class:`UnknownOutcomeError` once the request went out and no answer could be read.
         """
         if time.monotonic() - self._last_used > IDLE_RECYCLE_SECONDS:
             self.reset()
@@ -169,6 +173,8 @@ class NXCloudClient:
             else:
                 self._last_used = time.monotonic()
                 status, raw = response.status, _read_capped(response, max_bytes)
+                if status == THROTTLE_STATUS:
+                    raise error_for_http_status(status, response.headers.get("Retry-After"))
                 if status not in RETRY_IN_CLIENT_STATUSES:
                     return status, raw
                 error = RetryableSendError(

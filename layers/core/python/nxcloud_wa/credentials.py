@@ -1,19 +1,27 @@
 """NXCloud credentials from Secrets Manager, through Powertools Parameters' cache.
 
 The secret is a JSON object ``{"accessKey": "...", "accessSecret": "..."}`` that may also hold the defaults
-``tenant_id``, ``appkey`` and ``business_phone``. A warm Lambda reads it at most once per ``max_age`` seconds;
-``refresh=True`` bypasses the cache after NXCloud refused the credentials (a rotated secret).
+``tenant_id``, ``appkey`` and ``business_phone``, and ``rates``: the messages per second of business numbers whose
+rate is not the stack's ``MessagesPerSecond`` (``{"8615800000000": 1000}``, docs/throughput.md). The rates live here
+because a number's tier changes when WhatsApp upgrades it, often during a campaign: every container reads the secret
+already, so a change reaches all of them within ``SECRET_CACHE_SECONDS`` without a deploy or a request of its own.
+
+A warm Lambda reads the secret at most once per ``max_age`` seconds; ``refresh=True`` bypasses the cache after
+NXCloud refused the credentials (a rotated secret).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from pydantic import ValidationError
 
 from .exceptions import ConfigurationError
 from .models import Defaults
+
+MAX_RATE: Final = 100_000
+"""The highest rate the secret may give a number (WhatsApp's highest tier is far below)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +33,8 @@ class Credentials:
     defaults: Defaults = field(default_factory=Defaults)
     webhook_token: str | None = field(default=None, repr=False)
     """The path token NXCloud's callbacks must carry (``POST /webhooks/nxcloud/{token}``); None: webhook closed."""
+    rates: dict[str, int] = field(default_factory=dict, hash=False)
+    """Messages per second by business number (digits), for the numbers whose rate is not the stack's default."""
 
     @classmethod
     def from_secret(cls, payload: Any) -> Credentials:
@@ -55,7 +65,31 @@ class Credentials:
             str(keys["accessSecret"]),
             defaults,
             token.strip() if isinstance(token, str) and token.strip() else None,
+            _rates(payload.get("rates")),
         )
+
+
+def _rates(value: Any) -> dict[str, int]:
+    """The secret's ``rates``: business number (digits; ``+``, spaces and dashes allowed) to whole messages per second.
+
+    Raises :class:`ConfigurationError` naming what is wrong: a rate cannot be guessed, and a wrong one either throttles
+    a campaign for nothing or lets it exceed what WhatsApp allows.
+    """
+    if value is None:
+        return {}
+    problem = "the NXCloud secret's rates must map business numbers to whole messages per second (1 to 100000)"
+    if not isinstance(value, dict):
+        raise ConfigurationError(problem)
+    rates: dict[str, int] = {}
+    for number, given in value.items():
+        digits = "".join(c for c in str(number) if c not in "+ -")
+        text = given.strip() if isinstance(given, str) else ""
+        rate = int(text) if text.isascii() and text.isdecimal() else given
+        whole = isinstance(rate, int) and not isinstance(rate, bool)
+        if not (digits.isascii() and digits.isdecimal() and whole and 1 <= rate <= MAX_RATE):
+            raise ConfigurationError(problem)
+        rates[digits] = rate
+    return rates
 
 
 def load_credentials(secret_id: str, *, max_age: int, refresh: bool = False) -> Credentials:

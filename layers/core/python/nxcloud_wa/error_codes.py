@@ -14,12 +14,18 @@ a reused key, a message that does not fit its template). Each gets a
 * ``unknown``: the request reached NXCloud and no usable answer came back, so NXCloud may have sent it. What happens
   is the deployment's ``UNKNOWN_OUTCOME_POLICY``: dead-lettered for a person to check, or retried.
 
+* a **throttle** (``throttled``, ``rate_limited``) is retryable but is no failure of the message: the business number
+  is at its rate (NXCloud's HTTP 429, Meta's 130429 quoted in NXCloud's text, or this stack's own limiter holding it
+  back), or the recipient had too many messages (Meta's 131056). The queue puts it back with a delay without spending
+  a receive; the API answers 429 with ``Retry-After`` (docs/throughput.md).
+
 Auth codes (1000-100X) are retryable and flagged ``auth``: the sender re-reads the secret once and tries once more,
 because a rotated secret is the usual cause. A code not in the table is retryable (``UNKNOWN_CODE``): NXCloud
 answered, so nothing was sent, and a bounded number of retries is cheaper than dead-lettering every message during an
 upstream incident that introduces a new code.
 """
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -130,9 +136,36 @@ PERMANENT_HTTP_STATUSES: Final = frozenset({400, 411, 413, 414, 415, 422})
 
 Every other non-2xx status is retryable: 404/405 mean a wrong base URL or an upstream deploy, not a bad message."""
 
-RETRY_IN_CLIENT_STATUSES: Final = frozenset({429, 503})
+RETRY_IN_CLIENT_STATUSES: Final = frozenset({503})
 """Statuses after which the client resends at once (with backoff): the server refused the request unprocessed.
-When they persist, the API says "unavailable" (503) rather than "bad gateway" (502)."""
+When they persist, the API says "unavailable" (503) rather than "bad gateway" (502). Not 429: a throttle resent at
+once would spend the business number's rate again for nothing; it is delayed instead (``THROTTLED``)."""
+
+THROTTLE_STATUS: Final = 429
+"""HTTP 429 Too Many Requests: NXCloud (or a gateway in front of it) refused the request unprocessed for its rate."""
+
+META_THROTTLE_CODES: Final = MappingProxyType(
+    {
+        130429: "Cloud API throughput reached: the business number is over its messages per second",
+        131056: "pair rate limit: too many messages from the business number to this recipient in a short time",
+    }
+)
+"""Meta's (WhatsApp Cloud API's) rate-limit codes. NXCloud's send page documents no rate code of its own
+(docs/nxcloud.md): when WhatsApp refuses a send for its rate, NXCloud's answer may quote Meta's code in its
+``message`` under another code (22141 "see message", -1, a code it does not list). A message text naming one of these
+is a throttle whatever NXCloud's code, so it is delayed, never dead-lettered."""
+
+PAIR_RATE_CODE: Final = 131056
+"""The one throttle about a recipient rather than the number: only that message waits (Meta allows about one message
+every 6 seconds to the same recipient), the number's other messages go on."""
+
+_META_CODE_IN_TEXT: Final = re.compile(r"(?<!\d)(" + "|".join(map(str, META_THROTTLE_CODES)) + r")(?!\d)")
+
+
+def throttle_code_in(text: str) -> int | None:
+    """Meta's rate-limit code quoted in NXCloud's message text (``"(#130429) Rate limit hit"``), or None."""
+    match = _META_CODE_IN_TEXT.search(text)
+    return int(match.group(1)) if match else None
 
 
 def classify_code(code: int) -> CodeInfo:
@@ -148,6 +181,8 @@ def classify_template_code(code: int) -> CodeInfo:
 
 def classify_http_status(status: int) -> Classification:
     """An HTTP answer without an NXCloud code in its body."""
+    if status == THROTTLE_STATUS:
+        return THROTTLED
     if status in PERMANENT_HTTP_STATUSES:
         return Classification(f"http_{status}", _P, API_STATUS_PERMANENT, "NXCloud refused the request as malformed")
     api_status = API_STATUS_UNAVAILABLE if status in RETRY_IN_CLIENT_STATUSES else API_STATUS_RETRYABLE
@@ -194,6 +229,34 @@ UNKNOWN_OUTCOME: Final = Classification(
     "unknown_outcome", ErrorClass.UNKNOWN, 504, "NXCloud may or may not have sent this message"
 )
 """The dead-letter reason of every unknown outcome; its ``error_code`` names which one (``read_timeout``, ...)."""
+THROTTLED: Final = Classification(
+    "throttled",
+    _R,
+    THROTTLE_STATUS,
+    "NXCloud or WhatsApp refused the send for the business number's rate (HTTP 429, Meta's 130429) or the "
+    "recipient's (131056); nothing was sent, and the message is sent later",
+)
+"""An upstream throttle; its ``error_code`` says which (``http_429``, ``130429``, ``131056``)."""
+RATE_LIMITED: Final = Classification(
+    "rate_limited",
+    _R,
+    THROTTLE_STATUS,
+    "the business number is at its rate (MessagesPerSecond, or its own in the secret's rates): the message was held "
+    "back unsent, and is sent when the number has capacity",
+)
+"""This stack's own limiter held the message back (functions/sender/rate_limiter.py): no request was made."""
+THROTTLE_REASONS: Final = frozenset({THROTTLED.reason, RATE_LIMITED.reason})
+"""Reasons that delay a message without counting as one of its failed attempts (docs/throughput.md)."""
+RETRIES_EXHAUSTED: Final = Classification(
+    "retries_exhausted",
+    _R,
+    API_STATUS_RETRYABLE,
+    "the message failed MaxReceiveCount times, counting the receives of the copies it was put back as after a "
+    "throttle; its error_code is the last failure's",
+)
+"""What the function writes when a put-back copy spends the last of the message's receives (the redrive policy would
+give the copy its own MaxReceiveCount). A message the redrive policy moves has no reason attribute; ``nxwa dlq list``
+shows it as ``retries_exhausted`` too."""
 DEAD_LETTER_FAILED: Final = Classification(
     "dlq_write_failed", _R, API_STATUS_UNAVAILABLE, "the dead-letter queue could not be written"
 )

@@ -124,6 +124,36 @@ class RetryableSendError(SendError):
     """Upstream trouble, throttling or the account's state, and nothing was sent: a later attempt may succeed."""
 
 
+class ThrottledError(RetryableSendError):
+    """NXCloud or WhatsApp refused the send for a rate (HTTP 429, Meta's 130429 or 131056 in NXCloud's text): nothing
+    was sent. Not a failure of the message: the delivery puts it back with a delay (``retry_after`` seconds when the
+    answer said, else its own estimate) instead of spending one of its attempts."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        throttle_code: str,
+        retry_after: float | None = None,
+        code: int | None = None,
+        trace_id: str | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message, error_codes.THROTTLED, code=code, trace_id=trace_id, http_status=http_status)
+        self.throttle_code = throttle_code
+        """``http_429``, ``130429`` or ``131056``: which throttle (the ``error_code`` of logs and metrics)."""
+        self.retry_after = retry_after
+
+    @property
+    def error_code(self) -> str:
+        return self.throttle_code
+
+    @property
+    def per_recipient(self) -> bool:
+        """Meta's pair rate limit: the recipient had too many messages, not the number."""
+        return self.throttle_code == str(error_codes.PAIR_RATE_CODE)
+
+
 class AuthError(RetryableSendError):
     """NXCloud refused the credentials or signature (codes 1000-100X): refresh the secret once and retry once."""
 
@@ -143,14 +173,30 @@ def error_for_code(code: int, info: CodeInfo, message: str, trace_id: str | None
     that no consumer of the exception (a traceback included) carries it whole.
     """
     text = f"NXCloud code {code}: {redact_numbers(message) or info.message} ({info.meaning})"
+    meta_code = error_codes.throttle_code_in(message)
+    if meta_code is not None:
+        return ThrottledError(text, throttle_code=str(meta_code), code=code, trace_id=trace_id)
     if info.auth:
         return AuthError(text, info.classification, code=code, trace_id=trace_id)
     cls = PermanentSendError if info.error_class is ErrorClass.PERMANENT else RetryableSendError
     return cls(text, info.classification, code=code, trace_id=trace_id)
 
 
-def error_for_http_status(status: int) -> SendError:
-    """Build the exception an HTTP answer without an NXCloud code calls for."""
+def error_for_http_status(status: int, retry_after: str | None = None) -> SendError:
+    """Build the exception an HTTP answer without an NXCloud code calls for (``retry_after``: its header, if any)."""
+    if status == error_codes.THROTTLE_STATUS:
+        return ThrottledError(
+            f"NXCloud answered HTTP {status} (not processed: over its rate)",
+            throttle_code=f"http_{status}",
+            retry_after=parse_retry_after(retry_after),
+            http_status=status,
+        )
     classification = error_codes.classify_http_status(status)
     cls = PermanentSendError if classification.error_class is ErrorClass.PERMANENT else RetryableSendError
     return cls(f"NXCloud answered HTTP {status}", classification, http_status=status)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header's delay in seconds (its delta-seconds form; an HTTP date or garbage gives None)."""
+    text = (value or "").strip()
+    return float(text) if text.isascii() and text.isdecimal() else None

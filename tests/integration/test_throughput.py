@@ -1,0 +1,188 @@
+"""The business numbers' rate end to end: the real handler, moto's server (the rate-limit table, the queues) and the
+simulator enforcing the number's rate too. Throttles delay, they never dead-letter; the API answers 429."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.stack import MAX_RECEIVE_COUNT, reset_function_runtime
+
+from .conftest import Stack, message
+
+NUMBER = "8618512348399"  # the secret's business_phone
+
+
+def _body(response: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(response["body"])
+
+
+@pytest.fixture
+def rate(monkeypatch: pytest.MonkeyPatch, stack: Stack) -> Any:
+    """Set the function's rate (and wait) for the rest of the test: ``rate(per_second, wait=seconds)``."""
+
+    def set_rate(per_second: int, wait: float = 2.0) -> None:
+        monkeypatch.setenv("MESSAGES_PER_SECOND", str(per_second))
+        monkeypatch.setenv("RATE_WAIT_SECONDS", str(wait))
+        reset_function_runtime()
+
+    return set_rate
+
+
+def delayed_count(stack: Stack) -> int:
+    return queued_counts(stack)["ApproximateNumberOfMessagesDelayed"]
+
+
+def queued_counts(stack: Stack) -> dict[str, int]:
+    """Visible, in flight and delayed, in one request (read one by one, a copy whose delay ends in between is in none
+    more often)."""
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    attributes = stack.sqs.get_queue_attributes(QueueUrl=stack.resources.send_queue_url, AttributeNames=names)
+    return {name: int(attributes["Attributes"][name]) for name in names}
+
+
+def run_until_drained(stack: Stack, seconds: float) -> list[dict[str, Any]]:
+    """Run batches as the event source would until the queue (delayed copies included) is empty, and still is a
+    moment later: moto reads each count at its own instant, so a copy whose delay ends in between is in none."""
+    responses = []
+    deadline = time.monotonic() + seconds
+    empty_reads = 0
+    while time.monotonic() < deadline and empty_reads < 2:
+        if not sum(queued_counts(stack).values()):
+            empty_reads += 1
+            time.sleep(0.2)
+            continue
+        empty_reads = 0
+        event, response = stack.run_batch()
+        if event["Records"]:
+            responses.append(response)
+        else:
+            time.sleep(0.2)
+    return responses
+
+
+def test_the_stack_never_offers_a_number_more_than_its_rate(stack: Stack, simulator: Any, rate: Any) -> None:
+    """30 messages in 3 batches at 10 per second, against a simulator enforcing the same 10: nothing refused. (The
+    simulator's bucket holds a few more than the limiter's burst of 10: a send leaves at its slot but arrives a few
+    milliseconds later or earlier than the one before it, as on any network.)"""
+    rate(10)
+    simulator.set_rate_limit(per_second=10, burst=13)
+    for i in range(30):
+        stack.enqueue(message(to=f"861380000{i:04d}"))
+
+    run_until_drained(stack, 30)
+
+    assert len(simulator.accepted) == 30
+    assert simulator.rate_counts["refused_total"] == 0
+    assert stack.dlq_messages() == []
+    arrivals = sorted(r.received_at for r in simulator.requests)
+    assert arrivals[-1] - arrivals[0] >= 1.9  # 10 at once, then 20 more at 10 per second
+
+
+def test_what_cannot_go_soon_is_put_back_delayed_and_sent_once_later(stack: Stack, simulator: Any, rate: Any) -> None:
+    rate(2, wait=0.05)
+    ids = [stack.enqueue(message(to=f"861380000{i:04d}")) for i in range(6)]
+
+    event, response = stack.run_batch()
+
+    assert len(event["Records"]) == 6
+    assert response == {"batchItemFailures": []}  # the held-back records are done: their copies are on the queue
+    assert len(simulator.accepted) == 2
+    assert delayed_count(stack) == 4
+    run_until_drained(stack, 40)
+    assert len(simulator.accepted) == 6
+    assert sorted(r.to for r in simulator.accepted) == [f"861380000{i:04d}" for i in range(6)]
+    assert stack.dlq_messages() == []
+    assert len(ids) == 6
+
+
+def test_a_message_without_a_key_keeps_its_first_sqs_id_as_its_key_across_copies(
+    stack: Stack, simulator: Any, rate: Any
+) -> None:
+    rate(1, wait=0.05)
+    stack.enqueue(message(to="8613800000001"))
+    original = stack.enqueue(message(to="8613800000002"))
+    stack.run_batch()
+
+    time.sleep(1.2)
+    event = stack.receive()
+    while not event["Records"]:
+        time.sleep(0.2)
+        event = stack.receive()
+    [record] = event["Records"]
+    assert record["messageId"] != original
+    assert record["messageAttributes"]["idempotency_key"]["stringValue"] == original
+    assert record["messageAttributes"]["throttled"]["stringValue"] == "1"
+
+
+def test_nxclouds_throttle_is_put_back_and_spends_no_receive(
+    stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four 429s in a row, more than the queue's receives (3): the message is sent, never dead-lettered."""
+    import requeue
+
+    monkeypatch.setattr(requeue, "MAX_DOUBLINGS", 0)  # a second or so each time: the test need not wait 30 s
+    simulator.add_fault(kind="http_status", status=429, retry_after="1", times=4)
+    stack.enqueue(message())
+
+    responses = run_until_drained(stack, 60)
+
+    assert len(simulator.accepted) == 1
+    assert all(r == {"batchItemFailures": []} for r in responses)
+    assert len(responses) == 5
+    assert stack.dlq_messages() == []
+
+
+def test_a_copys_failures_count_with_its_originals(stack: Stack, simulator: Any) -> None:
+    """Two 5xx (two receives spent), a throttle (put back, none spent), a third 5xx: the message's receives are
+    spent (MaxReceiveCount 3), so the function dead-letters the copy itself, with the last failure's code."""
+    assert MAX_RECEIVE_COUNT == 3
+    simulator.add_fault(kind="http_status", status=500, times=2)
+    simulator.add_fault(kind="code", code=22141, message="(#130429) Rate limit hit", times=1)
+    simulator.add_fault(kind="http_status", status=502)
+    stack.enqueue(message())
+
+    run_until_drained(stack, 30)
+
+    [letter] = stack.dlq_messages()
+    attributes = {k: v["StringValue"] for k, v in letter["MessageAttributes"].items()}
+    assert (attributes["reason"], attributes["error_code"]) == ("retries_exhausted", "http_502")
+    assert len(simulator.requests) == 4
+    assert simulator.accepted == []
+
+
+def test_the_api_answers_429_with_retry_after_when_the_number_is_at_its_rate(
+    stack: Stack, simulator: Any, rate: Any
+) -> None:
+    rate(1, wait=0.05)
+    first = stack.call_api(message(to="8613800000001"))
+    second = stack.call_api(message(to="8613800000002"), {"Idempotency-Key": "k2"})
+    queued = stack.call_api(message(to="8613800000003"), {"Prefer": "respond-async"})
+
+    assert first["statusCode"] == 200
+    assert second["statusCode"] == 429
+    assert _body(second)["error"] == "rate_limited"
+    assert second["multiValueHeaders"]["Retry-After"] == ["1"]
+    assert queued["statusCode"] == 202  # respond-async: the queue sends it when the number has capacity
+    assert len(simulator.accepted) == 1
+    time.sleep(1.0)
+    again = stack.call_api(message(to="8613800000002"), {"Idempotency-Key": "k2"})
+    assert again["statusCode"] == 200
+
+
+def test_the_api_passes_nxclouds_retry_after_on(stack: Stack, simulator: Any) -> None:
+    simulator.add_fault(kind="http_status", status=429, retry_after="7")
+
+    response = stack.call_api(message())
+
+    assert response["statusCode"] == 429
+    assert (_body(response)["error"], _body(response)["code"]) == ("throttled", "http_429")
+    assert response["multiValueHeaders"]["Retry-After"] == ["7"]
+    assert len(simulator.requests) == 1  # not resent at once
