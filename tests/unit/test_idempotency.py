@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from idempotency import (
     KEY_PREFIX,
@@ -32,19 +29,6 @@ TABLE = "idempotency"
 PAYLOAD = {"to": "8613800000000", "template": {"name": "order_update", "language": {"code": "en_US"}}}
 OTHER_PAYLOAD = {**PAYLOAD, "to": "8613800000001"}
 SENT = {"status": "sent", "message_id": "wamid-1", "trace_id": "t-1", "at": "2026-11-29T00:00:00.000+00:00"}
-
-
-@pytest.fixture
-def dynamodb() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield client
 
 
 def requests_of(client: Any) -> Counter[str]:
