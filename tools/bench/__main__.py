@@ -98,8 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"done in {time.perf_counter() - started:.0f} s")
     host = report.machine(report.command_line(sys.argv[1:] if argv is None else argv))
     if args.json:
-        document = report.document(host, cold, overhead, latency, memory, wire=counted, shares=runs, limiter=limiter)
-        document = {**document, "receiver": callbacks.as_dict(), "template_check": check.as_dict(overhead)}
+        document = report.document(
+            host,
+            cold,
+            overhead,
+            latency,
+            memory,
+            wire=counted,
+            shares=runs,
+            limiter=limiter,
+            template_check=check,
+            receiver=callbacks,
+        )
         print(json.dumps(document, indent=2))
     else:
         print(

@@ -62,6 +62,8 @@ def document(
     wire: WireCount | None = None,
     shares: Sequence[ShareRun] = (),
     limiter: LimiterCost | None = None,
+    template_check: CheckCost | None = None,
+    receiver: Receiver | None = None,
 ) -> dict[str, Any]:
     """Every figure, as ``--json`` prints it."""
     return {
@@ -75,6 +77,8 @@ def document(
         "cost_per_million_messages": [share_cost(run, wire) for run in shares if run.memory_mb],
         "rate_limiter": limiter.as_dict(warm) if limiter else None,
         "prices": costs.PRICES_AS_OF,
+        "receiver": receiver.as_dict() if receiver else None,
+        "template_check": template_check.as_dict(warm) if template_check else None,
     }
 
 
