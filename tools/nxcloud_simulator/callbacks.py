@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 from urllib.parse import urlsplit
 
+from nxcloud_simulator.control import build, check_fields
 from nxcloud_wa.statuses import CALLBACK_STATUSES, current_status
 
 HAPPY_PATH: Final = ("sent", "delivered", "read")
@@ -89,15 +90,8 @@ class _Rule:
     @classmethod
     def from_dict(cls: type[R], data: Any) -> R:
         """Build a rule from JSON data (the control API); raise ``ValueError`` naming what is wrong."""
-        if not isinstance(data, dict):
-            raise ValueError("a rule must be a JSON object")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)} - {"id", "applied"})
-        if unknown:
-            raise ValueError(f"unknown field(s): {', '.join(unknown)}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise ValueError(str(exc)) from None
+        check_fields(cls, data, what="a rule", fields="field(s)", ignored=frozenset({"id", "applied"}))
+        return build(cls, data)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

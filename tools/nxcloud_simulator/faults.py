@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+from nxcloud_simulator.control import build, check_fields
+
 SEND: Final = "send"
 GET_TEMPLATE: Final = "getTemplate"
 ENDPOINTS: Final = (SEND, GET_TEMPLATE)
@@ -87,18 +89,10 @@ class Fault:
     @classmethod
     def from_dict(cls, data: Any) -> Fault:
         """Build a rule from JSON data (the control API); raise ``ValueError`` naming what is wrong."""
-        if not isinstance(data, dict):
-            raise ValueError("a fault must be a JSON object")
-        known = {f.name for f in dataclasses.fields(cls)} - _COUNTERS
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown fault field(s): {', '.join(unknown)}")
+        check_fields(cls, data, what="a fault", fields="fault field(s)", internal=_COUNTERS)
         if "kind" not in data:
             raise ValueError(f"kind is required, one of: {', '.join(FaultKind)}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise ValueError(str(exc)) from None
+        return build(cls, data)
 
     def as_dict(self) -> dict[str, Any]:
         """The rule as JSON-ready data."""

@@ -22,6 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from nxcloud_simulator.control import build, check_fields
+
 ANSWERS: Final = ("http_429", "code")
 META_MESSAGE: Final = "(#130429) Rate limit hit: Cloud API message throughput has been reached."
 
@@ -53,15 +55,8 @@ class RateLimit:
     @classmethod
     def from_dict(cls, data: Any) -> RateLimit:
         """From the control API's JSON; ``ValueError`` naming what is wrong."""
-        if not isinstance(data, dict):
-            raise ValueError("a rate limit must be a JSON object")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown rate field(s): {', '.join(unknown)}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise ValueError(str(exc)) from None
+        check_fields(cls, data, what="a rate limit", fields="rate field(s)")
+        return build(cls, data)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
