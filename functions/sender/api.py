@@ -219,7 +219,7 @@ def post_message(
         400: _doc("The id is not one a message can have (1 to 128 characters)", ErrorResponse),
         403: RESPONSES[403],
         404: _doc("No message with this id or idempotency key (or delivery tracking is off)", ErrorResponse),
-        429: RESPONSES[429],
+        429: _doc("Throttled by the API key's usage plan (API Gateway): retry later", GatewayError),
         503: _doc("The messages table could not be read: retry", ErrorResponse),
     },
     tags=["messages"],
@@ -385,10 +385,30 @@ def openapi_document() -> str:
     """The OpenAPI document of this API, as committed in ``openapi.json`` (``make openapi`` writes it)."""
     from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
-    return app.get_openapi_json_schema(
+    document = app.get_openapi_json_schema(
         title="NXCloud WhatsApp template sender",
         version="1.0.0",
         description="Send WhatsApp template messages through NXCloud. Every request needs the API key.",
         security_schemes={"apiKey": APIKey.model_validate({"name": "x-api-key", "in": APIKeyIn.header})},
         security=[{"apiKey": []}],
     )
+    return json.dumps(_without_validation_error(json.loads(document)), indent=2, ensure_ascii=False)
+
+
+VALIDATION_ERROR_SCHEMAS: Final = ("HTTPValidationError", "ResponseValidationError", "ValidationError")
+"""The schemas Powertools adds for its own validation answers, which this API never gives."""
+
+
+def _without_validation_error(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without Powertools' 422 ``HTTPValidationError``, which it lists for every validated route: this
+    API answers a request it cannot validate with a 400 ``ErrorResponse`` (``_invalid_request``), so no route gives
+    it (POST's own 422, NXCloud's refusal, replaces it there; GET listed it)."""
+    generated = {"$ref": "#/components/schemas/HTTPValidationError"}
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            answer = operation["responses"].get("422", {})
+            if answer.get("content", {}).get(content_types.APPLICATION_JSON, {}).get("schema") == generated:
+                del operation["responses"]["422"]
+    for name in VALIDATION_ERROR_SCHEMAS:
+        document["components"]["schemas"].pop(name, None)
+    return document
