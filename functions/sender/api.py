@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from http import HTTPStatus
 from typing import Annotated, Any, Final, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -218,7 +219,7 @@ def post_message(
         400: _doc("The id is not one a message can have (1 to 128 characters)", ErrorResponse),
         403: RESPONSES[403],
         404: _doc("No message with this id or idempotency key (or delivery tracking is off)", ErrorResponse),
-        429: RESPONSES[429],
+        429: _doc("Throttled by the API key's usage plan (API Gateway): retry later", GatewayError),
         503: _doc("The messages table could not be read: retry", ErrorResponse),
     },
     tags=["messages"],
@@ -226,20 +227,40 @@ def post_message(
 def get_message(message_id: Annotated[str, Path(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)]) -> Response[Any]:
     timeline = runtime.get().timeline
     found = timeline.find(message_id) if timeline is not None else None
-    return Response(200, content_types.APPLICATION_JSON, found) if found is not None else _no_such_message()
+    return _json(200, MessageStatus.model_validate(found)) if found is not None else _no_such_message()
+
+
+def _json(status: int, body: BaseModel, headers: dict[str, str] | None = None) -> Response[Any]:
+    """Every answer the function gives: its body is the model ``openapi.json`` documents for it, so the two cannot
+    drift (tests/integration/test_api_answers.py validates each kind against the document)."""
+    return Response(status, content_types.APPLICATION_JSON, _dump(body), headers=headers)
+
+
+def _dump(body: BaseModel) -> dict[str, Any]:
+    """An answer's JSON: a field its kind does not set is left out (``errors`` without field errors, ``code`` in a
+    404), one it sets without a value is ``null`` (``trace_id`` before NXCloud answered); both are as documented."""
+    return body.model_dump(mode="json", exclude_unset=True)
+
+
+def too_large(limit: int) -> dict[str, Any]:
+    """The 413 for a body over ``limit`` bytes, as a REST proxy answer: app.py gives it before the resolver runs."""
+    body = ErrorResponse(error="too_large", message=f"the body must be at most {limit} bytes")
+    return {
+        "statusCode": 413,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(_dump(body)),
+    }
 
 
 def _no_such_message() -> Response[Any]:
-    body = {"error": "not_found", "message": "no message with this id or idempotency key"}
-    return Response(404, content_types.APPLICATION_JSON, body)
+    return _json(404, ErrorResponse(error="not_found", message="no message with this id or idempotency key"))
 
 
 def _answer(outcome: Outcome) -> Response[Any]:
     """The HTTP answer for a delivery's outcome; its status comes from the error table."""
     if isinstance(outcome, Sent):
         headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
-        body = {"message_id": outcome.message_id, "trace_id": outcome.trace_id}
-        return Response(200, content_types.APPLICATION_JSON, body, headers=headers)
+        return _json(200, SentResponse(message_id=outcome.message_id, trace_id=outcome.trace_id), headers=headers)
     if isinstance(outcome, DeadLettered):  # only an unknown outcome is dead-lettered on this path
         return _error(outcome.failure, "NXCloud may or may not have sent this message; it was recorded for review")
     return _error(outcome.failure)
@@ -269,12 +290,8 @@ def _enqueue(rt: runtime.Runtime, key: str | None) -> Response[Any]:
     )
     logger.info("message queued", extra={"outcome": "queued", "queue_message_id": sent["MessageId"]})
     count("MessagesQueued")
-    return Response(
-        202,
-        content_types.APPLICATION_JSON,
-        {"status": "queued", "queue_message_id": sent["MessageId"]},
-        headers={"Preference-Applied": "respond-async"},
-    )
+    body = QueuedResponse(status="queued", queue_message_id=sent["MessageId"])
+    return _json(202, body, headers={"Preference-Applied": "respond-async"})
 
 
 def _error(failure: Failure, message: str | None = None) -> Response[Any]:
@@ -282,15 +299,22 @@ def _error(failure: Failure, message: str | None = None) -> Response[Any]:
     headers = None
     if failure.retry_after is not None:
         headers = {"Retry-After": str(max(1, math.ceil(failure.retry_after)))}
-    body: dict[str, Any] = {
-        "error": failure.reason,
-        "message": message or failure.error_message,
-        "code": failure.error_code,
-        "trace_id": failure.trace_id,
-    }
-    if failure.errors:
-        body["errors"] = list(failure.errors)
-    return Response(failure.api_status, content_types.APPLICATION_JSON, body, headers=headers)
+    return _json(failure.api_status, _failure_body(failure, message), headers=headers)
+
+
+def _failure_body(failure: Failure, message: str | None) -> ErrorResponse | TooManyRequests:
+    """A failure's body, in the model the document names for its status (``TooManyRequests`` for a 429); its field
+    errors only when it has some."""
+    model = TooManyRequests if failure.api_status == HTTPStatus.TOO_MANY_REQUESTS else ErrorResponse
+    body = model(
+        error=failure.reason,
+        message=message or failure.error_message,
+        code=failure.error_code,
+        trace_id=failure.trace_id,
+    )
+    if failure.errors and isinstance(body, ErrorResponse):  # only an invalid message (a 400) has field errors
+        body.errors = [FieldError.model_validate(e) for e in failure.errors]
+    return body
 
 
 def _refused(failure: Failure) -> Response[Any]:
@@ -361,10 +385,30 @@ def openapi_document() -> str:
     """The OpenAPI document of this API, as committed in ``openapi.json`` (``make openapi`` writes it)."""
     from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
-    return app.get_openapi_json_schema(
+    document = app.get_openapi_json_schema(
         title="NXCloud WhatsApp template sender",
         version="1.0.0",
         description="Send WhatsApp template messages through NXCloud. Every request needs the API key.",
         security_schemes={"apiKey": APIKey.model_validate({"name": "x-api-key", "in": APIKeyIn.header})},
         security=[{"apiKey": []}],
     )
+    return json.dumps(_without_validation_error(json.loads(document)), indent=2, ensure_ascii=False)
+
+
+VALIDATION_ERROR_SCHEMAS: Final = ("HTTPValidationError", "ResponseValidationError", "ValidationError")
+"""The schemas Powertools adds for its own validation answers, which this API never gives."""
+
+
+def _without_validation_error(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without Powertools' 422 ``HTTPValidationError``, which it lists for every validated route: this
+    API answers a request it cannot validate with a 400 ``ErrorResponse`` (``_invalid_request``), so no route gives
+    it (POST's own 422, NXCloud's refusal, replaces it there; GET listed it)."""
+    generated = {"$ref": "#/components/schemas/HTTPValidationError"}
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            answer = operation["responses"].get("422", {})
+            if answer.get("content", {}).get(content_types.APPLICATION_JSON, {}).get("schema") == generated:
+                del operation["responses"]["422"]
+    for name in VALIDATION_ERROR_SCHEMAS:
+        document["components"]["schemas"].pop(name, None)
+    return document

@@ -43,15 +43,11 @@ def _handle_sqs(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 def _handle_api(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tracer.put_annotation(key="trigger", value="api")
-    if _body_size(event) > MAX_MESSAGE_BYTES:
-        return {
-            "statusCode": 413,
-            "headers": {"Content-Type": "application/json"},
-            "body": f'{{"error": "too_large", "message": "the body must be at most {MAX_MESSAGE_BYTES} bytes"}}',
-        }
-    from api import app as api_app  # deferred: the resolver and its OpenAPI models are not needed for SQS
+    import api  # deferred: the resolver and its OpenAPI models are not needed for SQS
 
-    response = api_app.resolve(event, context)
+    if _body_size(event) > MAX_MESSAGE_BYTES:
+        return api.too_large(MAX_MESSAGE_BYTES)
+    response = api.app.resolve(event, context)
     tracer.put_annotation(key="status", value=int(response.get("statusCode", 0)))
     return response
 

@@ -1,6 +1,7 @@
 """The committed openapi.json is the document Powertools generates from the API's code."""
 
 import json
+import re
 from pathlib import Path
 
 import api
@@ -29,3 +30,14 @@ def test_document_requires_the_api_key_and_describes_every_answer() -> None:
     assert {p["name"] for p in operation["parameters"]} == {"idempotency-key", "prefer"}
     schema = document["components"]["schemas"]["SendRequest"]
     assert set(schema["required"]) == {"to", "template"}
+
+
+def test_every_reference_in_the_document_names_one_of_its_schemas() -> None:
+    """api.py drops Powertools' validation-error schemas (the API answers 400, not 422): nothing may still point at
+    them, and nothing the document names is missing."""
+    document = json.loads(api.openapi_document())
+    references = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document)))
+
+    assert references <= set(document["components"]["schemas"])
+    assert not references & set(api.VALIDATION_ERROR_SCHEMAS)
+    assert "422" not in document["paths"]["/messages/{message_id}"]["get"]["responses"]

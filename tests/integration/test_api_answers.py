@@ -1,0 +1,276 @@
+"""Every kind of answer the API gives matches what the committed ``openapi.json`` documents for its path, method and
+status: each is produced by the real handler (moto and the simulator) and its body validated against the document's
+schema for that answer, strictly: a field the schema does not name fails it too, so an answer that renames a field
+without its model (or a model changed without ``make openapi``) cannot pass.
+
+The statuses driven here are exactly the ones the document lists, less API Gateway's own answers (``GatewayError``:
+403, and a query's 429), so a status added to the document without an answer here, or the reverse, fails as well.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+
+from .conftest import Stack, message
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENT_URI = "urn:openapi.json"
+SEND = ("post", "/messages")
+QUERY = ("get", "/messages/{message_id}")
+GATEWAY_ERROR = "#/components/schemas/GatewayError"
+"""The schema of the answers only API Gateway gives (the function is never called): nothing here can produce them."""
+
+
+def strict(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with every object schema closed (``additionalProperties: false`` where it says nothing), so an
+    answer's undocumented field is an error, not an extension."""
+    closed = copy.deepcopy(document)
+
+    def close(node: Any) -> None:
+        if isinstance(node, dict):
+            if "properties" in node:
+                node.setdefault("additionalProperties", False)
+            for child in node.values():
+                close(child)
+        elif isinstance(node, list):
+            for child in node:
+                close(child)
+
+    close(closed["components"]["schemas"])
+    return closed
+
+
+DOCUMENT: dict[str, Any] = strict(json.loads((ROOT / "openapi.json").read_text(encoding="utf-8")))
+REGISTRY: Registry[Any] = Registry().with_resource(DOCUMENT_URI, DRAFT202012.create_resource(DOCUMENT))
+"""The document as a JSON Schema resource, so the answers' schemas resolve their ``$ref`` into its components."""
+
+
+def validate(operation: tuple[str, str], answer: dict[str, Any]) -> dict[str, Any]:
+    """Assert that ``answer`` (a REST proxy answer) is one the document describes for ``operation``; return its body."""
+    method, path = operation
+    status = str(answer["statusCode"])
+    responses = DOCUMENT["paths"][path][method]["responses"]
+    assert status in responses, f"{method.upper()} {path} answered {status}, which the document does not list"
+    assert content_type(answer) == "application/json"
+    schema = {"$ref": DOCUMENT_URI + responses[status]["content"]["application/json"]["schema"]["$ref"]}
+    body: dict[str, Any] = json.loads(answer["body"])
+    errors = sorted(Draft202012Validator(schema, registry=REGISTRY).iter_errors(body), key=str)
+    assert not errors, f"{method.upper()} {path} {status}: " + "; ".join(e.message for e in errors)
+    return body
+
+
+def content_type(answer: dict[str, Any]) -> str:
+    """The answer's Content-Type, from the resolver's multi-value headers or app.py's plain ones."""
+    multi = answer.get("multiValueHeaders") or {}
+    if "Content-Type" in multi:
+        return str(multi["Content-Type"][0])
+    return str((answer.get("headers") or {}).get("Content-Type", ""))
+
+
+# --- POST /messages ------------------------------------------------------------------------------------------------
+
+Driver = Callable[[Stack, Any, pytest.MonkeyPatch], dict[str, Any]]
+
+
+def fault(**kind: Any) -> Driver:
+    """A send that meets this simulator fault."""
+
+    def drive(stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+        simulator.add_fault(**kind)
+        answer: dict[str, Any] = stack.call_api(message())
+        return answer
+
+    return drive
+
+
+def sent(stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    answer: dict[str, Any] = stack.call_api(message())
+    return answer
+
+
+def queued(stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    answer: dict[str, Any] = stack.call_api(message(), {"Prefer": "respond-async"})
+    return answer
+
+
+def invalid(stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Field errors: the 400 that carries ``errors``."""
+    answer: dict[str, Any] = stack.call_api(message(to="12"))
+    assert json.loads(answer["body"])["errors"]
+    return answer
+
+
+def in_progress(stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The same key while its first send waits on NXCloud (as in test_api_trigger.py)."""
+    simulator.add_fault(kind="latency", seconds=0.4, times=1)
+    slow = threading.Thread(target=lambda: stack.call_api(message(), {"Idempotency-Key": "busy"}))
+    slow.start()
+    while not simulator.requests:
+        threading.Event().wait(0.01)
+    answer: dict[str, Any] = stack.call_api(message(), {"Idempotency-Key": "busy"})
+    slow.join()
+    return answer
+
+
+def too_large(stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    answer: dict[str, Any] = stack.call_api(message(padding="x" * 70_000))
+    return answer
+
+
+def not_json(stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    answer: dict[str, Any] = stack.call_api_raw("to=1", {"Content-Type": "text/plain"})
+    return answer
+
+
+def misconfigured(stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    secrets = stack.resources.client("secretsmanager")
+    secrets.put_secret_value(SecretId=stack.resources.secret_id, SecretString="not json")
+    answer: dict[str, Any] = stack.call_api(message())
+    return answer
+
+
+SEND_ANSWERS: dict[str, Driver] = {
+    "200": sent,
+    "202": queued,
+    "400": invalid,
+    "409": in_progress,
+    "413": too_large,
+    "415": not_json,
+    "422": fault(kind="code", code=22091),
+    "429": fault(kind="http_status", status=429),
+    "500": misconfigured,
+    "502": fault(kind="http_status", status=500),
+    "503": fault(kind="code", code=22125),
+    "504": fault(kind="read_timeout_after_accept", times=1, hang=2),
+}
+
+
+@pytest.mark.parametrize("status", SEND_ANSWERS)
+def test_every_send_answer_is_the_one_documented(
+    stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch, status: str
+) -> None:
+    answer = SEND_ANSWERS[status](stack, simulator, monkeypatch)
+
+    assert str(answer["statusCode"]) == status, answer
+    validate(SEND, answer)
+
+
+def test_the_replayed_answer_and_a_header_refusal_are_documented_too(stack: Stack) -> None:
+    first = validate(SEND, stack.call_api(message(), {"Idempotency-Key": "again"}))
+    replayed = stack.call_api(message(), {"Idempotency-Key": "again"})
+
+    assert validate(SEND, replayed) == first
+    refused = stack.call_api(message(idempotency_key="one"), {"Idempotency-Key": "other"})
+    assert validate(SEND, refused)["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert validate(SEND, stack.call_api('{"to": '))["errors"][0]["type"] == "json_invalid"
+
+
+# --- GET /messages/{id} --------------------------------------------------------------------------------------------
+
+
+def get(stack: Stack, message_id: str) -> dict[str, Any]:
+    from local_stack.lambda_events import api_event
+
+    answer: dict[str, Any] = stack.invoke(api_event(None, method="GET", path=f"/messages/{message_id}"))
+    return answer
+
+
+def callbacks(stack: Stack, message_id: str) -> None:
+    """NXCloud reports the message delivered, then failed with an error, and a button click that answers it."""
+    now = int(time.time()) + 60
+    common = {"business_phone": "8618512348399", "messaging_product": "whatsapp"}
+    for offset, status in ((1, "delivered"), (2, "failed")):
+        entry: dict[str, Any] = {
+            "id": message_id,
+            "status": status,
+            "timestamp": str(now + offset),
+            "recipient_id": "8613800000000",
+        }
+        if status == "failed":
+            entry["errors"] = [{"code": 131026, "title": "Message undeliverable"}]
+        assert stack.call_webhook({"statuses": [entry], **common})["statusCode"] == 200
+    click = {
+        "from": "8613800000000",
+        "id": "wamid.click-1",
+        "timestamp": str(now + 3),
+        "type": "button",
+        "button": {"payload": "yes", "text": "Yes, confirm"},
+        "context": {"from": "8618512348399", "id": message_id},
+    }
+    assert stack.call_webhook({"messages": [click], **common})["statusCode"] == 200
+
+
+def status_with_everything(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A sent message's status with a timeline, an error and a button click: every nested model in one body."""
+    first = json.loads(stack.call_api(message(), {"Idempotency-Key": "answers-1"})["body"])
+    callbacks(stack, first["message_id"])
+    answer = get(stack, "answers-1")
+    found = json.loads(answer["body"])
+    assert (found["status"], found["matched"]) == ("failed", True)
+    assert found["errors"] and found["buttons"] and found["template"] and len(found["timeline"]) == 3
+    return answer
+
+
+def unreadable_table(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    from tests.stack import reset_function_runtime
+
+    monkeypatch.setenv("MESSAGES_TABLE", "no-such-table")
+    reset_function_runtime()
+    return get(stack, "answers-1")
+
+
+QueryDriver = Callable[[Stack, pytest.MonkeyPatch], dict[str, Any]]
+QUERY_ANSWERS: dict[str, QueryDriver] = {
+    "200": status_with_everything,
+    "400": lambda stack, _: get(stack, "x" * 129),  # longer than an id or a key can be
+    "404": lambda stack, _: get(stack, "no-such-message"),
+    "503": unreadable_table,
+}
+
+
+@pytest.mark.parametrize("status", QUERY_ANSWERS)
+def test_every_query_answer_is_the_one_documented(stack: Stack, monkeypatch: pytest.MonkeyPatch, status: str) -> None:
+    answer = QUERY_ANSWERS[status](stack, monkeypatch)
+
+    assert str(answer["statusCode"]) == status, answer
+    validate(QUERY, answer)
+
+
+def test_a_callback_for_a_message_never_sent_and_an_id_no_route_takes_are_documented_too(stack: Stack) -> None:
+    callbacks(stack, "wamid.never-sent-here")
+
+    unmatched = validate(QUERY, get(stack, "wamid.never-sent-here"))
+    assert (unmatched["matched"], unmatched["template"], unmatched["idempotency_key"]) == (False, None, None)
+    assert validate(QUERY, get(stack, "a/b"))["error"] == "not_found"
+
+
+@pytest.mark.parametrize(("operation", "driven"), [(SEND, SEND_ANSWERS), (QUERY, QUERY_ANSWERS)])
+def test_the_answers_driven_here_are_exactly_the_documented_ones(
+    operation: tuple[str, str], driven: dict[str, Any]
+) -> None:
+    method, path = operation
+    responses = DOCUMENT["paths"][path][method]["responses"]
+    documented = {
+        s for s, r in responses.items() if r["content"]["application/json"]["schema"]["$ref"] != GATEWAY_ERROR
+    }
+    assert set(driven) == documented
+
+
+def test_a_renamed_field_fails_the_validation() -> None:
+    """The check itself can fail: a body with a field renamed, or one missing, is refused."""
+    answer = {"statusCode": 200, "headers": {"Content-Type": "application/json"}}
+    with pytest.raises(AssertionError, match="trace"):
+        validate(SEND, answer | {"body": json.dumps({"message_id": "m", "traceId": "t"})})
+    with pytest.raises(AssertionError, match="message_id"):
+        validate(SEND, answer | {"body": json.dumps({"trace_id": "t"})})
