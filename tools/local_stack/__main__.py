@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from local_stack.output import LineWriter
-from local_stack.runner import Row, Runner, print_table
+from local_stack.runner import Row, Runner
 from local_stack.samples import Sample, load_samples
 from local_stack.stack import LOCAL_SECRET
+from local_stack.table import print_table
 
 
 def main(argv: list[str] | None = None) -> int:
