@@ -42,8 +42,8 @@ typecheck: $(PATHS) ## mypy --strict on what ships to Lambda (functions/, layers
 # Extra pytest arguments for `make check` and `make test`, e.g. PYTEST_ARGS="-x -k signing".
 PYTEST_ARGS ?=
 
-check: lint typecheck ## Fast (under a minute): lint, types, the unit tests; no servers, no SAM build
-	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
+check: lint typecheck ## Fast: lint, types, the unit and tools tests (tests/unit, tests/tools); no moto server, no SAM build
+	$(BIN)/python -m pytest tests/unit tests/tools -q $(PYTEST_ARGS)
 
 # check's parts, the SAM checks, then every suite (unit included) in one pytest run.
 test: lint typecheck template-check ## Lint, type-check, validate and build the SAM stack, then run every test

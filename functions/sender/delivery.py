@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -142,8 +142,19 @@ class Pacing:
     """Time kept back for the send and the settlement after the wait (seconds): a wait never runs the invocation
     into its timeout."""
 
+    clock: Callable[[], float] = time.time
+    """Epoch seconds, the limiter's send times' clock; ``sleep`` waits for them. A test passes a controlled pair."""
+    sleep: Callable[[float], None] = time.sleep
+
     def horizon(self, remaining_ms: int) -> float:
         return max(0.0, min(self.max_wait, remaining_ms / 1000 - self.reserve))
+
+    def wait_until(self, send_at: float) -> float:
+        """Sleep until ``send_at`` (epoch seconds); the seconds waited (0 when it has passed)."""
+        wait = send_at - self.clock()
+        if wait > 0:
+            self.sleep(wait)
+        return max(0.0, wait)
 
 
 class Delivery:
@@ -333,11 +344,10 @@ class Delivery:
     def _send_one(self, d: _Delivery, credentials: Credentials) -> None:
         """Runs on a worker thread: only the HTTP send and the result, no logging or metrics (not thread-safe)."""
         assert d.request is not None
-        if d.send_at is not None:
-            wait = d.send_at - time.time()
-            if wait > 0:
-                time.sleep(wait)
-                d.waited_ms = round(wait * 1000, 1)
+        if d.send_at is not None and self.pacing is not None:
+            waited = self.pacing.wait_until(d.send_at)
+            if waited > 0:
+                d.waited_ms = round(waited * 1000, 1)
         started = time.perf_counter()
         d.requested = True
         try:

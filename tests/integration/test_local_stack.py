@@ -218,6 +218,7 @@ def make_run(*args: str) -> subprocess.CompletedProcess[str]:
     """``make run`` as a user runs it: a subprocess with no AWS or function settings from the caller."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NXCLOUD_", "DLQ_", "SEND_", "IDEMP"))}
     env["PYTHONPATH"] = os.pathsep.join(str(ROOT / p) for p in ("tools", "layers/core/python", "functions/sender"))
+    env["COLUMNS"] = "120"  # the table's width: a 120-column terminal
     command = [sys.executable, "-m", "local_stack", *args]
     return subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
 
@@ -228,7 +229,8 @@ def test_make_run_prints_the_table_and_exits_zero(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     lines = done.stdout.splitlines()
-    assert lines[0].split()[:3] == ["sample", "path", "outcome"]
+    assert (lines[0], lines[1].split()[:2]) == ("sample", ["path", "outcome"])
+    assert max(len(line) for line in lines) <= 120  # make_run's terminal is 120 columns wide
     assert f"{len(load_samples()) + 1} of {len(load_samples()) + 1} outcomes as documented" in done.stdout
     assert lines[-1].startswith("OK: ")  # the one-line verdict
     assert not any(line.startswith("{") for line in lines)  # logs and metrics went elsewhere
@@ -260,7 +262,8 @@ def test_make_run_verbose_shows_the_functions_logs_live_and_writes_no_file(tmp_p
     done = make_run("--verbose", "--log-file", str(log))
 
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    assert done.stdout.splitlines()[0].split()[:3] == ["sample", "path", "outcome"]
+    lines = done.stdout.splitlines()
+    assert (lines[0], lines[1].split()[:2]) == ("sample", ["path", "outcome"])
     shown = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     assert any(line.get("outcome") == "sent" for line in shown)
     assert any(line.startswith("pushing ") for line in done.stderr.splitlines())

@@ -1,6 +1,7 @@
 """The delivery flow at a business number's rate: paced, held back, throttled upstream, put back as delayed copies,
 and the message's own failures counted over its copies. DynamoDB and SQS as moto implements them in-process; the
-sender scripted per recipient (tests/unit/test_delivery.py's)."""
+sender scripted per recipient (tests/unit/test_delivery.py's); the limiter and the waits for a slot on a controlled
+clock (:class:`Clock`), so nothing here waits on the wall clock."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
@@ -33,6 +34,24 @@ NUMBER = "8618512348399"
 OTHER_NUMBER = "85291234867"
 
 
+@dataclass
+class Clock:
+    """Epoch seconds that move only when a test says so. Time stands still while messages wait for their slots: the
+    limiter granted every send time from one instant, so ``waits`` holds each message's wait from that instant."""
+
+    now: float = field(default_factory=lambda: float(int(time.time())))  # whole microseconds, as the limiter's
+    waits: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(round(seconds, 6))
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 class Sender(ScriptedSender):
     """The scripted sender with the secret's defaults and rates."""
 
@@ -53,10 +72,12 @@ class World:
     send_url: str
     sender: Sender
     executor: ThreadPoolExecutor
+    clock: Clock
 
     def delivery(self, *, rate: int = 80, max_wait: float = 2.0, limiter: Any = None) -> Delivery:
         store = IdempotencyStore(self.dynamodb, TABLE, expiry_seconds=3600, take_over_interrupted=False)
-        pacing = Pacing(limiter or RateLimiter(self.dynamodb, RATE_TABLE), rate, max_wait, reserve=1.0)
+        limiter = limiter or RateLimiter(self.dynamodb, RATE_TABLE, clock=self.clock)
+        pacing = Pacing(limiter, rate, max_wait, reserve=1.0, clock=self.clock, sleep=self.clock.sleep)
         return Delivery(
             self.sender,  # type: ignore[arg-type]  # the Sender's methods the flow calls
             store,
@@ -109,7 +130,7 @@ def world() -> Iterator[World]:
         sqs = boto3.client("sqs", region_name="us-east-1")
         dlq_url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
         send_url = sqs.create_queue(QueueName="send")["QueueUrl"]
-        yield World(dynamodb, sqs, dlq_url, send_url, Sender(), executor)
+        yield World(dynamodb, sqs, dlq_url, send_url, Sender(), executor, Clock())
 
 
 def queued(text: str, n: int = 0, key: str | None = None, **extra: Any) -> Incoming:
@@ -124,19 +145,15 @@ def deliver(delivery: Delivery, *messages: Incoming, remaining_ms: int = 30_000)
     return delivery.deliver(list(messages), remaining_ms=remaining_ms, dead_letter_rejections=True)
 
 
-def test_a_batch_far_from_the_rate_costs_one_limiter_request_and_no_wait(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_batch_far_from_the_rate_costs_one_limiter_request_and_no_wait(world: World) -> None:
     seen: Counter[str] = Counter()
     world.dynamodb.meta.events.register("before-call.dynamodb.*", lambda model, **_: seen.update([model.name]))
-    waits: list[float] = []
-    monkeypatch.setattr(time, "sleep", waits.append)
 
     outcomes = deliver(world.delivery(), *batch())
 
     assert all(isinstance(o, Sent) for o in outcomes)
     assert seen == Counter({"UpdateItem": 1, "TransactWriteItems": 1, "BatchWriteItem": 1})
-    assert waits == []  # a burst of ten: nobody waited for a slot
+    assert world.clock.waits == []  # a burst of ten: nobody waited for a slot
 
 
 def test_what_the_number_cannot_take_soon_is_put_back_as_delayed_copies_never_claimed(world: World) -> None:
@@ -181,10 +198,10 @@ def test_a_copy_comes_back_as_the_same_message_and_is_sent_once(world: World) ->
         earlier_failures=int(copy["Attributes"]["failed_receives"]),
         times_put_back=int(copy["Attributes"]["throttled"]),
     )
-    time.sleep(1.0)  # the number has capacity again
+    world.clock.advance(1.0)  # the number has capacity again
 
     [sent] = deliver(delivery, again)
-    time.sleep(1.0)  # a redelivery takes its turn too (the pace comes before the claim)
+    world.clock.advance(1.0)  # a redelivery takes its turn too (the pace comes before the claim)
     [replayed] = deliver(delivery, replace(again, source_id="sqs-copy-redelivered"))
 
     assert isinstance(first, Sent) and isinstance(held, Delayed)
@@ -350,6 +367,7 @@ def test_waiting_for_a_slot_never_runs_into_the_invocations_timeout(world: World
 
     sent = sum(isinstance(o, Sent) for o in outcomes)
     assert sent == 15  # ten at once, then one every 0.1 s for 0.5 s
+    assert sorted(world.clock.waits) == [0.1, 0.2, 0.3, 0.4, 0.5]  # each at its slot, the first ten without waiting
     assert all(isinstance(o, Delayed) for o in outcomes if not isinstance(o, Sent))
 
 
@@ -358,7 +376,7 @@ def test_the_limiter_failing_fails_open(world: World) -> None:
         def acquire(self, number: str, wanted: int, rate: int, horizon: float) -> Any:
             from rate_limiter import Grant
 
-            return Grant((time.time(),) * wanted, 0.0, 1, error=ClientError({"Error": {"Code": "X"}}, "UpdateItem"))
+            return Grant((world.clock(),) * wanted, 0.0, 1, error=ClientError({"Error": {"Code": "X"}}, "UpdateItem"))
 
     outcomes = deliver(world.delivery(limiter=Down()), *batch(3))
 

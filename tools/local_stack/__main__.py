@@ -4,7 +4,8 @@ python -m local_stack            # push events/ through both paths, print the ou
 python -m local_stack --serve    # keep it running; print the API URL, key and queue URL to use by hand
 python -m local_stack --verbose  # the same, with the function's JSON logs and metrics shown live on stderr
 
-Output: short progress lines on stderr, then the table and a one-line verdict on stdout. The function's own output
+Output: short progress lines on stderr, then the table (:mod:`local_stack.table`: as wide as the terminal, 120
+columns when not one) and a one-line verdict on stdout. The function's own output
 (Powertools' JSON logs, EMF metrics, warnings) goes to a log file, ``.local-stack/run-<time>.log`` unless
 ``--log-file`` says otherwise, whose path is printed; ``--verbose`` shows it on stderr instead.
 """
@@ -22,9 +23,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from local_stack.output import LineWriter
-from local_stack.runner import Row, Runner, print_table
+from local_stack.runner import Row, Runner
 from local_stack.samples import Sample, load_samples
 from local_stack.stack import LOCAL_SECRET
+from local_stack.table import print_table
 
 
 def main(argv: list[str] | None = None) -> int:

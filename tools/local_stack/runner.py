@@ -12,10 +12,9 @@ and exits 0 only when each is what ``events/expected.json`` documents.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 from local_stack.aws import queue_depth, send_message
 from local_stack.emulators import ApiServer, Invoker, QueuePoller, StreamPoller, json_body
@@ -216,23 +215,3 @@ def _invoker(function: str) -> Invoker:
 
     handlers = {"WebhookFunction": webhook.lambda_handler, "PublisherFunction": publisher.lambda_handler}
     return Invoker(handlers[function], timeout=float(function_setting(function, "Timeout")))
-
-
-def print_table(rows: list[Row], out: TextIO = sys.stdout) -> None:
-    header = ("sample", "path", "outcome", "NXCloud message_id", "delivery", "status events", "expected", "")
-    body = [
-        (
-            r.sample,
-            r.path,
-            r.outcome,
-            r.detail,
-            r.delivery,
-            r.events,
-            r.expected + (f" / {r.expected_delivery}" if r.expected_delivery else ""),
-            "ok" if r.ok else "MISMATCH",
-        )
-        for r in rows
-    ]
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *body, strict=True)]
-    for line in (header, *body):
-        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip(), file=out)

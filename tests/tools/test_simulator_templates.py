@@ -15,7 +15,7 @@ from nxcloud_simulator import NXCloudSimulator
 from nxcloud_simulator.templates import MAX_LIMIT, decode_cursor, encode_cursor, read_catalogue
 from nxcloud_wa.error_codes import TEMPLATE_CODES
 from tests.page_templates import ORDER_UPDATE, TEN_BTN4, TEST_00045, template
-from tests.unit.test_simulator import FIXED_NOW, TRACE_ID, compact, request, send, signed_headers
+from tests.tools.test_simulator import FIXED_NOW, TRACE_ID, compact, request, send, signed_headers
 from tests.upstream import upstream_body
 
 APPKEY, PHONE = "pem28kje", "8613800138000"

@@ -7,7 +7,7 @@ import pytest
 
 from nxcloud_simulator import NXCloudSimulator, RateLimit
 from nxcloud_simulator.rates import RateBook
-from tests.unit.test_simulator import control, send
+from tests.tools.test_simulator import control, send
 from tests.upstream import upstream_body
 
 NUMBER = "8613800138000"

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from nxcloud_simulator import ButtonRule, CallbackConfig, MessageTruth, NXCloudSimulator, OutcomeRule
-from tests.unit.test_simulator import compact, request, send, signed_headers
+from tests.tools.test_simulator import compact, request, send, signed_headers
 from tests.upstream import TO
 from tests.upstream import upstream_body as message
 
