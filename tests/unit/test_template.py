@@ -522,7 +522,7 @@ def test_idempotency_table(resources: dict[str, Any]) -> None:
     assert table["SSESpecification"]["SSEEnabled"] is True
 
 
-# --- the suppression list (docs/audience.md) ----------------------------------------------------------------------
+# --- the suppression list (docs/audience.md) -----------------------------------------------------------------------
 
 
 def test_suppressions_table(resources: dict[str, Any]) -> None:

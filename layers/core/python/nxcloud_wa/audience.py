@@ -259,7 +259,7 @@ def _code(error_code: int | str | None) -> int | None:
     return None
 
 
-# --- what suppresses what ------------------------------------------------------------------------------------------
+# --- what suppresses what ---------------------------------------------------------------------------------------------
 
 
 def is_marketing(category: str | None) -> bool:

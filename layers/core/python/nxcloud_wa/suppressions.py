@@ -143,7 +143,7 @@ def now_iso(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
 
 
-# --- the item format -------------------------------------------------------------------------------------------------
+# --- the item format --------------------------------------------------------------------------------------------------
 
 
 def encode(entry: Suppression) -> dict[str, Any]:
@@ -194,7 +194,7 @@ def _member(enum: type[E], value: str, default: E) -> E:
         return default
 
 
-# --- the store -------------------------------------------------------------------------------------------------------
+# --- the store --------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,10 +373,13 @@ def _may_replace(entry: Suppression, now: int) -> dict[str, Any]:
     }[(entry.permanent, entry.scope)]
     if not outranked:
         return {}
+    names, values = {"#id": "id", "#exp": "expiration"}, {":now": {"N": str(now)}}
+    if marketing in outranked:  # DynamoDB refuses names and values a condition does not use
+        names["#scope"], values[":marketing"] = "scope", {"S": str(Scope.MARKETING)}
     return {
         "ConditionExpression": f"attribute_not_exists(#id) OR #exp <= :now OR {outranked}",
-        "ExpressionAttributeNames": {"#id": "id", "#exp": "expiration", "#scope": "scope"},
-        "ExpressionAttributeValues": {":now": {"N": str(now)}, ":marketing": {"S": str(Scope.MARKETING)}},
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
     }
 
 
