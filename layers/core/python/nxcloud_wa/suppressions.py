@@ -42,7 +42,7 @@ from typing import Any, Final, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .exceptions import SuppressionsUnavailableError
-from .phone import normalize_phone
+from .phone import E164_MAX_DIGITS, E164_MIN_DIGITS, normalize_phone
 
 INDEX: Final = "by_business_phone"
 """The index of one business number's entries (partition ``business_phone``, sort ``recipient``)."""
@@ -95,6 +95,15 @@ def key_of(business_phone: str, recipient: str) -> Key:
     except ValueError as exc:
         raise ValueError(f"recipient {exc}") from None
     return business, to
+
+
+def _checked(key: Key) -> Key:
+    """``key`` when both numbers have the normaliser's shape (7 to 15 ASCII digits); ``ValueError`` otherwise."""
+    if not all(
+        number.isascii() and number.isdecimal() and E164_MIN_DIGITS <= len(number) <= E164_MAX_DIGITS for number in key
+    ):
+        raise ValueError("a suppression key is two numbers as digits with the country code: use key_of()")
+    return key
 
 
 def item_id(key: Key) -> str:
@@ -232,18 +241,20 @@ class SuppressionStore:
 
     # reads
 
-    def lookup(self, pairs: Iterable[tuple[str, str]]) -> dict[Key, Suppression]:
-        """The entries in force for ``pairs`` of (business number, recipient), keyed by normalised pair; a pair
-        without one is absent. One strongly consistent BatchGetItem per 100 distinct pairs; keys DynamoDB leaves
+    def lookup(self, keys: Iterable[Key]) -> dict[Key, Suppression]:
+        """The entries in force for ``keys``, (business number, recipient) pairs already normalised (:func:`key_of`,
+        or a validated message's fields, which went through the same normaliser); a key without an entry is absent.
+        The keys are checked for shape (digits) but not parsed again: parsing costs about 0.14 ms a number, more than
+        the rest of the check. One strongly consistent BatchGetItem per 100 distinct keys; keys DynamoDB leaves
         unprocessed are asked for again (``retries`` times, backing off). Raises
         :class:`~nxcloud_wa.exceptions.SuppressionsUnavailableError` when the table cannot be read or keys stay
         unread, so the caller applies its fail-open / retry-later rule (:func:`nxcloud_wa.audience.when_unreadable`);
-        ``ValueError`` when a pair is not two phone numbers."""
-        keys = list(dict.fromkeys(key_of(business, recipient) for business, recipient in pairs))
+        ``ValueError`` for a key that is not two numbers' digits."""
+        distinct = list(dict.fromkeys(_checked(key) for key in keys))
         now = self.clock()
         found: dict[Key, Suppression] = {}
-        for start in range(0, len(keys), BATCH_GET_LIMIT):
-            for item in self._batch_get(keys[start : start + BATCH_GET_LIMIT]):
+        for start in range(0, len(distinct), BATCH_GET_LIMIT):
+            for item in self._batch_get(distinct[start : start + BATCH_GET_LIMIT]):
                 entry = decode(item)
                 if not entry.expired(now):
                     found[entry.key] = entry
