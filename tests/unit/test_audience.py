@@ -109,6 +109,20 @@ def test_every_malformed_setting_is_named_in_one_error_without_its_value() -> No
     assert "once a day" not in message and "warn" not in message
 
 
+def test_opt_outs_cannot_be_cleared_but_opt_ins_can() -> None:
+    """An empty opt-out list would silently ignore every opt-out: it means the default. An empty opt-in list is a
+    choice (no keyword re-subscribes anyone): it means none."""
+    settings = AudienceSettings.from_env(
+        {"OPT_OUT_PAYLOADS": "", "OPT_OUT_KEYWORDS": " ", "OPT_IN_PAYLOADS": "", "OPT_IN_KEYWORDS": ""}
+    )
+
+    assert settings.opt_out_payloads == DEFAULTS.opt_out_payloads
+    assert settings.opt_out_keywords == DEFAULTS.opt_out_keywords
+    assert settings.opt_in_payloads == settings.opt_in_keywords == frozenset()
+    assert text_action(settings, "START") is None
+    assert AudienceSettings.from_env({}).opt_in_keywords == {"start"}  # unset: the default
+
+
 @pytest.mark.parametrize(
     ("raw", "cap"),
     [

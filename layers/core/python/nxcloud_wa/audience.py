@@ -137,9 +137,9 @@ class AudienceSettings:
             suppressions_table=env.text("SUPPRESSIONS_TABLE"),
             suppression_check=env.choice("SUPPRESSION_CHECK", SuppressionCheckMode, SuppressionCheckMode.ENFORCE),
             opt_out_payloads=parse_list(env.text("OPT_OUT_PAYLOADS", DEFAULT_OPT_OUT_PAYLOADS)),
-            opt_in_payloads=parse_list(env.text("OPT_IN_PAYLOADS", DEFAULT_OPT_IN_PAYLOADS)),
+            opt_in_payloads=_opt_in_list(env, "OPT_IN_PAYLOADS", DEFAULT_OPT_IN_PAYLOADS),
             opt_out_keywords=parse_list(env.text("OPT_OUT_KEYWORDS", DEFAULT_OPT_OUT_KEYWORDS)),
-            opt_in_keywords=parse_list(env.text("OPT_IN_KEYWORDS", DEFAULT_OPT_IN_KEYWORDS)),
+            opt_in_keywords=_opt_in_list(env, "OPT_IN_KEYWORDS", DEFAULT_OPT_IN_KEYWORDS),
             undeliverable_days=env.positive_int("UNDELIVERABLE_SUPPRESSION_DAYS", DEFAULT_UNDELIVERABLE_DAYS),
             marketing_cap=_cap(env, "MARKETING_CAP_PER_RECIPIENT"),
             marketing_limit_retry_hours=_non_negative_int(
@@ -152,6 +152,12 @@ class AudienceSettings:
     def enforced(self) -> bool:
         """Whether the list is read before sending."""
         return self.suppression_check is SuppressionCheckMode.ENFORCE
+
+
+def _opt_in_list(env: EnvReader, name: str, default: str) -> frozenset[str]:
+    """An opt-in list: the default when the variable is unset, none when it is set empty. (An opt-out list set empty
+    is its default: opt-outs cannot be switched off by clearing a parameter, opt-ins can.)"""
+    return parse_list(env.env[name]) if name in env.env else parse_list(default)
 
 
 def _cap(env: EnvReader, name: str) -> FrequencyCap | None:
