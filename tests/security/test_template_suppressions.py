@@ -20,6 +20,7 @@ SUPPRESSED = {
     "ApiAccessLogGroup": {"CKV_AWS_158"},
     "AlarmTopic": {"CKV_AWS_26"},
     "MessagesTable": {"CKV_AWS_119"},
+    "SuppressionsTable": {"CKV_AWS_119"},
     "WebhookFunction": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
     "WebhookLogGroup": {"CKV_AWS_158"},
     "WebhookAccessLogGroup": {"CKV_AWS_158"},

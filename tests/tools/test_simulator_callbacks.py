@@ -774,6 +774,7 @@ def test_invalid_callback_settings_are_refused(simulator: NXCloudSimulator, sett
         (ButtonRule, {"template": "t", "buttons": [{"payload": "p"}]}),
         (ButtonRule, {"template": "t", "buttons": [{"payload": "", "text": "x"}]}),
         (ButtonRule, {"template": "t", "buttons": BUTTONS, "template_id": "1"}),
+        (ButtonRule, {"template": "t", "buttons": BUTTONS, "click": "Confirm"}),  # a label, not a payload
     ],
 )
 def test_invalid_rules_are_refused(kind: type[OutcomeRule | ButtonRule], fields: dict[str, Any]) -> None:
@@ -781,6 +782,88 @@ def test_invalid_rules_are_refused(kind: type[OutcomeRule | ButtonRule], fields:
         kind(**fields)
     with pytest.raises(ValueError):
         kind.from_dict(fields)
+
+
+# --- the audience's callbacks (docs/audience.md): WhatsApp's failures and Meta's opt-out button -----------------
+
+WHATSAPP_TITLES = {
+    131026: "Message undeliverable",
+    131049: "This message was not delivered to maintain healthy ecosystem engagement.",
+    131050: (
+        "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp"
+        " from your business."
+    ),
+}
+"""WhatsApp's titles for the failures the audience rules act on (Meta's error-code reference)."""
+OPT_OUT_BUTTON = {"payload": "Stop promotions", "text": "Stop promotions"}
+"""Meta's marketing opt-out button as its click arrives: the label is the payload."""
+
+
+@pytest.mark.parametrize("code", sorted(WHATSAPP_TITLES))
+def test_recipients_told_to_fail_with_an_audience_code_get_it_with_whatsapps_title(
+    hooked: Callable[..., NXCloudSimulator], receiver: Receiver, code: int
+) -> None:
+    other = "5511987654321"
+    sim = hooked()
+    sim.add_outcome(to=other, final="failed", code=code, after_sent=True)
+    failed_id = accept(sim, message(to=other))
+    ok_id = accept(sim)
+    drained(sim)
+
+    posts = posts_for(receiver, failed_id)
+    assert [p.statuses for p in posts] == [["sent"], ["failed"]]
+    [failed] = posts[1].body["statuses"]
+    assert (failed["recipient_id"], failed["errors"]) == (other, [{"code": code, "title": WHATSAPP_TITLES[code]}])
+    assert sim.truth[ok_id].final == "read"
+
+
+def test_a_code_without_a_known_title_keeps_the_default_one() -> None:
+    assert OutcomeRule(code=131047).title == "Message undeliverable"
+    assert OutcomeRule(code=131050, title="custom").title == "custom"
+
+
+def test_131049_once_then_delivered_for_the_retry(hooked: Callable[..., NXCloudSimulator]) -> None:
+    other = "5511987654321"
+    sim = hooked()
+    sim.add_outcome(to=other, final="failed", code=131049, times=1)
+    first = accept(sim, message(to=other))
+    retry = accept(sim, message(to=other))
+    drained(sim)
+
+    assert (sim.truth[first].final, sim.truth[first].errors[0]["code"]) == ("failed", 131049)
+    assert sim.truth[retry].final == "read"
+
+
+def test_a_template_told_to_have_the_opt_out_button_gets_stop_promotions_clicks(
+    hooked: Callable[..., NXCloudSimulator], receiver: Receiver
+) -> None:
+    from nxcloud_simulator import STOP_PROMOTIONS
+
+    assert dict(STOP_PROMOTIONS) == OPT_OUT_BUTTON
+    sim = hooked()
+    shop = {"payload": "shop", "text": "Shop now"}
+    sim.add_button(template="order_ready", buttons=[shop, dict(STOP_PROMOTIONS)], click="Stop promotions")
+    ids = [accept(sim, message(to=f"55119876543{n:02d}")) for n in range(6)]
+    drained(sim)
+
+    for message_id in ids:
+        click = posts_for(receiver, message_id)[-1].body
+        [event] = click["messages"]
+        assert (event["type"], event["button"], event["context"]["id"]) == ("button", OPT_OUT_BUTTON, message_id)
+        assert click["contacts"][0]["wa_id"] == event["from"]
+    assert sim.buttons[0].applied == 6
+
+
+def test_the_control_api_takes_the_audience_rules(simulator: NXCloudSimulator) -> None:
+    status, outcome = control(simulator, "POST", "outcomes", {"to": TO, "final": "failed", "code": 131050})
+    assert status == 201
+    assert outcome["outcome"]["title"] == WHATSAPP_TITLES[131050]
+    rule = {"template": "promo", "buttons": [OPT_OUT_BUTTON], "click": "Stop promotions"}
+    status, button = control(simulator, "POST", "buttons", rule)
+    assert (status, button["button"]["click"]) == (201, "Stop promotions")
+    status, refused = control(simulator, "POST", "buttons", rule | {"click": "Unsubscribe"})
+    assert status == 400
+    assert "click must be the payload of one of the buttons" in refused["error"]
 
 
 # --- control API ---------------------------------------------------------------------------------------------------
@@ -849,7 +932,8 @@ def test_control_api_rules_ledger_truth_drain_and_reset(simulator: NXCloudSimula
     status, truth = control(simulator, "GET", "truth")
     assert status == 200
     assert truth["messages"][failed_id]["final"] == "failed"
-    assert truth["messages"][failed_id]["errors"] == [{"code": 131049, "title": "Message undeliverable"}]
+    title = "This message was not delivered to maintain healthy ecosystem engagement."  # WhatsApp's, for 131049
+    assert truth["messages"][failed_id]["errors"] == [{"code": 131049, "title": title}]
     assert truth["messages"][read_id]["statuses"] == ["sent", "delivered", "read"]
     assert truth["messages"][read_id]["buttons"][0]["payload"] in {"confirm", "cancel"}
     assert [r["applied"] for r in control(simulator, "GET", "buttons")[1]["buttons"]] == [1]

@@ -185,6 +185,20 @@ def test_reserved_concurrency_is_optional(template: dict[str, Any], function: di
 
 # --- configuration -------------------------------------------------------------------------------------------------
 
+AUDIENCE_ENVIRONMENT = {
+    "SUPPRESSIONS_TABLE": ref("SuppressionsTable"),
+    "SUPPRESSION_CHECK": ref("SuppressionCheck"),
+    "OPT_OUT_PAYLOADS": ref("OptOutPayloads"),
+    "OPT_IN_PAYLOADS": ref("OptInPayloads"),
+    "OPT_OUT_KEYWORDS": ref("OptOutKeywords"),
+    "OPT_IN_KEYWORDS": ref("OptInKeywords"),
+    "UNDELIVERABLE_SUPPRESSION_DAYS": ref("UndeliverableSuppressionDays"),
+    "MARKETING_CAP_PER_RECIPIENT": ref("MarketingCapPerRecipient"),
+    "MARKETING_LIMIT_RETRY_HOURS": ref("MarketingLimitRetryHours"),
+    "MARKETING_LIMIT_RETRIES": ref("MarketingLimitRetries"),
+}
+"""The audience settings (nxcloud_wa.audience), the same for the sender and the webhook."""
+
 EXPECTED_ENVIRONMENT = {
     "NXCLOUD_SECRET_ID": ref("NXCloudSecretArn"),
     "NXCLOUD_BASE_URL": ref("NXCloudBaseUrl"),
@@ -207,6 +221,7 @@ EXPECTED_ENVIRONMENT = {
     "MESSAGES_PER_SECOND": ref("MessagesPerSecond"),
     "RATE_WAIT_SECONDS": "2",
     "MAX_RECEIVE_COUNT": ref("MaxReceiveCount"),
+    **AUDIENCE_ENVIRONMENT,
     "POWERTOOLS_SERVICE_NAME": {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]},
     "POWERTOOLS_METRICS_NAMESPACE": {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
     "POWERTOOLS_LOG_LEVEL": ref("LogLevel"),
@@ -257,6 +272,15 @@ def test_powertools_names(template: dict[str, Any]) -> None:
         ("NXCloudSecretKmsKeyArn", ""),
         ("AlarmEmail", ""),
         ("SnapStart", "None"),
+        ("SuppressionCheck", "enforce"),
+        ("OptOutPayloads", "Stop promotions"),
+        ("OptInPayloads", ""),
+        ("OptOutKeywords", "STOP,UNSUBSCRIBE,退订"),
+        ("OptInKeywords", "START"),
+        ("UndeliverableSuppressionDays", 30),
+        ("MarketingCapPerRecipient", "off"),
+        ("MarketingLimitRetryHours", 24),
+        ("MarketingLimitRetries", 1),
     ],
 )
 def test_parameter_defaults(template: dict[str, Any], name: str, default: object) -> None:
@@ -498,6 +522,63 @@ def test_idempotency_table(resources: dict[str, Any]) -> None:
     assert table["SSESpecification"]["SSEEnabled"] is True
 
 
+# --- the suppression list (docs/audience.md) -----------------------------------------------------------------------
+
+
+def test_suppressions_table(resources: dict[str, Any]) -> None:
+    from nxcloud_wa.suppressions import INDEX
+
+    resource = resources["SuppressionsTable"]
+    assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"  # an opt-out outlives the stack
+    table = resource["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == INDEX
+    assert index["KeySchema"] == [
+        {"AttributeName": "business_phone", "KeyType": "HASH"},
+        {"AttributeName": "recipient", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]} == {
+        "id": "S",
+        "business_phone": "S",
+        "recipient": "S",
+    }
+
+
+def test_both_functions_read_the_same_audience_settings(resources: dict[str, Any]) -> None:
+    webhook = props(resources, "WebhookFunction")["Environment"]["Variables"]
+    assert {name: webhook.get(name) for name in AUDIENCE_ENVIRONMENT} == AUDIENCE_ENVIRONMENT
+
+
+def test_audience_parameters_default_to_what_the_code_does_without_them(template: dict[str, Any]) -> None:
+    """Every audience parameter's default, read as the function reads its variable, is the code's own default; and
+    SuppressionCheck offers exactly the modes the code knows ("off" a string, not YAML's false)."""
+    from nxcloud_wa.audience import AudienceSettings, SuppressionCheckMode
+
+    names = {variable: value["Ref"] for variable, value in AUDIENCE_ENVIRONMENT.items()}
+    environ = {v: str(parameter(template, n)["Default"]) for v, n in names.items() if n in template["Parameters"]}
+    assert set(environ) == set(AUDIENCE_ENVIRONMENT) - {"SUPPRESSIONS_TABLE"}  # the table is a resource
+    assert AudienceSettings.from_env(environ) == AudienceSettings()
+    assert parameter(template, "SuppressionCheck")["AllowedValues"] == [str(mode) for mode in SuppressionCheckMode]
+
+
+@pytest.mark.parametrize("value", ["off", "1/24h", "3/7d", "10/1h", "1/24", "0/24h", "1/0d", "1/24m", "24h", "1/-1h"])
+def test_the_cap_parameter_accepts_exactly_what_the_code_parses(template: dict[str, Any], value: str) -> None:
+    from nxcloud_wa.audience import FrequencyCap
+
+    try:
+        FrequencyCap.parse(value)
+        parses = True
+    except ValueError:
+        parses = False
+    assert bool(re.fullmatch(parameter(template, "MarketingCapPerRecipient")["AllowedPattern"], value)) is parses
+
+
 # --- IAM -----------------------------------------------------------------------------------------------------------
 
 # Every permission of the function, statement by statement: (actions, resources). "*" only where AWS allows nothing
@@ -516,6 +597,14 @@ EXPECTED_STATEMENTS = {
     "RateLimiter": ({"dynamodb:UpdateItem"}, [getatt("RateLimitTable", "Arn")]),
     "MessageRecords": ({"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}, [getatt("MessagesTable", "Arn")]),
     "FindMessageByKey": ({"dynamodb:Query"}, [{"Fn::Sub": "${MessagesTable.Arn}/index/by_idempotency_key"}]),
+    "SuppressionList": (
+        {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+        [getatt("SuppressionsTable", "Arn")],
+    ),
+    "ListSuppressionsByNumber": (
+        {"dynamodb:Query"},
+        [{"Fn::Sub": "${SuppressionsTable.Arn}/index/by_business_phone"}],
+    ),
     "ReadNXCloudSecret": ({"secretsmanager:GetSecretValue"}, [ref("NXCloudSecretArn")]),
     "DecryptNXCloudSecret": ({"kms:Decrypt"}, [ref("NXCloudSecretKmsKeyArn")]),
     "WriteTraces": ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, ["*"]),
@@ -593,6 +682,10 @@ def test_function_permissions_are_exactly_the_allowlist(function_statements: dic
 WEBHOOK_STATEMENTS = {
     "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, [getatt("WebhookLogGroup", "Arn")]),
     "StoreCallbacks": ({"dynamodb:UpdateItem", "dynamodb:PutItem"}, [getatt("MessagesTable", "Arn")]),
+    "RecordSuppressions": (
+        {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
+        [getatt("SuppressionsTable", "Arn")],
+    ),
     "KeepUnstoredCallbacks": ({"sqs:SendMessage"}, [getatt("KeptCallbacksQueue", "Arn")]),
     "ReadWebhookToken": ({"secretsmanager:GetSecretValue"}, [ref("NXCloudSecretArn")]),
     "DecryptNXCloudSecret": ({"kms:Decrypt"}, [ref("NXCloudSecretKmsKeyArn")]),
@@ -860,6 +953,7 @@ EXPECTED_OUTPUTS = {
     "DeadLetterQueueArn": getatt("DeadLetterQueue", "Arn"),
     "IdempotencyTableName": ref("IdempotencyTable"),
     "RateLimitTableName": ref("RateLimitTable"),
+    "SuppressionsTableName": ref("SuppressionsTable"),
     "SenderFunctionName": ref("SenderFunction"),
 }
 

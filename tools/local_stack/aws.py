@@ -2,7 +2,7 @@
 
 The names and settings mirror ``template.yaml``: a send queue whose redrive policy moves a message to the
 dead-letter queue after ``max_receive_count`` receives, the idempotency and rate-limit tables keyed on ``id`` with TTL
-on ``expiration``, and the NXCloud secret.
+on ``expiration``, the messages and suppressions tables with their indexes, and the NXCloud secret.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ class Resources:
     """Where a rule on ``event_bus`` copies every event the publisher puts there (what a subscriber would get)."""
     rate_table: str = ""
     """The business numbers' rate limiter (``RATE_LIMIT_TABLE``)."""
+    suppressions_table: str = ""
+    """The suppression list (``SUPPRESSIONS_TABLE``, docs/audience.md)."""
 
     def function_env(self) -> dict[str, str]:
         """The environment variables the Lambda function reads for these resources."""
@@ -48,6 +50,7 @@ class Resources:
             "KEPT_CALLBACKS_QUEUE_URL": self.kept_callbacks_queue_url,
             "EVENT_BUS_NAME": self.event_bus,
             "RATE_LIMIT_TABLE": self.rate_table,
+            "SUPPRESSIONS_TABLE": self.suppressions_table,
         }
 
     def stream_arn(self) -> str:
@@ -130,6 +133,7 @@ def provision(
     )
     messages_table = _messages_table(dynamodb, f"{prefix}-messages")
     rate_table = _keyed_table(dynamodb, f"{prefix}-rate")
+    suppressions = suppressions_table(dynamodb, f"{prefix}-suppressions")
     kept_url = sqs.create_queue(QueueName=f"{prefix}-kept-callbacks", Attributes={"MessageRetentionPeriod": "1209600"})[
         "QueueUrl"
     ]
@@ -148,6 +152,7 @@ def provision(
         event_bus,
         events_url,
         rate_table,
+        suppressions,
     )
 
 
@@ -161,6 +166,26 @@ def _keyed_table(dynamodb: Any, name: str) -> str:
     )
     dynamodb.update_time_to_live(
         TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+    )
+    return name
+
+
+def suppressions_table(dynamodb: Any, name: str) -> str:
+    """The suppression list as template.yaml declares it: key ``id``, the ``by_business_phone`` index, TTL on
+    ``expiration`` (the unit tests of ``nxcloud_wa.suppressions`` create theirs here too)."""
+    from local_stack.template import resource_properties
+
+    properties = resource_properties("SuppressionsTable")
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+        GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
+        BillingMode=properties["BillingMode"],
+    )
+    ttl = properties["TimeToLiveSpecification"]
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": ttl["Enabled"], "AttributeName": ttl["AttributeName"]}
     )
     return name
 

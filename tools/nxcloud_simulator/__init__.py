@@ -11,13 +11,23 @@ WhatsApp does. docs/simulator.md describes it all.
 Run ``python -m nxcloud_simulator --help`` to serve it from a terminal.
 """
 
-from .callbacks import ButtonRule, CallbackConfig, CallbackRecord, MessageTruth, OutcomeRule
+from .callbacks import (
+    FAILURE_TITLES,
+    STOP_PROMOTIONS,
+    ButtonRule,
+    CallbackConfig,
+    CallbackRecord,
+    MessageTruth,
+    OutcomeRule,
+)
 from .faults import Fault, FaultKind
 from .rates import RateLimit
 from .server import NXCloudSimulator, RequestRecord
 from .templates import TemplateBook, TemplateRequestRecord
 
 __all__ = [
+    "FAILURE_TITLES",
+    "STOP_PROMOTIONS",
     "ButtonRule",
     "CallbackConfig",
     "CallbackRecord",

@@ -51,6 +51,7 @@ import zlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 from urllib.parse import urlsplit
 
@@ -64,6 +65,22 @@ LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost"})
 """The only hosts a webhook URL may name; both are reached at 127.0.0.1."""
 MAX_ANSWER_BYTES: Final = 1 << 16
 """How much of a receiver's answer is read (and thrown away) before the connection is closed."""
+FAILURE_TITLES: Final = MappingProxyType(
+    {
+        131026: "Message undeliverable",
+        131049: "This message was not delivered to maintain healthy ecosystem engagement.",
+        131050: (
+            "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp"
+            " from your business."
+        ),
+    }
+)
+"""WhatsApp's titles of the failures the audience rules act on (docs/audience.md): the title an outcome rule
+carries when it gives a code and no title. Any other code gets :data:`DEFAULT_FAILURE_TITLE`."""
+DEFAULT_FAILURE_TITLE: Final = "Message undeliverable"
+STOP_PROMOTIONS: Final = MappingProxyType({"payload": "Stop promotions", "text": "Stop promotions"})
+"""Meta's marketing opt-out quick-reply button, as a click on it arrives: its label is its payload. A button rule
+with it (``buttons=[dict(STOP_PROMOTIONS)], click="Stop promotions"``) makes recipients opt out."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -110,18 +127,21 @@ R = TypeVar("R", bound=_Rule)
 @dataclass(kw_only=True)
 class OutcomeRule(_Rule):
     """Where a matching message ends: ``final`` is ``failed`` (with ``code`` and ``title``; after ``sent`` when
-    ``after_sent``), ``deleted`` (after ``read``), ``sent`` or ``delivered`` (never read), or ``read``."""
+    ``after_sent``), ``deleted`` (after ``read``), ``sent`` or ``delivered`` (never read), or ``read``. Without a
+    ``title``, a code of :data:`FAILURE_TITLES` gets WhatsApp's title, any other :data:`DEFAULT_FAILURE_TITLE`."""
 
     final: str = "failed"
     code: int = 131026
-    title: str = "Message undeliverable"
+    title: str | None = None
     after_sent: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _require(self.final in CALLBACK_STATUSES, f"final must be one of: {', '.join(sorted(CALLBACK_STATUSES))}")
         _require(_is_int(self.code), "code must be an int")
-        _require(isinstance(self.title, str), "title must be a string")
+        _require(self.title is None or isinstance(self.title, str), "title must be a string")
+        if self.title is None:
+            self.title = FAILURE_TITLES.get(self.code, DEFAULT_FAILURE_TITLE)
         _require(isinstance(self.after_sent, bool), "after_sent must be true or false")
 
     def statuses(self) -> list[str]:
@@ -136,12 +156,14 @@ class OutcomeRule(_Rule):
 @dataclass(kw_only=True)
 class ButtonRule(_Rule):
     """A template with quick-reply ``buttons`` (``[{"payload", "text"}]``): a matching message that was read gets a
-    click on one of them (picked by the seeded RNG). ``name`` is the clicker's profile name; ``template_id`` the
-    number ``wa_ext`` carries (default: a stable number derived from the template name)."""
+    click on one of them: the one whose payload is ``click``, else one picked by the seeded RNG. ``name`` is the
+    clicker's profile name; ``template_id`` the number ``wa_ext`` carries (default: a stable number derived from the
+    template name)."""
 
     buttons: list[dict[str, str]] = field(default_factory=list)
     name: str = "Simulated User"
     template_id: int | None = None
+    click: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -159,6 +181,16 @@ class ButtonRule(_Rule):
         )
         _require(isinstance(self.name, str), "name must be a string")
         _require(self.template_id is None or _is_int(self.template_id), "template_id must be an int")
+        _require(
+            self.click is None or self.click in {b["payload"] for b in self.buttons},
+            "click must be the payload of one of the buttons",
+        )
+
+    def clicked(self, rng: random.Random) -> dict[str, str]:
+        """The button a matching message's recipient clicks (the RNG is drawn only when ``click`` is not set)."""
+        if self.click is not None:
+            return next(button for button in self.buttons if button["payload"] == self.click)
+        return rng.choice(self.buttons)
 
     @property
     def wa_template_id(self) -> int:
@@ -671,7 +703,7 @@ class WebhookPusher:
                 truth.timeline.append({"status": status, "timestamp": timestamp})
             else:
                 assert click_rule is not None
-                button = rng.choice(click_rule.buttons)
+                button = click_rule.clicked(rng)
                 event_id = new_wamid(to)
                 part = button_body(
                     recipient=to,

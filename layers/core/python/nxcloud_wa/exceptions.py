@@ -44,6 +44,12 @@ class InvalidCallbackError(NXCloudWAError):
         self.message = message
 
 
+class SuppressionsUnavailableError(NXCloudWAError):
+    """The suppression list could not be read or written (DynamoDB failed, or keys stayed unprocessed after the
+    retries): the caller decides by the message's category whether to send anyway or retry later
+    (``nxcloud_wa.audience.when_unreadable``). The message names the operation, never a number."""
+
+
 class TemplateMismatchError(NXCloudWAError):
     """The message does not fit its template in the account's catalogue: a permanent failure (``template_mismatch``).
 
