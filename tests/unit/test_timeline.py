@@ -1,5 +1,6 @@
 """The timeline store against DynamoDB as moto implements it in-process (no server): whatever the order and the
-repeats of a message's callbacks, the stored item ends the same."""
+repeats of a message's callbacks, the stored item ends the same. Reads of send records retry what DynamoDB leaves
+unprocessed a bounded number of times."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from nxcloud_wa.callbacks import StatusCallback, parse_callback
+from nxcloud_wa.messages_table import SendRecord
 from nxcloud_wa.statuses import STATUS_RANK, current_status
-from nxcloud_wa.timeline import SendRecord, Timeline
+from nxcloud_wa.timeline import BACKOFF_SECONDS, READ_ATTEMPTS, SendRecords, Timeline
 
 TABLE = "messages"
 STATUSES = sorted(set(STATUS_RANK) - {"accepted"})
@@ -90,7 +92,7 @@ def test_the_send_record_is_found_by_message_id_and_by_idempotency_key(dynamodb:
     found = timeline.find("mid-1")
     assert found is not None
     assert (found["status"], found["matched"], found["to"]) == ("accepted", True, "+86*******0000")
-    assert timeline.send_records(["mid-1", "nope", ""]) == {"mid-1": record}
+    assert timeline.send_records(["mid-1", "nope", ""]) == SendRecords({"mid-1": record}, frozenset())
     assert timeline.find("unknown") is None
 
 
@@ -109,3 +111,51 @@ def test_a_click_linked_to_a_message_is_kept_once(dynamodb: Any) -> None:
     [button] = item["buttons"]["L"]
     assert button["M"]["template_id"] == {"S": "5"}
     assert item["click_ids"] == {"SS": ["evt-9"]}
+
+
+class Unprocessing:
+    """A DynamoDB client whose ``BatchGetItem`` leaves every key unprocessed (throttled), or, after ``answer_after``
+    calls, finds every key."""
+
+    def __init__(self, *, answer_after: int | None = None) -> None:
+        self.answer_after = answer_after
+        self.calls: list[list[str]] = []
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # boto3's name
+        keys = RequestItems[TABLE]["Keys"]
+        self.calls.append([key["id"]["S"] for key in keys])
+        if self.answer_after is not None and len(self.calls) > self.answer_after:
+            items = [{"id": key["id"], "recipient": {"S": "8613800000000"}} for key in keys]
+            return {"Responses": {TABLE: items}, "UnprocessedKeys": {}}
+        return {"Responses": {TABLE: []}, "UnprocessedKeys": {TABLE: {"Keys": keys}}}
+
+
+def test_unprocessed_keys_are_asked_again_a_few_times_with_backoff_then_reported_unread() -> None:
+    client, slept = Unprocessing(), []
+    timeline = Timeline(client, TABLE, retention_days=30, sleep=slept.append, jitter=lambda: 1.0)
+
+    records = timeline.send_records(["m-1", "m-2"])
+
+    assert records == SendRecords({}, frozenset({"m-1", "m-2"}))
+    assert len(client.calls) == READ_ATTEMPTS
+    assert slept == [BACKOFF_SECONDS * 2**n for n in range(READ_ATTEMPTS - 1)]  # exponential, at most
+
+
+def test_a_retry_reads_what_the_first_call_left_unprocessed() -> None:
+    client, slept = Unprocessing(answer_after=1), []
+    timeline = Timeline(client, TABLE, retention_days=30, sleep=slept.append, jitter=lambda: 0.25)
+
+    records = timeline.send_records(["m-1"])
+
+    assert set(records.found) == {"m-1"} and not records.unread
+    assert client.calls == [["m-1"], ["m-1"]]
+    assert slept == [0.25 * BACKOFF_SECONDS]  # the jitter scales the wait
+
+
+def test_a_read_with_nothing_unprocessed_does_not_wait() -> None:
+    client, slept = Unprocessing(answer_after=0), []
+    timeline = Timeline(client, TABLE, retention_days=30, sleep=slept.append)
+
+    assert set(timeline.send_records([f"m-{n}" for n in range(150)]).found) == {f"m-{n}" for n in range(150)}
+    assert [len(call) for call in client.calls] == [100, 50]  # BatchGetItem's limit
+    assert slept == []

@@ -9,7 +9,7 @@ order, so the current status is a function of the *set* of statuses seen, never 
   reported after a read receipt is still news), ``deleted`` over ``failed``.
 
 That is a total order, so "the status with the highest rank seen so far" is the current one, and storing a callback
-is a conditional write: "set this status if its rank is higher than the stored one".
+is a conditional write: "set this status if the stored one is among those it outranks" (:func:`outranked_by`).
 """
 
 from collections.abc import Iterable
@@ -30,3 +30,10 @@ def rank(status: str) -> int:
 def current_status(seen: Iterable[str]) -> str | None:
     """The current status given every status seen, in any order and with repeats; None when none was seen."""
     return max(seen, key=rank, default=None)
+
+
+def outranked_by(status: str) -> tuple[str, ...]:
+    """The statuses ``status`` replaces as the current one (never empty: every callback status outranks
+    ``accepted``). The stored item's condition names them rather than comparing numbers, so items written under an
+    earlier ranking are judged by this one."""
+    return tuple(s for s in STATUS_RANK if rank(s) < rank(status))
