@@ -203,7 +203,7 @@ class Publisher:
 
 def _changes(record: DynamoDBRecord) -> Iterator[Change]:
     """What one stream record changed: the current status, clicks, or nothing (a repeat, a time moved earlier, a
-    status that does not outrank the current one: it is in the item, not a change)."""
+    status that does not outrank the current one: a ``failed`` after ``read`` is in the item, not a change)."""
     stream = record.dynamodb
     if stream is None:
         return

@@ -1,6 +1,7 @@
 """The timeline store against DynamoDB as moto implements it in-process (no server): whatever the order and the
-repeats of a message's callbacks, the stored item ends the same. Reads of send records retry what DynamoDB leaves
-unprocessed a bounded number of times."""
+repeats of a message's callbacks, the stored item ends the same, and the current status follows the precedence rule
+(``nxcloud_wa.statuses``): ``failed`` and ``deleted`` over ``accepted``, ``sent`` and ``delivered``, never over
+``read``. Reads of send records retry what DynamoDB leaves unprocessed a bounded number of times."""
 
 from __future__ import annotations
 
@@ -48,9 +49,15 @@ def dynamodb() -> Iterator[Any]:
         yield client
 
 
-def callback(message_id: str, status: str, second: int) -> StatusCallback:
+def callback(message_id: str, status: str, second: int, **extra: Any) -> StatusCallback:
     return StatusCallback.model_validate(
-        {"id": message_id, "status": status, "timestamp": str(1_800_000_000 + second), "recipient_id": "8613800000000"}
+        {
+            "id": message_id,
+            "status": status,
+            "timestamp": str(1_800_000_000 + second),
+            "recipient_id": "8613800000000",
+            **extra,
+        }
     )
 
 
@@ -111,6 +118,74 @@ def test_a_click_linked_to_a_message_is_kept_once(dynamodb: Any) -> None:
     [button] = item["buttons"]["L"]
     assert button["M"]["template_id"] == {"S": "5"}
     assert item["click_ids"] == {"SS": ["evt-9"]}
+
+
+UNDELIVERABLE = [{"code": 131026, "title": "Message undeliverable"}]
+
+
+def replay(dynamodb: Any, order: list[str]) -> tuple[str, list[bool], dict[str, Any]]:
+    """Store a new message's callbacks in this order (one second apart, failed with errors); return its id, which
+    callbacks changed the current status, and what the query API shows."""
+    timeline = Timeline(dynamodb, TABLE, retention_days=30)
+    message_id = uuid.uuid4().hex
+    changed = [
+        timeline.record_status(
+            callback(message_id, status, second, **({"errors": UNDELIVERABLE} if status == "failed" else {}))
+        )
+        for second, status in enumerate(order)
+    ]
+    found = timeline.find(message_id)
+    assert found is not None
+    return message_id, changed, found
+
+
+def test_a_failure_after_read_is_kept_but_read_stays_current(dynamodb: Any) -> None:
+    _, changed, found = replay(dynamodb, ["delivered", "read", "failed"])
+
+    assert found["status"] == "read"
+    assert changed == [True, True, False]  # no change of the current status: the publisher has nothing to publish
+    assert [entry["status"] for entry in found["timeline"]] == ["delivered", "read", "failed"]
+    assert found["errors"] == UNDELIVERABLE
+
+
+def test_a_read_after_a_failure_becomes_current(dynamodb: Any) -> None:
+    _, changed, found = replay(dynamodb, ["failed", "read"])
+
+    assert (found["status"], changed) == ("read", [True, True])
+    assert found["errors"] == UNDELIVERABLE
+
+
+def test_a_failure_after_delivered_becomes_current(dynamodb: Any) -> None:
+    _, changed, found = replay(dynamodb, ["sent", "delivered", "failed"])
+
+    assert (found["status"], changed) == ("failed", [True, True, True])
+
+
+def test_a_deletion_after_read_is_kept_but_read_stays_current(dynamodb: Any) -> None:
+    _, changed, found = replay(dynamodb, ["read", "deleted"])
+
+    assert (found["status"], changed) == ("read", [True, False])
+    assert [entry["status"] for entry in found["timeline"]] == ["read", "deleted"]
+
+
+def test_a_deletion_outranks_a_failure(dynamodb: Any) -> None:
+    _, changed, found = replay(dynamodb, ["failed", "deleted", "failed"])
+
+    assert (found["status"], changed) == ("deleted", [True, True, False])
+
+
+def test_an_item_stored_under_the_earlier_ranking_is_judged_by_this_one(dynamodb: Any) -> None:
+    """Items written before the fix carry ``status_rank`` with ``read`` ranked 3, below both failures: the condition
+    reads the stored status, not that number."""
+    timeline = Timeline(dynamodb, TABLE, retention_days=30)
+    item = {"id": {"S": "status#old-1"}, "kind": {"S": "status"}, "status": {"S": "read"}, "status_rank": {"N": "3"}}
+    dynamodb.put_item(TableName=TABLE, Item=item | {"at_read": {"S": "2027-01-15T08:00:00.000+00:00"}})
+
+    assert timeline.record_status(callback("old-1", "deleted", 10)) is False
+    assert timeline.record_status(callback("old-1", "failed", 11, errors=UNDELIVERABLE)) is False
+    found = timeline.find("old-1")
+    assert found is not None
+    assert (found["status"], found["errors"]) == ("read", UNDELIVERABLE)
 
 
 class Unprocessing:

@@ -116,7 +116,7 @@ def status_updates(callback: StatusCallback, expiration: int) -> tuple[Update, U
     """The two writes of a status callback: the first sets it as the current status if the stored one is among those
     it outranks; when that condition fails, the second only moves the status's time earlier (a late duplicate may
     carry an earlier time). Both keep the first errors, recipient and lifetime, so a status that does not become
-    current is still in the timeline with its errors."""
+    current (a ``failed`` after ``read``) is still in the timeline with its errors."""
     common, names, values = _status_attributes(callback, expiration)
     names |= {"#at": f"at_{callback.status}"}
     values |= {":at": {"S": callback.at}}
