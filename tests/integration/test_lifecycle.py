@@ -224,6 +224,25 @@ def test_a_read_after_a_failure_becomes_current_and_is_published(stack: Stack) -
     ]
 
 
+def test_a_send_record_left_unread_is_handed_over_again_not_published_unmatched(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB leaving the send records unprocessed after every retry (throttling) is a failed record, not a
+    callback that matches no send."""
+    from nxcloud_wa.timeline import SendRecords, Timeline
+
+    message_id = send_one(stack)
+    ok(stack.call_webhook(statuses((message_id, "delivered", 1))), 1)
+    with monkeypatch.context() as throttled:
+        throttled.setattr(Timeline, "send_records", lambda self, ids: SendRecords({}, frozenset(ids)))
+        assert stack.publish() > 0
+    assert stack.events() == []
+
+    stack.publish()  # the stream hands the record over again
+    [event] = stack.events()
+    assert (event["detail"]["status"], event["detail"]["unmatched"]) == ("delivered", False)
+
+
 def test_a_callback_for_an_id_we_never_sent_is_kept_and_flagged_unmatched(stack: Stack) -> None:
     ok(stack.call_webhook(statuses(("wamid.HBgNODYxMzgwMDAwMDAwMRUCABEYEjQ2QTlFRDQ4", "delivered", 2))), 1)
     stack.publish()
