@@ -11,7 +11,14 @@ batch over again until the function reports it done. So every stored status chan
 
 Events go to the customer's own bus (``EVENT_BUS_NAME``), so they carry the full recipient number, which the
 customer needs to act on them; logs never do. A ``PutEvents`` entry that fails is retried, never ignored; one that
-still fails reports its stream record as failed, and Lambda hands the batch over again from there.
+still fails reports its stream record as failed, and Lambda hands the batch over again from there. So does a record
+whose send record DynamoDB left unread after a few attempts (``Timeline.send_records``): it is not published as
+unmatched.
+
+The batch arrives as Powertools' ``DynamoDBStreamEvent``, and its images are read through the messages table's own
+decoders (``nxcloud_wa.messages_table``). Powertools' ``BatchProcessor`` is not used: it calls a handler per record,
+which would cost one ``BatchGetItem`` and one ``PutEvents`` per record, where the whole batch costs one read and one
+``PutEvents`` per ten events; the answer is the same ``batchItemFailures`` by sequence number.
 """
 
 from __future__ import annotations
@@ -21,17 +28,23 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBRecordEventName,
+    DynamoDBStreamEvent,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nxcloud_wa.config import EnvReader
+from nxcloud_wa.messages_table import CLICK_PREFIX, STATUS_PREFIX, Click, SendRecord, StatusItem
 from nxcloud_wa.statuses import ACCEPTED, CALLBACK_STATUSES
-from nxcloud_wa.timeline import CLICK_PREFIX, STATUS_PREFIX, SendRecord, Timeline
+from nxcloud_wa.timeline import Timeline
 
 SOURCE: Final = "nxcloud.whatsapp"
 STATUS_CHANGED: Final = "WhatsApp Message Status Changed"
@@ -68,16 +81,27 @@ class Settings:
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
-    """One thing a stream record says happened: a status change or a click, of ``message_id``."""
+class StatusChange:
+    """A stream record that changed a message's current status."""
 
     sequence_number: str
     message_id: str
-    kind: str
-    """``status`` or ``click``."""
-    new: Mapping[str, Any]
-    old: Mapping[str, Any]
-    click: Mapping[str, Any] | None = None
+    item: StatusItem
+    """The status item after the change."""
+    previous: str | None
+    """The current status before it (None: the item had none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Clicked:
+    """A button click a stream record added, to the status item of ``message_id`` or (``""``) as a ``click#`` item."""
+
+    sequence_number: str
+    message_id: str
+    click: Click
+
+
+Change = StatusChange | Clicked
 
 
 class Publisher:
@@ -89,48 +113,53 @@ class Publisher:
         self.timeline = Timeline(session.client("dynamodb"), settings.messages_table, retention_days=1)
         self.events = session.client("events")
 
-    def publish(self, records: list[dict[str, Any]]) -> list[str]:
+    def publish(self, records: Iterable[DynamoDBRecord]) -> list[str]:
         """Publish what the records changed; return the sequence numbers of the records whose events failed."""
         changes = [change for record in records for change in _changes(record)]
         if not changes:
             return []
         sends = self.timeline.send_records([c.message_id for c in changes])
+        unread = {c.sequence_number for c in changes if c.message_id in sends.unread}
+        if unread:
+            logger.warning(
+                "send records left unread: the stream hands their records over again", extra={"n": len(unread)}
+            )
         entries: list[tuple[Change, dict[str, Any]]] = []
         for change in changes:
-            entry = self._entry(change, sends.get(change.message_id))
+            entry = (
+                None if change.sequence_number in unread else self._entry(change, sends.found.get(change.message_id))
+            )
             if entry is not None:
                 entries.append((change, entry))
         failed = self._put([e for _, e in entries])
         metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=len(entries) - len(failed))
         if failed:
             metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=len(failed))
-        return sorted({entries[i][0].sequence_number for i in failed})
+        return sorted(unread | {entries[i][0].sequence_number for i in failed})
 
     def _entry(self, change: Change, send: SendRecord | None) -> dict[str, Any] | None:
         """The event for one change (None for a status not published), counting what the dashboards show."""
-        if change.kind == "click":
-            assert change.click is not None
+        if isinstance(change, Clicked):
             return self._event(BUTTON_CLICKED, _click_detail(change, send))
-        status = _s(change.new, "status") or ""
+        item = change.item
+        status = item.status or ""
         _count("StatusChanged", status=status)
         if send is None:
             metrics.add_metric(name="StatusCallbacksUnmatched", unit=MetricUnit.Count, value=1)
-        errors = _errors(change.new)
         if status == "failed":
-            _count("DeliveryFailed", error_code=str(errors[0]["code"]) if errors else "none")
+            _count("DeliveryFailed", error_code=str(item.errors[0].code) if item.errors else "none")
         if status not in self.settings.publish_statuses:
             return None
-        previous = _s(change.old, "status") or (ACCEPTED if send else None)
         detail = {
             "message_id": change.message_id,
             "idempotency_key": send.idempotency_key if send else None,
             "status": status,
-            "previous_status": previous,
+            "previous_status": change.previous or (ACCEPTED if send else None),
             "template": {"name": send.template_name, "language": send.template_language} if send else None,
-            "recipient": send.recipient if send else _s(change.new, "recipient"),
+            "recipient": send.recipient if send else item.recipient,
             "business_phone": send.business_phone if send else None,
-            "errors": errors,
-            "at": _s(change.new, f"at_{status}"),
+            "errors": [{"code": e.code, "title": e.title} for e in item.errors],
+            "at": item.times.get(status),
             "unmatched": send is None,
             "dedupe_id": dedupe_id(change.message_id, status),
         }
@@ -172,55 +201,46 @@ class Publisher:
         return pending
 
 
-def _changes(record: Mapping[str, Any]) -> Iterator[Change]:
-    """What one stream record changed: a status, clicks, or nothing (a repeat, a time moved earlier)."""
-    stream = record.get("dynamodb") or {}
-    item_id = _s(stream.get("Keys") or {}, "id") or ""
-    new, old = stream.get("NewImage") or {}, stream.get("OldImage") or {}
-    sequence = str(stream.get("SequenceNumber", ""))
+def _changes(record: DynamoDBRecord) -> Iterator[Change]:
+    """What one stream record changed: the current status, clicks, or nothing (a repeat, a time moved earlier, a
+    status that does not outrank the current one: a ``failed`` after ``read`` is in the item, not a change)."""
+    stream = record.dynamodb
+    if stream is None:
+        return
+    item_id = str(stream.keys.get("id", ""))
+    sequence = stream.sequence_number or ""
     if item_id.startswith(STATUS_PREFIX):
         message_id = item_id.removeprefix(STATUS_PREFIX)
-        if _s(new, "status") and _s(new, "status") != _s(old, "status"):
-            yield Change(sequence, message_id, "status", new, old)
-        seen = {_s(c.get("M", {}), "id") for c in old.get("buttons", {}).get("L", [])}
-        for click in new.get("buttons", {}).get("L", []):
-            if _s(click.get("M", {}), "id") not in seen:
-                yield Change(sequence, message_id, "click", new, old, click.get("M", {}))
-    elif item_id.startswith(CLICK_PREFIX) and record.get("eventName") == "INSERT":
-        yield Change(sequence, "", "click", new, old, new)
+        new, old = StatusItem.from_image(stream.new_image), StatusItem.from_image(stream.old_image)
+        if new.status and new.status != old.status:
+            yield StatusChange(sequence, message_id, new, old.status)
+        seen = {click.event_id for click in old.clicks}
+        for click in new.clicks:
+            if click.event_id not in seen:
+                yield Clicked(sequence, message_id, click)
+    elif item_id.startswith(CLICK_PREFIX) and record.event_name is DynamoDBRecordEventName.INSERT:
+        yield Clicked(sequence, "", Click.from_image(stream.new_image))
 
 
-def _click_detail(change: Change, send: SendRecord | None) -> dict[str, Any]:
-    click = change.click or {}
-    click_id = (_s(click, "id") or "").removeprefix(CLICK_PREFIX)
+def _click_detail(change: Clicked, send: SendRecord | None) -> dict[str, Any]:
+    click = change.click
     return {
         "message_id": change.message_id if send else None,
         "context_message_id": change.message_id or None,
-        "from": _s(click, "from"),
-        "payload": _s(click, "payload"),
-        "text": _s(click, "text"),
-        "template_id": _s(click, "template_id"),
-        "template_name": _s(click, "template_name"),
-        "parameters": json.loads(_s(click, "parameters") or "null"),
-        "at": _s(click, "at"),
-        "dedupe_id": hashlib.sha256(f"click:{click_id}".encode()).hexdigest()[:32],
+        "from": click.from_,
+        "payload": click.payload,
+        "text": click.text,
+        "template_id": click.template_id,
+        "template_name": click.template_name,
+        "parameters": click.parameters,
+        "at": click.at,
+        "dedupe_id": hashlib.sha256(f"click:{click.event_id}".encode()).hexdigest()[:32],
     }
 
 
 def dedupe_id(message_id: str, status: str) -> str:
     """The same for every repeat of one status change of one message."""
     return hashlib.sha256(f"{message_id}:{status}".encode()).hexdigest()[:32]
-
-
-def _errors(image: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {"code": int(e["M"]["code"]["N"]), "title": e["M"]["title"]["S"]} for e in image.get("errors", {}).get("L", [])
-    ]
-
-
-def _s(item: Mapping[str, Any], name: str) -> str | None:
-    value = item.get(name)
-    return value.get("S") if isinstance(value, dict) else None
 
 
 def _count(name: str, **dimensions: str) -> None:
@@ -245,5 +265,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     global _publisher
     if _publisher is None:
         _publisher = Publisher(Settings.from_env())
-    failed = _publisher.publish(event.get("Records") or [])
+    failed = _publisher.publish(DynamoDBStreamEvent(event).records if event.get("Records") else [])
     return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in failed]}

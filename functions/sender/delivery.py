@@ -46,6 +46,7 @@ from dead_letter import DeadLetter, attributes, send_all
 from idempotency import Claim, Claimed, ClaimResult, Completed, IdempotencyStore, InProgress, Interrupted
 from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.credentials import Credentials
+from nxcloud_wa.dynamo import Item
 from nxcloud_wa.error_codes import (
     DEAD_LETTER_FAILED,
     IN_PROGRESS,
@@ -56,9 +57,10 @@ from nxcloud_wa.error_codes import (
     ErrorClass,
 )
 from nxcloud_wa.exceptions import InvalidMessageError
+from nxcloud_wa.messages_table import SendRecord
 from nxcloud_wa.models import SendRequest, parse_message
 from nxcloud_wa.sender import Sender
-from nxcloud_wa.timeline import Item, SendRecord, Timeline
+from nxcloud_wa.timeline import Timeline
 from outcomes import (
     DeadLettered,
     Delayed,

@@ -38,6 +38,8 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nxcloud_wa.dynamo import CONDITION_FAILED, Item, error_code, text
+
 KEY_PREFIX: Final = "nxcloud-wa-send"
 """Stable prefix of stored keys (the ``key_prefix`` the Powertools-based versions used)."""
 INPROGRESS: Final = "INPROGRESS"
@@ -46,9 +48,6 @@ BATCH_WRITE_LIMIT: Final = 25
 """Most writes one ``BatchWriteItem`` takes, over all its tables."""
 SETTLE_ATTEMPTS: Final = 3
 """``BatchWriteItem`` calls per settlement: the first, then retries of what DynamoDB left unprocessed (throttling)."""
-
-Item = dict[str, dict[str, str]]
-"""A DynamoDB item in the low-level client's typed form."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,14 +150,14 @@ class IdempotencyStore:
             try:
                 self.client.put_item(Item=items[0], **put)
             except ClientError as exc:
-                if _error_code(exc) != "ConditionalCheckFailedException":
+                if error_code(exc) != CONDITION_FAILED:
                     raise
                 return {claims[0].record_id: exc.response.get("Item")}
             return {}
         try:
             self.client.transact_write_items(TransactItems=[{"Put": {"Item": item, **put}} for item in items])
         except ClientError as exc:
-            if _error_code(exc) != "TransactionCanceledException":
+            if error_code(exc) != "TransactionCanceledException":
                 raise
             reasons = exc.response.get("CancellationReasons") or []
             failed = {
@@ -197,12 +196,12 @@ class IdempotencyStore:
         """What an existing record means for a delivery that could not claim its key."""
         if old is None:
             return InProgress()
-        if _text(old, "claim") == token:  # our own write, retried by botocore after its answer was lost
+        if text(old, "claim") == token:  # our own write, retried by botocore after its answer was lost
             return Claimed()
-        if _text(old, "validation") != claim.payload_hash:
+        if text(old, "validation") != claim.payload_hash:
             return KeyReused()
-        if _text(old, "status") == COMPLETED:
-            return Completed(json.loads(_text(old, "data") or "{}"))
+        if text(old, "status") == COMPLETED:
+            return Completed(json.loads(text(old, "data") or "{}"))
         deadline = old.get("in_progress_expiration", {}).get("N")
         if deadline is not None and int(deadline) < int(self._clock() * 1000) and not self.take_over_interrupted:
             return Interrupted()
@@ -270,14 +269,6 @@ _NAMES: Final = {**_NAMES_NOT_TAKEN_OVER, "#status": "status", "#ipe": "in_progr
 def _md5(value: Any) -> str:
     """Powertools' hash of a key or payload: md5 of the JSON text with sorted keys."""
     return hashlib.md5(json.dumps(value, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
-
-
-def _text(item: Item, name: str) -> str | None:
-    return item.get(name, {}).get("S")
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _request_id(request: Mapping[str, Any]) -> str:

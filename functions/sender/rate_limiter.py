@@ -48,6 +48,8 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nxcloud_wa.dynamo import CONDITION_FAILED, error_code
+
 MICROS: Final = 1_000_000
 MAX_BURST: Final = 10
 """Most messages sent back to back when the number has capacity: an SQS batch, so a number far from its rate never
@@ -113,7 +115,7 @@ class RateLimiter:
             )
         except (ClientError, BotoCoreError) as exc:
             error: BaseException = exc
-            if isinstance(exc, ClientError) and _error_code(exc) == "ConditionalCheckFailedException":
+            if isinstance(exc, ClientError) and error_code(exc) == CONDITION_FAILED:
                 return None
             return error
         if number in self._last_tat:
@@ -175,7 +177,7 @@ class RateLimiter:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != CONDITION_FAILED:
                 raise
             old = (exc.response.get("Item") or {}).get("tat", {}).get("N")
             return False, int(old) if old is not None else 0
@@ -206,10 +208,6 @@ class _Pace:
 
     def send_times(self, start: int, count: int, now: int) -> tuple[float, ...]:
         return tuple(max(now, start + j * self.interval - self.tolerance) / MICROS for j in range(count))
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _micros(seconds: float) -> int:

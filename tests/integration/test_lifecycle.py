@@ -192,6 +192,57 @@ def test_a_failure_keeps_its_errors_and_outranks_what_came_before(stack: Stack) 
     assert events[-1]["detail"]["errors"] == [{"code": 131026, "title": "Message undeliverable"}]
 
 
+def test_a_failure_after_read_is_kept_but_publishes_nothing(stack: Stack) -> None:
+    """``failed`` does not take precedence over ``read``: a subscriber's SMS fallback must not text someone who
+    already read the message. The failure is still in the timeline and its errors in the answer."""
+    message_id = send_one(stack)
+    ok(stack.call_webhook(statuses((message_id, "delivered", 1), (message_id, "read", 2))), 2)
+    failed = statuses((message_id, "failed", 3), errors=[{"code": 131026, "title": "Message undeliverable"}])
+    ok(stack.call_webhook(failed), 1)
+    ok(stack.call_webhook(statuses((message_id, "deleted", 4))), 1)
+    stack.publish()
+
+    found = view(stack, message_id)
+    assert found["status"] == "read"
+    assert [e["status"] for e in found["timeline"]] == ["accepted", "delivered", "read", "failed", "deleted"]
+    assert found["errors"] == [{"code": 131026, "title": "Message undeliverable"}]
+    assert [e["detail"]["status"] for e in stack.events()] == ["delivered", "read"]
+
+
+def test_a_read_after_a_failure_becomes_current_and_is_published(stack: Stack) -> None:
+    message_id = send_one(stack)
+    failed = statuses((message_id, "failed", 3), errors=[{"code": 131026, "title": "Message undeliverable"}])
+    ok(stack.call_webhook(failed), 1)
+    ok(stack.call_webhook(statuses((message_id, "read", 4))), 1)
+    stack.publish()
+
+    assert view(stack, message_id)["status"] == "read"
+    events = stack.events()
+    assert [(e["detail"]["status"], e["detail"]["previous_status"]) for e in events] == [
+        ("failed", "accepted"),
+        ("read", "failed"),
+    ]
+
+
+def test_a_send_record_left_unread_is_handed_over_again_not_published_unmatched(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB leaving the send records unprocessed after every retry (throttling) is a failed record, not a
+    callback that matches no send."""
+    from nxcloud_wa.timeline import SendRecords, Timeline
+
+    message_id = send_one(stack)
+    ok(stack.call_webhook(statuses((message_id, "delivered", 1))), 1)
+    with monkeypatch.context() as throttled:
+        throttled.setattr(Timeline, "send_records", lambda self, ids: SendRecords({}, frozenset(ids)))
+        assert stack.publish() > 0
+    assert stack.events() == []
+
+    stack.publish()  # the stream hands the record over again
+    [event] = stack.events()
+    assert (event["detail"]["status"], event["detail"]["unmatched"]) == ("delivered", False)
+
+
 def test_a_callback_for_an_id_we_never_sent_is_kept_and_flagged_unmatched(stack: Stack) -> None:
     ok(stack.call_webhook(statuses(("wamid.HBgNODYxMzgwMDAwMDAwMRUCABEYEjQ2QTlFRDQ4", "delivered", 2))), 1)
     stack.publish()

@@ -318,7 +318,7 @@ def test_deleted_after_read(hooked: Callable[..., NXCloudSimulator], receiver: R
     assert (deleted["status"], deleted["type"], deleted["message"]) == ("deleted", "message", {"recipient_id": TO})
     assert deleted["timestamp"] == str(int(FIXED_NOW) + 4)
     assert "errors" not in deleted
-    assert sim.truth[message_id].final == "deleted"
+    assert sim.truth[message_id].final == "read"  # deleted does not take precedence over read
 
 
 @pytest.mark.parametrize(("final", "statuses"), [("sent", ["sent"]), ("delivered", ["sent", "delivered"])])
@@ -411,6 +411,8 @@ def test_the_truths_final_status_is_the_projects_rule_not_the_last_one() -> None
 
     assert (truth.final, truth.acknowledged_final) == ("read", "read")
     truth.acknowledged.add("failed")
+    assert truth.acknowledged_final == "read"  # a failure does not take precedence over read
+    truth.acknowledged.discard("read")
     assert truth.acknowledged_final == "failed"
 
 

@@ -967,7 +967,7 @@ def test_outputs(template: dict[str, Any]) -> None:
 
 
 def test_messages_table(resources: dict[str, Any]) -> None:
-    from nxcloud_wa.timeline import KEY_INDEX
+    from nxcloud_wa.messages_table import KEY_INDEX
 
     table = props(resources, "MessagesTable")
     assert table["BillingMode"] == "PAY_PER_REQUEST"

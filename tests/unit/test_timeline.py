@@ -1,5 +1,7 @@
 """The timeline store against DynamoDB as moto implements it in-process (no server): whatever the order and the
-repeats of a message's callbacks, the stored item ends the same."""
+repeats of a message's callbacks, the stored item ends the same, and the current status follows the precedence rule
+(``nxcloud_wa.statuses``): ``failed`` and ``deleted`` over ``accepted``, ``sent`` and ``delivered``, never over
+``read``. Reads of send records retry what DynamoDB leaves unprocessed a bounded number of times."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from nxcloud_wa.callbacks import StatusCallback, parse_callback
+from nxcloud_wa.messages_table import SendRecord
 from nxcloud_wa.statuses import STATUS_RANK, current_status
-from nxcloud_wa.timeline import SendRecord, Timeline
+from nxcloud_wa.timeline import BACKOFF_SECONDS, READ_ATTEMPTS, SendRecords, Timeline
 
 TABLE = "messages"
 STATUSES = sorted(set(STATUS_RANK) - {"accepted"})
@@ -46,9 +49,15 @@ def dynamodb() -> Iterator[Any]:
         yield client
 
 
-def callback(message_id: str, status: str, second: int) -> StatusCallback:
+def callback(message_id: str, status: str, second: int, **extra: Any) -> StatusCallback:
     return StatusCallback.model_validate(
-        {"id": message_id, "status": status, "timestamp": str(1_800_000_000 + second), "recipient_id": "8613800000000"}
+        {
+            "id": message_id,
+            "status": status,
+            "timestamp": str(1_800_000_000 + second),
+            "recipient_id": "8613800000000",
+            **extra,
+        }
     )
 
 
@@ -90,7 +99,7 @@ def test_the_send_record_is_found_by_message_id_and_by_idempotency_key(dynamodb:
     found = timeline.find("mid-1")
     assert found is not None
     assert (found["status"], found["matched"], found["to"]) == ("accepted", True, "+86*******0000")
-    assert timeline.send_records(["mid-1", "nope", ""]) == {"mid-1": record}
+    assert timeline.send_records(["mid-1", "nope", ""]) == SendRecords({"mid-1": record}, frozenset())
     assert timeline.find("unknown") is None
 
 
@@ -109,3 +118,119 @@ def test_a_click_linked_to_a_message_is_kept_once(dynamodb: Any) -> None:
     [button] = item["buttons"]["L"]
     assert button["M"]["template_id"] == {"S": "5"}
     assert item["click_ids"] == {"SS": ["evt-9"]}
+
+
+UNDELIVERABLE = [{"code": 131026, "title": "Message undeliverable"}]
+
+
+def replay(dynamodb: Any, order: list[str]) -> tuple[str, list[bool], dict[str, Any]]:
+    """Store a new message's callbacks in this order (one second apart, failed with errors); return its id, which
+    callbacks changed the current status, and what the query API shows."""
+    timeline = Timeline(dynamodb, TABLE, retention_days=30)
+    message_id = uuid.uuid4().hex
+    changed = [
+        timeline.record_status(
+            callback(message_id, status, second, **({"errors": UNDELIVERABLE} if status == "failed" else {}))
+        )
+        for second, status in enumerate(order)
+    ]
+    found = timeline.find(message_id)
+    assert found is not None
+    return message_id, changed, found
+
+
+def test_a_failure_after_read_is_kept_but_read_stays_current(dynamodb: Any) -> None:
+    _, changed, found = replay(dynamodb, ["delivered", "read", "failed"])
+
+    assert found["status"] == "read"
+    assert changed == [True, True, False]  # no change of the current status: the publisher has nothing to publish
+    assert [entry["status"] for entry in found["timeline"]] == ["delivered", "read", "failed"]
+    assert found["errors"] == UNDELIVERABLE
+
+
+def test_a_read_after_a_failure_becomes_current(dynamodb: Any) -> None:
+    _, changed, found = replay(dynamodb, ["failed", "read"])
+
+    assert (found["status"], changed) == ("read", [True, True])
+    assert found["errors"] == UNDELIVERABLE
+
+
+def test_a_failure_after_delivered_becomes_current(dynamodb: Any) -> None:
+    _, changed, found = replay(dynamodb, ["sent", "delivered", "failed"])
+
+    assert (found["status"], changed) == ("failed", [True, True, True])
+
+
+def test_a_deletion_after_read_is_kept_but_read_stays_current(dynamodb: Any) -> None:
+    _, changed, found = replay(dynamodb, ["read", "deleted"])
+
+    assert (found["status"], changed) == ("read", [True, False])
+    assert [entry["status"] for entry in found["timeline"]] == ["read", "deleted"]
+
+
+def test_a_deletion_outranks_a_failure(dynamodb: Any) -> None:
+    _, changed, found = replay(dynamodb, ["failed", "deleted", "failed"])
+
+    assert (found["status"], changed) == ("deleted", [True, True, False])
+
+
+def test_an_item_stored_under_the_earlier_ranking_is_judged_by_this_one(dynamodb: Any) -> None:
+    """Items written before the fix carry ``status_rank`` with ``read`` ranked 3, below both failures: the condition
+    reads the stored status, not that number."""
+    timeline = Timeline(dynamodb, TABLE, retention_days=30)
+    item = {"id": {"S": "status#old-1"}, "kind": {"S": "status"}, "status": {"S": "read"}, "status_rank": {"N": "3"}}
+    dynamodb.put_item(TableName=TABLE, Item=item | {"at_read": {"S": "2027-01-15T08:00:00.000+00:00"}})
+
+    assert timeline.record_status(callback("old-1", "deleted", 10)) is False
+    assert timeline.record_status(callback("old-1", "failed", 11, errors=UNDELIVERABLE)) is False
+    found = timeline.find("old-1")
+    assert found is not None
+    assert (found["status"], found["errors"]) == ("read", UNDELIVERABLE)
+
+
+class Unprocessing:
+    """A DynamoDB client whose ``BatchGetItem`` leaves every key unprocessed (throttled), or, after ``answer_after``
+    calls, finds every key."""
+
+    def __init__(self, *, answer_after: int | None = None) -> None:
+        self.answer_after = answer_after
+        self.calls: list[list[str]] = []
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # boto3's name
+        keys = RequestItems[TABLE]["Keys"]
+        self.calls.append([key["id"]["S"] for key in keys])
+        if self.answer_after is not None and len(self.calls) > self.answer_after:
+            items = [{"id": key["id"], "recipient": {"S": "8613800000000"}} for key in keys]
+            return {"Responses": {TABLE: items}, "UnprocessedKeys": {}}
+        return {"Responses": {TABLE: []}, "UnprocessedKeys": {TABLE: {"Keys": keys}}}
+
+
+def test_unprocessed_keys_are_asked_again_a_few_times_with_backoff_then_reported_unread() -> None:
+    client, slept = Unprocessing(), []
+    timeline = Timeline(client, TABLE, retention_days=30, sleep=slept.append, jitter=lambda: 1.0)
+
+    records = timeline.send_records(["m-1", "m-2"])
+
+    assert records == SendRecords({}, frozenset({"m-1", "m-2"}))
+    assert len(client.calls) == READ_ATTEMPTS
+    assert slept == [BACKOFF_SECONDS * 2**n for n in range(READ_ATTEMPTS - 1)]  # exponential, at most
+
+
+def test_a_retry_reads_what_the_first_call_left_unprocessed() -> None:
+    client, slept = Unprocessing(answer_after=1), []
+    timeline = Timeline(client, TABLE, retention_days=30, sleep=slept.append, jitter=lambda: 0.25)
+
+    records = timeline.send_records(["m-1"])
+
+    assert set(records.found) == {"m-1"} and not records.unread
+    assert client.calls == [["m-1"], ["m-1"]]
+    assert slept == [0.25 * BACKOFF_SECONDS]  # the jitter scales the wait
+
+
+def test_a_read_with_nothing_unprocessed_does_not_wait() -> None:
+    client, slept = Unprocessing(answer_after=0), []
+    timeline = Timeline(client, TABLE, retention_days=30, sleep=slept.append)
+
+    assert set(timeline.send_records([f"m-{n}" for n in range(150)]).found) == {f"m-{n}" for n in range(150)}
+    assert [len(call) for call in client.calls] == [100, 50]  # BatchGetItem's limit
+    assert slept == []

@@ -1,0 +1,291 @@
+"""The messages table's items: the one place their attributes are named, written (encoded) and read back (decoded).
+
+The table (``MESSAGES_TABLE``: partition key ``id``, TTL ``expiration``, index ``by_idempotency_key``) holds three
+kinds of items, each with one kind of writer, so no write can undo another:
+
+* ``<message_id>``: the send's record (``kind`` ``send``, :class:`SendRecord`), written once by the sender, in the
+  same request that settles the batch's idempotency records: template, idempotency key, business number, tenant,
+  recipient, when NXCloud accepted it (``at_accepted``). The index finds it by ``idempotency_key``.
+* ``status#<id>``: what the callbacks said about message ``id`` (``kind`` ``status``, :class:`StatusItem`): the
+  current ``status``, the first time of each status (``at_<status>``), the ``errors`` of a failure, the
+  ``recipient``, the template ``buttons`` clicked and their event ids (``click_ids``). Written only by the webhook's
+  conditional updates (:func:`status_updates`, :func:`click_write`), so callbacks may arrive late, twice and in any
+  order: a status replaces the current one only if it outranks it (``nxcloud_wa.statuses``), a status's time is the
+  earliest reported, a repeat changes nothing. A callback whose ``id`` matches no send is kept the same way, under
+  its own id. (Items written before the current rule also carry ``status_rank``, which nothing reads.)
+* ``click#<event id>``: a button click that names no message (``kind`` ``click``, :class:`Click`).
+
+Writes are encoded in the low-level client's typed form (:data:`nxcloud_wa.dynamo.Item`); reads are decoded from
+Python values (``nxcloud_wa.dynamo.plain``), the form Powertools' ``DynamoDBStreamEvent`` gives the stream's images
+in: the query API (``Timeline``) and the event publisher read items through the same decoders.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from .dynamo import Item
+from .phone import mask_phone
+from .statuses import ACCEPTED, STATUS_RANK, outranked_by
+
+if TYPE_CHECKING:  # only the webhook function builds them: the sender's cold start does not pay for their models
+    from .callbacks import InboundMessage, StatusCallback
+
+STATUS_PREFIX: Final = "status#"
+CLICK_PREFIX: Final = "click#"
+KEY_INDEX: Final = "by_idempotency_key"
+
+
+# --- the send's record
+
+
+@dataclass(frozen=True, slots=True)
+class SendRecord:
+    """What the send knows about a message NXCloud accepted."""
+
+    message_id: str
+    idempotency_key: str
+    template_name: str
+    template_language: str
+    business_phone: str | None
+    tenant_id: int | None
+    recipient: str
+    accepted_at: str
+
+    def item(self, expiration: int) -> Item:
+        """The item the sender writes (``expiration``: when DynamoDB may delete it, in epoch seconds)."""
+        item: Item = {
+            "id": {"S": self.message_id},
+            "kind": {"S": "send"},
+            "idempotency_key": {"S": self.idempotency_key},
+            "template_name": {"S": self.template_name},
+            "template_language": {"S": self.template_language},
+            "recipient": {"S": self.recipient},
+            "at_accepted": {"S": self.accepted_at},
+            "expiration": {"N": str(expiration)},
+        }
+        if self.business_phone:
+            item["business_phone"] = {"S": self.business_phone}
+        if self.tenant_id is not None:
+            item["tenant_id"] = {"N": str(self.tenant_id)}
+        return item
+
+    @classmethod
+    def from_image(cls, image: Mapping[str, Any]) -> SendRecord:
+        return cls(
+            message_id=str(image.get("id", "")),
+            idempotency_key=str(image.get("idempotency_key", "")),
+            template_name=str(image.get("template_name", "")),
+            template_language=str(image.get("template_language", "")),
+            business_phone=image.get("business_phone"),
+            tenant_id=int(image["tenant_id"]) if "tenant_id" in image else None,
+            recipient=str(image.get("recipient", "")),
+            accepted_at=str(image.get("at_accepted", "")),
+        )
+
+
+# --- what the callbacks said
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One conditional ``UpdateItem`` of an item, as its parts."""
+
+    item_id: str
+    expression: str
+    condition: str
+    names: dict[str, str]
+    values: Item
+
+    def request(self, table: str) -> dict[str, Any]:
+        """The ``UpdateItem`` arguments."""
+        return {
+            "TableName": table,
+            "Key": {"id": {"S": self.item_id}},
+            "UpdateExpression": self.expression,
+            "ConditionExpression": self.condition,
+            "ExpressionAttributeNames": self.names,
+            "ExpressionAttributeValues": self.values,
+        }
+
+
+def status_updates(callback: StatusCallback, expiration: int) -> tuple[Update, Update]:
+    """The two writes of a status callback: the first sets it as the current status if the stored one is among those
+    it outranks; when that condition fails, the second only moves the status's time earlier (a late duplicate may
+    carry an earlier time). Both keep the first errors, recipient and lifetime, so a status that does not become
+    current (a ``failed`` after ``read``) is still in the timeline with its errors."""
+    common, names, values = _status_attributes(callback, expiration)
+    names |= {"#at": f"at_{callback.status}"}
+    values |= {":at": {"S": callback.at}}
+    below = outranked_by(callback.status)
+    below_values = {f":below{i}": {"S": status} for i, status in enumerate(below)}
+    current = Update(
+        STATUS_PREFIX + callback.id,
+        f"SET #status = :status, #at = :at, {common}",
+        f"attribute_not_exists(#status) OR #status IN ({', '.join(below_values)})",
+        names | {"#status": "status"},
+        values | below_values | {":status": {"S": callback.status}},
+    )
+    earlier = Update(
+        STATUS_PREFIX + callback.id,
+        f"SET #at = :at, {common}",
+        "attribute_not_exists(#at) OR #at > :at",
+        names,
+        values,
+    )
+    return current, earlier
+
+
+def _status_attributes(callback: StatusCallback, expiration: int) -> tuple[str, dict[str, str], Item]:
+    """What every status write sets when it is first: the item's kind, lifetime, recipient and errors."""
+    parts = ["#kind = :kind", "#expiration = if_not_exists(#expiration, :expiration)"]
+    names = {"#kind": "kind", "#expiration": "expiration"}
+    values: Item = {":kind": {"S": "status"}, ":expiration": {"N": str(expiration)}}
+    if callback.recipient_id:
+        parts.append("#recipient = if_not_exists(#recipient, :recipient)")
+        names["#recipient"] = "recipient"
+        values[":recipient"] = {"S": callback.recipient_id}
+    if callback.errors:
+        parts.append("#errors = if_not_exists(#errors, :errors)")
+        names["#errors"] = "errors"
+        values[":errors"] = {
+            "L": [{"M": {"code": {"N": str(e.code)}, "title": {"S": e.title}}} for e in callback.errors]
+        }
+    return ", ".join(parts), names, values
+
+
+def click_write(message: InboundMessage, expiration: int) -> Update | Item:
+    """A button click's write: an update of the status item of the message it answers (each click once, by its
+    event id), or, when it names no message, a ``click#`` item of its own (to put only if it does not exist)."""
+    assert message.button is not None
+    click: Item = {
+        "id": {"S": message.id},
+        "from": {"S": message.from_},
+        "payload": {"S": message.button.payload},
+        "text": {"S": message.button.text},
+        "at": {"S": message.at},
+    }
+    for name, value in message.template().items():
+        if value is not None:
+            click[name] = {"S": value if isinstance(value, str) else _json(value)}
+    answered = message.context.id if message.context else None
+    if not answered:
+        return click | {
+            "id": {"S": CLICK_PREFIX + message.id},
+            "kind": {"S": "click"},
+            "expiration": {"N": str(expiration)},
+        }
+    return Update(
+        STATUS_PREFIX + answered,
+        "SET #buttons = list_append(if_not_exists(#buttons, :none), :click), #kind = :kind, "
+        "#expiration = if_not_exists(#expiration, :expiration) ADD #clicks :click_id",
+        "attribute_not_exists(#clicks) OR NOT contains(#clicks, :click_id_text)",
+        {"#buttons": "buttons", "#clicks": "click_ids", "#kind": "kind", "#expiration": "expiration"},
+        {
+            ":none": {"L": []},
+            ":click": {"L": [{"M": click}]},
+            ":click_id": {"SS": [message.id]},
+            ":click_id_text": {"S": message.id},
+            ":kind": {"S": "status"},
+            ":expiration": {"N": str(expiration)},
+        },
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryError:
+    """One error a ``failed`` callback reported (WhatsApp's code and title)."""
+
+    code: int
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """One template button click: a ``click#`` item, or an entry of a status item's ``buttons``."""
+
+    event_id: str
+    from_: str | None
+    payload: str | None
+    text: str | None
+    at: str | None
+    template_id: str | None
+    template_name: str | None
+    parameters: Any
+    """``wa_ext``'s components, as NXCloud sent them (None when it sent none)."""
+
+    @classmethod
+    def from_image(cls, image: Mapping[str, Any]) -> Click:
+        return cls(
+            event_id=str(image.get("id", "")).removeprefix(CLICK_PREFIX),
+            from_=image.get("from"),
+            payload=image.get("payload"),
+            text=image.get("text"),
+            at=image.get("at"),
+            template_id=image.get("template_id"),
+            template_name=image.get("template_name"),
+            parameters=_unjson(image.get("parameters")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusItem:
+    """A ``status#`` item: what the callbacks said about one message."""
+
+    message_id: str
+    status: str | None
+    """The current status; None for an item that holds only clicks."""
+    times: dict[str, str]
+    """The first reported time of each status stored."""
+    recipient: str | None
+    errors: tuple[DeliveryError, ...]
+    clicks: tuple[Click, ...]
+
+    @classmethod
+    def from_image(cls, image: Mapping[str, Any]) -> StatusItem:
+        return cls(
+            message_id=str(image.get("id", "")).removeprefix(STATUS_PREFIX),
+            status=image.get("status"),
+            times={s: str(image[f"at_{s}"]) for s in STATUS_RANK if s != ACCEPTED and f"at_{s}" in image},
+            recipient=image.get("recipient"),
+            errors=tuple(DeliveryError(int(e["code"]), str(e["title"])) for e in image.get("errors", [])),
+            clicks=tuple(Click.from_image(b) for b in image.get("buttons", [])),
+        )
+
+
+# --- the query API's view of a message
+
+
+def view(send: SendRecord | None, status: StatusItem | None) -> dict[str, Any]:
+    """The query API's answer for one message (``GET /messages/{id}``), from its send record and its status item."""
+    times = {ACCEPTED: send.accepted_at} if send else {}
+    times |= status.times if status else {}
+    recipient = send.recipient if send else status.recipient if status else None
+    return {
+        "message_id": send.message_id if send else status.message_id if status else "",
+        "idempotency_key": send.idempotency_key if send else None,
+        "status": (status.status if status else None) or ACCEPTED,
+        "matched": send is not None,
+        "template": {"name": send.template_name, "language": send.template_language} if send else None,
+        "to": mask_phone(recipient) if recipient else None,
+        "timeline": [{"status": s, "at": at} for s, at in sorted(times.items(), key=lambda entry: entry[1])],
+        "errors": [{"code": e.code, "title": e.title} for e in status.errors] if status else [],
+        "buttons": [{"payload": c.payload, "text": c.text, "at": c.at} for c in status.clicks] if status else [],
+    }
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _unjson(value: str | None) -> Any:
+    """A value :func:`click_write` stored as JSON text; a plain string NXCloud sent is returned as it is."""
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
