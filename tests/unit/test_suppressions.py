@@ -13,9 +13,9 @@ import pytest
 from moto import mock_aws
 
 from local_stack.aws import suppressions_table
+from nxcloud_wa.dynamo import BATCH_GET_LIMIT
 from nxcloud_wa.exceptions import SuppressionsUnavailableError
 from nxcloud_wa.suppressions import (
-    BATCH_GET_LIMIT,
     INDEX,
     OPT_IN_REMOVES,
     Reason,
@@ -310,7 +310,7 @@ def test_unprocessed_keys_are_asked_for_again_after_a_growing_pause(
     client: Any, clock: Clock, sleeps: list[float]
 ) -> None:
     recording = Recording(client, unprocessed_rounds=2, unprocessed=1)
-    store = SuppressionStore(recording, TABLE, clock=clock, sleep=sleeps.append)
+    store = SuppressionStore(recording, TABLE, clock=clock, sleep=sleeps.append, jitter=lambda: 1.0)
     numbers = recipients(3)
     for number in numbers:
         store.put(entry(number))
@@ -328,7 +328,7 @@ def test_keys_still_unprocessed_after_the_retries_make_the_list_unavailable(
     client: Any, clock: Clock, sleeps: list[float]
 ) -> None:
     recording = Recording(client, unprocessed_rounds=10, unprocessed=1)
-    store = SuppressionStore(recording, TABLE, clock=clock, sleep=sleeps.append, retries=2)
+    store = SuppressionStore(recording, TABLE, clock=clock, sleep=sleeps.append, attempts=3, jitter=lambda: 1.0)
 
     with pytest.raises(SuppressionsUnavailableError, match="1 of 2 suppression keys stayed unprocessed"):
         store.lookup([(BUSINESS, RECIPIENT), (BUSINESS, "8613800138001")])

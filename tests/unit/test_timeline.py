@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from nxcloud_wa.callbacks import StatusCallback, parse_callback
+from nxcloud_wa.dynamo import BACKOFF_SECONDS, READ_ATTEMPTS
 from nxcloud_wa.messages_table import SendRecord
 from nxcloud_wa.statuses import STATUS_RANK, current_status
-from nxcloud_wa.timeline import BACKOFF_SECONDS, READ_ATTEMPTS, SendRecords, Timeline
+from nxcloud_wa.timeline import SendRecords, Timeline
 
 TABLE = "messages"
 STATUSES = sorted(set(STATUS_RANK) - {"accepted"})

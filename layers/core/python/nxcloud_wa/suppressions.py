@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -41,17 +42,12 @@ from typing import Any, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .dynamo import CONDITION_FAILED, READ_ATTEMPTS, Item, batch_get, error_code
 from .exceptions import SuppressionsUnavailableError
 from .phone import E164_MAX_DIGITS, E164_MIN_DIGITS, normalize_phone
 
 INDEX: Final = "by_business_phone"
 """The index of one business number's entries (partition ``business_phone``, sort ``recipient``)."""
-BATCH_GET_LIMIT: Final = 100
-"""Most keys one BatchGetItem takes (DynamoDB's limit)."""
-UNPROCESSED_RETRIES: Final = 3
-"""Times the keys DynamoDB left unprocessed (throttling, 16 MB) are asked for again before the read gives up."""
-UNPROCESSED_BACKOFF: Final = 0.05
-"""Seconds before the first retry of unprocessed keys, doubling each time (AWS's advice for BatchGetItem)."""
 MAX_PAGE: Final = 1000
 """Most entries one :meth:`SuppressionStore.list` page may ask for."""
 
@@ -228,15 +224,15 @@ class SuppressionStore:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        retries: int = UNPROCESSED_RETRIES,
-        backoff: float = UNPROCESSED_BACKOFF,
+        attempts: int = READ_ATTEMPTS,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.client = client
         self.table = table
         self.clock = clock
         self.sleep = sleep
-        self.retries = retries
-        self.backoff = backoff
+        self.attempts = attempts
+        self.jitter = jitter
         self.requests = 0
 
     # reads
@@ -246,35 +242,38 @@ class SuppressionStore:
         or a validated message's fields, which went through the same normaliser); a key without an entry is absent.
         The keys are checked for shape (digits) but not parsed again: parsing costs about 0.14 ms a number, more than
         the rest of the check. One strongly consistent BatchGetItem per 100 distinct keys; keys DynamoDB leaves
-        unprocessed are asked for again (``retries`` times, backing off). Raises
+        unprocessed are asked for again (:func:`nxcloud_wa.dynamo.batch_get`: bounded, backing off). Raises
         :class:`~nxcloud_wa.exceptions.SuppressionsUnavailableError` when the table cannot be read or keys stay
         unread, so the caller applies its fail-open / retry-later rule (:func:`nxcloud_wa.audience.when_unreadable`);
         ``ValueError`` for a key that is not two numbers' digits."""
         distinct = list(dict.fromkeys(_checked(key) for key in keys))
         now = self.clock()
         found: dict[Key, Suppression] = {}
-        for start in range(0, len(distinct), BATCH_GET_LIMIT):
-            for item in self._batch_get(distinct[start : start + BATCH_GET_LIMIT]):
-                entry = decode(item)
-                if not entry.expired(now):
-                    found[entry.key] = entry
+        for item in self._batch_get(distinct):
+            entry = decode(item)
+            if not entry.expired(now):
+                found[entry.key] = entry
         return found
 
-    def _batch_get(self, keys: list[Key]) -> list[dict[str, Any]]:
-        request: dict[str, Any] = {
-            self.table: {"Keys": [{"id": {"S": item_id(key)}} for key in keys], "ConsistentRead": True}
-        }
-        items: list[dict[str, Any]] = []
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self.sleep(self.backoff * 2 ** (attempt - 1))
-            answer = self._call("batch_get_item", RequestItems=request)
-            items.extend(answer.get("Responses", {}).get(self.table, []))
-            request = answer.get("UnprocessedKeys") or {}
-            if not request.get(self.table, {}).get("Keys"):
-                return items
-        unread = len(request[self.table]["Keys"])
-        raise SuppressionsUnavailableError(f"{unread} of {len(keys)} suppression keys stayed unprocessed")
+    def _batch_get(self, keys: list[Key]) -> list[Item]:
+        try:
+            items, unread, calls = batch_get(
+                self.client,
+                self.table,
+                [{"id": {"S": item_id(key)}} for key in keys],
+                consistent=True,
+                attempts=self.attempts,
+                sleep=self.sleep,
+                jitter=self.jitter,
+            )
+        except ClientError as exc:
+            raise SuppressionsUnavailableError(f"batch_get_item failed: {error_code(exc) or 'ClientError'}") from exc
+        except BotoCoreError as exc:
+            raise SuppressionsUnavailableError(f"batch_get_item failed: {type(exc).__name__}") from exc
+        self.requests += calls
+        if unread:
+            raise SuppressionsUnavailableError(f"{len(unread)} of {len(keys)} suppression keys stayed unprocessed")
+        return items
 
     def get(self, business_phone: str, recipient: str) -> Suppression | None:
         """The entry in force for one pair, or None (absent or expired). Strongly consistent."""
@@ -328,9 +327,9 @@ class SuppressionStore:
         try:
             answer: dict[str, Any] = getattr(self.client, operation)(**request)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error_code(exc) == CONDITION_FAILED:
                 raise _ConditionFailedError from None
-            raise SuppressionsUnavailableError(f"{operation} failed: {_error_name(exc)}") from exc
+            raise SuppressionsUnavailableError(f"{operation} failed: {error_code(exc) or 'ClientError'}") from exc
         except BotoCoreError as exc:
             raise SuppressionsUnavailableError(f"{operation} failed: {type(exc).__name__}") from exc
         return answer
@@ -362,10 +361,6 @@ class SuppressionStore:
 
 class _ConditionFailedError(Exception):
     """A conditional write found an entry it must not replace (or no entry to delete)."""
-
-
-def _error_name(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "ClientError"))
 
 
 def _may_replace(entry: Suppression, now: int) -> dict[str, Any]:

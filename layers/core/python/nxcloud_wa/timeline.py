@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from .dynamo import CONDITION_FAILED, error_code, plain
+from .dynamo import CONDITION_FAILED, batch_get, error_code, plain
 from .messages_table import (
     KEY_INDEX,
     STATUS_PREFIX,
@@ -32,12 +32,6 @@ if TYPE_CHECKING:  # only the webhook function builds them: the sender's cold st
     from .callbacks import InboundMessage, StatusCallback
 
 DAY: Final = 86_400
-BATCH_GET_LIMIT: Final = 100
-"""Most keys one ``BatchGetItem`` takes."""
-READ_ATTEMPTS: Final = 4
-"""``BatchGetItem`` calls per chunk of keys: the first, then retries of what DynamoDB left unprocessed (throttling)."""
-BACKOFF_SECONDS: Final = 0.05
-"""The first retry waits up to this long, each next one up to twice as long (full jitter)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,19 +141,9 @@ class Timeline:
         What DynamoDB leaves unprocessed is asked for again, a few times with backoff; what is still unread then is
         reported, not mistaken for a message without a send record.
         """
-        found: dict[str, SendRecord] = {}
-        unread: set[str] = set()
         unique = [m for m in dict.fromkeys(message_ids) if m]
-        for start in range(0, len(unique), BATCH_GET_LIMIT):
-            keys: list[dict[str, Any]] = [{"id": {"S": m}} for m in unique[start : start + BATCH_GET_LIMIT]]
-            for attempt in range(READ_ATTEMPTS):
-                if attempt:
-                    self._sleep(self._jitter() * BACKOFF_SECONDS * 2 ** (attempt - 1))
-                answer = self.client.batch_get_item(RequestItems={self.table: {"Keys": keys}})
-                for image in map(plain, answer.get("Responses", {}).get(self.table, [])):
-                    found[str(image["id"])] = SendRecord.from_image(image)
-                keys = (answer.get("UnprocessedKeys") or {}).get(self.table, {}).get("Keys", [])
-                if not keys:
-                    break
-            unread |= {str(key["id"]["S"]) for key in keys}
-        return SendRecords(found, frozenset(unread))
+        items, unread, _ = batch_get(
+            self.client, self.table, [{"id": {"S": m}} for m in unique], sleep=self._sleep, jitter=self._jitter
+        )
+        found = {record.message_id: record for record in (SendRecord.from_image(plain(item)) for item in items)}
+        return SendRecords(found, frozenset(str(key["id"]["S"]) for key in unread))
