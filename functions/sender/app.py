@@ -1,11 +1,14 @@
 """Lambda entry point: one function, two triggers.
 
-``lambda_handler`` recognises the event: an SQS batch goes to :mod:`sqs_batch` (partial batch responses), an API
-Gateway REST proxy request to :mod:`api` (Powertools' resolver). Anything else is refused with a clear error.
+``lambda_handler`` recognises the event: an SQS batch goes to :mod:`sqs_trigger` (partial batch responses), an API
+Gateway REST proxy request to :mod:`api` (Powertools' resolver), except a body too large for a message, which is
+answered 413 here (``TOO_LARGE`` in the error table) before the resolver is even imported. Anything else is refused
+with a clear error.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -13,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import runtime
 import snapstart
+from nxcloud_wa.error_codes import TOO_LARGE
 from nxcloud_wa.models import MAX_MESSAGE_BYTES
 from observability import logger, metrics, tracer
 
@@ -44,10 +48,11 @@ def _handle_sqs(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
 def _handle_api(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tracer.put_annotation(key="trigger", value="api")
     if _body_size(event) > MAX_MESSAGE_BYTES:
+        message = f"the body must be at most {MAX_MESSAGE_BYTES} bytes"
         return {
-            "statusCode": 413,
+            "statusCode": TOO_LARGE.api_status,
             "headers": {"Content-Type": "application/json"},
-            "body": f'{{"error": "too_large", "message": "the body must be at most {MAX_MESSAGE_BYTES} bytes"}}',
+            "body": json.dumps({"error": TOO_LARGE.reason, "message": message}),
         }
     from api import app as api_app  # deferred: the resolver and its OpenAPI models are not needed for SQS
 

@@ -30,9 +30,17 @@ class InvalidMessageError(NXCloudWAError):
     dead-letter attributes.
     """
 
+    classification = error_codes.INVALID_MESSAGE
+
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc'])) or '(message)'}: {e['msg']}" for e in errors))
+
+
+class UnsupportedMediaError(InvalidMessageError):
+    """The API's body is not JSON (another content type, or a form it cannot read): invalid, answered 415."""
+
+    classification = error_codes.UNSUPPORTED_MEDIA
 
 
 class InvalidCallbackError(NXCloudWAError):
