@@ -1,10 +1,11 @@
 """Every exception of the project, in one hierarchy under :class:`NXCloudWAError`.
 
 A failure to send is a :class:`SendError` carrying its :class:`~nxcloud_wa.error_codes.Classification` (reason,
-class, API status) and NXCloud's ``code``, ``message`` and ``traceId`` when there are any; callers decide what to do
-from the classification alone. Messages never contain credentials or signatures, nor a full phone number: NXCloud's
-own text is quoted with its numbers masked, since an error's message ends up in logs, tracebacks, dead-letter
-attributes and API answers.
+class, API status) and NXCloud's ``code``, ``message`` and ``traceId`` when there are any. An exception becomes a
+``nxcloud_wa.failures.Failure`` (one mapping, there), and what happens to the message is decided from that failure's
+classification alone (``functions/sender/fate.py``). Messages never contain credentials or signatures, nor a full
+phone number: NXCloud's own text is quoted with its numbers masked, since an error's message ends up in logs,
+tracebacks, dead-letter attributes and API answers.
 """
 
 from collections.abc import Sequence
