@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 import fate
@@ -16,9 +18,11 @@ from nxcloud_wa.error_codes import (
     INVALID_MESSAGE,
     READ_TIMEOUT,
     THROTTLED,
+    ErrorClass,
     classify_http_status,
 )
-from nxcloud_wa.failures import Failure, failure, rate_limited, unknown
+from nxcloud_wa.exceptions import PermanentSendError, RetryableSendError, SendError, UnknownOutcomeError, send_error
+from nxcloud_wa.failures import Failure, failure, failure_for, rate_limited, unknown
 from outcomes import DeadLettered, Delayed, Rejected, RetryLater, Sent
 
 SENT = Sent("mid-1", "trace", "2026-12-01T00:00:00.000+00:00", latency_ms=10.0)
@@ -188,3 +192,23 @@ def test_any_other_claim_of_this_delivery_is_released_and_anothers_is_left_alone
 ) -> None:
     assert fate.settlement(outcome.failure, outcome, requested=True) == Release()
     assert fate.settlement(outcome.failure, outcome, requested=False) is None
+
+
+@pytest.mark.parametrize(
+    ("error_class", "exception", "outcome"),
+    [
+        (ErrorClass.UNKNOWN, UnknownOutcomeError, ToDeadLetter),
+        (ErrorClass.RETRYABLE, RetryableSendError, RetryLater),
+        (ErrorClass.PERMANENT, PermanentSendError, ToDeadLetter),
+    ],
+)
+def test_the_table_alone_decides_what_becomes_of_a_read_timeout(
+    error_class: ErrorClass, exception: type[SendError], outcome: type
+) -> None:
+    """Reclassifying READ_TIMEOUT (one edit, in error_codes.py) changes the exception, the failure and the fate."""
+    classification = replace(READ_TIMEOUT, error_class=error_class)
+    error = send_error("no answer", classification)
+    cause = fate.after_send(failure_for(error), UnknownOutcomePolicy.DEAD_LETTER)
+
+    assert type(error) is exception
+    assert isinstance(fate.dispose(cause, queued(), QUEUE), outcome)

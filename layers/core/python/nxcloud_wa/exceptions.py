@@ -175,6 +175,28 @@ class UnknownOutcomeError(SendError):
     """
 
 
+_SEND_ERRORS: dict[ErrorClass, type[SendError]] = {
+    ErrorClass.PERMANENT: PermanentSendError,
+    ErrorClass.RETRYABLE: RetryableSendError,
+    ErrorClass.UNKNOWN: UnknownOutcomeError,
+}
+
+
+def send_error(
+    message: str,
+    classification: Classification,
+    *,
+    code: int | None = None,
+    trace_id: str | None = None,
+    http_status: int | None = None,
+) -> SendError:
+    """The exception a classification calls for: its class (permanent, retryable, unknown) picks the type, so the
+    table alone decides (a read timeout is an :class:`UnknownOutcomeError` because ``READ_TIMEOUT`` is unknown)."""
+    return _SEND_ERRORS[classification.error_class](
+        message, classification, code=code, trace_id=trace_id, http_status=http_status
+    )
+
+
 def error_for_code(code: int, info: CodeInfo, message: str, trace_id: str | None) -> SendError:
     """Build the exception NXCloud's non-zero ``code`` calls for.
 
@@ -187,8 +209,7 @@ def error_for_code(code: int, info: CodeInfo, message: str, trace_id: str | None
         return ThrottledError(text, throttle_code=str(meta_code), code=code, trace_id=trace_id)
     if info.auth:
         return AuthError(text, info.classification, code=code, trace_id=trace_id)
-    cls = PermanentSendError if info.error_class is ErrorClass.PERMANENT else RetryableSendError
-    return cls(text, info.classification, code=code, trace_id=trace_id)
+    return send_error(text, info.classification, code=code, trace_id=trace_id)
 
 
 def error_for_http_status(status: int, retry_after: str | None = None) -> SendError:
@@ -201,8 +222,7 @@ def error_for_http_status(status: int, retry_after: str | None = None) -> SendEr
             http_status=status,
         )
     classification = error_codes.classify_http_status(status)
-    cls = PermanentSendError if classification.error_class is ErrorClass.PERMANENT else RetryableSendError
-    return cls(f"NXCloud answered HTTP {status}", classification, http_status=status)
+    return send_error(f"NXCloud answered HTTP {status}", classification, http_status=status)
 
 
 def parse_retry_after(value: str | None) -> float | None:
