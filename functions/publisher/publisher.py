@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
     DynamoDBRecord,
@@ -44,6 +41,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from nxcloud_wa.config import EnvReader
 from nxcloud_wa.messages_table import CLICK_PREFIX, STATUS_PREFIX, Click, SendRecord, StatusItem
 from nxcloud_wa.statuses import ACCEPTED, CALLBACK_STATUSES
+from nxcloud_wa.telemetry import Telemetry
 from nxcloud_wa.timeline import Timeline
 
 SOURCE: Final = "nxcloud.whatsapp"
@@ -51,22 +49,20 @@ STATUS_CHANGED: Final = "WhatsApp Message Status Changed"
 BUTTON_CLICKED: Final = "WhatsApp Template Button Clicked"
 PUT_EVENTS_LIMIT: Final = 10
 PUT_ATTEMPTS: Final = 4
-NAMESPACE: Final = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "NXCloudWhatsApp")
-SERVICE: Final = os.environ.get("POWERTOOLS_SERVICE_NAME", "nxcloud-wa-publisher")
-
-logger = Logger(service=SERVICE, utc=True)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-logging.getLogger("botocore").setLevel(logging.INFO)
+TELEMETRY: Final = Telemetry.of("nxcloud-wa-publisher")
+NAMESPACE: Final = TELEMETRY.namespace
+SERVICE: Final = TELEMETRY.service
+logger, metrics = TELEMETRY.logger, TELEMETRY.metrics
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class PublisherSettings:
     messages_table: str
     event_bus: str
     publish_statuses: frozenset[str]
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls) -> PublisherSettings:
         env = EnvReader()
         statuses = frozenset(s.strip() for s in env.text("PUBLISH_STATUSES", ",".join(CALLBACK_STATUSES)).split(","))
         if not statuses <= CALLBACK_STATUSES:
@@ -105,7 +101,7 @@ Change = StatusChange | Clicked
 
 
 class Publisher:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: PublisherSettings) -> None:
         import boto3
 
         session = boto3.session.Session()
@@ -264,6 +260,6 @@ def reset() -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _publisher
     if _publisher is None:
-        _publisher = Publisher(Settings.from_env())
+        _publisher = Publisher(PublisherSettings.from_env())
     failed = _publisher.publish(DynamoDBStreamEvent(event).records if event.get("Records") else [])
     return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in failed]}

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from http import HTTPStatus
 from typing import Annotated, Any, Final, Literal
 
@@ -39,15 +38,17 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
+import fate
 import observability
 import runtime
-from delivery import Incoming
-from nxcloud_wa.error_codes import UNSUPPORTED_MEDIA
-from nxcloud_wa.exceptions import InvalidMessageError
+from incoming import Incoming
+from nxcloud_wa.error_codes import TOO_LARGE
+from nxcloud_wa.exceptions import InvalidMessageError, UnsupportedMediaError
+from nxcloud_wa.failures import Failure, failure_for
 from nxcloud_wa.models import MAX_IDEMPOTENCY_KEY, SendRequest
-from nxcloud_wa.sqs import sqs_text
+from nxcloud_wa.sqs import sqs_text, string_attributes
 from observability import count, logger, tracer
-from outcomes import DeadLettered, Failure, Outcome, Rejected, RetryLater, Sent, failure_for
+from outcomes import DeadLettered, Outcome, Sent
 
 MESSAGES_PATH: Final = "/messages"
 
@@ -244,9 +245,9 @@ def _dump(body: BaseModel) -> dict[str, Any]:
 
 def too_large(limit: int) -> dict[str, Any]:
     """The 413 for a body over ``limit`` bytes, as a REST proxy answer: app.py gives it before the resolver runs."""
-    body = ErrorResponse(error="too_large", message=f"the body must be at most {limit} bytes")
+    body = ErrorResponse(error=TOO_LARGE.reason, message=f"the body must be at most {limit} bytes")
     return {
-        "statusCode": 413,
+        "statusCode": TOO_LARGE.api_status,
         "headers": {"Content-Type": content_types.APPLICATION_JSON},
         "body": json.dumps(_dump(body)),
     }
@@ -282,7 +283,7 @@ def _enqueue(rt: runtime.Runtime, key: str | None) -> Response[Any]:
     escaped, and the queue's consumer reads the body's key first, so the key stays the same. (A header cannot hold
     such characters: HTTP forbids control characters, and U+FFFE is not Latin-1.)
     """
-    message_attributes = {"idempotency_key": {"DataType": "String", "StringValue": sqs_text(key)}} if key else {}
+    message_attributes = string_attributes({"idempotency_key": key})
     sent = rt.sqs.send_message(
         QueueUrl=rt.settings.send_queue_url,
         MessageBody=sqs_text(app.current_event.decoded_body or ""),
@@ -319,7 +320,7 @@ def _failure_body(failure: Failure, message: str | None) -> ErrorResponse | TooM
 
 def _refused(failure: Failure) -> Response[Any]:
     """A request refused before the delivery flow (unreadable, invalid, or a dependency failing): reported alike."""
-    outcome = Rejected(failure) if failure.api_status < 500 else RetryLater(failure)
+    outcome = fate.refused(failure)
     request_id = app.current_event.request_context.request_id
     observability.report(outcome, None, None, Incoming(body="", source="api", source_id=request_id))
     return _error(failure)
@@ -331,10 +332,8 @@ def _invalid_request(exc: RequestValidationError | RequestUnsupportedContentType
         {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
         for e in exc.errors()
     ]
-    failure = failure_for(InvalidMessageError(errors))
-    if any(e["type"] == "unsupported_content_type" for e in errors):
-        failure = replace(failure, classification=UNSUPPORTED_MEDIA)
-    return _refused(failure)
+    unsupported = any(e["type"] == "unsupported_content_type" for e in errors)
+    return _refused(failure_for(UnsupportedMediaError(errors) if unsupported else InvalidMessageError(errors)))
 
 
 @app.exception_handler(UnicodeDecodeError)
@@ -357,7 +356,7 @@ def _unreadable_form(exc: ValueError) -> Response[Any]:
     if content_type and not content_type.startswith(content_types.APPLICATION_JSON):
         message = f"Unsupported content type: {content_type}"
         errors = [{"loc": ["body"], "msg": message, "type": "unsupported_content_type"}]
-        return _refused(replace(failure_for(InvalidMessageError(errors)), classification=UNSUPPORTED_MEDIA))
+        return _refused(failure_for(UnsupportedMediaError(errors)))
     return _failed_before_delivery(exc)
 
 

@@ -1,7 +1,9 @@
 """Lambda entry point: one function, two triggers.
 
-``lambda_handler`` recognises the event: an SQS batch goes to :mod:`sqs_batch` (partial batch responses), an API
-Gateway REST proxy request to :mod:`api` (Powertools' resolver). Anything else is refused with a clear error.
+``lambda_handler`` recognises the event: an SQS batch goes to :mod:`sqs_trigger` (partial batch responses), an API
+Gateway REST proxy request to :mod:`api` (Powertools' resolver), except a body too large for a message, which is
+answered 413 (``TOO_LARGE`` in the error table, :func:`api.too_large`) before the resolver runs. Anything else is
+refused with a clear error.
 """
 
 from __future__ import annotations

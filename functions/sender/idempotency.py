@@ -69,7 +69,7 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class Completed:
-    """An earlier delivery stored this outcome (the stored data, as :mod:`outcomes` wrote it)."""
+    """An earlier delivery stored this outcome (the stored data, as :mod:`idempotency_record` wrote it)."""
 
     data: dict[str, Any]
 

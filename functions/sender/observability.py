@@ -11,11 +11,8 @@
   ``RateLimitWait`` (ms a message waited for its slot) and ``RateLimiterErrors`` (the limiter failed open).
 * Tracer: created only when tracing is on. ``Tracer()`` imports the X-Ray SDK (~0.8 s of cold start) even when
   disabled, so outside Lambda or with ``POWERTOOLS_TRACE_DISABLED=true`` a no-op stands in and costs nothing.
-* botocore's loggers are held at INFO: at DEBUG they print whole AWS requests and responses, which here means the
-  NXCloud secret (``GetSecretValue``'s ``SecretString``) and the bodies of dead-lettered messages (recipient numbers).
-  They would inherit DEBUG from the root logger whenever the function's application log level is DEBUG (Lambda's
-  advanced logging controls) or code calls ``logging.basicConfig(level=logging.DEBUG)``. Code that wants the wire
-  trace anyway must ask for it by name (``boto3.set_stream_logger("botocore")``).
+* The Logger and Metrics are built as the three functions build them (``nxcloud_wa.telemetry``), which also holds
+  botocore's loggers at INFO: at DEBUG they would print the NXCloud secret and the bodies of dead letters.
 * With ``POWERTOOLS_DEBUG=true`` Powertools logs its internals, one line of which prints the API route's arguments
   (the parsed message): phone numbers are masked in that logger's lines. tests/security checks every path.
 """
@@ -24,30 +21,24 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from incoming import Incoming
 from nxcloud_wa.error_codes import RATE_LIMITED, THROTTLED
+from nxcloud_wa.failures import Failure
 from nxcloud_wa.models import SendRequest
 from nxcloud_wa.phone import mask_valid_phone, redact_numbers
-from outcomes import DeadLettered, Delayed, Failure, Outcome, Rejected, RetryLater, Sent
+from nxcloud_wa.telemetry import Telemetry
+from outcomes import DeadLettered, Delayed, Outcome, Rejected, RetryLater, Sent
 
-if TYPE_CHECKING:
-    from delivery import Incoming
-
-SERVICE: Final = os.environ.get("POWERTOOLS_SERVICE_NAME", "nxcloud-wa-sender")
-NAMESPACE: Final = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "NXCloudWhatsApp")
-
-logger = Logger(service=SERVICE, utc=True)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-# An invocation may end with nothing to count (a 409, a refused event); Powertools warns on every such flush.
-warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
-# Never inherit DEBUG from the root logger: see the module docstring (INFO lines only name credential sources).
-logging.getLogger("botocore").setLevel(logging.INFO)
+TELEMETRY: Final = Telemetry.of("nxcloud-wa-sender")
+SERVICE: Final = TELEMETRY.service
+NAMESPACE: Final = TELEMETRY.namespace
+logger = TELEMETRY.logger
+metrics = TELEMETRY.metrics
 
 
 class _MaskNumbers(logging.Filter):
@@ -115,7 +106,7 @@ def report(
 ) -> None:
     """The one log line and the metrics of a message's outcome (``waited_ms``: how long it waited for its number's
     rate). Main thread only (see :func:`count`)."""
-    queued = incoming.source == "sqs"
+    queued = incoming.queued
     where: dict[str, object] = {"sqs_message_id": incoming.source_id} if queued else {}
     _throughput(outcome, waited_ms)
     if waited_ms:

@@ -29,8 +29,8 @@ import random
 from collections.abc import Mapping
 from typing import Any, Final
 
-from dead_letter import DeadLetter
-from nxcloud_wa.sqs import sqs_text
+from nxcloud_wa.sqs import string_attributes
+from outbox import PutBackCopy
 
 KEY_ATTRIBUTE: Final = "idempotency_key"
 FAILED_RECEIVES: Final = "failed_receives"
@@ -44,11 +44,10 @@ every half minute per message, not every second."""
 _jitter = random.Random()
 
 
-def copy_of(body: str, *, key: str, failed_receives: int, throttled: int, delay_seconds: int) -> DeadLetter:
+def copy_of(body: str, *, key: str, failed_receives: int, throttled: int, delay_seconds: int) -> PutBackCopy:
     """The delayed copy of a throttled message (``throttled``: how many times it was put back, this one included)."""
-    values = {KEY_ATTRIBUTE: sqs_text(key), FAILED_RECEIVES: str(failed_receives), THROTTLED: str(throttled)}
-    attributes = {name: {"DataType": "String", "StringValue": value} for name, value in values.items()}
-    return DeadLetter(body, attributes, delay_seconds=delay_seconds)
+    values = {KEY_ATTRIBUTE: key, FAILED_RECEIVES: str(failed_receives), THROTTLED: str(throttled)}
+    return PutBackCopy(body, string_attributes(values), delay_seconds)
 
 
 def delay_seconds(base: float, times_put_back: int, rng: random.Random = _jitter) -> int:

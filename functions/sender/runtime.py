@@ -21,13 +21,13 @@ from nxcloud_wa.sender import Sender
 from nxcloud_wa.template_client import TemplateClient
 from nxcloud_wa.timeline import Timeline
 from rate_limiter import RateLimiter
-from settings import FunctionSettings
+from settings import SenderSettings
 from template_gate import TemplateGate
 
 
 @dataclass(slots=True)
 class Runtime:
-    settings: FunctionSettings
+    settings: SenderSettings
     sender: Sender
     delivery: Delivery
     sqs: LazyClient
@@ -46,7 +46,7 @@ def get() -> Runtime:
     global _runtime
     with _lock:
         if _runtime is None:
-            _runtime = _build(FunctionSettings.from_env())
+            _runtime = _build(SenderSettings.from_env())
         return _runtime
 
 
@@ -65,7 +65,7 @@ def reset() -> None:
         _runtime = None
 
 
-def _build(settings: FunctionSettings) -> Runtime:
+def _build(settings: SenderSettings) -> Runtime:
     import boto3
     from botocore.config import Config
 
@@ -126,7 +126,7 @@ def _build(settings: FunctionSettings) -> Runtime:
     )
 
 
-def _catalogue(settings: FunctionSettings, sender: Sender) -> TemplateCatalogue | None:
+def _catalogue(settings: SenderSettings, sender: Sender) -> TemplateCatalogue | None:
     """The container's template catalogue, fetched through getTemplate over the sender's connection pool."""
     core = settings.core
     if core.template_check is TemplateCheckMode.OFF:
@@ -140,7 +140,7 @@ def _catalogue(settings: FunctionSettings, sender: Sender) -> TemplateCatalogue 
     return TemplateCatalogue(client, ttl=core.template_cache_seconds)
 
 
-def _pacing(settings: FunctionSettings, client: Any) -> Pacing | None:
+def _pacing(settings: SenderSettings, client: Any) -> Pacing | None:
     """The business numbers' rate, when the stack has a limiter table. The wait keeps back one send's worst case
     (connect and read timeouts) and a second for the settlement, so it never runs an invocation into its timeout."""
     if not settings.rate_table:

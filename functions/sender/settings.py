@@ -1,4 +1,4 @@
-"""The function's own settings on top of the core's (``nxcloud_wa.config.Settings``), read by the same reader.
+"""The sender's own settings on top of the core's (``nxcloud_wa.config.NXCloudSettings``), read by the same reader.
 
 Read once per container; a missing or malformed variable fails the first invocation with one message naming every
 problem.
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from nxcloud_wa.config import EnvReader, Settings
+from nxcloud_wa.config import EnvReader, NXCloudSettings
 
 DEFAULT_IDEMPOTENCY_EXPIRY: Final = 24 * 3600
 DEFAULT_MAX_SEND_CONCURRENCY: Final = 10
@@ -23,8 +23,8 @@ DEFAULT_MAX_RECEIVE_COUNT: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
-class FunctionSettings:
-    core: Settings
+class SenderSettings:
+    core: NXCloudSettings
     dlq_url: str
     send_queue_url: str
     idempotency_table: str
@@ -41,10 +41,10 @@ class FunctionSettings:
     """The send queue's ``maxReceiveCount``: a put-back copy's failures count against it with its original's."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> FunctionSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SenderSettings:
         env = EnvReader(environ)
         settings = cls(
-            core=Settings.read(env),
+            core=NXCloudSettings.read(env),
             dlq_url=env.required("DLQ_URL", "the dead-letter queue's URL"),
             send_queue_url=env.required("SEND_QUEUE_URL", "the send queue's URL"),
             idempotency_table=env.required("IDEMPOTENCY_TABLE", "the DynamoDB idempotency table's name"),

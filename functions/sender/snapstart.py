@@ -22,13 +22,10 @@ hooks directly.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any
 
 import runtime
 from observability import logger
-
-Hook = Callable[[], None]
 
 
 def before_snapshot() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import requeue
-from delivery import Incoming
+from incoming import Incoming
 from outcomes import RetryLater
 from runtime import Runtime
 

@@ -16,14 +16,11 @@ from __future__ import annotations
 import base64
 import hmac
 import json
-import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -33,6 +30,7 @@ from nxcloud_wa.credentials import load_credentials
 from nxcloud_wa.exceptions import InvalidCallbackError
 from nxcloud_wa.phone import mask_phone
 from nxcloud_wa.sqs import sqs_text
+from nxcloud_wa.telemetry import Telemetry
 from nxcloud_wa.timeline import Timeline
 
 MAX_BODY_BYTES: Final = 64 * 1024
@@ -43,13 +41,12 @@ Secrets Manager calls."""
 DEFAULT_SECRET_MAX_AGE: Final = 300
 DEFAULT_RETENTION_DAYS: Final = 30
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "nxcloud-wa-webhook"), utc=True)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "NXCloudWhatsApp"))
-logging.getLogger("botocore").setLevel(logging.INFO)  # at DEBUG it would log the secret (GetSecretValue)
+TELEMETRY: Final = Telemetry.of("nxcloud-wa-webhook")  # botocore held at INFO: at DEBUG it would log the secret
+logger, metrics = TELEMETRY.logger, TELEMETRY.metrics
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class WebhookSettings:
     secret_id: str
     messages_table: str
     kept_queue_url: str
@@ -57,7 +54,7 @@ class Settings:
     secret_max_age: int
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls) -> WebhookSettings:
         env = EnvReader()
         settings = cls(
             secret_id=env.required("NXCLOUD_SECRET_ID", "the Secrets Manager id of the NXCloud secret"),
@@ -73,7 +70,7 @@ class Settings:
 class Receiver:
     """What a container builds once: settings, the table, the queue client, the token check."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: WebhookSettings) -> None:
         import boto3
 
         self.settings = settings
@@ -156,7 +153,7 @@ _receiver: Receiver | None = None
 def receiver() -> Receiver:
     global _receiver
     if _receiver is None:
-        _receiver = Receiver(Settings.from_env())
+        _receiver = Receiver(WebhookSettings.from_env())
     return _receiver
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from nxcloud_simulator import NXCloudSimulator, RequestRecord
 from nxcloud_wa.client import IDLE_RECYCLE_SECONDS, NXCloudClient, SendResult, encode_body
-from nxcloud_wa.config import Settings
+from nxcloud_wa.config import NXCloudSettings
 from nxcloud_wa.credentials import Credentials
 from nxcloud_wa.error_codes import NXCLOUD_CODES, ErrorClass
 from nxcloud_wa.exceptions import (
@@ -362,7 +362,9 @@ class Loader:
 
 
 def make_sender(simulator: NXCloudSimulator, loader: Loader) -> Sender:
-    settings = Settings(secret_id="nxcloud/test", base_url=simulator.url, read_timeout=READ_TIMEOUT, max_attempts=2)
+    settings = NXCloudSettings(
+        secret_id="nxcloud/test", base_url=simulator.url, read_timeout=READ_TIMEOUT, max_attempts=2
+    )
     return Sender(settings, client=make_client(simulator.url, max_attempts=2), loader=loader)
 
 

@@ -133,7 +133,7 @@ def _kill_after_send(rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _deliver(rt: Any, body: dict[str, Any], key: str, remaining_ms: int = 30_000) -> Any:
     """One queued message through the delivery flow, as the SQS trigger hands it over."""
-    from delivery import Incoming
+    from incoming import Incoming
 
     incoming = Incoming(body=json.dumps(body), source="sqs", source_id=f"msg-{key}", key=key)
     [outcome] = rt.delivery.deliver([incoming], remaining_ms=remaining_ms, dead_letter_rejections=True)

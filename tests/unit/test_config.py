@@ -7,7 +7,7 @@ import pytest
 from nxcloud_wa.config import (
     DEFAULT_BASE_URL,
     DEFAULT_TEMPLATE_BASE_URL,
-    Settings,
+    NXCloudSettings,
     TemplateCheckMode,
     UnknownOutcomePolicy,
     merge_defaults,
@@ -36,12 +36,12 @@ FULL_ENV = {
 
 def config_error(env: dict[str, str]) -> str:
     with pytest.raises(ConfigurationError) as excinfo:
-        Settings.from_env(env)
+        NXCloudSettings.from_env(env)
     return str(excinfo.value)
 
 
 def test_full_environment() -> None:
-    settings = Settings.from_env(FULL_ENV)
+    settings = NXCloudSettings.from_env(FULL_ENV)
 
     assert settings.secret_id == "prod/nxcloud"
     assert settings.base_url == "https://sim.example.com"
@@ -61,7 +61,7 @@ def test_full_environment() -> None:
 
 
 def test_only_the_secret_id_gives_the_documented_defaults() -> None:
-    settings = Settings.from_env({"NXCLOUD_SECRET_ID": "nxcloud"})
+    settings = NXCloudSettings.from_env({"NXCLOUD_SECRET_ID": "nxcloud"})
 
     assert settings.base_url == DEFAULT_BASE_URL == "https://api.nxcloud.com"
     assert settings.defaults == Defaults()
@@ -76,9 +76,9 @@ def test_only_the_secret_id_gives_the_documented_defaults() -> None:
 def test_blank_values_count_as_unset() -> None:
     env = dict.fromkeys(FULL_ENV, "  ")
     env["NXCLOUD_SECRET_ID"] = " nxcloud "
-    settings = Settings.from_env(env)
+    settings = NXCloudSettings.from_env(env)
     assert settings.secret_id == "nxcloud"
-    assert settings == Settings.from_env({"NXCLOUD_SECRET_ID": "nxcloud"})
+    assert settings == NXCloudSettings.from_env({"NXCLOUD_SECRET_ID": "nxcloud"})
 
 
 def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,7 +86,7 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NXCLOUD_SECRET_ID", "from-os-environ")
     monkeypatch.setenv("DEFAULT_TENANT_ID", "7")
-    settings = Settings.from_env()
+    settings = NXCloudSettings.from_env()
     assert (settings.secret_id, settings.defaults.tenant_id) == ("from-os-environ", 7)
 
 
@@ -158,7 +158,7 @@ def test_bad_template_check_is_named_with_its_choices(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["enforce", "warn", "off"])
 def test_every_template_check_mode_is_accepted(value: str) -> None:
-    assert Settings.from_env({**FULL_ENV, "TEMPLATE_CHECK": value}).template_check == value
+    assert NXCloudSettings.from_env({**FULL_ENV, "TEMPLATE_CHECK": value}).template_check == value
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "ten", "1.5"])
@@ -170,7 +170,7 @@ def test_template_cache_seconds_must_be_a_positive_integer(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["dead_letter", "retry"])
 def test_both_policies_are_accepted(value: str) -> None:
-    assert Settings.from_env({**FULL_ENV, "UNKNOWN_OUTCOME_POLICY": value}).unknown_outcome_policy == value
+    assert NXCloudSettings.from_env({**FULL_ENV, "UNKNOWN_OUTCOME_POLICY": value}).unknown_outcome_policy == value
 
 
 @pytest.mark.parametrize("value", ["abc", "-5", "0", "1.5", "1e3", "²", "0x10"])
@@ -201,7 +201,7 @@ def test_default_appkey_with_whitespace_is_named() -> None:
     ],
 )
 def test_base_url_trailing_slash_is_stripped(value: str, expected: str) -> None:
-    assert Settings.from_env({**FULL_ENV, "NXCLOUD_BASE_URL": value}).base_url == expected
+    assert NXCloudSettings.from_env({**FULL_ENV, "NXCLOUD_BASE_URL": value}).base_url == expected
 
 
 @pytest.mark.parametrize("value", ["api.nxcloud.com", "ftp://api.nxcloud.com", "https:/api.nxcloud.com"])
@@ -245,7 +245,7 @@ def message(**account: object) -> dict[str, object]:
 
 
 def sender_with(env_defaults: Defaults) -> Sender:
-    return Sender(Settings(secret_id="nxcloud", defaults=env_defaults))
+    return Sender(NXCloudSettings(secret_id="nxcloud", defaults=env_defaults))
 
 
 def test_body_for_message_over_environment_over_secret() -> None:

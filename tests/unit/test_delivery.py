@@ -14,8 +14,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from delivery import Delivery, Incoming
+from delivery import Delivery
 from idempotency import IdempotencyStore
+from incoming import Incoming
 from nxcloud_wa.client import SendResult
 from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.credentials import Credentials

@@ -18,8 +18,9 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 import requeue
-from delivery import Delivery, Incoming, Pacing
+from delivery import Delivery, Pacing
 from idempotency import IdempotencyStore
+from incoming import Incoming
 from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.credentials import Credentials
 from nxcloud_wa.error_codes import NXCLOUD_CODES, READ_TIMEOUT, classify_http_status

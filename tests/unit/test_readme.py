@@ -28,22 +28,3 @@ def test_the_two_commands_are_near_the_top() -> None:
 
     assert "make run " in head
     assert "make test " in head
-
-
-def _layout() -> str:
-    """The code block under README's "## Layout" heading."""
-    section = README[README.index("## Layout") :]
-    return section.split("```")[1]
-
-
-def test_the_layout_names_every_module_and_tool() -> None:
-    root = Path(__file__).resolve().parents[2]
-    layout = _layout()
-    modules = [
-        *(p for p in (root / "functions").glob("*/*.py") if p.name != "__init__.py"),
-        *(p for p in (root / "layers/core/python/nxcloud_wa").glob("*.py") if p.name != "__init__.py"),
-    ]
-    tools = [p for p in (root / "tools").iterdir() if p.is_dir() and p.name[0].isalpha() and "." not in p.name]
-    assert len(modules) > 20 and len(tools) > 5  # the globs found the code
-    missing = [p.stem for p in modules + tools if not re.search(rf"\b{re.escape(p.stem)}\b", layout)]
-    assert missing == [], "README's Layout does not name these modules or tools"

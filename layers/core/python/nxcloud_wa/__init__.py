@@ -1,8 +1,18 @@
-"""NXCloud WhatsApp template sender: the first-party code shared by the Lambda function and the project's tools.
+"""NXCloud WhatsApp template sender: the first-party code shared by the three functions and the project's tools.
 
-Modules, one concern each: ``models`` (the message), ``phone`` (numbers), ``languages`` (template language codes),
-``signing`` (the signature rule), ``error_codes`` (what each NXCloud code means), ``exceptions``, ``config``
-(environment), ``credentials`` (the secret), ``client`` (HTTP) and ``sender`` (one send, end to end); for the
-pre-flight template check, ``templates`` (what a template needs, and the rules), ``template_client`` (getTemplate)
-and ``catalogue`` (an account's templates, kept for a while).
+Modules, one concern each:
+
+* the message and a send: ``models`` (the message), ``phone`` (numbers), ``languages`` (template language codes),
+  ``signing`` (the signature rule), ``config`` (environment), ``credentials`` (the secret), ``client`` (HTTP),
+  ``sender`` (one send, end to end);
+* failures: ``error_codes`` (the one table: what each code, status and condition means), ``exceptions`` (the
+  hierarchy), ``failures`` (the failure value, and every exception's mapping to one);
+* the pre-flight template check: ``templates`` (what a template needs, and the rules), ``template_client``
+  (getTemplate), ``catalogue`` (an account's templates, kept for a while);
+* delivery tracking: ``callbacks`` (NXCloud's callbacks), ``statuses`` (the lifecycle's order), ``messages_table``
+  (the messages table's items, encoded and decoded), ``timeline`` (its reads and writes);
+* audience rules: ``audience`` (what opts a recipient out or in, and what an entry suppresses), ``suppressions``
+  (the suppression list's table);
+* plumbing: ``dynamo`` (DynamoDB items, errors, batch reads), ``sqs`` (text and attributes SQS takes),
+  ``telemetry`` (the functions' Logger and Metrics).
 """

@@ -41,7 +41,7 @@ from .error_codes import (
     classify_code,
     classify_http_status,
 )
-from .exceptions import RetryableSendError, SendError, UnknownOutcomeError, error_for_code, error_for_http_status
+from .exceptions import error_for_code, error_for_http_status, send_error
 from .signing import sign
 
 SEND_PATH: Final = "/saas/wa/send"
@@ -157,15 +157,13 @@ class NXCloudClient:
                     preload_content=False,
                 )
             except (NewConnectionError, ConnectTimeoutError, SSLError) as exc:
-                error: SendError = RetryableSendError(
-                    f"could not connect to NXCloud: {type(exc).__name__}", CONNECT_ERROR
-                )
+                error = send_error(f"could not connect to NXCloud: {type(exc).__name__}", CONNECT_ERROR)
             except ReadTimeoutError:
-                raise UnknownOutcomeError(
+                raise send_error(
                     "NXCloud did not answer within the read timeout; the message may have been sent", READ_TIMEOUT
                 ) from None
             except (ProtocolError, HTTPError) as exc:
-                raise UnknownOutcomeError(
+                raise send_error(
                     f"the connection failed after the request was sent ({type(exc).__name__}); "
                     "the message may have been sent",
                     CONNECTION_DROPPED,
@@ -177,7 +175,7 @@ class NXCloudClient:
                     raise error_for_http_status(status, response.headers.get("Retry-After"))
                 if status not in RETRY_IN_CLIENT_STATUSES:
                     return status, raw
-                error = RetryableSendError(
+                error = send_error(
                     f"NXCloud answered HTTP {status} (not processed)", classify_http_status(status), http_status=status
                 )
             if attempt < self.max_attempts:
@@ -190,9 +188,7 @@ def _read_capped(response: urllib3.BaseHTTPResponse, max_bytes: int) -> bytes:
     try:
         data = response.read(max_bytes + 1)
     except (ReadTimeoutError, ProtocolError, HTTPError):
-        raise UnknownOutcomeError(
-            "NXCloud's answer was cut off; the message may have been sent", CONNECTION_DROPPED
-        ) from None
+        raise send_error("NXCloud's answer was cut off; the message may have been sent", CONNECTION_DROPPED) from None
     finally:
         response.release_conn()
     return data
@@ -209,7 +205,7 @@ def _interpret(status: int, raw: bytes) -> SendResult:
             message_id = _text(data.get("message_id")) if isinstance(data, dict) else None
             if message_id:
                 return SendResult(message_id, trace_id)
-            raise UnknownOutcomeError(
+            raise send_error(
                 "NXCloud answered code 0 without a message_id; the message may have been sent",
                 MALFORMED_RESPONSE,
                 code=0,
@@ -219,7 +215,7 @@ def _interpret(status: int, raw: bytes) -> SendResult:
         if code != 0:
             raise error_for_code(code, classify_code(code), (_text(document.get("message")) or "")[:500], trace_id)
     if 200 <= status < 300:
-        raise UnknownOutcomeError(
+        raise send_error(
             f"NXCloud answered HTTP {status} with a body that is not its JSON answer; the message may have been sent",
             MALFORMED_RESPONSE,
             http_status=status,

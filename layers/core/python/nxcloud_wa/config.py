@@ -120,7 +120,7 @@ class EnvReader:
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class NXCloudSettings:
     """What the send core needs: where the secret is, where NXCloud is, how long to wait for it, and how the
     template catalogue is checked and kept."""
 
@@ -137,7 +137,7 @@ class Settings:
     template_cache_seconds: int = DEFAULT_TEMPLATE_CACHE_SECONDS
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> NXCloudSettings:
         """Read the settings; raise :class:`ConfigurationError` naming every variable that is missing or wrong."""
         reader = EnvReader(environ)
         settings = cls.read(reader)
@@ -145,7 +145,7 @@ class Settings:
         return settings
 
     @classmethod
-    def read(cls, env: EnvReader) -> Settings:
+    def read(cls, env: EnvReader) -> NXCloudSettings:
         """Read the settings through ``env``, which collects the problems (see :meth:`EnvReader.check`)."""
         return cls(
             secret_id=env.required("NXCLOUD_SECRET_ID", "the Secrets Manager id of the NXCloud credentials"),

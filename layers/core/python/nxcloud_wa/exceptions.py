@@ -1,10 +1,11 @@
 """Every exception of the project, in one hierarchy under :class:`NXCloudWAError`.
 
 A failure to send is a :class:`SendError` carrying its :class:`~nxcloud_wa.error_codes.Classification` (reason,
-class, API status) and NXCloud's ``code``, ``message`` and ``traceId`` when there are any; callers decide what to do
-from the classification alone. Messages never contain credentials or signatures, nor a full phone number: NXCloud's
-own text is quoted with its numbers masked, since an error's message ends up in logs, tracebacks, dead-letter
-attributes and API answers.
+class, API status) and NXCloud's ``code``, ``message`` and ``traceId`` when there are any. An exception becomes a
+``nxcloud_wa.failures.Failure`` (one mapping, there), and what happens to the message is decided from that failure's
+classification alone (``functions/sender/fate.py``). Messages never contain credentials or signatures, nor a full
+phone number: NXCloud's own text is quoted with its numbers masked, since an error's message ends up in logs,
+tracebacks, dead-letter attributes and API answers.
 """
 
 from collections.abc import Sequence
@@ -30,9 +31,17 @@ class InvalidMessageError(NXCloudWAError):
     dead-letter attributes.
     """
 
+    classification = error_codes.INVALID_MESSAGE
+
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc'])) or '(message)'}: {e['msg']}" for e in errors))
+
+
+class UnsupportedMediaError(InvalidMessageError):
+    """The API's body is not JSON (another content type, or a form it cannot read): invalid, answered 415."""
+
+    classification = error_codes.UNSUPPORTED_MEDIA
 
 
 class InvalidCallbackError(NXCloudWAError):
@@ -172,6 +181,28 @@ class UnknownOutcomeError(SendError):
     """
 
 
+_SEND_ERRORS: dict[ErrorClass, type[SendError]] = {
+    ErrorClass.PERMANENT: PermanentSendError,
+    ErrorClass.RETRYABLE: RetryableSendError,
+    ErrorClass.UNKNOWN: UnknownOutcomeError,
+}
+
+
+def send_error(
+    message: str,
+    classification: Classification,
+    *,
+    code: int | None = None,
+    trace_id: str | None = None,
+    http_status: int | None = None,
+) -> SendError:
+    """The exception a classification calls for: its class (permanent, retryable, unknown) picks the type, so the
+    table alone decides (a read timeout is an :class:`UnknownOutcomeError` because ``READ_TIMEOUT`` is unknown)."""
+    return _SEND_ERRORS[classification.error_class](
+        message, classification, code=code, trace_id=trace_id, http_status=http_status
+    )
+
+
 def error_for_code(code: int, info: CodeInfo, message: str, trace_id: str | None) -> SendError:
     """Build the exception NXCloud's non-zero ``code`` calls for.
 
@@ -184,8 +215,7 @@ def error_for_code(code: int, info: CodeInfo, message: str, trace_id: str | None
         return ThrottledError(text, throttle_code=str(meta_code), code=code, trace_id=trace_id)
     if info.auth:
         return AuthError(text, info.classification, code=code, trace_id=trace_id)
-    cls = PermanentSendError if info.error_class is ErrorClass.PERMANENT else RetryableSendError
-    return cls(text, info.classification, code=code, trace_id=trace_id)
+    return send_error(text, info.classification, code=code, trace_id=trace_id)
 
 
 def error_for_http_status(status: int, retry_after: str | None = None) -> SendError:
@@ -198,8 +228,7 @@ def error_for_http_status(status: int, retry_after: str | None = None) -> SendEr
             http_status=status,
         )
     classification = error_codes.classify_http_status(status)
-    cls = PermanentSendError if classification.error_class is ErrorClass.PERMANENT else RetryableSendError
-    return cls(f"NXCloud answered HTTP {status}", classification, http_status=status)
+    return send_error(f"NXCloud answered HTTP {status}", classification, http_status=status)
 
 
 def parse_retry_after(value: str | None) -> float | None:

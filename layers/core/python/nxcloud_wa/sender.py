@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .client import NXCloudClient, SendResult
-from .config import Settings, merge_defaults
+from .config import NXCloudSettings, merge_defaults
 from .credentials import Credentials, load_credentials
 from .exceptions import AuthError
 from .models import Defaults, SendRequest
@@ -21,7 +21,7 @@ class Sender:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: NXCloudSettings,
         client: NXCloudClient | None = None,
         loader: CredentialsLoader = load_credentials,
     ) -> None:

@@ -1,6 +1,7 @@
-"""Text SQS can carry: the one place that knows which characters SQS refuses."""
+"""Text SQS can carry: the one place that knows which characters SQS refuses, and the attributes written with it."""
 
 import re
+from collections.abc import Mapping
 from typing import Final
 
 NOT_SQS_TEXT: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -19,3 +20,9 @@ def sqs_text(value: str) -> str:
     dead letter would be retried until the redrive policy moved it without its reason, a kept callback lost.
     """
     return NOT_SQS_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+
+
+def string_attributes(values: Mapping[str, str | None]) -> dict[str, dict[str, str]]:
+    """SQS message attributes of type String, their values made SQS-safe; empty values are left out (SQS refuses
+    them). What every message this project writes to a queue carries beside its body."""
+    return {name: {"DataType": "String", "StringValue": sqs_text(value)} for name, value in values.items() if value}

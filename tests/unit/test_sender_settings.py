@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nxcloud_wa.exceptions import ConfigurationError
-from settings import DEFAULT_IDEMPOTENCY_EXPIRY, DEFAULT_MAX_SEND_CONCURRENCY, FunctionSettings
+from settings import DEFAULT_IDEMPOTENCY_EXPIRY, DEFAULT_MAX_SEND_CONCURRENCY, SenderSettings
 
 ENV = {
     "NXCLOUD_SECRET_ID": "arn:secret",
@@ -16,7 +16,7 @@ ENV = {
 
 
 def test_the_required_values_and_the_defaults() -> None:
-    settings = FunctionSettings.from_env(ENV)
+    settings = SenderSettings.from_env(ENV)
     assert (settings.dlq_url, settings.send_queue_url, settings.idempotency_table) == (
         "https://sqs/dlq",
         "https://sqs/send",
@@ -32,7 +32,7 @@ def test_the_required_values_and_the_defaults() -> None:
 def test_every_missing_or_malformed_value_is_named_in_one_message() -> None:
     env = {"NXCLOUD_READ_TIMEOUT": "soon", "MAX_SEND_CONCURRENCY": "²", "IDEMPOTENCY_EXPIRY_SECONDS": "-1"}
     with pytest.raises(ConfigurationError) as caught:
-        FunctionSettings.from_env(env)
+        SenderSettings.from_env(env)
     message = str(caught.value)
     for name in (*ENV, "NXCLOUD_READ_TIMEOUT", "MAX_SEND_CONCURRENCY", "IDEMPOTENCY_EXPIRY_SECONDS"):
         assert name in message
@@ -42,15 +42,15 @@ def test_every_missing_or_malformed_value_is_named_in_one_message() -> None:
 @pytest.mark.parametrize("value", ["0", "-3", "1.5", "²", "١٠", "ten"])
 def test_a_count_must_be_a_positive_ascii_integer(value: str) -> None:
     with pytest.raises(ConfigurationError, match="MAX_SEND_CONCURRENCY must be a positive integer"):
-        FunctionSettings.from_env({**ENV, "MAX_SEND_CONCURRENCY": value})
+        SenderSettings.from_env({**ENV, "MAX_SEND_CONCURRENCY": value})
 
 
 def test_the_rate_settings_and_their_defaults() -> None:
-    settings = FunctionSettings.from_env(ENV)
+    settings = SenderSettings.from_env(ENV)
     assert (settings.rate_table, settings.messages_per_second, settings.rate_wait_seconds) == ("", 80, 2.0)
     assert settings.max_receive_count == 5  # the template's MaxReceiveCount default
 
-    tuned = FunctionSettings.from_env(
+    tuned = SenderSettings.from_env(
         {
             **ENV,
             "RATE_LIMIT_TABLE": "rate",
@@ -68,4 +68,4 @@ def test_the_rate_settings_and_their_defaults() -> None:
 )
 def test_a_rate_setting_that_cannot_be_right_is_named(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
-        FunctionSettings.from_env({**ENV, name: value})
+        SenderSettings.from_env({**ENV, name: value})

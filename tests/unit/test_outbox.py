@@ -1,4 +1,4 @@
-"""Dead letters: what their attributes say, and how they are grouped into SendMessageBatch requests."""
+"""The outbox: what a dead letter's attributes say, and how entries are grouped into SendMessageBatch requests."""
 
 from __future__ import annotations
 
@@ -9,16 +9,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from dead_letter import SQS_BATCH_BYTES, DeadLetter, _requests, attributes, send_all
 from nxcloud_wa.error_codes import KEY_REUSED
-from nxcloud_wa.sqs import sqs_text
-from outcomes import failure
+from nxcloud_wa.failures import failure
+from nxcloud_wa.sqs import sqs_text, string_attributes
+from outbox import SQS_BATCH_BYTES, DeadLetter, PutBackCopy, _requests, send_all
 
 
 def letter(size: int = 10) -> DeadLetter:
-    return DeadLetter(
-        "x" * size, attributes(failure(KEY_REUSED), source="sqs", source_message_id="m", idempotency_key="k")
-    )
+    return DeadLetter.of("x" * size, failure(KEY_REUSED), source="sqs", source_id="m", idempotency_key="k")
 
 
 def test_attributes_say_why_and_where_and_leave_empty_values_out() -> None:
@@ -83,3 +81,28 @@ def test_the_refused_characters_are_exactly_the_complement_of_what_sqs_allows() 
     wrong = [c for c in range(0x110000) if (NOT_SQS_TEXT.match(chr(c)) is None) != allowed(c)]
 
     assert wrong == []
+
+
+class RecordingSQS:
+    """Takes every batch and remembers its entries."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.entries += Entries
+        return {"Successful": [{"Id": e["Id"], "MessageId": f"id-{e['Id']}"} for e in Entries]}
+
+
+def test_a_put_back_copy_is_delayed_and_a_dead_letter_is_not() -> None:
+    sqs = RecordingSQS()
+    copy = PutBackCopy("{}", string_attributes({"throttled": "1"}), delay_seconds=7)
+
+    assert send_all(sqs, "q", [copy, letter()]) == ["id-0", "id-1"]
+    assert [e.get("DelaySeconds") for e in sqs.entries] == [7, None]
+
+
+def test_every_attribute_is_a_string_with_empty_values_left_out() -> None:
+    assert string_attributes({"a": "x\x08", "b": None, "c": ""}) == {
+        "a": {"DataType": "String", "StringValue": "x\\u0008"}
+    }

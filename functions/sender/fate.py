@@ -1,0 +1,154 @@
+"""A message's fate: the rules that decide it, as pure functions of what its attempt came to.
+
+:mod:`delivery` runs the steps and does the writing; every "what now?" is answered here, from the failure's
+classification (``nxcloud_wa.error_codes``, the one table), the trigger and the deployment's settings:
+
+* :func:`after_send`: an unknown outcome (NXCloud may have sent it) is dead-lettered under
+  ``UNKNOWN_OUTCOME_POLICY=dead_letter``, or retried like any other failure under ``retry``;
+* :func:`dispose`: what becomes of the attempt: final as it is (sent, rejected to the API's caller, retried, or
+  dead-lettered by an earlier delivery), or to be written to the dead-letter queue, or put back on the send queue;
+* :func:`dead_lettered`, :func:`put_back`: the outcome once that write succeeded or failed;
+* :func:`slot_unused`: whether the number's rate slot the message took is given back;
+* :func:`settlement`: what the key's idempotency record becomes.
+
+The rules, in words: a permanent failure is dead-lettered (queue) or rejected to the caller (API); an unknown outcome
+is dead-lettered on both (once: a later delivery of the key only answers it again), or retried under ``retry``. A
+throttle (held back by the limiter, or refused upstream for a rate) is put back on the queue as a delayed copy,
+spending none of the message's receives, or answered 429 to the API's caller. A retry of a put-back copy that has spent
+the message's last receive is dead-lettered (``retries_exhausted``). A failed dead-letter write is retried, and so is a
+copy SQS would not take. Nothing final is lost: a message's outcome is stored when it must be remembered (sent, or an
+unknown outcome), and its claim released otherwise, so a message retried, put back or redriven is tried again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from idempotency_record import StoredUnknown
+from incoming import Incoming
+from nxcloud_wa.config import UnknownOutcomePolicy
+from nxcloud_wa.error_codes import UNKNOWN_OUTCOME, ErrorClass
+from nxcloud_wa.failures import Failure, dead_letter_failed, exhausted, is_throttle, unknown
+from outcomes import DeadLettered, Delayed, Outcome, Rejected, RetryLater, Sent
+
+Result = Sent | Failure | StoredUnknown
+"""What an attempt came to: sent (now, or by an earlier delivery), why not, or an unknown outcome an earlier delivery
+of the key recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToDeadLetter:
+    """To be written to the dead-letter queue under ``failure``; ``replayed``: an earlier delivery recorded it."""
+
+    failure: Failure
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ToPutBack:
+    """To be put back on the send queue as a delayed copy (a throttle of a queue message)."""
+
+    failure: Failure
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The key's claim is released: nothing final happened, and a later delivery tries the message again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What the trigger and the deployment decide about fates."""
+
+    dead_letter_rejections: bool
+    """A permanent failure goes to the dead-letter queue (the queue) or back to the caller (the API)."""
+    can_put_back: bool = False
+    """The send queue's URL is known: a throttled queue message can go back as a delayed copy."""
+    max_receive_count: int = 0
+    """The redrive policy's ``maxReceiveCount``: the receives a message may spend failing over all its copies."""
+
+
+def after_send(cause: Failure, policy: UnknownOutcomePolicy) -> Failure:
+    """What a failed send counts as: under ``dead_letter`` an unknown outcome takes its dead-letter form
+    (``nxcloud_wa.failures.unknown``); anything else stays as it is (under ``retry`` an unknown outcome is retried)."""
+    if cause.error_class is ErrorClass.UNKNOWN and policy is UnknownOutcomePolicy.DEAD_LETTER:
+        return unknown(cause)
+    return cause
+
+
+def dispose(result: Result, incoming: Incoming, rules: Rules) -> Outcome | ToDeadLetter | ToPutBack:
+    """The outcome of an attempt that needs no write, or the write it needs."""
+    if isinstance(result, Sent):
+        return result
+    if isinstance(result, StoredUnknown):
+        dead = result.failure
+        return DeadLettered(dead, replayed=True) if result.dead_lettered else ToDeadLetter(dead, replayed=True)
+    if is_throttle(result) and incoming.queued and rules.can_put_back:
+        return ToPutBack(result)  # the API's caller is answered 429 with Retry-After instead (a retry, below)
+    if result.reason == UNKNOWN_OUTCOME.reason:
+        return ToDeadLetter(result)
+    if result.error_class is ErrorClass.PERMANENT:
+        return ToDeadLetter(result) if rules.dead_letter_rejections else Rejected(result)
+    last_receive = receives_exhausted(incoming, rules.max_receive_count)
+    return ToDeadLetter(exhausted(result)) if last_receive else RetryLater(result)
+
+
+def receives_exhausted(incoming: Incoming, max_receive_count: int) -> bool:
+    """Whether a retry of this record would exceed the message's receives: only a put-back copy's (an original's are
+    the redrive policy's to count, and it does)."""
+    if not incoming.queued or not incoming.earlier_failures or not max_receive_count:
+        return False
+    return incoming.earlier_failures + (incoming.receive_count or 1) >= max_receive_count
+
+
+def dead_lettered(intent: ToDeadLetter, written: str | BaseException) -> DeadLettered | RetryLater:
+    """A dead letter written (SQS's message id) is final; one SQS would not take is retried."""
+    if isinstance(written, str):
+        return DeadLettered(intent.failure, written, replayed=intent.replayed)
+    return RetryLater(dead_letter_failed(intent.failure, written))
+
+
+def put_back(intent: ToPutBack, delay_seconds: int, written: str | BaseException) -> Delayed | RetryLater:
+    """A copy on the queue ends the record; one SQS would not take leaves it to be retried (a receive spent)."""
+    if isinstance(written, str):
+        return Delayed(intent.failure, delay_seconds, written)
+    return RetryLater(intent.failure)
+
+
+def refused(failure: Failure) -> Rejected | RetryLater:
+    """A request the API refused before the delivery (unreadable, invalid, a dependency failing): rejected when the
+    request itself is wrong, else the caller may try again."""
+    return Rejected(failure) if failure.error_class is ErrorClass.PERMANENT else RetryLater(failure)
+
+
+def slot_unused(result: Result, requested: bool) -> bool:
+    """Whether the rate slot a message took went unused, so it is given back: no request went out (its claim failed,
+    or found the message sent already or in progress), or NXCloud answered without sending, and not because the
+    number was too fast. A slot is kept for a send that may have been accepted (sent, or an unknown outcome) and for
+    a throttle."""
+    if not requested:
+        return True
+    return (
+        isinstance(result, Failure)
+        and result.error_class in (ErrorClass.RETRYABLE, ErrorClass.PERMANENT)
+        and not is_throttle(result)
+    )
+
+
+def settlement(result: Result, outcome: Outcome, requested: bool) -> Sent | StoredUnknown | Release | None:
+    """What the key's idempotency record becomes (``requested``: the claim is this delivery's, its request went out).
+
+    * a message sent now: stored, so a later delivery of the key answers it again;
+    * an unknown outcome decided now (a fresh send's, or an interrupted attempt's record taken over as final), or
+      recorded before and dead-lettered only now: stored with whether it reached the dead-letter queue;
+    * any other claim of this delivery's: released;
+    * otherwise nothing changes (a replay, another delivery's key).
+    """
+    if isinstance(outcome, Sent):
+        return None if outcome.replayed else outcome
+    dead_lettered = isinstance(outcome, DeadLettered)
+    if isinstance(result, StoredUnknown):
+        return None if result.dead_lettered == dead_lettered else StoredUnknown(result.failure, dead_lettered)
+    if isinstance(result, Failure) and result.reason == UNKNOWN_OUTCOME.reason:
+        return StoredUnknown(result, dead_lettered)
+    return Release() if requested else None
