@@ -5,10 +5,12 @@ NXCloud signs nothing, so the path's ``token`` is the only proof a caller knows 
 and nothing more happens (no body is read, nothing is kept), so the URL does not even confirm it exists.
 
 An accepted body answers ``200 {"received": n}`` only once every entry is durably kept: stored in the messages
-table (``nxcloud_wa.timeline``), or, if the table cannot be written, the whole raw body put on the kept-callbacks
-queue to be replayed (``nxwa webhooks replay``); if that fails too, 503. A body that is not JSON or not NXCloud's
-shape is a 400 and is kept the same way with its reason, and so is an oversized one (413, first 64 KiB): never
-dropped silently. The token never appears in a log line, a metric or an answer; recipient numbers only masked.
+table (``nxcloud_wa.timeline``), and what it implies stored in the suppression list
+(``nxcloud_wa.suppression_sources``: opt-out and opt-in clicks and texts, 131050 and 131026 failures), or, if any of
+those writes fails, the whole raw body put on the kept-callbacks queue to be replayed (``nxwa webhooks replay``; every
+write is idempotent); if that fails too, 503. A body that is not JSON or not NXCloud's shape is a 400 and is kept the
+same way with its reason, and so is an oversized one (413, first 64 KiB): never dropped silently. The token never
+appears in a log line, a metric or an answer; phone numbers only masked.
 """
 
 from __future__ import annotations
@@ -21,15 +23,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from nxcloud_wa.audience import AddEntry, AudienceSettings
 from nxcloud_wa.callbacks import WebhookBody, parse_callback
-from nxcloud_wa.config import EnvReader
-from nxcloud_wa.credentials import load_credentials
+from nxcloud_wa.config import EnvReader, env_defaults, merge_defaults
+from nxcloud_wa.credentials import Credentials, load_credentials
 from nxcloud_wa.exceptions import InvalidCallbackError
-from nxcloud_wa.phone import mask_phone
+from nxcloud_wa.models import Defaults
+from nxcloud_wa.phone import mask_phone, mask_valid_phone, redact_numbers
 from nxcloud_wa.sqs import sqs_text
+from nxcloud_wa.suppression_sources import Applied, Unkeyed, apply, implied, keyed
+from nxcloud_wa.suppressions import SuppressionStore
 from nxcloud_wa.telemetry import Telemetry
 from nxcloud_wa.timeline import Timeline
 
@@ -52,6 +58,9 @@ class WebhookSettings:
     kept_queue_url: str
     retention_days: int
     secret_max_age: int
+    audience: AudienceSettings
+    defaults: Defaults
+    """``DEFAULT_BUSINESS_PHONE``: the business number of a callback that names none (over the secret's)."""
 
     @classmethod
     def from_env(cls) -> WebhookSettings:
@@ -62,7 +71,10 @@ class WebhookSettings:
             kept_queue_url=env.required("KEPT_CALLBACKS_QUEUE_URL", "the queue that keeps unstored callbacks"),
             retention_days=env.positive_int("MESSAGE_RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
             secret_max_age=env.positive_int("SECRET_CACHE_SECONDS", DEFAULT_SECRET_MAX_AGE),
+            audience=AudienceSettings.read(env),
+            defaults=env_defaults(env),
         )
+        env.required("SUPPRESSIONS_TABLE", "the suppression list's table, where callbacks' opt-outs are stored")
         env.check()
         return settings
 
@@ -75,9 +87,9 @@ class Receiver:
 
         self.settings = settings
         session = boto3.session.Session()
-        self.timeline = Timeline(
-            session.client("dynamodb"), settings.messages_table, retention_days=settings.retention_days
-        )
+        dynamodb = session.client("dynamodb")
+        self.timeline = Timeline(dynamodb, settings.messages_table, retention_days=settings.retention_days)
+        self.suppressions = SuppressionStore(dynamodb, settings.audience.suppressions_table)
         self.sqs = session.client("sqs")
         self._refreshed_at = 0.0
 
@@ -90,24 +102,26 @@ class Receiver:
         self._refreshed_at = time.monotonic()
         return self._matches(token, refresh=True)
 
+    def _credentials(self, *, refresh: bool = False) -> Credentials:
+        return load_credentials(self.settings.secret_id, max_age=self.settings.secret_max_age, refresh=refresh)
+
     def _matches(self, token: str, *, refresh: bool) -> bool:
-        expected = load_credentials(
-            self.settings.secret_id, max_age=self.settings.secret_max_age, refresh=refresh
-        ).webhook_token
+        expected = self._credentials(refresh=refresh).webhook_token
         if not expected or len(expected) < MIN_TOKEN_LENGTH:
             logger.warning("the NXCloud secret has no webhook_token of at least 32 characters: the webhook is closed")
             return False
         return hmac.compare_digest(token.encode("utf-8", "replace"), expected.encode("utf-8", "replace"))
 
     def store(self, body: WebhookBody) -> None:
-        """Store every entry (each write is idempotent, so a replay of the same body changes nothing more)."""
+        """Store every entry, then what the body implies for the suppression list (each write is idempotent, so a
+        replay of the same body changes nothing more). Raises when a write fails: the caller keeps the body."""
         changed = 0
         for status in body.statuses:
             changed += self.timeline.record_status(status)
         clicks = [m for m in body.messages if m.is_button_click]
         for click in clicks:
             self.timeline.record_click(click)
-        ignored = len(body.messages) - len(clicks)
+        texts = sum(1 for m in body.messages if m.text_body is not None)
         metrics.add_metric(name="StatusCallbacksReceived", unit=MetricUnit.Count, value=len(body.statuses))
         metrics.add_metric(name="ButtonClicksReceived", unit=MetricUnit.Count, value=len(clicks))
         logger.info(
@@ -116,10 +130,28 @@ class Receiver:
                 "statuses": [f"{s.status}" for s in body.statuses],
                 "status_changes": changed,
                 "clicks": len(clicks),
-                "ignored_messages": ignored,
+                "texts": texts,
+                "ignored_messages": len(body.messages) - len(clicks) - texts,
                 "recipients": sorted({mask_phone(s.recipient_id) for s in body.statuses if s.recipient_id}),
             },
         )
+        self.record_suppressions(body)
+
+    def record_suppressions(self, body: WebhookBody) -> None:
+        """Add and remove the suppression list's entries the body implies, each reported as it is done."""
+        changes = implied(body, self.settings.audience)
+        if not changes:
+            return
+        ready, unkeyed = keyed(changes, self.timeline.send_records, self.default_business_phone)
+        for missing in unkeyed:
+            _report_unkeyed(missing)
+        for applied in apply(ready, self.suppressions):
+            _report_applied(applied)
+
+    def default_business_phone(self) -> str | None:
+        """The business number the sender uses for a message that names none: ``DEFAULT_BUSINESS_PHONE``, else the
+        secret's ``business_phone``."""
+        return merge_defaults(self.settings.defaults, self._credentials().defaults).business_phone
 
     def keep(self, text: str, reason: str, problem: str, *, encoding: str = "text") -> bool:
         """Put a raw callback on the kept-callbacks queue with why; False (logged) when even that fails."""
@@ -145,6 +177,49 @@ class Receiver:
         metrics.add_metric(name="CallbacksKept", unit=MetricUnit.Count, value=1)
         logger.warning("callback kept for replay", extra={"reason": reason, "problem": problem[:300]})
         return True
+
+
+def _report_applied(applied: Applied) -> None:
+    """One log line (numbers masked) and one metric per change of the list. A change that changed nothing (the
+    stored entry outranks it; no entry an opt-in may remove) is logged at debug level only and not counted."""
+    implied_, (business, recipient) = applied.keyed.implied, applied.keyed.key
+    change = implied_.change
+    line: dict[str, object] = {
+        "business_phone": mask_valid_phone(business),
+        "recipient": mask_valid_phone(recipient),
+        "entry": implied_.entry,
+        "source": redact_numbers(change.source),
+    }
+    if isinstance(change, AddEntry):
+        line |= {"scope": str(change.scope), "reason": str(change.reason), "expires_after": change.expires_after}
+        if not applied.done:
+            logger.debug("suppression kept: the stored entry outranks this one", extra=line)
+            return
+        logger.info("suppression added", extra=line)
+        with single_metric(
+            name="SuppressionsAdded", unit=MetricUnit.Count, value=1, namespace=TELEMETRY.namespace
+        ) as metric:
+            metric.add_dimension(name="service", value=TELEMETRY.service)
+            metric.add_dimension(name="Reason", value=str(change.reason))
+    elif applied.done:
+        logger.info("suppression removed", extra=line)
+        metrics.add_metric(name="SuppressionsRemoved", unit=MetricUnit.Count, value=1)
+    else:
+        logger.debug("suppression not removed: no entry an opt-in removes", extra=line)
+
+
+def _report_unkeyed(missing: Unkeyed) -> None:
+    """A change the callback asked for that cannot be stored: the callback is still acknowledged (nothing to retry)."""
+    logger.warning(
+        "suppression not recorded: its (business number, recipient) pair is unknown",
+        extra={
+            "why": missing.why,
+            "entry": missing.implied.entry,
+            "recipient": mask_phone(missing.recipient) if missing.recipient else None,
+            "source": redact_numbers(missing.implied.change.source),
+        },
+    )
+    metrics.add_metric(name="SuppressionsUnkeyed", unit=MetricUnit.Count, value=1)
 
 
 _receiver: Receiver | None = None

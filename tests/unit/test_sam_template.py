@@ -682,6 +682,7 @@ def test_function_permissions_are_exactly_the_allowlist(function_statements: dic
 WEBHOOK_STATEMENTS = {
     "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, [getatt("WebhookLogGroup", "Arn")]),
     "StoreCallbacks": ({"dynamodb:UpdateItem", "dynamodb:PutItem"}, [getatt("MessagesTable", "Arn")]),
+    "ReadSendRecords": ({"dynamodb:BatchGetItem"}, [getatt("MessagesTable", "Arn")]),
     "RecordSuppressions": (
         {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
         [getatt("SuppressionsTable", "Arn")],

@@ -12,7 +12,8 @@ Modules, one concern each:
 * delivery tracking: ``callbacks`` (NXCloud's callbacks), ``statuses`` (the lifecycle's order), ``messages_table``
   (the messages table's items, encoded and decoded), ``timeline`` (its reads and writes);
 * audience rules: ``audience`` (what opts a recipient out or in, and what an entry suppresses), ``suppressions``
-  (the suppression list's table);
+  (the suppression list's table), ``suppression_sources`` (the webhook: whose entry a callback changes, and storing
+  it);
 * plumbing: ``dynamo`` (DynamoDB items, errors, batch reads), ``sqs`` (text and attributes SQS takes),
   ``telemetry`` (the functions' Logger and Metrics).
 """

@@ -3,6 +3,10 @@
 Strict where the project relies on a field (an entry's ``id``, a status from the five NXCloud reports, a Unix
 ``timestamp``), lenient elsewhere: fields NXCloud adds later are kept, not refused, because a refused callback is not
 retried by NXCloud. A body must hold at least one entry, in ``statuses``, ``messages`` or both.
+
+NXCloud's page documents button clicks only; an inbound text message in the Cloud API's shape (``type`` ``text``,
+``text.body``) is read where it appears (the opt-out keywords, docs/audience.md), and a ``text`` that is not that
+shape reads as no text, never as an invalid body.
 """
 
 from __future__ import annotations
@@ -11,7 +15,16 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from .exceptions import InvalidCallbackError
 from .models import field_errors
@@ -51,21 +64,40 @@ class Button(_Lenient):
     text: str = ""
 
 
+class Text(_Lenient):
+    """An inbound text message's ``text``."""
+
+    body: str
+
+
 class Context(_Lenient):
     from_: str | None = Field(default=None, alias="from")
     id: str | None = None
 
 
 class InboundMessage(_Lenient):
-    """One ``messages[]`` entry: a template button click (``type`` ``button``), or a kind the page does not list."""
+    """One ``messages[]`` entry: a template button click (``type`` ``button``), an inbound text (``type`` ``text``,
+    not on NXCloud's page), or another kind, kept as it came and otherwise ignored."""
 
     id: Id
     from_: str = Field(alias="from")
     timestamp: UnixSeconds
     type: str
     button: Button | None = None
+    text: Text | None = None
     context: Context | None = None
     wa_ext: str | None = None
+
+    @field_validator("text", mode="wrap")
+    @classmethod
+    def _text_or_none(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Text | None:
+        """A ``text`` that is not ``{"body": "..."}`` reads as none: the shape is undocumented, so a variant of it
+        must not make NXCloud's whole body a 400."""
+        try:
+            parsed: Text | None = handler(value)
+        except ValidationError:
+            return None
+        return parsed
 
     @property
     def at(self) -> str:
@@ -74,6 +106,11 @@ class InboundMessage(_Lenient):
     @property
     def is_button_click(self) -> bool:
         return self.type == "button" and self.button is not None
+
+    @property
+    def text_body(self) -> str | None:
+        """The text of an inbound text message; None for any other entry."""
+        return self.text.body if self.type == "text" and self.text is not None else None
 
     def template(self) -> dict[str, Any]:
         """``wa_ext`` decoded (a JSON *string*): the template's id, name and parameters; empty when it is not JSON."""

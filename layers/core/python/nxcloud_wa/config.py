@@ -150,7 +150,7 @@ class NXCloudSettings:
         return cls(
             secret_id=env.required("NXCLOUD_SECRET_ID", "the Secrets Manager id of the NXCloud credentials"),
             base_url=env.url("NXCLOUD_BASE_URL", DEFAULT_BASE_URL),
-            defaults=_env_defaults(env),
+            defaults=env_defaults(env),
             connect_timeout=env.positive_float("NXCLOUD_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
             read_timeout=env.positive_float("NXCLOUD_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
             max_attempts=env.positive_int("NXCLOUD_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
@@ -164,7 +164,10 @@ class NXCloudSettings:
         )
 
 
-def _env_defaults(env: EnvReader) -> Defaults:
+def env_defaults(env: EnvReader) -> Defaults:
+    """The deployment's defaults from the ``DEFAULT_*`` variables, which win over the secret's (:func:`merge_defaults`);
+    a malformed one is added to ``env``'s problems. The sender fills messages with them; the webhook takes its
+    business number when a callback names none (the suppression list's key must be the number the sender used)."""
     raw: dict[str, object] = {
         "tenant_id": env.text("DEFAULT_TENANT_ID") or None,
         "appkey": env.text("DEFAULT_APPKEY") or None,
