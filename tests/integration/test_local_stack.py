@@ -277,3 +277,13 @@ def test_default_log_file_is_in_the_git_ignored_local_stack_folder() -> None:
     assert path.parent == ROOT / ".local-stack"
     assert re.fullmatch(r"run-\d{8}-\d{6}\.log", path.name)
     assert ".local-stack/" in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+
+
+def test_the_runs_callbacks_created_the_demo_suppression_entries(runner: Runner, sample_rows: list[Row]) -> None:
+    """Page example 3 fails with 131026, page example 2's reader taps Stop promotions (events/README.md)."""
+    from local_stack.suppression_entries import all_entries
+
+    found = {(e.business_phone, e.recipient): (e.scope, e.reason, e.source) for e in all_entries(runner.stack.res)}
+
+    assert found[("85291234867", "8613612345759")] == ("all", "undeliverable", "131026")
+    assert found[("8618512348399", "8613612349759")] == ("marketing", "opted_out", "Stop promotions")

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from local_stack import suppression_entries
 from local_stack.output import LineWriter
 from local_stack.runner import Row, Runner
 from local_stack.samples import Sample, load_samples
@@ -68,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 status = 0
                 if not args.no_samples:
+                    before = suppression_entries.snapshot(runner.stack.res)
                     rows = run_samples(runner, load_samples(), args.timeout, progress)
                     print_table(rows, out)
+                    suppression_entries.print_created(runner.stack.res, before, out)
                     bad = [r for r in rows if not r.ok]
                     verdict = "OK" if not bad else f"FAILED ({len(bad)} MISMATCH)"
                     print(

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from local_stack.aws import MotoServer, Resources, provision
 from local_stack.template import resolve, resource_properties
+from nxcloud_simulator.callbacks import STOP_PROMOTIONS
 from nxcloud_simulator.server import NXCloudSimulator
 from nxcloud_simulator.templates import read_catalogue
 
@@ -42,11 +43,14 @@ DEMO_OUTCOMES: Final = (
     {"to": "8613612345759", "final": "failed", "code": 131026, "title": "Message undeliverable", "after_sent": True},
 )
 """What the simulator's callbacks report for the samples' special recipients (see events/README.md): messages to
-8613612345759 are sent, then fail with WhatsApp's 131026. Every other accepted message is sent, delivered, read."""
+8613612345759 are sent, then fail with WhatsApp's 131026 (the webhook stores an ``undeliverable`` entry). Every other
+accepted message is sent, delivered, read."""
 DEMO_BUTTONS: Final = (
     {"to": "8613800138000", "template": "order_update", "buttons": [{"payload": "confirm", "text": "Confirm"}]},
+    {"to": "8613612349759", "template": "test_00045", "buttons": [dict(STOP_PROMOTIONS)], "click": "Stop promotions"},
 )
-"""A recipient who clicks a quick-reply button once the message is read."""
+"""Recipients who click a quick-reply button once the message is read: 8613800138000 confirms; 8613612349759 taps
+Meta's ``Stop promotions`` on the marketing template of page example 2, so the webhook stores an opt-out."""
 DEMO_TEMPLATES_FILE: Final = Path(__file__).resolve().parents[2] / "events" / "templates.json"
 """The samples' template catalogue, by account (see events/README.md): the simulator serves getTemplate from it and
 refuses sends of templates it lacks (22093), so the function's template check and NXCloud agree.
