@@ -258,7 +258,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         rx.store(body)
     except Exception as exc:
-        logger.exception("could not store the callback in the messages table")
+        logger.exception("could not store the callback (messages table or suppression list)")
         if not rx.keep(text, "store_failed", type(exc).__name__):
             return _answer(503, {"error": "unavailable", "message": "the callback could not be kept; send it again"})
     return _answer(200, {"received": body.entries})

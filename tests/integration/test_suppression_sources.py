@@ -489,7 +489,7 @@ def test_each_change_is_one_masked_log_line_and_a_metric(
 
 
 def test_when_the_list_cannot_be_written_the_body_is_kept_and_acknowledged(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, webhook_logs: io.StringIO
 ) -> None:
     import webhook
 
@@ -503,6 +503,9 @@ def test_when_the_list_cannot_be_written_the_body_is_kept_and_acknowledged(
     assert kept["Body"] == body
     assert kept["MessageAttributes"]["reason"]["StringValue"] == "store_failed"
     assert kept["MessageAttributes"]["error_message"]["StringValue"] == "SuppressionsUnavailableError"
+    logs = webhook_logs.getvalue()
+    assert "suppression list" in logs and "SuppressionsUnavailableError" in logs  # the failure, with its traceback
+    assert USER not in logs and BUSINESS not in logs
 
 
 def test_when_neither_the_list_nor_the_queue_can_be_written_the_answer_is_503(
