@@ -385,3 +385,19 @@ def test_seen_numbers_grow_and_survive_a_round_trip() -> None:
     assert len(restored) == 5000
     assert [restored.first(n) for n in numbers[:3]] == [2, 3, 4]
     assert restored.first("8613899999999") is None
+
+
+def test_a_resume_with_the_persisted_numbers_plans_the_rest_as_one_pass_would() -> None:
+    numbers = ["+86 138 0000 0001", "8613800000002", "0086 138 0000 0001", "bad", "8613800000002", "8613800000003"]
+    data = "\n".join([FULL_HEADER, *(GOOD.replace("8613800000001", n) for n in numbers)]).encode()
+    reader = read_audience([data], "a.csv")
+    seen = SeenNumbers()
+    one_pass, snapshots = [], []
+    for record in reader:
+        one_pass.append(plan_row(record, LAYOUT, seen))
+        snapshots.append((record.next, seen.to_bytes()))
+    assert [o.state for o in one_pass] == ["valid", "valid", "duplicate", "invalid", "duplicate", "valid"]
+    for i, (checkpoint, saved) in enumerate(snapshots):
+        restored = SeenNumbers.from_bytes(saved)
+        resumed = read_audience([data[checkpoint.offset :]], "a.csv", resume=checkpoint, columns=reader.columns)
+        assert [plan_row(record, LAYOUT, restored) for record in resumed] == one_pass[i + 1 :]
