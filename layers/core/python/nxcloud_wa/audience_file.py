@@ -188,26 +188,23 @@ class _Line:
 
 
 def _lines(chunks: Iterator[bytes], start: Checkpoint) -> Iterator[_Line]:
-    """Split the bytes into lines, keeping each line's terminator, in bounded memory."""
-    offset, number, pending, skipped = start.offset, start.line, b"", -1
+    """Split the bytes into lines, keeping each line's terminator, in bounded memory: a line longer than
+    :data:`MAX_ROW_BYTES` is skipped to its end (``skipping``) and given without its text."""
+    offset, number, pending, skipping = start.offset, start.line, b"", False
     for chunk in chunks:
         buffer, position = pending + chunk, 0
-        while True:
-            newline = buffer.find(b"\n", position)
-            if newline < 0:
-                break
+        while (newline := buffer.find(b"\n", position)) >= 0:
             end = offset + newline + 1
-            if skipped >= 0:
+            if skipping:
                 yield _Line(number, end, None)
-                skipped = -1
             else:
                 yield _decoded(number, end, buffer[position : newline + 1], first=offset + position == 0)
-            number, position = number + 1, newline + 1
+            number, position, skipping = number + 1, newline + 1, False
         offset += position
         pending = buffer[position:]
-        if skipped >= 0 or len(pending) > MAX_ROW_BYTES:
-            offset, skipped, pending = offset + len(pending), 0, b""
-    if skipped >= 0:
+        if skipping or len(pending) > MAX_ROW_BYTES:
+            offset, skipping, pending = offset + len(pending), True, b""
+    if skipping:
         yield _Line(number, offset, None)
     elif pending:
         yield _decoded(number, offset + len(pending), pending, first=offset == 0)
