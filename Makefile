@@ -83,6 +83,9 @@ build: $(SAM_STAMP) ## sam build (no Docker) into .aws-sam/build, and check the 
 	# Every shared object is an ELF file for arm64, or the build fails naming those that are not.
 	$(PYTHON) $(CHECKS)/only_aarch64.py $(BUILT)/DependenciesLayer/python
 	test ! -e $(BUILT)/DependenciesLayer/python/botocore
+	# phonenumbers ships its time zones (quiet hours), not its geocoder and carrier data (20 MB nothing imports).
+	test -d $(BUILT)/DependenciesLayer/python/phonenumbers/tzdata
+	test ! -e $(BUILT)/DependenciesLayer/python/phonenumbers/geodata -a ! -e $(BUILT)/DependenciesLayer/python/phonenumbers/carrierdata
 	du -sh $(BUILT)/DependenciesLayer $(BUILT)/CoreLayer $(BUILT)/SenderFunction
 
 template-check: validate build ## What CI checks of the SAM stack: validate, then build

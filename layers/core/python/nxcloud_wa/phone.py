@@ -2,7 +2,7 @@
 
 Callers write numbers the way people do (``+86 138-0000-0000``, ``0086 138 0000 0000``); this module turns them into
 digits and rejects what cannot be a number. A number that has the right shape but is not valid for its country
-(per Google's libphonenumber metadata, the ``phonenumberslite`` build) is rejected too: NXCloud would charge a round
+(per Google's libphonenumber metadata, the ``phonenumbers`` package) is rejected too: NXCloud would charge a round
 trip and answer 22090 ("非法的号码").
 """
 
