@@ -138,7 +138,8 @@ def lookup_row(url: str, lookup: dict[str, Any]) -> ApiRow:
 
 
 def gateway_rows(url: str) -> list[ApiRow]:
-    """API Gateway's own answers: an undeclared route, and a request without the API key."""
+    """API Gateway's own answers: an undeclared route, a request without the API key, and the webhook API's path
+    without a token (a route neither API has)."""
     answer, seconds = post(f"{url}/messages", "", {}, method="GET")
     body = answer["body"]
     missing = [] if answer["statusCode"] == 403 and "Missing Authentication Token" in body else [body[:200]]
@@ -151,6 +152,12 @@ def gateway_rows(url: str) -> list[ApiRow]:
     rows.append(
         ApiRow("POST /messages without x-api-key", f"http {status}", f"{seconds:.1f}", "not emulated", (), note)
     )
+    answer, seconds = post(f"{url}/webhooks/nxcloud", "{}", {"content-type": "application/json"})
+    note = "SAM answers every unknown route as a REST API does; an HTTP API answers 404 {message: Not Found}"
+    rows.append(
+        ApiRow("POST /webhooks/nxcloud (no such route)", f"http {answer['statusCode']}", f"{seconds:.1f}",
+               "not emulated", (), note)
+    )  # fmt: skip
     return rows
 
 
