@@ -115,7 +115,8 @@ def function_for_event(event: Mapping[str, Any], template: Mapping[str, Any] | N
     Records (``Records[0].eventSource``) go to the function with that kind of event source (``SQS``, ``DynamoDB``); an
     API Gateway request to the function whose event has its route: ``routeKey`` (HTTP API, payload 2.0) against
     ``HttpApi`` events, ``httpMethod`` and ``resource`` (REST API, payload 1.0) against ``Api`` events. The template
-    is the one place that says which function handles what, so a new function needs no change here.
+    is the one place that says which function handles what: a new function's events need no change here (only its
+    :data:`RESOURCE_VARIABLES`).
     """
     template = load_template() if template is None else template
     kind, route = _event_source(event)
