@@ -15,7 +15,7 @@ import json
 import re
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -609,17 +609,29 @@ def test_api_event_has_the_documented_outcome(name: str, fresh: Fresh) -> None:
         assert final["outcome"] == "sent" and queue_depth(fresh, fresh.res.dlq_url) == 0
 
 
-def function_handler(name: str) -> Any:
+@pytest.fixture
+def function_handler() -> Iterator[Callable[[str], Any]]:
     """The handler of the function the manifest names for a sample, as template.yaml's ``Handler`` names it, with a
-    fresh container's state (each test has its own table and queues)."""
-    module_name, _, handler = FunctionSpec(load_template(), EXPECTED[name]["function"]).handler.rpartition(".")
-    module = importlib.import_module(module_name)
-    module.reset()
-    return getattr(module, handler)
+    fresh container's state (each test has its own table and queues), which it forgets again afterwards: the
+    module's settings would otherwise point later tests (make run's in-process stack) at this test's resources."""
+    used: list[Any] = []
+
+    def handler_for(name: str) -> Any:
+        module_name, _, handler = FunctionSpec(load_template(), EXPECTED[name]["function"]).handler.rpartition(".")
+        module = importlib.import_module(module_name)
+        module.reset()
+        used.append(module)
+        return getattr(module, handler)
+
+    yield handler_for
+    for module in used:
+        module.reset()
 
 
 @pytest.mark.parametrize("name", WEBHOOK_FILES)
-def test_webhook_event_has_the_documented_outcome(name: str, fresh: Fresh) -> None:
+def test_webhook_event_has_the_documented_outcome(
+    name: str, fresh: Fresh, function_handler: Callable[[str], Any]
+) -> None:
     expected = EXPECTED[name]
     response = function_handler(name)(load(name), LambdaContext(function_name="WebhookFunction", timeout_seconds=10))
 
@@ -633,7 +645,7 @@ def test_webhook_event_has_the_documented_outcome(name: str, fresh: Fresh) -> No
         assert item[f"at_{status.status}"]["S"] == status.at and item["recipient"]["S"] == status.recipient_id
 
 
-def test_a_stored_callback_is_found_by_get_messages(fresh: Fresh) -> None:
+def test_a_stored_callback_is_found_by_get_messages(fresh: Fresh, function_handler: Callable[[str], Any]) -> None:
     """What make sam-local checks under start-api: after the callback, GET /messages/{id} (the sender, reading the
     same table) answers as expected.json's ``lookup`` says."""
     from local_stack.lambda_events import api_event
@@ -651,7 +663,9 @@ def test_a_stored_callback_is_found_by_get_messages(fresh: Fresh) -> None:
 
 
 @pytest.mark.parametrize("name", STREAM_FILES)
-def test_stream_event_has_the_documented_outcome(name: str, fresh: Fresh) -> None:
+def test_stream_event_has_the_documented_outcome(
+    name: str, fresh: Fresh, function_handler: Callable[[str], Any]
+) -> None:
     expected = EXPECTED[name]
     event = load(name)
     response = function_handler(name)(event, LambdaContext(function_name="PublisherFunction", timeout_seconds=30))
