@@ -100,12 +100,16 @@ openapi: $(PATHS) ## Regenerate openapi.json from the API's code (a test fails w
 	$(BIN)/python -c 'import json, api; print(json.dumps(json.loads(api.openapi_document()), indent=2, ensure_ascii=False))' > openapi.json
 
 # `sam local invoke -e` without Docker (tools/local_stack/invoke.py): the handler in-process with Lambda's sys.path, a
-# context with the template's timeout, your environment overrides; result JSON on stdout, logs on stderr. With no
-# NXCLOUD_SECRET_ID/DLQ_URL/SEND_QUEUE_URL/IDEMPOTENCY_TABLE set it starts an ephemeral local stack. See events/README.md.
+# context with the template's timeout, your environment overrides; result JSON on stdout, logs on stderr. The function
+# is the one template.yaml wires to the event's source (SQS, the stream, an API route), or FUNCTION=<LogicalId>. With
+# none of its resource variables set (the sender's: NXCLOUD_SECRET_ID/DLQ_URL/SEND_QUEUE_URL/IDEMPOTENCY_TABLE) it
+# starts an ephemeral local stack. See events/README.md.
+FUNCTION ?=
 .PHONY: invoke
-invoke: $(PATHS) ## Invoke the handler on one event: make invoke EVENT=events/api-send-sync.json [ARGS="--times 2"]
-	@test -n "$(EVENT)" || { echo 'usage: make invoke EVENT=events/<file>.json [ARGS="--times 2 --env-vars FILE"]' >&2; exit 2; }
-	@PYTHONPATH="$(CURDIR)/tools$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/python -m local_stack.invoke $(ARGS) "$(EVENT)"
+invoke: $(PATHS) ## Invoke a function on one event: make invoke EVENT=events/api-send-sync.json [FUNCTION=] [ARGS="--times 2"]
+	@test -n "$(EVENT)" || { echo 'usage: make invoke EVENT=events/<file>.json [FUNCTION=<LogicalId>] [ARGS="--times 2 --env-vars FILE"]' >&2; exit 2; }
+	@PYTHONPATH="$(CURDIR)/tools$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/python -m local_stack.invoke \
+		$(if $(FUNCTION),--function "$(FUNCTION)") $(ARGS) "$(EVENT)"
 
 # The whole stack on 127.0.0.1 without Docker or AWS (tools/local_stack): moto + the NXCloud simulator + the real
 # handler behind an emulated SQS event source and REST API. Pushes events/ through both paths and prints progress, the

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import io
 import json
 import re
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,13 @@ from typing import Any
 import pytest
 
 from local_stack.aws import Resources, provision
+from local_stack.invoke import FunctionSpec, function_for_event
 from local_stack.lambda_events import LambdaContext, receive_sqs_event, settle_sqs_batch
 from local_stack.stack import DEMO_FAULTS, LOCAL_SECRET, LocalStack, QueueSettings, demo_templates
+from local_stack.streams import batch_size, filter_prefixes
+from local_stack.template import load_template
+from nxcloud_wa.callbacks import parse_callback
+from nxcloud_wa.timeline import STATUS_PREFIX
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 PAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "page_examples"
@@ -32,6 +38,8 @@ MANIFEST: dict[str, Any] = json.loads((EVENTS / "expected.json").read_text(encod
 EXPECTED: dict[str, dict[str, Any]] = MANIFEST["events"]
 SQS_FILES = sorted(name for name, spec in EXPECTED.items() if spec["trigger"] == "sqs")
 API_FILES = sorted(name for name, spec in EXPECTED.items() if spec["trigger"] == "api")
+WEBHOOK_FILES = sorted(name for name, spec in EXPECTED.items() if spec["trigger"] == "webhook")
+STREAM_FILES = sorted(name for name, spec in EXPECTED.items() if spec["trigger"] == "stream")
 KEYED_FILES = [
     name for name in SQS_FILES if any(mid != r["idempotency_key"] for mid, r in EXPECTED[name]["records"].items())
 ]
@@ -61,6 +69,39 @@ API_KEYS = {
     "requestContext",
     "body",
     "isBase64Encoded",
+}
+HTTP_API_KEYS = {
+    "version",
+    "routeKey",
+    "rawPath",
+    "rawQueryString",
+    "headers",
+    "requestContext",
+    "pathParameters",
+    "body",
+    "isBase64Encoded",
+}
+HTTP_API_CONTEXT_KEYS = {
+    "accountId",
+    "apiId",
+    "domainName",
+    "domainPrefix",
+    "http",
+    "requestId",
+    "routeKey",
+    "stage",
+    "time",
+    "timeEpoch",
+}
+STREAM_RECORD_KEYS = {"eventID", "eventName", "eventVersion", "eventSource", "awsRegion", "dynamodb", "eventSourceARN"}
+STREAM_DATA_KEYS = {
+    "ApproximateCreationDateTime",
+    "Keys",
+    "NewImage",
+    "OldImage",
+    "SequenceNumber",
+    "SizeBytes",
+    "StreamViewType",
 }
 API_CONTEXT_KEYS = {
     "resourceId",
@@ -106,8 +147,21 @@ def md5_of_message_attributes(attributes: dict[str, dict[str, Any]]) -> str:
 def test_every_event_file_is_in_the_manifest_and_every_manifest_entry_is_a_file() -> None:
     files = {p.name for p in EVENTS.iterdir() if p.is_file() and p.name not in NOT_EVENTS}
     assert files == set(EXPECTED)
-    assert all(name.endswith(".json") and name.startswith(("sqs-", "api-")) for name in files)
-    assert {spec["trigger"] for spec in EXPECTED.values()} == {"sqs", "api"}
+    assert all(name.endswith(".json") and name.startswith(("sqs-", "api-", "webhook-", "publisher-")) for name in files)
+    assert {spec["trigger"] for spec in EXPECTED.values()} == {"sqs", "api", "webhook", "stream"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_make_invoke_picks_the_function_the_manifest_names(name: str) -> None:
+    """make invoke (and make sam-local's `sam local invoke <Function>`) run the function template.yaml wires to the
+    event's source; expected.json says which one each sample is for."""
+    assert function_for_event(load(name)) == EXPECTED[name]["function"]
+
+
+def test_the_three_functions_each_have_samples() -> None:
+    from local_stack.template import serverless_functions
+
+    assert {spec["function"] for spec in EXPECTED.values()} == set(serverless_functions())
     assert all((EVENTS / name).is_file() for name in NOT_EVENTS)
 
 
@@ -166,6 +220,75 @@ def test_api_event_has_the_shape_api_gateway_sends(name: str) -> None:
     assert context["identity"]["userAgent"] == event["headers"]["User-Agent"]
 
 
+@pytest.mark.parametrize("name", WEBHOOK_FILES)
+def test_webhook_event_has_the_shape_an_http_api_sends(name: str) -> None:
+    """API Gateway's HTTP API, payload format 2.0, on the route template.yaml gives WebhookFunction."""
+    event = load(name)
+    route = next(iter(FunctionSpec(load_template(), "WebhookFunction").properties["Events"].values()))["Properties"]
+    assert set(event) == HTTP_API_KEYS
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == event["requestContext"]["routeKey"] == f"{route['Method'].upper()} {route['Path']}"
+    token = event["pathParameters"]["token"]
+    assert event["rawPath"] == event["requestContext"]["http"]["path"] == route["Path"].replace("{token}", token)
+    assert all(k == k.lower() for k in event["headers"])  # an HTTP API lower-cases header names
+    assert event["headers"]["content-type"] == "application/json"
+    assert event["headers"]["content-length"] == str(len(event["body"].encode("utf-8")))
+    assert isinstance(event["body"], str) and event["isBase64Encoded"] is False
+    context = event["requestContext"]
+    assert set(context) == HTTP_API_CONTEXT_KEYS
+    assert context["http"]["method"] == "POST" and context["stage"] == "$default"
+    assert context["http"]["userAgent"] == event["headers"]["user-agent"]
+    assert context["http"]["sourceIp"] == event["headers"]["x-forwarded-for"]
+    body = parse_callback(event["body"])  # NXCloud's shape, as the webhook reads it
+    assert body.entries == 1
+
+
+def test_webhook_tokens_are_the_local_secrets_and_a_wrong_one() -> None:
+    """The callback carries the local stack's own webhook_token (a local-only value, LOCAL_SECRET); the wrong one is
+    long enough to pass the length rule, so its 404 is for not matching."""
+    right = load("webhook-callback.json")["pathParameters"]["token"]
+    wrong = load("webhook-wrong-token.json")["pathParameters"]["token"]
+    assert right == LOCAL_SECRET["webhook_token"]
+    assert wrong != right and len(wrong) >= 32
+    assert load("webhook-wrong-token.json")["body"] == load("webhook-callback.json")["body"]
+
+
+@pytest.mark.parametrize("name", WEBHOOK_FILES)
+def test_webhook_manifest_stores_what_the_body_reports(name: str) -> None:
+    statuses = parse_callback(load(name)["body"]).statuses
+    spec = EXPECTED[name]
+    if spec["response"]["statusCode"] == 200:
+        assert spec["stored"] == {STATUS_PREFIX + s.id: s.status for s in statuses}
+        assert spec["response"]["body"] == {"received": len(statuses)}
+    else:
+        assert spec["stored"] == {}
+
+
+@pytest.mark.parametrize("name", STREAM_FILES)
+def test_stream_event_has_the_shape_lambda_sends(name: str) -> None:
+    """A batch of the messages table's stream as the event source mapping hands it over: what passes the template's
+    filter (status and click items), at most its batch size, with both images."""
+    event = load(name)
+    assert set(event) == {"Records"}
+    assert 1 <= len(event["Records"]) <= batch_size()
+    for record in event["Records"]:
+        assert set(record) == STREAM_RECORD_KEYS
+        assert record["eventSource"] == "aws:dynamodb" and record["eventVersion"] == "1.1"
+        assert record["eventName"] in ("INSERT", "MODIFY", "REMOVE")
+        assert re.fullmatch(
+            r"arn:aws:dynamodb:[a-z0-9-]+:\d{12}:table/[\w.-]+/stream/[\w:.-]+", record["eventSourceARN"]
+        )
+        assert record["eventSourceARN"].split(":")[3] == record["awsRegion"]
+        data = record["dynamodb"]
+        assert set(data) == STREAM_DATA_KEYS and data["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+        assert isinstance(data["ApproximateCreationDateTime"], int) and data["SequenceNumber"].isdigit()
+        assert data["Keys"] == {"id": data["NewImage"]["id"]} == {"id": data["OldImage"]["id"]}
+        assert data["Keys"]["id"]["S"].startswith(filter_prefixes())
+    sequence = [int(r["dynamodb"]["SequenceNumber"]) for r in event["Records"]]
+    assert sequence == sorted(sequence)
+    assert list(EXPECTED[name]["records"]) == [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
+
+
 def test_ids_and_idempotency_keys_are_unique_across_files() -> None:
     """A messageId or requestId is the default idempotency key: two files sharing one would replay each other."""
     ids = [r["messageId"] for name in SQS_FILES for r in load(name)["Records"]]
@@ -186,7 +309,7 @@ def sample_messages() -> list[tuple[str, dict[str, Any]]]:
             for record in load(name)["Records"]:
                 documented = spec["records"][record["messageId"]]["final"]
                 found.append((documented.get("reason", documented["outcome"]), record["body"]))
-        else:
+        elif spec["trigger"] == "api":
             final = spec.get("final", {}).get("outcome")
             found.append((final or spec["response"]["body"].get("error") or "sent", load(name)["body"]))
     messages = []
@@ -484,6 +607,82 @@ def test_api_event_has_the_documented_outcome(name: str, fresh: Fresh) -> None:
         assert receives == {first["queue_message_id"]: final["receives"]}
         assert len(fresh.simulator.accepted) == final["nxcloud_accepted"]
         assert final["outcome"] == "sent" and queue_depth(fresh, fresh.res.dlq_url) == 0
+
+
+@pytest.fixture
+def function_handler() -> Iterator[Callable[[str], Any]]:
+    """The handler of the function the manifest names for a sample, as template.yaml's ``Handler`` names it, with a
+    fresh container's state (each test has its own table and queues), which it forgets again afterwards: the
+    module's settings would otherwise point later tests (make run's in-process stack) at this test's resources."""
+    used: list[Any] = []
+
+    def handler_for(name: str) -> Any:
+        module_name, _, handler = FunctionSpec(load_template(), EXPECTED[name]["function"]).handler.rpartition(".")
+        module = importlib.import_module(module_name)
+        module.reset()
+        used.append(module)
+        return getattr(module, handler)
+
+    yield handler_for
+    for module in used:
+        module.reset()
+
+
+@pytest.mark.parametrize("name", WEBHOOK_FILES)
+def test_webhook_event_has_the_documented_outcome(
+    name: str, fresh: Fresh, function_handler: Callable[[str], Any]
+) -> None:
+    expected = EXPECTED[name]
+    response = function_handler(name)(load(name), LambdaContext(function_name="WebhookFunction", timeout_seconds=10))
+
+    assert response["statusCode"] == expected["response"]["statusCode"]
+    assert json.loads(response["body"]) == expected["response"]["body"]
+    items = fresh.res.client("dynamodb").scan(TableName=fresh.res.messages_table)["Items"]
+    assert {i["id"]["S"]: i["status"]["S"] for i in items} == expected["stored"]
+    assert queue_depth(fresh, fresh.res.kept_callbacks_queue_url) == expected["kept"]
+    for status in parse_callback(load(name)["body"]).statuses if expected["stored"] else []:
+        (item,) = [i for i in items if i["id"]["S"] == STATUS_PREFIX + status.id]
+        assert item[f"at_{status.status}"]["S"] == status.at and item["recipient"]["S"] == status.recipient_id
+
+
+def test_a_stored_callback_is_found_by_get_messages(fresh: Fresh, function_handler: Callable[[str], Any]) -> None:
+    """What make sam-local checks under start-api: after the callback, GET /messages/{id} (the sender, reading the
+    same table) answers as expected.json's ``lookup`` says."""
+    from local_stack.lambda_events import api_event
+
+    lookup = EXPECTED["webhook-callback.json"]["lookup"]
+    function_handler("webhook-callback.json")(load("webhook-callback.json"), LambdaContext(timeout_seconds=10))
+    event = api_event(None, method="GET", path=f"/messages/{lookup['message_id']}")
+    event["resource"] = event["requestContext"]["resourcePath"] = "/messages/{message_id}"
+    event["pathParameters"] = {"message_id": lookup["message_id"]}
+    response = fresh.invoke(event)
+
+    assert response["statusCode"] == lookup["statusCode"]
+    body = json.loads(response["body"])
+    assert {k: body[k] for k in lookup["body"]} == lookup["body"]
+
+
+@pytest.mark.parametrize("name", STREAM_FILES)
+def test_stream_event_has_the_documented_outcome(
+    name: str, fresh: Fresh, function_handler: Callable[[str], Any]
+) -> None:
+    expected = EXPECTED[name]
+    event = load(name)
+    response = function_handler(name)(event, LambdaContext(function_name="PublisherFunction", timeout_seconds=30))
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": i} for i in expected["batchItemFailures"]]}
+    published = [json.loads(m["Body"]) for m in fresh.drain(fresh.res.events_queue_url)]
+    images = {r["dynamodb"]["SequenceNumber"]: r["dynamodb"]["NewImage"] for r in event["Records"]}
+    wanted = [(sequence, e) for sequence, r in expected["records"].items() for e in r["events"]]
+    assert len(published) == len(wanted)
+    for (sequence, want), got in zip(wanted, published, strict=True):
+        assert got["source"] == "nxcloud.whatsapp" and got["detail-type"] == want["detail_type"]
+        detail = got["detail"]
+        assert {k: detail[k] for k in want if k != "detail_type"} == {
+            k: v for k, v in want.items() if k != "detail_type"
+        }
+        assert detail["at"] == images[sequence][f"at_{want['status']}"]["S"]
+        assert detail["recipient"] == images[sequence]["recipient"]["S"] and detail["errors"] == []
 
 
 def test_env_vars_example_names_only_variables_sam_local_can_override() -> None:

@@ -1,6 +1,6 @@
 """`python -m local_stack.invoke` (`make invoke`) as a user runs it: a subprocess with no AWS settings at all.
 
-Each run that invokes starts its own ephemeral local stack (about 2 s), so there are only two of those, plus one
+Each run that invokes starts its own ephemeral local stack (about 2 s), so there are only four of those, plus one
 against a stack this test starts.
 """
 
@@ -86,6 +86,40 @@ def test_times_two_on_an_idempotent_request_gives_the_same_answer_and_sends_once
     assert [line["replayed"] for line in sent] == [False, True]
 
 
+def test_a_webhook_callback_runs_the_webhook_function_the_event_is_routed_to() -> None:
+    """No --function: the HTTP API event's route is WebhookFunction's in template.yaml; its own resource variables
+    start the ephemeral stack, and the answer is the documented one."""
+    done = run("events/webhook-callback.json")
+
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["statusCode"] == EXPECTED["webhook-callback.json"]["response"]["statusCode"]
+    assert json.loads(result["body"]) == EXPECTED["webhook-callback.json"]["response"]["body"]
+    assert "invoke: WebhookFunction: the function template.yaml wires to this event's source" in done.stderr
+    assert "NXCLOUD_SECRET_ID, MESSAGES_TABLE, KEPT_CALLBACKS_QUEUE_URL not set: started an ephemeral" in done.stderr
+    logs = [line for line in json_lines(done.stderr) if "level" in line]
+    assert logs and {(line["function_name"], line["service"]) for line in logs} == {
+        ("WebhookFunction", "nxcloud-wa-webhook")
+    }
+
+
+def test_a_stream_batch_runs_the_publisher_and_function_overrides_the_choice(tmp_path: Path) -> None:
+    done = run("events/publisher-stream.json", "--function", "PublisherFunction")
+    wrong = run("events/publisher-stream.json", "--function", "NoSuchFunction")
+    unrouted = tmp_path / "unrouted.json"
+    unrouted.write_text(json.dumps({"detail-type": "Scheduled Event"}))
+    unknown = run(unrouted)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"batchItemFailures": []}
+    assert "wires to this event's source" not in done.stderr
+    assert "MESSAGES_TABLE not set: started an ephemeral local stack" in done.stderr
+    assert (wrong.returncode, wrong.stdout) == (2, "")
+    assert "no function 'NoSuchFunction' to run here" in wrong.stderr and "PublisherFunction" in wrong.stderr
+    assert (unknown.returncode, unknown.stdout) == (2, "")
+    assert "name the function with --function (FUNCTION=)" in unknown.stderr
+
+
 def test_the_users_environment_is_used_instead_of_an_ephemeral_stack() -> None:
     """AWS_ENDPOINT_URL, NXCLOUD_BASE_URL and the resource variables of a running stack: the function uses them."""
     with LocalStack() as stack:
@@ -123,4 +157,4 @@ def test_help() -> None:
 
     assert done.returncode == 0
     assert "usage: python -m local_stack.invoke" in done.stdout
-    assert "--times" in done.stdout and "--env-vars" in done.stdout
+    assert "--times" in done.stdout and "--env-vars" in done.stdout and "--function" in done.stdout

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from local_stack.invoke import FunctionSpec
+from local_stack.invoke import RESOURCE_VARIABLES, FunctionSpec
 from local_stack.stack import LocalStack
-from local_stack.template import load_template
+from local_stack.template import load_template, serverless_functions
 from sam_local.events import EventRunner, manifest
 from sam_local.outcomes import describe, expected_text, problems, summarize
 from sam_local.paths import MakeInvoke
@@ -51,7 +51,16 @@ def test_make_invoke_gives_the_documented_outcome(name: str, summaries: dict[str
     assert bool(summary["aws_calls"]) is not rejected_before_any_aws_call, summary["aws_calls"]
 
 
-@pytest.mark.parametrize("name", ["sqs-mixed-batch.json", "api-idempotent-repeat.json", "api-send-async.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sqs-mixed-batch.json",
+        "api-idempotent-repeat.json",
+        "api-send-async.json",
+        "webhook-callback.json",
+        "publisher-stream.json",
+    ],
+)
 def test_the_same_event_twice_summarises_the_same(
     name: str, runner: EventRunner, summaries: dict[str, dict[str, Any]]
 ) -> None:
@@ -82,6 +91,13 @@ def changed(summary: dict[str, Any], path: list[Any], value: Any) -> dict[str, A
         ("api-send-async.json", ["final", "sent"], 0),
         ("api-idempotent-repeat.json", ["same_body"], False),
         ("api-permanent-rejection.json", ["nxcloud"], [2, 0]),
+        ("webhook-callback.json", ["stored"], {}),
+        ("webhook-callback.json", ["kept"], 1),
+        ("webhook-callback.json", ["responses", 0, "body"], {"received": 2}),
+        ("webhook-wrong-token.json", ["responses", 0, "statusCode"], 200),
+        ("webhook-wrong-token.json", ["stored"], {"status#x": "delivered"}),
+        ("publisher-stream.json", ["published"], []),
+        ("publisher-stream.json", ["batchItemFailures"], ["700000000033251634202"]),
     ],
 )
 def test_a_departure_from_the_manifest_is_caught(
@@ -91,12 +107,19 @@ def test_a_departure_from_the_manifest_is_caught(
 
 
 def test_the_env_vars_file_names_only_declared_variables(runner: EventRunner) -> None:
-    """`sam local --env-vars` applies only what the function declares: the file make sam-local writes does too."""
-    _, env_file = runner.fresh()
+    """`sam local --env-vars` applies only what a function declares: the file make sam-local writes has one section
+    per function of the template, each pointing it at moto, with its resource variables."""
+    resources, env_file = runner.fresh()
     document = json.loads(Path(env_file).read_text(encoding="utf-8"))
+    template = load_template()
 
-    assert set(document["SenderFunction"]) <= set(FunctionSpec(load_template()).environment)
-    assert document["SenderFunction"]["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    assert set(document) == set(serverless_functions(template))
+    for function, variables in document.items():
+        assert set(variables) <= set(FunctionSpec(template, function).environment), function
+        assert set(RESOURCE_VARIABLES[function]) <= set(variables), function
+        assert variables["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:"), function
+    assert document["WebhookFunction"]["MESSAGES_TABLE"] == document["PublisherFunction"]["MESSAGES_TABLE"]
+    assert document["PublisherFunction"]["EVENT_BUS_NAME"] == resources.event_bus
 
 
 def test_the_imitations_context_has_the_python_runtimes_types(summaries: dict[str, dict[str, Any]]) -> None:
@@ -109,5 +132,9 @@ def test_the_imitations_context_has_the_python_runtimes_types(summaries: dict[st
         "function_request_id": "str",
         "cold_start": "bool",
     }
-    for name, summary in summaries.items():
-        assert summary["log_context"] == runtime_types, name
+    logged = {name: summary["log_context"] for name, summary in summaries.items() if summary["log_context"]}
+    for name, context in logged.items():
+        assert context == runtime_types, name
+    # Every sample whose function logs a structured line: all but the refused webhook call and the publisher (whose
+    # success is its metrics only).
+    assert set(logged) == set(MANIFEST) - {"webhook-wrong-token.json", "publisher-stream.json"}

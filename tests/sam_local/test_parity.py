@@ -4,7 +4,9 @@ give the same outcome, the same response body shape and the same AWS calls for t
 Needs Docker, the x86_64 base image (`make lambda-images`) and the x86_64 build (`make sam-local` makes both); skipped
 without them, as in `make test` on a machine without Docker. `make sam-local` checks every event on both
 architectures; this test keeps the comparison in the test suite, on x86_64 (no qemu) and the samples that exercise
-the most: a batch with every per-record outcome, an API request invoked twice, and one delivered from the queue.
+the most: a batch with every per-record outcome, an API request invoked twice, one delivered from the queue, and the
+other two functions' samples (a webhook callback stored, a stream batch published; `sam local invoke WebhookFunction`
+and `sam local invoke PublisherFunction`).
 """
 
 from __future__ import annotations
@@ -43,7 +45,16 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventRunner]:
         yield EventRunner(stack, tmp_path_factory.mktemp("parity"))
 
 
-@pytest.mark.parametrize("name", ["sqs-mixed-batch.json", "api-idempotent-repeat.json", "api-send-async.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sqs-mixed-batch.json",
+        "api-idempotent-repeat.json",
+        "api-send-async.json",
+        "webhook-callback.json",
+        "publisher-stream.json",
+    ],
+)
 def test_sam_local_invoke_and_make_invoke_agree(name: str, runner: EventRunner) -> None:
     spec = MANIFEST[name]
     in_container, invoked = runner.observe(name, spec, SamLocalInvoke(BUILT_X86_64, "x86_64"))

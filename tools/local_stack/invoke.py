@@ -1,7 +1,12 @@
-"""``sam local invoke`` without Docker: run the function's handler in-process on one event file, as Lambda would.
+"""``sam local invoke`` without Docker: run a function's handler in-process on one event file, as Lambda would.
 
     make invoke EVENT=events/api-send-sync.json
+    make invoke EVENT=events/webhook-callback.json            # WebhookFunction: the event is an HTTP API request
     python -m local_stack.invoke events/sqs-mixed-batch.json --times 2 --env-vars env.json
+
+Which function: the one template.yaml wires to the event's source (:func:`function_for_event`: an SQS or DynamoDB
+stream record goes to the function with that kind of event source, an API Gateway request to the function whose
+``Api``/``HttpApi`` event has its route), or ``--function LogicalId`` (``make invoke FUNCTION=...``).
 
 What it reproduces from Lambda and ``sam local invoke``, reading ``template.yaml``:
 
@@ -13,9 +18,10 @@ What it reproduces from Lambda and ``sam local invoke``, reading ``template.yaml
 * output: the handler's return value as JSON on stdout (a JSON list with ``--times``), logs and metrics on stderr.
   An exception becomes Lambda's error document (``errorMessage``, ``errorType``, ``stackTrace``) and exit status 1.
 
-When none of the function's resource variables is set (``NXCLOUD_SECRET_ID``, ``DLQ_URL``, ``SEND_QUEUE_URL``,
-``IDEMPOTENCY_TABLE``), it starts an ephemeral local stack for the duration of the command (moto and the NXCloud
-simulator with the demo faults, on 127.0.0.1; see events/README.md) and points the function at it.
+When none of the function's resource variables is set (:data:`RESOURCE_VARIABLES`; the sender's are
+``NXCLOUD_SECRET_ID``, ``DLQ_URL``, ``SEND_QUEUE_URL``, ``IDEMPOTENCY_TABLE``), it starts an ephemeral local stack
+for the duration of the command (moto and the NXCloud simulator with the demo faults, on 127.0.0.1; see
+events/README.md) and points the function at it.
 
 Exit status: 0 when every invocation returned, 1 when one raised or timed out, 2 for a bad command line, event file
 or ``--env-vars`` file, or a partial configuration.
@@ -43,12 +49,19 @@ from local_stack.template import (
     load_template,
     resolve,
     resource_properties,
+    serverless_functions,
 )
 
 FUNCTION: Final = "SenderFunction"
 ROOT: Final = TEMPLATE.parent
-RESOURCE_VARIABLES: Final = ("NXCLOUD_SECRET_ID", "DLQ_URL", "SEND_QUEUE_URL", "IDEMPOTENCY_TABLE")
-"""Without these the function cannot run; when all are unset an ephemeral local stack provides them."""
+RESOURCE_VARIABLES: Final = {
+    "SenderFunction": ("NXCLOUD_SECRET_ID", "DLQ_URL", "SEND_QUEUE_URL", "IDEMPOTENCY_TABLE"),
+    "WebhookFunction": ("NXCLOUD_SECRET_ID", "MESSAGES_TABLE", "KEPT_CALLBACKS_QUEUE_URL"),
+    "PublisherFunction": ("MESSAGES_TABLE",),
+}
+"""Per function, what it cannot run without; when all are unset an ephemeral local stack provides them."""
+RECORD_SOURCES: Final = {"aws:sqs": "SQS", "aws:dynamodb": "DynamoDB"}
+"""A record's ``eventSource`` and the SAM event type that delivers such records."""
 AWS_ONLY_VARIABLES: Final = (
     "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE",
@@ -94,6 +107,57 @@ class FunctionSpec:
     def default_environment(self) -> dict[str, str]:
         """The template's values that need no deployment: literals, parameter defaults and mappings, as strings."""
         return {name: _stringify(value) for name, value in function_environment(self.logical_id, self.template).items()}
+
+
+def function_for_event(event: Mapping[str, Any], template: Mapping[str, Any] | None = None) -> str:
+    """The function template.yaml wires to this event's source: what ``make invoke`` runs without ``--function``.
+
+    Records (``Records[0].eventSource``) go to the function with that kind of event source (``SQS``, ``DynamoDB``); an
+    API Gateway request to the function whose event has its route: ``routeKey`` (HTTP API, payload 2.0) against
+    ``HttpApi`` events, ``httpMethod`` and ``resource`` (REST API, payload 1.0) against ``Api`` events. The template
+    is the one place that says which function handles what: a new function's events need no change here (only its
+    :data:`RESOURCE_VARIABLES`).
+    """
+    template = load_template() if template is None else template
+    kind, route = _event_source(event)
+    matches = sorted(
+        logical_id
+        for logical_id, properties in _serverless_functions(template)
+        for source in (properties.get("Events") or {}).values()
+        if source.get("Type") == kind and (route is None or _route(source) == route)
+    )
+    if len(set(matches)) != 1:
+        found = f"{', '.join(sorted(set(matches)))} match" if matches else "no function in template.yaml has"
+        where = f" {route}" if route else ""
+        raise UsageError(f"{found} a {kind} event{where}: name the function with --function (FUNCTION=)")
+    return matches[0]
+
+
+def _event_source(event: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The SAM event type an event comes from, and its route (``POST /path``) for an API request."""
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        source = records[0].get("eventSource") or records[0].get("EventSource")
+        if source in RECORD_SOURCES:
+            return RECORD_SOURCES[source], None
+        raise UsageError(f"records from {source!r}: no function for them here; name one with --function (FUNCTION=)")
+    if event.get("version") == "2.0" and isinstance(event.get("routeKey"), str):
+        return "HttpApi", str(event["routeKey"])
+    if isinstance(event.get("httpMethod"), str) and isinstance(event.get("resource"), str):
+        return "Api", f"{event['httpMethod'].upper()} {event['resource']}"
+    raise UsageError(
+        "the event is neither records (SQS, DynamoDB stream) nor an API Gateway request: name the function with "
+        "--function (FUNCTION=)"
+    )
+
+
+def _route(source: Mapping[str, Any]) -> str:
+    properties = source.get("Properties") or {}
+    return f"{str(properties.get('Method', '')).upper()} {properties.get('Path', '')}"
+
+
+def _serverless_functions(template: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(logical_id, function_properties(logical_id, template)) for logical_id in serverless_functions(template)]
 
 
 def _stringify(value: Any) -> str:
@@ -245,18 +309,20 @@ def configure_environment(spec: FunctionSpec, env_vars: Mapping[str, str]) -> No
     os.environ.update(env_vars)
 
 
-def needs_local_stack() -> bool:
-    """True when no resource variable is set, False when all are; :class:`UsageError` when only some are."""
-    missing = [name for name in RESOURCE_VARIABLES if not os.environ.get(name, "").strip()]
-    if missing and len(missing) < len(RESOURCE_VARIABLES):
+def needs_local_stack(spec: FunctionSpec) -> bool:
+    """True when none of the function's resource variables is set, False when all are; :class:`UsageError` when only
+    some are."""
+    required = RESOURCE_VARIABLES[spec.logical_id]
+    missing = [name for name in required if not os.environ.get(name, "").strip()]
+    if missing and len(missing) < len(required):
         raise UsageError(
-            f"{', '.join(missing)} not set: set all of {', '.join(RESOURCE_VARIABLES)} (a deployed or running stack), "
+            f"{', '.join(missing)} not set: set all of {', '.join(required)} (a deployed or running stack), "
             "or none of them for an ephemeral local stack"
         )
     return bool(missing)
 
 
-def start_local_stack(user_env: Mapping[str, str]) -> Any:
+def start_local_stack(spec: FunctionSpec, user_env: Mapping[str, str]) -> Any:
     """An ephemeral local stack, the function's environment pointed at it.
 
     ``user_env`` is what the user set (shell and ``--env-vars``): the stack's values replacing any of it are named.
@@ -269,8 +335,9 @@ def start_local_stack(user_env: Mapping[str, str]) -> Any:
     replaced = sorted(n for n, v in stack.function_env().items() if user_env.get(n) not in (None, "", v))
     stack.apply_env()
     note(
-        f"{', '.join(RESOURCE_VARIABLES)} not set: started an ephemeral local stack (moto at {stack.moto.url}, "
-        f"NXCloud simulator at {stack.simulator.url} with the demo faults); it stops when this command ends"
+        f"{', '.join(RESOURCE_VARIABLES[spec.logical_id])} not set: started an ephemeral local stack "
+        f"(moto at {stack.moto.url}, NXCloud simulator at {stack.simulator.url} with the demo faults); "
+        "it stops when this command ends"
     )
     if replaced:
         note(f"the local stack's values replace {', '.join(replaced)}")
@@ -291,14 +358,21 @@ def load_handler(spec: FunctionSpec) -> Any:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m local_stack.invoke",
-        description="Run the sender function's handler in-process on one event, like `sam local invoke -e` without "
-        "Docker. The handler's return value is printed as JSON on stdout; logs go to stderr. With none of "
-        f"{', '.join(RESOURCE_VARIABLES)} set, an ephemeral local stack (moto + NXCloud simulator) is started.",
+        description="Run a function's handler in-process on one event, like `sam local invoke -e` without Docker: "
+        "the function template.yaml wires to the event's source (an SQS or DynamoDB stream record, an API or HTTP "
+        "API route), or --function. The handler's return value is printed as JSON on stdout; logs go to stderr. "
+        "With none of the function's resource variables set (the sender's: "
+        f"{', '.join(RESOURCE_VARIABLES[FUNCTION])}), an ephemeral local stack (moto + NXCloud simulator) is started.",
         epilog="Environment overrides honoured: AWS_ENDPOINT_URL, NXCLOUD_BASE_URL, NXCLOUD_SECRET_ID, DLQ_URL, "
-        "SEND_QUEUE_URL, IDEMPOTENCY_TABLE, UNKNOWN_OUTCOME_POLICY and every other variable the function reads. "
-        "Sample events and their expected outcomes: events/README.md.",
+        "SEND_QUEUE_URL, IDEMPOTENCY_TABLE, MESSAGES_TABLE, UNKNOWN_OUTCOME_POLICY and every other variable the "
+        "function reads. Sample events and their expected outcomes: events/README.md.",
     )
     parser.add_argument("event", help="the event JSON file (e.g. events/api-send-sync.json), or - for stdin")
+    parser.add_argument(
+        "--function",
+        metavar="LOGICAL_ID",
+        help="the function to invoke, as template.yaml names it (default: the one wired to the event's source)",
+    )
     parser.add_argument(
         "--times",
         type=int,
@@ -309,7 +383,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--env-vars",
         type=Path,
         metavar="FILE",
-        help='environment overrides in SAM\'s format: {"SenderFunction": {"VAR": "value"}} or {"Parameters": {...}}',
+        help='environment overrides in SAM\'s format: {"<LogicalId>": {"VAR": "value"}} or {"Parameters": {...}}',
     )
     args = parser.parse_args(argv)
     if args.times is not None and args.times < 1:
@@ -330,19 +404,31 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout, sys.stderr = real_stdout, real_stderr
 
 
+def function_spec(name: str | None, event: Mapping[str, Any]) -> FunctionSpec:
+    """The function to run: the one named, else the one wired to the event's source (said on stderr)."""
+    template = load_template()
+    if name is None:
+        name = function_for_event(event, template)
+        note(f"{name}: the function template.yaml wires to this event's source (--function to choose another)")
+    functions = serverless_functions(template)
+    if name not in functions or name not in RESOURCE_VARIABLES:
+        raise UsageError(f"no function {name!r} to run here; template.yaml's: {', '.join(functions)}")
+    return FunctionSpec(template, name)
+
+
 def run(args: argparse.Namespace, output: Output) -> int:
     user_env = dict(os.environ)
     try:
-        spec = FunctionSpec()
         event = load_event(args.event)
+        spec = function_spec(args.function, event)
         env_vars = load_env_vars(args.env_vars, spec) if args.env_vars else {}
         configure_environment(spec, env_vars)
-        ephemeral = needs_local_stack()
+        ephemeral = needs_local_stack(spec)
     except UsageError as exc:
         print(f"invoke: error: {exc}", file=sys.stderr)
         return 2
     handler = load_handler(spec)
-    stack = start_local_stack({**user_env, **env_vars}) if ephemeral else None
+    stack = start_local_stack(spec, {**user_env, **env_vars}) if ephemeral else None
     try:
         results = [invoke_once(handler, event, spec, output) for _ in range(args.times or 1)]
         output.finish()

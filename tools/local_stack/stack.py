@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from local_stack.aws import MotoServer, Resources, provision
-from local_stack.template import resolve, resource_properties
+from local_stack.template import function_properties, resolve, resource_properties, serverless_functions
 from nxcloud_simulator.callbacks import STOP_PROMOTIONS
 from nxcloud_simulator.server import NXCloudSimulator
 from nxcloud_simulator.templates import read_catalogue
@@ -149,14 +149,18 @@ class LocalStack:
     def sam_env_vars(self, resources: Resources | None = None) -> dict[str, dict[str, str]]:
         """An ``--env-vars`` document for ``sam local``: every AWS call to moto, NXCloud to the simulator.
 
-        The function's environment for this stack, limited to the variables template.yaml declares for it: the only
-        ones ``sam local`` lets the file set (AWS_ENDPOINT_URL is declared for this; a deployed function never gets
-        it). ``resources``: other resources on the same moto server than the stack's own.
+        One section per function of template.yaml, each its environment for this stack limited to the variables the
+        template declares for that function: the only ones ``sam local`` lets the file set (AWS_ENDPOINT_URL is
+        declared for this; a deployed function never gets it). ``resources``: other resources on the same moto server
+        than the stack's own.
         """
-        declared = resource_properties("SenderFunction").get("Environment", {}).get("Variables", {})
         simulator = {"NXCLOUD_BASE_URL": self.simulator.url, "NXCLOUD_TEMPLATE_BASE_URL": self.simulator.url}
         wanted = {**(resources or self.res).function_env(), **simulator}
-        return {"SenderFunction": {name: value for name, value in wanted.items() if name in declared}}
+        document = {}
+        for function in serverless_functions():
+            declared = function_properties(function).get("Environment", {}).get("Variables", {})
+            document[function] = {name: value for name, value in wanted.items() if name in declared}
+        return document
 
     def apply_env(self, environ: Any = os.environ) -> None:
         """Point this process's function code at the stack (and drop any cached runtime)."""

@@ -1,7 +1,8 @@
 """The one reader of ``template.yaml``: everything outside SAM that needs the stack's settings reads them here.
 
-Users: the local stack (queue settings, message sizes), ``make invoke`` (handler, code folders, timeout, memory,
-environment), the benchmarks (memory size) and the template's tests. What it does, once for all of them:
+Users: the local stack (queue settings, message sizes, each function's declared variables), ``make invoke`` (which
+function an event goes to, handler, code folders, timeout, memory, environment), the benchmarks (memory size) and the
+template's tests. What it does, once for all of them:
 
 * parse the file, CloudFormation's short tags (``!Ref``, ``!GetAtt``, ``!Sub``, ``!If`` ...) read as their long forms
   (``{"Ref": ...}``, ``{"Fn::GetAtt": [..]}``, ``{"Condition": ...}``), as CloudFormation itself reads them;
@@ -93,6 +94,16 @@ def resource_properties(logical_id: str, template: Mapping[str, Any] | None = No
     """A resource's own ``Properties`` block, as written (no Globals: see :func:`function_properties`)."""
     template = load_template() if template is None else template
     return dict(template["Resources"][logical_id].get("Properties", {}))
+
+
+def serverless_functions(template: Mapping[str, Any] | None = None) -> list[str]:
+    """The logical ids of the template's ``AWS::Serverless::Function`` resources, in the template's order."""
+    template = load_template() if template is None else template
+    return [
+        logical_id
+        for logical_id, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    ]
 
 
 def function_properties(logical_id: str, template: Mapping[str, Any] | None = None) -> dict[str, Any]:

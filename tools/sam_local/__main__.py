@@ -167,10 +167,11 @@ def run_architecture(
 
 
 def run_api(runner: EventRunner, architecture: str, template: Path, out: TextIO, *, port: int, examples: int) -> int:
-    _, env_file = runner.fresh()
+    resources, env_file = runner.fresh()
     log = runner.work / f"start-api-{architecture}.log"
     with sam_cli.start_api(template, env_file, port or free_loopback_port(), log) as url:
-        rows = [*api.sample_rows(url), *api.gateway_rows(url), api.schemathesis(url, runner.work, examples)]
+        rows = [*api.sample_rows(url), *api.webhook_rows(url, resources), *api.gateway_rows(url)]
+        rows.append(api.schemathesis(url, runner.work, examples))
     rows += [api.refused_row(log), warm_leftovers_row()]
     print_api(f"sam local start-api, {architecture} ({url}, warm container)", rows, out)
     return sum(not r.ok for r in rows)

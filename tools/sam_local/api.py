@@ -1,10 +1,13 @@
-"""The API samples over HTTP through ``sam local start-api``, and a short schemathesis run against it.
+"""The API and webhook samples over HTTP through ``sam local start-api``, and a short schemathesis run against it.
 
-SAM's local gateway runs the function in a warm container per request queue and answers as API Gateway's proxy
-integration does. Two things it does not do: it does not check API keys (``ApiKeyRequired`` is ignored by SAM CLI
-1.170.0's local gateway, so a request without ``x-api-key`` reaches the function; API Gateway would answer 403 and
-``make run``'s emulation does), and it has no SQS event source (a ``Prefer: respond-async`` request stays queued).
-Its own 403, ``Missing Authentication Token`` for a route the API does not have, is API Gateway's and is checked.
+SAM's local gateway serves both APIs of the template on one port: the REST API (``SenderFunction``, payload 1.0) and
+the webhook's HTTP API (``WebhookFunction``, ``AWS::Serverless::HttpApi``, payload 2.0, its ``{token}`` path
+parameter). It runs each function in a warm container and answers as API Gateway's proxy integrations do. What
+it does not do: it does not check API keys (``ApiKeyRequired`` is ignored by SAM CLI 1.170.0's local gateway,
+so a request without ``x-api-key`` reaches the function; API Gateway would answer 403 and ``make run``'s emulation
+does), and it has no SQS event source (a ``Prefer: respond-async`` request stays queued) nor the table's stream (a
+stored callback publishes no event). Its own 403, ``Missing Authentication Token`` for a route the API does not have,
+is API Gateway's and is checked.
 """
 
 from __future__ import annotations
@@ -21,10 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from local_stack.aws import Resources
 from local_stack.samples import HOP_BY_HOP
-from sam_local.events import EVENTS, manifest
+from sam_local.events import EVENTS, depth, manifest, stored_callbacks
 from sam_local.hostnet import REFUSED_PREFIX
-from sam_local.outcomes import repeat_problems, response_problems, summarize_response
+from sam_local.outcomes import (
+    WEBHOOK_BODY_KEYS,
+    repeat_problems,
+    response_problems,
+    stored_problems,
+    summarize_response,
+    webhook_text,
+)
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 # As in tests/fuzz: checks of what API Gateway decides rather than this API (see test_schemathesis.py's docstring).
@@ -83,8 +94,52 @@ def sample_rows(url: str) -> list[ApiRow]:
     return rows
 
 
+def webhook_rows(url: str, resources: Resources) -> list[ApiRow]:
+    """Every webhook sample POSTed to its path as NXCloud would, checked against its documented answer and against
+    what reached the messages table and the kept-callbacks queue; a stored callback is then looked up through the
+    REST API (``GET /messages/{id}``, SenderFunction reading the same table)."""
+    rows = []
+    for name, spec in manifest().items():
+        if spec["trigger"] != "webhook":
+            continue
+        event = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+        headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() not in HOP_BY_HOP}
+        before, kept_before = stored_callbacks(resources), depth(resources, resources.kept_callbacks_queue_url)
+        answer, seconds = post(url + event["rawPath"], event.get("body") or "", headers)
+        summary = summarize_response(answer, WEBHOOK_BODY_KEYS)
+        added = {k: v for k, v in stored_callbacks(resources).items() if before.get(k) != v}
+        kept = depth(resources, resources.kept_callbacks_queue_url) - kept_before
+        found = response_problems(spec["response"], summary) + stored_problems(spec, added)
+        if kept != spec["kept"]:
+            found.append(f"{kept} callbacks kept for replay, not {spec['kept']}")
+        route = f"POST {event['routeKey'].split(' ', 1)[1]} ({name})"
+        outcome = webhook_text(summary["statusCode"], len(added), kept)
+        expected = webhook_text(spec["response"]["statusCode"], len(spec["stored"]), spec["kept"])
+        rows.append(ApiRow(route, outcome, f"{seconds:.1f}", expected, tuple(found), "WebhookFunction, HTTP API"))
+        if "lookup" in spec:
+            rows.append(lookup_row(url, spec["lookup"]))
+    return rows
+
+
+def lookup_row(url: str, lookup: dict[str, Any]) -> ApiRow:
+    """``GET /messages/{id}`` of a message the webhook stored: its answer's status and fields as documented."""
+    answer, seconds = post(f"{url}/messages/{lookup['message_id']}", "", {"x-api-key": "any"}, method="GET")
+    try:
+        body = json.loads(answer["body"])
+    except ValueError:
+        body = answer["body"]
+    fields = body if isinstance(body, dict) else {}
+    got = {k: fields.get(k) for k in lookup["body"]}
+    found = [] if answer["statusCode"] == lookup["statusCode"] and got == lookup["body"] else [f"{answer}"[:500]]
+    shown = ", ".join(f"{k} {v}" for k, v in got.items() if k != "message_id")
+    outcome, expected = f"http {answer['statusCode']}: {shown}", f"http {lookup['statusCode']}"
+    note = "SenderFunction reads the table"
+    return ApiRow("GET /messages/{id} (the stored callback)", outcome, f"{seconds:.1f}", expected, tuple(found), note)
+
+
 def gateway_rows(url: str) -> list[ApiRow]:
-    """API Gateway's own answers: an undeclared route, and a request without the API key."""
+    """API Gateway's own answers: an undeclared route, a request without the API key, and the webhook API's path
+    without a token (a route neither API has)."""
     answer, seconds = post(f"{url}/messages", "", {}, method="GET")
     body = answer["body"]
     missing = [] if answer["statusCode"] == 403 and "Missing Authentication Token" in body else [body[:200]]
@@ -97,6 +152,12 @@ def gateway_rows(url: str) -> list[ApiRow]:
     rows.append(
         ApiRow("POST /messages without x-api-key", f"http {status}", f"{seconds:.1f}", "not emulated", (), note)
     )
+    answer, seconds = post(f"{url}/webhooks/nxcloud", "{}", {"content-type": "application/json"})
+    note = "SAM answers every unknown route as a REST API does; an HTTP API answers 404 {message: Not Found}"
+    rows.append(
+        ApiRow("POST /webhooks/nxcloud (no such route)", f"http {answer['statusCode']}", f"{seconds:.1f}",
+               "not emulated", (), note)
+    )  # fmt: skip
     return rows
 
 

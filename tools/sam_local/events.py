@@ -2,8 +2,9 @@
 
 One local stack (moto's server and the NXCloud simulator on 127.0.0.1) serves the whole run; every event gets queues,
 a table and a secret of its own and a simulator reset to the demo faults, which the function cannot tell from a new
-stack. What the stack saw during the invocations (simulator requests, dead letters, the send queue, the AWS calls moto
-answered) is collected into an :class:`~sam_local.outcomes.Observation`.
+stack. What the stack saw during the invocations (simulator requests, dead letters, the send queue, the callbacks in the
+messages table and on the kept-callbacks queue, the events on the bus, the AWS calls moto answered) is collected into
+an :class:`~sam_local.outcomes.Observation`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any, Final
 from local_stack.aws import Resources, provision
 from local_stack.lambda_events import receive_sqs_event, settle_sqs_batch
 from local_stack.stack import DEMO_FAULTS, LOCAL_SECRET, LocalStack
-from sam_local.outcomes import Observation
+from nxcloud_wa.timeline import CLICK_PREFIX, STATUS_PREFIX
+from sam_local.outcomes import Observation, event_summary
 from sam_local.paths import Invoked, InvokePath
 
 EVENTS: Final = Path(__file__).resolve().parents[2] / "events"
@@ -79,6 +81,9 @@ class EventRunner:
             queued=queue_depth(resources),
             aws_calls=aws_calls,
             seconds=[i.seconds for i in invoked],
+            stored=stored_callbacks(resources),
+            kept=depth(resources, resources.kept_callbacks_queue_url),
+            published=drain_events(resources),
         )
 
     def deliver_queued(self, resources: Resources, env_file: Path, path: InvokePath) -> tuple[list[Invoked], Any]:
@@ -112,8 +117,39 @@ class EventRunner:
 
 
 def queue_depth(resources: Resources) -> int:
+    return depth(resources, resources.send_queue_url)
+
+
+def depth(resources: Resources, queue_url: str) -> int:
+    """Visible and in-flight messages of one of the stack's queues."""
     attributes = resources.client("sqs").get_queue_attributes(
-        QueueUrl=resources.send_queue_url,
+        QueueUrl=queue_url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def stored_callbacks(resources: Resources) -> dict[str, str]:
+    """The messages table's callback items (status and click items; not the sends' records, keyed on NXCloud's
+    fresh message ids): item id to its current status, or to ``click`` for an unlinked click."""
+    dynamodb, found = resources.client("dynamodb"), {}
+    for page in dynamodb.get_paginator("scan").paginate(TableName=resources.messages_table, ConsistentRead=True):
+        for item in page["Items"]:
+            item_id = item["id"]["S"]
+            if item_id.startswith((STATUS_PREFIX, CLICK_PREFIX)):
+                found[item_id] = item.get("status", item.get("kind", {})).get("S", "")
+    return dict(sorted(found.items()))
+
+
+def drain_events(resources: Resources) -> list[dict[str, Any]]:
+    """Every event put on the stack's bus since the last drain (a rule copies each to the capture queue), summarised."""
+    sqs, found = resources.client("sqs"), {}
+    while batch := sqs.receive_message(
+        QueueUrl=resources.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+    ).get("Messages", []):
+        found.update({m["MessageId"]: json.loads(m["Body"]) for m in batch})
+        sqs.delete_message_batch(
+            QueueUrl=resources.events_queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+    return [event_summary(event) for event in found.values()]

@@ -1,11 +1,12 @@
 """What one sample event did, summarised the same way whichever path ran it, and checked against expected.json.
 
 A summary keeps what two correct runs share and nothing that differs between them (no message ids, trace ids or
-times): the handler's answer (an SQS batch's ``batchItemFailures``; an API response's status, body shape, stable body
-fields and headers), each record's outcome as the dead-letter queue and the function's log lines show it, what the
-NXCloud simulator received, what was queued, and which AWS calls the function made. ``sam local invoke`` and
-``make invoke`` on the same event must give equal summaries (parity); :func:`problems` says how a summary departs
-from the manifest.
+times): the handler's answer (an SQS or stream batch's ``batchItemFailures``; an API response's status, body shape,
+stable body fields and headers), each record's outcome as the dead-letter queue and the function's log lines show it,
+what the NXCloud simulator received, what was queued, the callbacks stored in the messages table and kept on the
+kept-callbacks queue (webhook), the events put on the bus (publisher), and which AWS calls the function made.
+``sam local invoke`` and ``make invoke`` on the same event must give equal summaries (parity); :func:`problems` says
+how a summary departs from the manifest.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from local_stack.samples import expected_api_outcome
 FAILURE_KEYS: Final = ("reason", "error_class", "error_code")
 CONTEXT_KEYS: Final = ("function_name", "function_memory_size", "function_arn", "function_request_id", "cold_start")
 """What Powertools' logger copies from the Lambda context into every line: the context object's own types."""
-STABLE_BODY_KEYS: Final = ("error", "code", "status")
+STABLE_BODY_KEYS: Final = ("error", "code", "status", "received")
+WEBHOOK_BODY_KEYS: Final = (*STABLE_BODY_KEYS, "message")
+"""The webhook's answers are fixed texts (its 404 is API Gateway's own ``{"message": "Not Found"}``)."""
+EVENT_DETAIL_KEYS: Final = ("message_id", "status", "previous_status", "unmatched", "payload")
+"""What an event on the bus is compared on: the change it reports, not its ids or times."""
 HEADERS: Final = ("Content-Type", "Preference-Applied", "Idempotent-Replayed")
 
 
@@ -42,6 +47,12 @@ class Observation:
     final: Observation | None = None
     """For a queued API request: its delivery from the send queue, through the same path."""
     seconds: list[float] = field(default_factory=list)
+    stored: dict[str, str] = field(default_factory=dict)
+    """The messages table's callback items (``status#``, ``click#``): id to current status (or kind)."""
+    kept: int = 0
+    """Messages on the kept-callbacks queue (what the webhook could not store, or refused as not NXCloud's)."""
+    published: list[dict[str, Any]] = field(default_factory=list)
+    """Every event put on the bus: its detail-type and :data:`EVENT_DETAIL_KEYS` of its detail."""
 
 
 def shape(value: Any) -> Any:
@@ -81,6 +92,10 @@ def summarize(spec: dict[str, Any], seen: Observation) -> dict[str, Any]:
     }
     if spec["trigger"] == "sqs":
         return {**summarize_sqs(spec, seen), **common}
+    if spec["trigger"] == "webhook":
+        return {**summarize_webhook(seen), **common}
+    if spec["trigger"] == "stream":
+        return {**summarize_stream(seen), **common}
     return {**summarize_api(seen), **common}
 
 
@@ -104,7 +119,31 @@ def summarize_sqs(spec: dict[str, Any], seen: Observation) -> dict[str, Any]:
     return {"result_keys": keys, "batchItemFailures": failures, "records": records, "dead_letters": len(dead)}
 
 
-def summarize_response(response: Any) -> dict[str, Any]:
+def summarize_webhook(seen: Observation) -> dict[str, Any]:
+    responses = [summarize_response(r, WEBHOOK_BODY_KEYS) for r in seen.results]
+    for response in responses:
+        response.pop("raw_body", None)
+    return {"responses": responses, "stored": seen.stored, "kept": seen.kept}
+
+
+def summarize_stream(seen: Observation) -> dict[str, Any]:
+    result = seen.results[0] if isinstance(seen.results[0], dict) else {}
+    failures = sorted(str(f.get("itemIdentifier")) for f in result.get("batchItemFailures", []))
+    keys = sorted(result) if isinstance(seen.results[0], dict) else ["(not an object)"]
+    return {"result_keys": keys, "batchItemFailures": failures, "published": sorted_events(seen.published)}
+
+
+def sorted_events(events: Any) -> list[dict[str, Any]]:
+    return sorted(events, key=lambda e: json.dumps(e, sort_keys=True))
+
+
+def event_summary(event: dict[str, Any]) -> dict[str, Any]:
+    """An EventBridge event as the summary keeps it: ``detail_type`` and the stable keys of its detail."""
+    detail = event.get("detail") or {}
+    return {"detail_type": event.get("detail-type"), **{k: detail[k] for k in EVENT_DETAIL_KEYS if k in detail}}
+
+
+def summarize_response(response: Any, stable: tuple[str, ...] = STABLE_BODY_KEYS) -> dict[str, Any]:
     if not isinstance(response, dict) or "statusCode" not in response:
         empty = {"body": {}, "filled": [], "errors": [], "headers": {}, "raw_body": response}
         return {"statusCode": None, "body_shape": shape(response), **empty}
@@ -118,7 +157,7 @@ def summarize_response(response: Any) -> dict[str, Any]:
     return {
         "statusCode": response["statusCode"],
         "body_shape": shape(body),
-        "body": {k: fields[k] for k in STABLE_BODY_KEYS if k in fields},
+        "body": {k: fields[k] for k in stable if k in fields},
         "filled": sorted(k for k, v in fields.items() if v),
         "errors": [{"loc": e.get("loc"), "type": e.get("type")} for e in fields.get("errors") or []],
         "headers": {k: headers[k] for k in HEADERS if k in headers},
@@ -154,7 +193,8 @@ def summarize_api(seen: Observation) -> dict[str, Any]:
 
 def problems(spec: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     """Every way the summary departs from the event's entry in expected.json (empty: as documented)."""
-    return sqs_problems(spec, summary) if spec["trigger"] == "sqs" else api_problems(spec, summary)
+    check = {"sqs": sqs_problems, "webhook": webhook_problems, "stream": stream_problems}.get(spec["trigger"])
+    return (check or api_problems)(spec, summary)
 
 
 def sqs_problems(spec: dict[str, Any], summary: dict[str, Any]) -> list[str]:
@@ -192,6 +232,34 @@ def api_problems(spec: dict[str, Any], summary: dict[str, Any]) -> list[str]:
         elif final["nxcloud"][1] != spec["final"]["nxcloud_accepted"]:
             found.append(f"NXCloud accepted {final['nxcloud'][1]} on delivery")
     return found
+
+
+def webhook_problems(spec: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    found = response_problems(spec["response"], summary["responses"][0])
+    found += stored_problems(spec, summary["stored"])
+    if summary["kept"] != spec["kept"]:
+        found.append(f"{summary['kept']} callbacks kept for replay, not {spec['kept']}")
+    return found
+
+
+def stored_problems(spec: dict[str, Any], stored: dict[str, str]) -> list[str]:
+    """The messages table's callback items against the manifest's ``stored`` (item id to status)."""
+    return [] if stored == spec["stored"] else [f"stored {stored}, not {spec['stored']}"]
+
+
+def stream_problems(spec: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    found = []
+    if summary["batchItemFailures"] != sorted(spec["batchItemFailures"]):
+        found.append(f"batchItemFailures {summary['batchItemFailures']} != {sorted(spec['batchItemFailures'])}")
+    expected = expected_events(spec)
+    if summary["published"] != expected:
+        found.append(f"published {summary['published']}, not {expected}")
+    return found
+
+
+def expected_events(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every event the manifest says a stream batch publishes, in the summary's order."""
+    return sorted_events([event for record in spec["records"].values() for event in record["events"]])
 
 
 def response_problems(expected: dict[str, Any], first: dict[str, Any]) -> list[str]:
@@ -232,6 +300,10 @@ def describe(spec: dict[str, Any], summary: dict[str, Any]) -> str:
     """The outcome as the table shows it, in the same words as :func:`expected_text`."""
     if spec["trigger"] == "sqs":
         return count_outcomes(r["outcome"] for r in summary["records"].values())
+    if spec["trigger"] == "webhook":
+        return webhook_text(summary["responses"][0]["statusCode"], len(summary["stored"]), summary["kept"])
+    if spec["trigger"] == "stream":
+        return stream_text(summary["published"], len(summary["batchItemFailures"]))
     responses = summary["responses"]
     text = f"http {responses[0]['statusCode']}"
     if len(responses) > 1:
@@ -244,6 +316,10 @@ def describe(spec: dict[str, Any], summary: dict[str, Any]) -> str:
 def expected_text(spec: dict[str, Any]) -> str:
     if spec["trigger"] == "sqs":
         return count_outcomes(r["outcome"] for r in spec["records"].values())
+    if spec["trigger"] == "webhook":
+        return webhook_text(spec["response"]["statusCode"], len(spec["stored"]), spec["kept"])
+    if spec["trigger"] == "stream":
+        return stream_text(expected_events(spec), len(spec["batchItemFailures"]))
     return expected_api_outcome(spec, int(spec.get("repeat", {}).get("invocations", 1)))
 
 
@@ -251,3 +327,16 @@ def count_outcomes(outcomes: Any) -> str:
     counts = Counter(outcomes)
     order = ["sent", "dead_lettered", "retry", *sorted(set(counts) - {"sent", "dead_lettered", "retry"})]
     return ", ".join(f"{name} {counts[name]}" for name in order if counts[name])
+
+
+def webhook_text(status: int | None, stored: int, kept: int) -> str:
+    """``http 200, 1 stored``, ``http 404, nothing stored``."""
+    text = f"http {status}, {f'{stored} stored' if stored else 'nothing stored'}"
+    return f"{text}, {kept} kept" if kept else text
+
+
+def stream_text(events: list[dict[str, Any]], failures: int) -> str:
+    """``1 event (delivered)``, ``no event``; ``, 1 failed`` when records were reported for another try."""
+    statuses = [str(e.get("status") or e.get("payload")) for e in events]
+    text = f"{len(events)} event{'s' if len(events) > 1 else ''} ({', '.join(statuses)})" if events else "no event"
+    return f"{text}, {failures} failed" if failures else text

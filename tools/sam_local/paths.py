@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from local_stack.invoke import function_for_event
 from sam_local import sam_cli
 from sam_local.hostnet import REFUSED_PREFIX
 
@@ -73,14 +74,16 @@ def parse_result(stdout: str) -> tuple[Any, str]:
 
 
 class SamLocalInvoke:
-    """``sam local invoke`` on a built template (one fresh container per invocation)."""
+    """``sam local invoke <Function>`` on a built template (one fresh container per invocation). The function is the
+    one ``make invoke`` picks for the event (:func:`local_stack.invoke.function_for_event`), so both run the same."""
 
     def __init__(self, template: Path, architecture: str) -> None:
         self.template = template
         self.name = f"sam local invoke ({architecture})"
 
     def __call__(self, event: Path, env_vars: Path) -> Invoked:
-        run = sam_cli.invoke(self.template, event, env_vars)
+        function = function_for_event(json.loads(event.read_text(encoding="utf-8")))
+        run = sam_cli.invoke(self.template, function, event, env_vars)
         result, failure = parse_result(run.stdout)
         if run.returncode:
             failure = f"exit status {run.returncode}: {run.stderr[-1500:]}"

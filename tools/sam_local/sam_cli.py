@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from local_stack.invoke import FUNCTION, FunctionSpec
-from local_stack.template import load_template
+from local_stack.invoke import FunctionSpec
+from local_stack.template import load_template, serverless_functions
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 SAM_VENV: Final = ROOT / ".venv-sam"
@@ -32,12 +32,15 @@ CLOSED_PORT: Final = "http://127.0.0.1:1"
 
 
 def sam_environment(base: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The caller's environment without AWS settings or the function's variables, plus offline-safe SAM settings.
+    """The caller's environment without AWS settings or the functions' variables, plus offline-safe SAM settings.
 
-    SAM copies the shell's value of every variable the function declares into the container; dropping those leaves
+    SAM copies the shell's value of every variable a function declares into its container; dropping those leaves
     the template and ``--env-vars`` as the only sources. The fake credentials reach the container (moto takes any).
     """
-    declared = set(FunctionSpec(load_template()).environment)
+    template = load_template()
+    declared = {
+        name for function in serverless_functions(template) for name in FunctionSpec(template, function).environment
+    }
     env = {k: v for k, v in base.items() if not k.startswith("AWS_") and k not in declared}
     env.update(
         SAM_CLI_TELEMETRY="0",
@@ -87,10 +90,10 @@ def build(template: Path, build_dir: Path, architecture: str) -> SamRun:
     )  # fmt: skip
 
 
-def invoke(template: Path, event: Path, env_vars: Path) -> SamRun:
-    """``sam local invoke`` of the function on one event file, in a fresh container."""
+def invoke(template: Path, function: str, event: Path, env_vars: Path) -> SamRun:
+    """``sam local invoke`` of one function on one event file, in a fresh container."""
     return sam(
-        "local", "invoke", FUNCTION, "--template", str(template), "--event", str(event),
+        "local", "invoke", function, "--template", str(template), "--event", str(event),
         "--env-vars", str(env_vars), *HOST_NETWORK,
     )  # fmt: skip
 
