@@ -29,7 +29,7 @@ from local_stack.stack import DEMO_FAULTS, LOCAL_SECRET, LocalStack, QueueSettin
 from local_stack.streams import batch_size, filter_prefixes
 from local_stack.template import load_template
 from nxcloud_wa.callbacks import parse_callback
-from nxcloud_wa.timeline import STATUS_PREFIX
+from nxcloud_wa.messages_table import STATUS_PREFIX
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 PAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "page_examples"

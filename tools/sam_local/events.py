@@ -18,7 +18,7 @@ from typing import Any, Final
 from local_stack.aws import Resources, provision
 from local_stack.lambda_events import receive_sqs_event, settle_sqs_batch
 from local_stack.stack import DEMO_FAULTS, LOCAL_SECRET, LocalStack
-from nxcloud_wa.timeline import CLICK_PREFIX, STATUS_PREFIX
+from nxcloud_wa.messages_table import CLICK_PREFIX, STATUS_PREFIX
 from sam_local.outcomes import Observation, event_summary
 from sam_local.paths import Invoked, InvokePath
 
