@@ -400,7 +400,8 @@ def openapi_document() -> str:
         security_schemes={"apiKey": APIKey.model_validate({"name": "x-api-key", "in": APIKeyIn.header})},
         security=[{"apiKey": []}],
     )
-    return json.dumps(_without_validation_error(json.loads(document)), indent=2, ensure_ascii=False)
+    cleaned = _without_body_for_no_content(_without_validation_error(json.loads(document)))
+    return json.dumps(cleaned, indent=2, ensure_ascii=False)
 
 
 VALIDATION_ERROR_SCHEMAS: Final = ("HTTPValidationError", "ResponseValidationError", "ValidationError")
@@ -653,3 +654,12 @@ def _suppressions_unavailable(exc: SuppressionsUnavailableError) -> Response[Any
     logger.warning("suppression list unavailable", extra={"error": str(exc)})
     message = "the suppression list could not be read or written: retry"
     return _json(503, ErrorResponse(error="suppressions_unavailable", message=message))
+
+
+def _without_body_for_no_content(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without a body for a ``204`` (DELETE /suppressions/{number}): Powertools documents every answer
+    with the route's return type, but a 204 has none (RFC 9110), and the function sends none."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation["responses"].get("204", {}).pop("content", None)
+    return document
