@@ -449,6 +449,8 @@ class SuppressionRequest(BaseModel):
     reason: PersonReason = "manual"
     expires_at: AwareDatetime | None = None
     """When the entry stops applying (ISO 8601 with an offset, in the future); none: permanent."""
+    source: Literal["api", "import"] = "api"
+    """What the entry records as its source: ``import`` for ``nxwa suppressions import``."""
 
 
 class SuppressionEntry(BaseModel):
@@ -530,13 +532,18 @@ def put_suppression(number: NumberPath, body: Annotated[SuppressionRequest | Non
     key = _key(asked.business_phone, number)
     now = store.clock()
     expiration = _expiration(asked.expires_at, now)
-    entry = Suppression(*key, asked.scope, Reason(asked.reason), "api", now_iso(now), expiration)
+    entry = Suppression(*key, asked.scope, Reason(asked.reason), asked.source, now_iso(now), expiration)
     before = store.get(*key)
     stored = store.put(entry)
     in_force = entry if stored else (store.get(*key) or entry)
     logger.info(
         "suppression stored" if stored else "suppression kept",
-        extra={"to": mask_valid_phone(key[1]), "scope": in_force.scope, "reason": in_force.reason, "source": "api"},
+        extra={
+            "to": mask_valid_phone(key[1]),
+            "scope": in_force.scope,
+            "reason": in_force.reason,
+            "source": in_force.source,
+        },
     )
     return _json(200 if before is not None else 201, SuppressionEntry.of(in_force))
 

@@ -131,7 +131,8 @@ def test_an_expired_entry_is_absent(stack: Stack) -> None:
         (RECIPIENT, {"reason": "undeliverable"}, {}, ["body", "reason"]),
         (RECIPIENT, {"reason": "marketing_stopped"}, {}, ["body", "reason"]),
         (RECIPIENT, {"scope": "utility"}, {}, ["body", "scope"]),
-        (RECIPIENT, {"source": "import"}, {}, ["body", "source"]),
+        (RECIPIENT, {"source": "131026"}, {}, ["body", "source"]),
+        (RECIPIENT, {"recipient": RECIPIENT}, {}, ["body", "recipient"]),
         (RECIPIENT, {"business_phone": "123"}, {}, ["body", "business_phone"]),
         (RECIPIENT, {"expires_at": "2020-01-01T00:00:00Z"}, {}, ["body", "expires_at"]),
         (RECIPIENT, {"expires_at": "2999-01-01T00:00:00"}, {}, ["body", "expires_at"]),  # no offset
