@@ -504,6 +504,7 @@ NumberPath = Annotated[
         min_length=1,
         max_length=MAX_NUMBER_TEXT,
         description="The recipient, with country code (+8613800138000, 8613800138000; percent-encode + and spaces)",
+        examples=["8613800138000"],
     ),
 ]
 BusinessPhoneQuery = Annotated[
