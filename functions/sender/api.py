@@ -528,6 +528,8 @@ BusinessPhoneQuery = Annotated[
     tags=["suppressions"],
 )
 def put_suppression(number: NumberPath, body: Annotated[SuppressionRequest | None, Body()] = None) -> Response[Any]:
+    if not isinstance(app.current_event.json_body, dict | None):  # Powertools would read [x, ...] as x
+        raise _invalid(("body",), "must be a JSON object (or no body)", "model_attributes_type")
     asked = body or SuppressionRequest()
     store = _suppressions()
     key = _key(asked.business_phone, number)
@@ -652,7 +654,7 @@ def _expiration(expires_at: datetime | None, now: float) -> int | None:
     return expiration
 
 
-def _invalid(loc: tuple[str, str], msg: str, kind: str) -> InvalidMessageError:
+def _invalid(loc: tuple[str, ...], msg: str, kind: str) -> InvalidMessageError:
     return InvalidMessageError([{"loc": list(loc), "msg": msg, "type": kind}])
 
 

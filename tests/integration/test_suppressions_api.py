@@ -137,10 +137,13 @@ def test_an_expired_entry_is_absent(stack: Stack) -> None:
         (RECIPIENT, {"expires_at": "2020-01-01T00:00:00Z"}, {}, ["body", "expires_at"]),
         (RECIPIENT, {"expires_at": "2999-01-01T00:00:00"}, {}, ["body", "expires_at"]),  # no offset
         (RECIPIENT, {"expires_at": "tomorrow"}, {}, ["body", "expires_at"]),
+        (RECIPIENT, "[null, null]", {}, ["body"]),
+        (RECIPIENT, '[{"scope": "all"}]', {}, ["body"]),
+        (RECIPIENT, '"all"', {}, ["body"]),
     ],
 )
 def test_a_bad_request_is_a_400_naming_the_field_and_stores_nothing(
-    stack: Stack, number: str, body: dict[str, Any] | None, query: dict[str, str], loc: list[str]
+    stack: Stack, number: str, body: dict[str, Any] | str | None, query: dict[str, str], loc: list[str]
 ) -> None:
     status, answer = call(stack, "PUT", number, body, **query)
 
@@ -207,3 +210,11 @@ def test_the_log_says_what_changed_with_the_number_masked(stack: Stack, captured
         ("suppression removed", "+86*******8000"),
     ]
     assert RECIPIENT not in captured_logs.getvalue()
+
+
+@pytest.mark.parametrize("body", [None, "", "null", "{}"])
+def test_no_body_is_a_manual_marketing_entry_of_the_default_business_number(stack: Stack, body: str | None) -> None:
+    status, entry = call(stack, "PUT", RECIPIENT, body)
+
+    assert status == 201
+    assert (entry["business_phone"], entry["scope"], entry["reason"]) == (BUSINESS, "marketing", "manual")
