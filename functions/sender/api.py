@@ -19,6 +19,8 @@ Answers:
   ``error: unknown_outcome`` means NXCloud may have sent it: see README).
 * ``403`` (no or a wrong ``x-api-key``) and ``429`` (the usage plan's throttle) come from API Gateway itself, as
   ``{"message": ...}``; they are in the document because clients get them from this API.
+
+The suppression list's routes (``/suppressions``, docs/audience.md) are at the end of this module.
 """
 
 from __future__ import annotations
@@ -528,6 +530,8 @@ BusinessPhoneQuery = Annotated[
     tags=["suppressions"],
 )
 def put_suppression(number: NumberPath, body: Annotated[SuppressionRequest | None, Body()] = None) -> Response[Any]:
+    """Three requests at most: a read (was an entry in force: 200, else 201), the conditional write that applies the
+    precedence without a race (:meth:`SuppressionStore.put`), and, when a stronger entry won, a read of it."""
     if not isinstance(app.current_event.json_body, dict | None):  # Powertools would read [x, ...] as x
         raise _invalid(("body",), "must be a JSON object (or no body)", "model_attributes_type")
     asked = body or SuppressionRequest()

@@ -19,7 +19,7 @@ import pytest
 from local_stack.lambda_events import api_event
 from nxcloud_wa.suppressions import Reason, Scope, Suppression, SuppressionStore, key_of
 
-from .conftest import Stack
+from .conftest import Stack, message
 
 BUSINESS = "8618512348399"
 """The secret's default business number (tests/stack.py)."""
@@ -218,3 +218,14 @@ def test_no_body_is_a_manual_marketing_entry_of_the_default_business_number(stac
 
     assert status == 201
     assert (entry["business_phone"], entry["scope"], entry["reason"]) == (BUSINESS, "marketing", "manual")
+
+
+def test_a_deployment_without_the_list_is_misconfigured(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.stack import reset_function_runtime
+
+    monkeypatch.delenv("SUPPRESSIONS_TABLE")
+    reset_function_runtime()
+
+    status, answer = call(stack, "GET", RECIPIENT)
+    assert (status, answer["error"]) == (500, "misconfigured")
+    assert stack.call_api(message())["statusCode"] == 200  # sending is not affected
