@@ -19,12 +19,16 @@ Answers:
   ``error: unknown_outcome`` means NXCloud may have sent it: see README).
 * ``403`` (no or a wrong ``x-api-key``) and ``429`` (the usage plan's throttle) come from API Gateway itself, as
   ``{"message": ...}``; they are in the document because clients get them from this API.
+
+The suppression list's routes (``/suppressions``, docs/audience.md) are at the end of this module.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import urllib.parse
+from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Final, Literal
 
@@ -34,19 +38,26 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 import fate
 import observability
 import runtime
 from incoming import Incoming
 from nxcloud_wa.error_codes import TOO_LARGE
-from nxcloud_wa.exceptions import InvalidMessageError, UnsupportedMediaError
+from nxcloud_wa.exceptions import (
+    ConfigurationError,
+    InvalidMessageError,
+    SuppressionsUnavailableError,
+    UnsupportedMediaError,
+)
 from nxcloud_wa.failures import Failure, failure_for
-from nxcloud_wa.models import MAX_IDEMPOTENCY_KEY, SendRequest
+from nxcloud_wa.models import MAX_IDEMPOTENCY_KEY, Phone, SendRequest
+from nxcloud_wa.phone import mask_valid_phone, normalize_phone
 from nxcloud_wa.sqs import sqs_text, string_attributes
+from nxcloud_wa.suppressions import MAX_PAGE, Key, Reason, Scope, Suppression, SuppressionStore, now_iso
 from observability import count, logger, tracer
 from outcomes import DeadLettered, Outcome, Sent
 
@@ -391,7 +402,8 @@ def openapi_document() -> str:
         security_schemes={"apiKey": APIKey.model_validate({"name": "x-api-key", "in": APIKeyIn.header})},
         security=[{"apiKey": []}],
     )
-    return json.dumps(_without_validation_error(json.loads(document)), indent=2, ensure_ascii=False)
+    cleaned = _without_body_for_no_content(_without_validation_error(json.loads(document)))
+    return json.dumps(cleaned, indent=2, ensure_ascii=False)
 
 
 VALIDATION_ERROR_SCHEMAS: Final = ("HTTPValidationError", "ResponseValidationError", "ValidationError")
@@ -410,4 +422,258 @@ def _without_validation_error(document: dict[str, Any]) -> dict[str, Any]:
                 del operation["responses"]["422"]
     for name in VALIDATION_ERROR_SCHEMAS:
         document["components"]["schemas"].pop(name, None)
+    return document
+
+
+# --- the suppression list: /suppressions (docs/audience.md, "API and CLI") ------------------------------------------
+
+SUPPRESSIONS_PATH: Final = "/suppressions"
+MAX_CURSOR: Final = 1024
+"""Longer than any cursor :meth:`nxcloud_wa.suppressions.SuppressionStore.list` gives (about 120 characters)."""
+MAX_NUMBER_TEXT: Final = 64
+"""The longest path segment read as a number: a number percent-encoded with separators (``%2B86%20138...``)."""
+
+PersonReason = Literal["manual", "opted_out"]
+"""The reasons a person may give through the API: ``manual`` (only a person removes it) or ``opted_out`` (the
+recipient asked through another channel; their opt-in removes it, as one of theirs). ``marketing_stopped`` and
+``undeliverable`` are WhatsApp's facts, recorded from its callbacks only."""
+
+
+class SuppressionRequest(BaseModel):
+    """``PUT /suppressions/{number}``'s body; every field may be left out (an empty body is a manual marketing
+    entry from the default business number)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    business_phone: Phone | None = None
+    """The business number the entry is for; default: the deployment's (environment over secret), as a send's."""
+    scope: Scope = Scope.MARKETING
+    reason: PersonReason = "manual"
+    expires_at: AwareDatetime | None = None
+    """When the entry stops applying (ISO 8601 with an offset, in the future); none: permanent."""
+    source: Literal["api", "import"] = "api"
+    """What the entry records as its source: ``import`` for ``nxwa suppressions import``."""
+
+
+class SuppressionEntry(BaseModel):
+    """One entry of the suppression list. Numbers are shown in full: the list is the caller's own (logs mask them)."""
+
+    number: str
+    """The recipient: digits with the country code."""
+    business_phone: str
+    scope: Scope
+    reason: Reason
+    source: str
+    """What created it: ``api``, ``import``, a button payload, ``keyword:<word>``, a WhatsApp error code."""
+    at: str
+    """When it was stored (ISO 8601, UTC)."""
+    expires_at: str | None
+    """When it stops applying (ISO 8601, UTC); null: permanent."""
+
+    @classmethod
+    def of(cls, entry: Suppression) -> SuppressionEntry:
+        expires = now_iso(entry.expiration) if entry.expiration is not None else None
+        return cls(
+            number=entry.recipient,
+            business_phone=entry.business_phone,
+            scope=entry.scope,
+            reason=entry.reason,
+            source=entry.source,
+            at=entry.at,
+            expires_at=expires,
+        )
+
+
+class SuppressionPage(BaseModel):
+    """One page of a business number's entries, by recipient. A page may hold fewer than ``limit`` entries while
+    more follow: ask again with ``next_cursor`` until it is null."""
+
+    items: list[SuppressionEntry]
+    next_cursor: str | None
+
+
+ENTRY_NOT_FOUND: Final = "no suppression entry for this number and business number"
+SUPPRESSION_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
+    400: _doc("A number, the body, the limit or the cursor is invalid: the field errors name it", ErrorResponse),
+    403: RESPONSES[403],
+    429: _doc("Throttled by the API key's usage plan (API Gateway): retry later", GatewayError),
+    500: _doc("The deployment is misconfigured (the NXCloud secret, for the default business number)", ErrorResponse),
+    503: _doc("The suppression list could not be read or written: retry", ErrorResponse),
+}
+NumberPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_NUMBER_TEXT,
+        description="The recipient, with country code (+8613800138000, 8613800138000; percent-encode + and spaces)",
+        examples=["8613800138000"],
+    ),
+]
+BusinessPhoneQuery = Annotated[
+    Phone | None,
+    Query(description="The business number the list is for; default: the deployment's default business number"),
+]
+
+
+@app.put(
+    SUPPRESSIONS_PATH + "/<number>",
+    summary="Suppress a recipient: no template (scope all) or no marketing template (scope marketing) is sent to it",
+    description="Stores the entry unless a stronger one is in force (permanent over temporary, then all over "
+    "marketing): the answer is the entry in force afterwards, so a kept stronger entry shows as such.",
+    responses={
+        200: _doc(
+            "An entry was in force already: the one in force now (this one, or a stronger one kept)", SuppressionEntry
+        ),
+        201: _doc("Stored: there was no entry in force", SuppressionEntry),
+        **SUPPRESSION_RESPONSES,
+    },
+    tags=["suppressions"],
+)
+def put_suppression(number: NumberPath, body: Annotated[SuppressionRequest | None, Body()] = None) -> Response[Any]:
+    """Three requests at most: a read (was an entry in force: 200, else 201), the conditional write that applies the
+    precedence without a race (:meth:`SuppressionStore.put`), and, when a stronger entry won, a read of it."""
+    if not isinstance(app.current_event.json_body, dict | None):  # Powertools would read [x, ...] as x
+        raise _invalid(("body",), "must be a JSON object (or no body)", "model_attributes_type")
+    asked = body or SuppressionRequest()
+    store = _suppressions()
+    key = _key(asked.business_phone, number)
+    now = store.clock()
+    expiration = _expiration(asked.expires_at, now)
+    entry = Suppression(*key, asked.scope, Reason(asked.reason), asked.source, now_iso(now), expiration)
+    before = store.get(*key)
+    stored = store.put(entry)
+    in_force = entry if stored else (store.get(*key) or entry)
+    logger.info(
+        "suppression stored" if stored else "suppression kept",
+        extra={
+            "to": mask_valid_phone(key[1]),
+            "scope": in_force.scope,
+            "reason": in_force.reason,
+            "source": in_force.source,
+        },
+    )
+    return _json(200 if before is not None else 201, SuppressionEntry.of(in_force))
+
+
+@app.delete(
+    SUPPRESSIONS_PATH + "/<number>",
+    summary="Remove a recipient's entry, whatever its reason",
+    responses={
+        204: {"description": "Removed"},
+        404: _doc("No entry for this number and business number", ErrorResponse),
+        **SUPPRESSION_RESPONSES,
+    },
+    tags=["suppressions"],
+)
+def delete_suppression(number: NumberPath, business_phone: BusinessPhoneQuery = None) -> Response[Any]:
+    store = _suppressions()
+    key = _key(business_phone, number)
+    removed = store.remove(*key)
+    if not removed:
+        return _json(404, ErrorResponse(error="not_found", message=ENTRY_NOT_FOUND))
+    logger.info("suppression removed", extra={"to": mask_valid_phone(key[1]), "source": "api"})
+    return Response(204, None, None)
+
+
+@app.get(
+    SUPPRESSIONS_PATH + "/<number>",
+    summary="A recipient's entry in force",
+    responses={
+        200: _doc("The entry in force", SuppressionEntry),
+        404: _doc("No entry in force for this number and business number (none, or expired)", ErrorResponse),
+        **SUPPRESSION_RESPONSES,
+    },
+    tags=["suppressions"],
+)
+def get_suppression(number: NumberPath, business_phone: BusinessPhoneQuery = None) -> Response[Any]:
+    store = _suppressions()
+    key = _key(business_phone, number)
+    found = store.get(*key)
+    if found is None:
+        return _json(404, ErrorResponse(error="not_found", message=ENTRY_NOT_FOUND))
+    return _json(200, SuppressionEntry.of(found))
+
+
+@app.get(
+    SUPPRESSIONS_PATH,
+    summary="A business number's entries in force, paged",
+    responses={200: _doc("One page of entries, and the cursor of the next", SuppressionPage), **SUPPRESSION_RESPONSES},
+    tags=["suppressions"],
+)
+def list_suppressions(
+    business_phone: BusinessPhoneQuery = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Most entries in the page")] = 100,
+    cursor: Annotated[
+        str | None, Query(min_length=1, max_length=MAX_CURSOR, description="The previous page's next_cursor")
+    ] = None,
+) -> Response[Any]:
+    store = _suppressions()
+    business = _business_phone(business_phone)
+    try:
+        page = store.list(business, limit, cursor)
+    except ValueError as exc:  # the number and the limit are valid here: the cursor is not one this API gave
+        raise _invalid(("query", "cursor"), str(exc), "value_error") from None
+    items = [SuppressionEntry.of(entry) for entry in page.entries]
+    return _json(200, SuppressionPage(items=items, next_cursor=page.cursor))
+
+
+def _suppressions() -> SuppressionStore:
+    store = runtime.get().suppressions
+    if store is None:
+        raise ConfigurationError("SUPPRESSIONS_TABLE is not set")
+    return store
+
+
+def _business_phone(given: str | None) -> str:
+    """The business number asked for, else the deployment's default (environment over secret, as a send's)."""
+    if given:
+        return given
+    sender = runtime.get().sender
+    default = sender.defaults_for(sender.credentials()).business_phone
+    if default is None:
+        raise _invalid(
+            ("query", "business_phone"), "required: the deployment has no default business number", "missing"
+        )
+    return default
+
+
+def _key(business_phone: str | None, number: str) -> Key:
+    """The entry's key: the path's number (percent-decoded: API Gateway passes the path as sent) and the business
+    number; a 400 naming ``number`` when it is not a phone number."""
+    try:
+        recipient = normalize_phone(urllib.parse.unquote(number))
+    except ValueError as exc:
+        raise _invalid(("path", "number"), str(exc), "value_error") from None
+    return _business_phone(business_phone), recipient
+
+
+def _expiration(expires_at: datetime | None, now: float) -> int | None:
+    """``expires_at`` as the entry's TTL (epoch seconds, rounded up so it never ends early); a 400 unless it is in
+    the future."""
+    if expires_at is None:
+        return None
+    expiration = math.ceil(expires_at.timestamp())
+    if expiration <= now:
+        raise _invalid(("body", "expires_at"), "must be in the future", "value_error")
+    return expiration
+
+
+def _invalid(loc: tuple[str, ...], msg: str, kind: str) -> InvalidMessageError:
+    return InvalidMessageError([{"loc": list(loc), "msg": msg, "type": kind}])
+
+
+@app.exception_handler(SuppressionsUnavailableError)
+def _suppressions_unavailable(exc: SuppressionsUnavailableError) -> Response[Any]:
+    """The table failing (its message names the operation, never a number): nothing changed that a retry cannot."""
+    logger.warning("suppression list unavailable", extra={"error": str(exc)})
+    message = "the suppression list could not be read or written: retry"
+    return _json(503, ErrorResponse(error="suppressions_unavailable", message=message))
+
+
+def _without_body_for_no_content(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without a body for a ``204`` (DELETE /suppressions/{number}): Powertools documents every answer
+    with the route's return type, but a 204 has none (RFC 9110), and the function sends none."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation["responses"].get("204", {}).pop("content", None)
     return document

@@ -15,9 +15,11 @@ from typing import Any
 
 from delivery import Delivery, Pacing
 from idempotency import IdempotencyStore
+from nxcloud_wa.audience import AudienceSettings
 from nxcloud_wa.catalogue import TemplateCatalogue
 from nxcloud_wa.config import TemplateCheckMode, UnknownOutcomePolicy
 from nxcloud_wa.sender import Sender
+from nxcloud_wa.suppressions import SuppressionStore
 from nxcloud_wa.template_client import TemplateClient
 from nxcloud_wa.timeline import Timeline
 from rate_limiter import RateLimiter
@@ -35,6 +37,9 @@ class Runtime:
     timeline: Timeline | None = None
     catalogue: TemplateCatalogue | None = None
     """The account's templates, kept for ``TEMPLATE_CACHE_SECONDS``; None when ``TEMPLATE_CHECK`` is ``off``."""
+    suppressions: SuppressionStore | None = None
+    """The suppression list (``SUPPRESSIONS_TABLE``; None without one). Its DynamoDB client is created on its first
+    request, so a container that never touches the list pays nothing for it."""
 
 
 _lock = threading.Lock()
@@ -123,6 +128,7 @@ def _build(settings: SenderSettings) -> Runtime:
         executor=executor,
         timeline=timeline,
         catalogue=catalogue,
+        suppressions=_suppressions(dynamodb),
     )
 
 
@@ -138,6 +144,12 @@ def _catalogue(settings: SenderSettings, sender: Sender) -> TemplateCatalogue | 
         pool=sender.client.pool,
     )
     return TemplateCatalogue(client, ttl=core.template_cache_seconds)
+
+
+def _suppressions(client: Any) -> SuppressionStore | None:
+    """The suppression list's store, over the container's lazily created DynamoDB client."""
+    table = AudienceSettings.from_env().suppressions_table
+    return SuppressionStore(client, table) if table else None
 
 
 def _pacing(settings: SenderSettings, client: Any) -> Pacing | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.stack import message
+from tests.stack import message, reset_function_runtime
 
 from .conftest import ACCESS_KEY, BUSINESS_PHONE, ROTATED_CANARY, SECRET_CANARY, Exposure, secret_document
 
@@ -289,6 +289,41 @@ def test_api_malformed_secret_answers_500(exposure: Exposure, simulator: Any) ->
 
     assert response["statusCode"] == 500
     exposure.assert_clean()
+
+
+def _suppressions(exposure: Exposure, method: str, path: str, body: dict[str, Any] | None = None, **query: str) -> Any:
+    from local_stack.lambda_events import api_event
+
+    text = json.dumps(body) if body is not None else None
+    headers = {"Content-Type": "application/json"} if body is not None else None
+    event = api_event(text, method=method, path=path, headers=headers, query={k: [v] for k, v in query.items()})
+    return exposure.invoke(event)
+
+
+def test_the_suppression_routes_log_no_number(exposure: Exposure, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every /suppressions answer kind, the numbers in the path, the query and the body: the logs never hold one. The
+    answers do, by design (the caller's own list, docs/audience.md), so they are the one place not searched."""
+    other_business = "8618512340000"
+    exposure.numbers |= {number(1), number(2), other_business}
+    statuses = [
+        _suppressions(exposure, "PUT", f"/suppressions/%2B{number(1)}", {"scope": "all"})["statusCode"],
+        _suppressions(exposure, "PUT", f"/suppressions/{number(1)}")["statusCode"],  # kept
+        _suppressions(exposure, "PUT", f"/suppressions/{number(2)}", {"business_phone": other_business})["statusCode"],
+        _suppressions(exposure, "GET", f"/suppressions/{number(1)}")["statusCode"],
+        _suppressions(exposure, "GET", "/suppressions", limit="1")["statusCode"],
+        _suppressions(exposure, "GET", f"/suppressions/{number(2)}", business_phone="12")["statusCode"],
+        _suppressions(exposure, "PUT", f"/suppressions/{number(2)}0000000")["statusCode"],  # too long: a 400
+        _suppressions(exposure, "DELETE", f"/suppressions/{number(1)}")["statusCode"],
+    ]
+    monkeypatch.setenv("SUPPRESSIONS_TABLE", "no-such-table")
+    reset_function_runtime()
+    statuses.append(_suppressions(exposure, "PUT", f"/suppressions/{number(2)}")["statusCode"])
+
+    assert statuses == [201, 200, 201, 200, 200, 400, 400, 204, 503]
+    sources = exposure.sources()
+    assert number(1) in sources.pop("responses")  # the search would find one
+    leaks = [label for name, text in sources.items() for label, value in exposure.forbidden().items() if value in text]
+    assert not leaks, leaks
 
 
 # ---------------------------------------------------------------------------------------------------------------------

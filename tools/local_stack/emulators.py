@@ -4,7 +4,7 @@
   deletes what succeeded and leaves ``batchItemFailures`` for redelivery (after ``retry_delay`` seconds rather than
   the full visibility timeout); the queue's redrive policy (applied by moto) moves exhausted messages to the DLQ.
 * :class:`StreamPoller` hands the messages table's stream to the publisher function (``local_stack.streams``).
-* :class:`ApiServer` serves, on 127.0.0.1, the REST API (``POST /v1/messages`` and ``GET /v1/messages/{id}``,
+* :class:`ApiServer` serves, on 127.0.0.1, the REST API (the routes template.yaml declares for the sender,
   checking the ``x-api-key`` header as API Gateway does: ``403 {"message": "Forbidden"}`` without it) and the
   webhook's HTTP API (``POST /webhooks/nxcloud/{token}``, no key), turns each request into its proxy event, invokes
   the function and turns its answer back into HTTP.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import threading
 import urllib.parse
@@ -26,6 +27,7 @@ from typing import Any
 
 from local_stack.lambda_events import LambdaContext, api_event, http_api_event, receive_sqs_event, settle_sqs_batch
 from local_stack.streams import StreamReader
+from local_stack.template import api_routes
 
 Handler = Callable[[dict[str, Any], Any], Any]
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -154,6 +156,8 @@ class ApiServer:
         self.webhook = webhook
         self.api_key = api_key or secrets.token_urlsafe(24)
         self.stage = stage
+        self.routes = api_routes("SenderFunction")
+        """The REST API's routes, as template.yaml declares them."""
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="api", daemon=True)
@@ -186,15 +190,33 @@ class ApiServer:
         webhook_prefix = WEBHOOK_ROUTE.removesuffix("{token}")
         if self.webhook is not None and route.startswith(webhook_prefix) and method == "POST":
             return self._webhook(route, headers, body)
-        messages = f"/{self.stage}/messages"
-        one_message = route.startswith(messages + "/") and route.count("/") == 3 and method == "GET"
-        if not (route == messages and method == "POST") and not one_message:
+        stage = f"/{self.stage}"
+        resource = self._resource(method, route.removeprefix(stage)) if route.startswith(stage + "/") else None
+        if resource is None:
             return 403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}'
         lowered = {k.lower(): v for k, v in headers.items()}
         if not secrets.compare_digest(lowered.get("x-api-key", ""), self.api_key):
             return 403, {"Content-Type": "application/json"}, b'{"message":"Forbidden"}'
-        event = api_event(_text(body), method=method, path=route.removeprefix(f"/{self.stage}"), headers=headers)
+        event = api_event(
+            _text(body),
+            method=method,
+            path=route.removeprefix(stage),
+            headers=headers,
+            query=_query(path),
+            resource=resource,
+        )
         return self._call(self.invoke, event)
+
+    def _resource(self, method: str, path: str) -> str | None:
+        """The template's route (``/suppressions/{number}``) that serves ``method`` on ``path``, or None: API Gateway
+        answers a route the template does not declare 403 ``Missing Authentication Token``. A ``{param}`` takes one
+        non-empty path segment."""
+        for route_method, route in self.routes:
+            parts = re.split(r"(\{\w+\})", route)
+            pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+            if method == route_method and re.fullmatch(pattern, path):
+                return route
+        return None
 
     def _webhook(self, route: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         token = urllib.parse.unquote(route.removeprefix(WEBHOOK_ROUTE.removesuffix("{token}")))
@@ -213,6 +235,11 @@ class ApiServer:
         except Exception:
             return 502, {"Content-Type": "application/json"}, b'{"message":"Internal server error"}'
         return _http_response(response)
+
+
+def _query(path: str) -> dict[str, list[str]]:
+    """The request's query string, decoded as API Gateway decodes it for the proxy event."""
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(path).query, keep_blank_values=True)
 
 
 def _text(body: bytes) -> str | bytes:

@@ -116,26 +116,31 @@ def api_event(
     stage: str = "v1",
     api_key_id: str | None = None,
     source_ip: str = "127.0.0.1",
+    query: dict[str, list[str]] | None = None,
+    resource: str | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway REST API proxy event (payload format 1.0) for one request."""
+    """An API Gateway REST API proxy event (payload format 1.0) for one request. ``path`` is as sent (API Gateway
+    leaves its percent-encoding); ``query`` is decoded, each name with its values (the last one is
+    ``queryStringParameters``'); ``resource`` is the route's template (``/suppressions/{number}``), default ``path``."""
     headers = dict(headers or {})
+    query = query or {}
     binary = isinstance(body, bytes)
     text = base64.b64encode(body).decode() if isinstance(body, bytes) else body
     now = datetime.now(UTC)
     request_id = str(uuid.uuid4())
     return {
-        "resource": path,
+        "resource": resource or path,
         "path": path,
         "httpMethod": method,
         "headers": headers or None,
         "multiValueHeaders": {k: [v] for k, v in headers.items()} or None,
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
+        "queryStringParameters": {name: values[-1] for name, values in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
         "pathParameters": None,
         "stageVariables": None,
         "requestContext": {
             "resourceId": "local",
-            "resourcePath": path,
+            "resourcePath": resource or path,
             "httpMethod": method,
             "extendedRequestId": request_id,
             "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),

@@ -153,3 +153,15 @@ def function_environment(logical_id: str, template: Mapping[str, Any] | None = N
         except UnresolvedValue:
             continue
     return resolved
+
+
+def api_routes(logical_id: str = "SenderFunction", template: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
+    """The REST API routes a function's ``Api`` events declare, as ``(METHOD, path template)`` pairs
+    (``("GET", "/messages/{message_id}")``): what the local API Gateway serves, so it serves exactly the template's."""
+    template = load_template() if template is None else template
+    events = function_properties(logical_id, template).get("Events", {})
+    return [
+        (str(event["Properties"]["Method"]).upper(), str(event["Properties"]["Path"]))
+        for event in events.values()
+        if event.get("Type") == "Api"
+    ]

@@ -10,6 +10,8 @@ nxwa --stack wa-sender webhooks replay             # post them to the webhook ag
 nxwa --stack wa-sender templates list              # the account's templates, as the pre-flight check sees them
 nxwa --stack wa-sender templates show order_update # what a message for it must carry, in each language
 nxwa --local send --check --to +8613800000000 --template order_update --param A-1001   # check it, send nothing
+nxwa --stack wa-sender suppressions add +8613800000000 --scope all   # never message this number (API key only)
+nxwa --stack wa-sender suppressions import optouts.csv             # number[,scope,reason,expires_at]
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 from nxcloud_wa.exceptions import TemplateApiError
-from waops import dlq, templates
+from waops import dlq, suppressions, templates
 from waops.targets import Targets, from_stack, from_state_file
 
 
@@ -101,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.set_defaults(run=_webhooks_replay)
 
     _add_templates(commands)
+    _add_suppressions(commands)
     return parser
 
 
@@ -117,6 +120,37 @@ def _add_templates(commands: Any) -> None:
         command.add_argument("--json", action="store_true", help="NXCloud's template objects, one JSON line each")
     listing.set_defaults(run=_templates_list)
     show.set_defaults(run=_templates_show)
+
+
+def _add_suppressions(commands: Any) -> None:
+    """``nxwa suppressions add|remove|check|list|import|export``: the suppression list, through the REST API."""
+    group = commands.add_parser("suppressions", help="the suppression list (who is not messaged), through the API")
+    actions = group.add_subparsers(dest="suppressions", required=True)
+    add = actions.add_parser("add", help="suppress a number (PUT /suppressions/{number})")
+    add.add_argument("number", help="the recipient, with country code")
+    add.add_argument("--scope", choices=("marketing", "all"), help="what it stops (default marketing)")
+    add.add_argument("--reason", help="manual (default; only a person lifts it) or opted_out (an opt-in lifts it)")
+    add.add_argument("--expires-at", help="ISO 8601 with an offset (2027-01-31T00:00:00+08:00); default: permanent")
+    add.set_defaults(run=_suppressions_add)
+    remove = actions.add_parser("remove", help="remove a number's entry, whatever its reason")
+    remove.add_argument("number", help="the recipient, with country code")
+    remove.set_defaults(run=_suppressions_remove)
+    check = actions.add_parser("check", help="a number's entry in force; exit status 1 when there is none")
+    check.add_argument("number", help="the recipient, with country code")
+    check.set_defaults(run=_suppressions_check)
+    listing = actions.add_parser("list", help="the entries in force, by recipient (follows the pages)")
+    listing.add_argument("--limit", type=int, help="show at most this many")
+    listing.add_argument("--json", action="store_true", help="one JSON object per entry")
+    listing.set_defaults(run=_suppressions_list)
+    load = actions.add_parser("import", help="add the rows of a CSV file: number[,scope,reason,expires_at]")
+    load.add_argument("file", type=Path, help="the CSV file (its first line is the header)")
+    load.add_argument("--concurrency", type=int, default=4, help="requests at a time (default 4)")
+    load.set_defaults(run=_suppressions_import)
+    dump = actions.add_parser("export", help="write the entries in force as CSV (what import reads)")
+    dump.add_argument("--output", type=Path, help="the CSV file to write (default: standard output)")
+    dump.set_defaults(run=_suppressions_export)
+    for command in (add, remove, check, listing, load, dump):
+        command.add_argument("--business-phone", help="the business number (default: the stack's default)")
 
 
 def _targets(args: argparse.Namespace) -> Targets:
@@ -347,6 +381,58 @@ def _templates_json(targets: Targets, where: templates.Account, name: str | None
             _print(item)
     except TemplateApiError as exc:
         raise SystemExit(f"nxwa: the template catalogue is unavailable: {exc}") from None
+    return 0
+
+
+def _suppressions_add(args: argparse.Namespace, targets: Targets) -> int:
+    body = suppressions.request_body(args.scope, args.reason, args.expires_at, args.business_phone)
+    return _answered(suppressions.Api(targets).put(args.number, body))
+
+
+def _suppressions_remove(args: argparse.Namespace, targets: Targets) -> int:
+    return _answered(suppressions.Api(targets).remove(args.number, args.business_phone))
+
+
+def _suppressions_check(args: argparse.Namespace, targets: Targets) -> int:
+    return _answered(suppressions.Api(targets).get(args.number, args.business_phone))
+
+
+def _answered(answer: suppressions.Answer) -> int:
+    """The API's answer as one JSON line; exit status 0 for a 2xx (a 404 is 1: no entry)."""
+    _print({"http_status": answer.status, **(answer.body if isinstance(answer.body, dict) else {})})
+    return 0 if answer.status < 300 else 1
+
+
+def _suppressions_list(args: argparse.Namespace, targets: Targets) -> int:
+    entries = list(suppressions.Api(targets).entries(args.business_phone, args.limit))
+    if args.json:
+        for entry in entries:
+            _print(entry)
+        return 0
+    columns = ("number", "scope", "reason", "source", "at", "expires_at")
+    _table(columns, [tuple(str(entry.get(c) or "") for c in columns) for entry in entries])
+    print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in force")
+    return 0
+
+
+def _suppressions_import(args: argparse.Namespace, targets: Targets) -> int:
+    if args.concurrency < 1:
+        raise SystemExit("nxwa: --concurrency must be at least 1")
+    result = suppressions.import_file(suppressions.Api(targets), args.file, args.business_phone, args.concurrency)
+    for line, problem in result.problems:
+        print(f"line {line}: {problem}")
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
+def _suppressions_export(args: argparse.Namespace, targets: Targets) -> int:
+    api = suppressions.Api(targets)
+    if args.output is None:
+        suppressions.export(api, args.business_phone, sys.stdout)
+        return 0
+    with args.output.open("w", newline="", encoding="utf-8") as out:
+        written = suppressions.export(api, args.business_phone, out)
+    print(f"{written} entr{'y' if written == 1 else 'ies'} written to {args.output}", file=sys.stderr)
     return 0
 
 
