@@ -18,9 +18,11 @@ from idempotency import IdempotencyStore
 from nxcloud_wa.catalogue import TemplateCatalogue
 from nxcloud_wa.config import TemplateCheckMode, UnknownOutcomePolicy
 from nxcloud_wa.sender import Sender
+from nxcloud_wa.suppressions import SuppressionStore
 from nxcloud_wa.template_client import TemplateClient
 from nxcloud_wa.timeline import Timeline
 from rate_limiter import RateLimiter
+from screen import Screen
 from settings import SenderSettings
 from template_gate import TemplateGate
 
@@ -34,7 +36,8 @@ class Runtime:
     executor: ThreadPoolExecutor
     timeline: Timeline | None = None
     catalogue: TemplateCatalogue | None = None
-    """The account's templates, kept for ``TEMPLATE_CACHE_SECONDS``; None when ``TEMPLATE_CHECK`` is ``off``."""
+    """The account's templates, kept for ``TEMPLATE_CACHE_SECONDS``; None when neither the template check nor the
+    suppression check is on (the suppression check reads the templates' categories from it)."""
 
 
 _lock = threading.Lock()
@@ -101,7 +104,16 @@ def _build(settings: SenderSettings) -> Runtime:
         else None
     )
     catalogue = _catalogue(settings, sender)
-    gate = TemplateGate(catalogue, settings.core.template_check) if catalogue is not None else None
+    template_check = settings.core.template_check
+    checked = template_check is not TemplateCheckMode.OFF
+    gate = TemplateGate(catalogue, template_check) if catalogue is not None and checked else None
+    # The list's own client: its lookup is built by SuppressionStore in DynamoDB's shape, but unlike the claim's it is
+    # one request per batch, so botocore's validation costs little.
+    screen = (
+        Screen(SuppressionStore(writer, settings.audience.suppressions_table), catalogue)
+        if settings.suppression_check
+        else None
+    )
     delivery = Delivery(
         sender,
         store,
@@ -111,6 +123,7 @@ def _build(settings: SenderSettings) -> Runtime:
         policy=policy,
         timeline=timeline,
         gate=gate,
+        screen=screen,
         pacing=_pacing(settings, writer),
         send_queue_url=settings.send_queue_url,
         max_receive_count=settings.max_receive_count,
@@ -127,9 +140,10 @@ def _build(settings: SenderSettings) -> Runtime:
 
 
 def _catalogue(settings: SenderSettings, sender: Sender) -> TemplateCatalogue | None:
-    """The container's template catalogue, fetched through getTemplate over the sender's connection pool."""
+    """The container's template catalogue, fetched through getTemplate over the sender's connection pool: for the
+    template check, and for the suppression check's categories even when ``TEMPLATE_CHECK=off``."""
     core = settings.core
-    if core.template_check is TemplateCheckMode.OFF:
+    if core.template_check is TemplateCheckMode.OFF and not settings.suppression_check:
         return None
     client = TemplateClient(
         core.template_base_url,
