@@ -38,6 +38,7 @@ from nxcloud_wa.audience import WhenUnreadable, suppression_for, when_unreadable
 from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.error_codes import RECIPIENT_SUPPRESSED, SUPPRESSIONS_UNAVAILABLE, UNKNOWN_OUTCOME, ErrorClass
 from nxcloud_wa.failures import Failure, dead_letter_failed, exhausted, failure, is_throttle, unknown
+from nxcloud_wa.phone import redact_numbers
 from nxcloud_wa.suppressions import Key, Suppression
 from outcomes import DeadLettered, Delayed, Outcome, Rejected, RetryLater, Sent, Skipped, now
 
@@ -96,10 +97,9 @@ def screen(found: Mapping[Key, Suppression] | None, key: Key | None, category: s
 
 def skipped(entry: Suppression) -> Skipped:
     """The outcome of a message ``entry`` stops (the API's body says the entry's reason, scope and source)."""
-    text = (
-        f"the recipient is on the suppression list ({entry.reason}, scope {entry.scope}, source {entry.source}): "
-        "the message was not sent"
-    )
+    source = redact_numbers(entry.source)  # a hand-written source may quote a number: never in an answer
+    text = f"the recipient is on the suppression list ({entry.reason}, scope {entry.scope}, source {source}): "
+    text += "the message was not sent"
     return Skipped(
         failure(RECIPIENT_SUPPRESSED, str(entry.reason), text),
         SUPPRESSED,

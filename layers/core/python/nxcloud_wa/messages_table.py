@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from .dynamo import Item
-from .phone import mask_phone
+from .phone import mask_phone, redact_numbers
 from .statuses import ACCEPTED, STATUS_RANK, outranked_by
 
 if TYPE_CHECKING:  # only the webhook function builds them: the sender's cold start does not pay for their models
@@ -370,7 +370,7 @@ def _skipped_view(skip: SkipRecord) -> dict[str, Any]:
             "reason": skip.reason,
             "suppression_reason": skip.suppression_reason,
             "scope": skip.scope,
-            "source": skip.source,
+            "source": redact_numbers(skip.source),
         },
     }
 
