@@ -107,8 +107,8 @@ def _build(settings: SenderSettings) -> Runtime:
     template_check = settings.core.template_check
     checked = template_check is not TemplateCheckMode.OFF
     gate = TemplateGate(catalogue, template_check) if catalogue is not None and checked else None
-    # The list's own client: its lookup is built by SuppressionStore in DynamoDB's shape, but unlike the claim's it is
-    # one request per batch, so botocore's validation costs little.
+    # The claim's client (no client-side validation): SuppressionStore builds its BatchGetItem in DynamoDB's shape
+    # itself (tests/unit/test_suppressions.py runs it against moto), and DynamoDB still validates what it receives.
     screen = (
         Screen(SuppressionStore(writer, settings.audience.suppressions_table), catalogue)
         if settings.suppression_check
