@@ -266,3 +266,17 @@ def test_an_entry_stored_before_the_batch_stops_it_and_one_stored_after_the_clai
     listed.run_batch()
     assert sent_to(listed) == [late]  # the next one, checked after the entry: skipped
     assert json.loads(get(listed, "next")["body"])["status"] == "skipped"
+
+
+# --- the stream
+
+
+def test_a_skipped_message_publishes_no_event(listed: Stack) -> None:
+    """docs/lifecycle.md: the stream's filter (template.yaml's, applied as Lambda applies it) hands the publisher
+    ``status#`` and ``click#`` items only: a ``skip#`` item never invokes it, so no event and no cost."""
+    listed.enqueue(named(OPTED_OUT), {"idempotency_key": "promo-quiet"})
+    listed.run_batch()
+    assert json.loads(get(listed, "promo-quiet")["body"])["status"] == "skipped"  # on the table, so on its stream
+
+    assert listed.publish() == 0  # no record passed the filter: the publisher was not invoked
+    assert listed.events() == []

@@ -17,7 +17,7 @@ kinds of items, each with one kind of writer, so no write can undo another:
 * ``skip#<idempotency key>``: a message the sender skipped, unsent (``kind`` ``skip``, :class:`SkipRecord`): it has
   no NXCloud message id, so it is keyed by its idempotency key, which the index also finds it by. Written by the
   sender in the same request as the send records; a later skip of the same key writes the same item again. No
-  callback ever names it, and the publisher ignores it (docs/lifecycle.md).
+  callback ever names it, and the publisher's stream filter passes it by (docs/lifecycle.md).
 
 Writes are encoded in the low-level client's typed form (:data:`nxcloud_wa.dynamo.Item`); reads are decoded from
 Python values (``nxcloud_wa.dynamo.plain``), the form Powertools' ``DynamoDBStreamEvent`` gives the stream's images
