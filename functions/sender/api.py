@@ -10,8 +10,9 @@ Answers:
 * ``409``: a request with the same idempotency key is still being sent.
 * ``413``: the body is larger than a message can be; ``415``: the body is not JSON.
 * ``422``: NXCloud rejected the message permanently (its ``code`` and ``message``), the message does not fit its
-  template (``error: template_mismatch``, the ``message`` says what to change; ``TEMPLATE_CHECK=enforce``), or the
-  idempotency key was used for a different message.
+  template (``error: template_mismatch``, the ``message`` says what to change; ``TEMPLATE_CHECK=enforce``), the
+  recipient is suppressed (``error: recipient_suppressed``, ``code`` the entry's reason; the message was skipped,
+  unsent: docs/audience.md), or the idempotency key was used for a different message.
 * ``429`` with ``Retry-After``: the message's business number is at its rate (``error: rate_limited``), or NXCloud
   refused it for a rate (``error: throttled``); nothing was sent. ``Prefer: respond-async`` never gets this: the
   queue sends the message when the number has capacity (docs/throughput.md).
@@ -120,12 +121,23 @@ class TemplateRef(BaseModel):
     language: str
 
 
+class SkipReason(BaseModel):
+    """Why a message was skipped, unsent: ``reason`` ``suppressed``, and the suppression entry's reason, scope and
+    source (docs/audience.md)."""
+
+    reason: str
+    suppression_reason: str
+    scope: str
+    source: str
+
+
 class MessageStatus(BaseModel):
-    """A message's delivery status as NXCloud's callbacks reported it (see docs/lifecycle.md)."""
+    """A message's delivery status as NXCloud's callbacks reported it (see docs/lifecycle.md), or ``skipped``: the
+    sender did not send it (``skipped`` says why; ``message_id`` is then ``skip#`` and its idempotency key)."""
 
     message_id: str
     idempotency_key: str | None
-    status: Literal["accepted", "sent", "delivered", "read", "failed", "deleted"]
+    status: Literal["accepted", "sent", "delivered", "read", "failed", "deleted", "skipped"]
     matched: bool
     """False for callbacks whose id matches no message this deployment sent."""
     template: TemplateRef | None
@@ -134,6 +146,8 @@ class MessageStatus(BaseModel):
     timeline: list[TimelineEntry]
     errors: list[DeliveryError]
     buttons: list[ButtonClick]
+    skipped: SkipReason | None = None
+    """Only on a skipped message."""
 
 
 class GatewayError(BaseModel):
@@ -165,7 +179,8 @@ RESPONSES: Final = {
     413: _doc("Body too large", ErrorResponse),
     415: _doc("Body is not application/json", ErrorResponse),
     422: _doc(
-        "NXCloud rejected the message permanently, the message does not fit its template (template_mismatch), or the "
+        "NXCloud rejected the message permanently, the message does not fit its template (template_mismatch), the "
+        "recipient is suppressed (recipient_suppressed, code: the entry's reason; skipped, not sent), or the "
         "idempotency key was reused",
         ErrorResponse,
     ),

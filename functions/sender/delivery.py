@@ -15,19 +15,23 @@ Adding a step: write a method from one state's list to the next one's, and chain
 2. **check** (Parsed -> Parsed): each message against its template in the account's catalogue (:mod:`template_gate`):
    under ``TEMPLATE_CHECK=enforce`` one that does not fit is a permanent failure (``template_mismatch``), never paced,
    claimed or sent; the check fails open when the catalogue is unavailable.
-3. **pace** (Parsed -> :class:`Paced`): a send time at the business number's rate (:mod:`rate_limiter`, one request
+3. **screen** (Parsed -> Parsed): the suppression list, read once for the batch (:mod:`screen`): a message whose
+   recipient has an entry that stops its template's category ends :class:`~outcomes.Skipped` (never paced, claimed,
+   sent or dead-lettered; recorded in the messages table at the settlement); when the list cannot be read, a
+   marketing message (or one of unknown category) is retried later and the others go on.
+4. **pace** (Parsed -> :class:`Paced`): a send time at the business number's rate (:mod:`rate_limiter`, one request
    per number) within the invocation's wait budget, or held back (``rate_limited``) before anything is claimed, so a
    message held back leaves no claim behind to release.
-4. **claim** (Paced -> :class:`Claimed`): every key in one request (:mod:`idempotency`). A stored outcome is answered
+5. **claim** (Paced -> :class:`Claimed`): every key in one request (:mod:`idempotency`). A stored outcome is answered
    again (``replayed``), a key held by an unfinished delivery is in progress, a key reused for another message is
    refused, and an attempt that started and never finished is an unknown outcome (``interrupted``).
-5. **send** (Claimed -> Attempted): to NXCloud, concurrently, each at its send time; then the slots no message went
+6. **send** (Claimed -> Attempted): to NXCloud, concurrently, each at its send time; then the slots no message went
    out in are given back (:func:`fate.slot_unused`), so the number's rate goes to messages WhatsApp counts.
-6. **dispose** (Attempted -> Outcome, :func:`fate.dispose`): final as it is, or once its dead letter or its delayed
+7. **dispose** (Attempted -> Outcome, :func:`fate.dispose`): final as it is, or once its dead letter or its delayed
    copy is written (:mod:`outbox`, all of them in as few requests as SQS allows).
-7. **settle** every claim in one request (:func:`fate.settlement`): outcomes stored, the other claims released; each
-   message sent now recorded in the messages table, in the same request.
-8. **report**: one log line and the metrics of each outcome (:mod:`observability`).
+8. **settle** every claim in one request (:func:`fate.settlement`): outcomes stored, the other claims released; each
+   message sent now (or skipped) recorded in the messages table, in the same request.
+9. **report**: one log line and the metrics of each outcome (:mod:`observability`).
 
 Nothing final is lost on the way: a message whose outcome could not be stored is still reported as it ended (its key
 stays in progress until the claim's deadline, and a later delivery of it is then in progress, or interrupted); a dead
@@ -57,13 +61,14 @@ from nxcloud_wa.dynamo import Item
 from nxcloud_wa.error_codes import IN_PROGRESS, INTERRUPTED, KEY_REUSED
 from nxcloud_wa.exceptions import InvalidMessageError
 from nxcloud_wa.failures import Failure, failure, failure_for, rate_limited, unknown
-from nxcloud_wa.messages_table import SendRecord
+from nxcloud_wa.messages_table import SendRecord, SkipRecord
 from nxcloud_wa.models import Defaults, SendRequest, parse_message
 from nxcloud_wa.sender import Sender
 from nxcloud_wa.timeline import Timeline
 from outbox import DeadLetter, Entry, PutBackCopy, send_all
-from outcomes import Outcome, Sent, now
+from outcomes import Outcome, Sent, Skipped, now
 from rate_limiter import RateLimiter
+from screen import Screen
 from template_gate import TemplateGate
 
 
@@ -78,6 +83,10 @@ class Parsed:
 
     def ended(self, result: Result) -> Attempted:
         return Attempted(self.incoming, result, self)
+
+    def skipped(self, skip: Skipped, defaults: Defaults) -> Attempted:
+        """Its end when the suppression list stops it: the record the settlement writes goes with it."""
+        return Attempted(self.incoming, skip, self, record=_skip_record(self, skip, defaults))
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +127,9 @@ class Attempted:
     """Its send request went out to NXCloud (in this invocation), so its claim is this delivery's to settle."""
     waited_ms: float = 0.0
     """How long it waited for its number's rate, on its send thread."""
-    record: SendRecord | None = None
-    """The messages table's record of a message sent now (None otherwise, or when delivery tracking is off)."""
+    record: SendRecord | SkipRecord | None = None
+    """The messages table's record of a message sent or skipped now (None otherwise; the settlement writes it only
+    when delivery tracking is on)."""
 
     @property
     def request(self) -> SendRequest | None:
@@ -186,6 +196,7 @@ class Delivery:
         policy: UnknownOutcomePolicy,
         timeline: Timeline | None = None,
         gate: TemplateGate | None = None,
+        screen: Screen | None = None,
         pacing: Pacing | None = None,
         send_queue_url: str = "",
         max_receive_count: int = 0,
@@ -200,6 +211,8 @@ class Delivery:
         """Where each sent message's record goes (the messages table), when delivery tracking is on."""
         self.gate = gate
         """The pre-flight template check; None when ``TEMPLATE_CHECK`` is ``off``."""
+        self.screen = screen
+        """The suppression check; None when ``SUPPRESSION_CHECK`` is ``off`` or the stack has no list."""
         self.pacing = pacing
         """The business numbers' rate; None: no limiter (messages go at once)."""
         self.send_queue_url = send_queue_url
@@ -225,7 +238,7 @@ class Delivery:
         return outcomes
 
     def _attempt(self, parsed: list[Parsed], remaining_ms: int) -> list[Attempted]:
-        """Steps 2-5 for the messages that parsed, with the credentials read once for all (the cache does not stop a
+        """Steps 2-6 for the messages that parsed, with the credentials read once for all (the cache does not stop a
         stampede)."""
         try:
             credentials = self.sender.credentials()
@@ -234,7 +247,8 @@ class Delivery:
             cause = failure_for(exc)
             return [p.ended(cause) for p in parsed]
         checked = _advance(parsed, lambda live: self._check(live, credentials))
-        paced = _advance(checked, lambda live: self._pace(live, credentials, remaining_ms))
+        screened = _advance(checked, lambda live: self._screen(live, credentials))
+        paced = _advance(screened, lambda live: self._pace(live, credentials, remaining_ms))
         claimed = _advance(paced, lambda live: self._claim(live, remaining_ms))
         attempts = _advance(claimed, lambda live: self._send(live, credentials))
         self._give_back(attempts, credentials)
@@ -250,7 +264,20 @@ class Delivery:
         refusals = self.gate.refusals(messages, self.sender.defaults_for(credentials), credentials)
         return [p if no is None else p.ended(failure_for(no)) for p, no in zip(live, refusals, strict=True)]
 
-    # --- 3. pace
+    # --- 3. screen
+
+    def _screen(self, live: list[Parsed], credentials: Credentials) -> Sequence[Attempted | Parsed]:
+        """Skip what the suppression list stops; keep back what an unreadable list leaves unchecked (marketing)."""
+        if self.screen is None:
+            return live
+        defaults = self.sender.defaults_for(credentials)
+        verdicts = self.screen.verdicts([p.request for p in live], defaults, credentials)
+        return [
+            p if v is None else p.skipped(v, defaults) if isinstance(v, Skipped) else p.ended(v)
+            for p, v in zip(live, verdicts, strict=True)
+        ]
+
+    # --- 4. pace
 
     def _pace(self, live: list[Parsed], credentials: Credentials, remaining_ms: int) -> list[Attempted | Paced]:
         """Give each message a send time at its number's rate, one limiter request per number; hold back what cannot
@@ -292,7 +319,7 @@ class Delivery:
             if error is not None:
                 observability.rate_limiter_failed(error)
 
-    # --- 4. claim
+    # --- 5. claim
 
     def _claim(self, live: list[Paced], remaining_ms: int) -> list[Attempted | Claimed]:
         """Claim every key in one request; the same key twice in one batch: the second waits for the first's outcome
@@ -318,7 +345,7 @@ class Delivery:
                 claimed.append(_claimed(p, results[p.message.claim.record_id]))
         return claimed
 
-    # --- 5. send
+    # --- 6. send
 
     def _send(self, claimed: list[Claimed], credentials: Credentials) -> list[Attempted]:
         defaults = self.sender.defaults_for(credentials) if self.timeline is not None else None
@@ -342,7 +369,7 @@ class Delivery:
         sent = Sent(answer.message_id, answer.trace_id, now(), latency_ms=latency)
         return c.attempted(sent, waited_ms, _send_record(c.message, sent, defaults) if defaults is not None else None)
 
-    # --- 6. dispose
+    # --- 7. dispose
 
     def _dispose(self, attempts: list[Attempted], rules: fate.Rules) -> list[Outcome]:
         """Decide each outcome (:func:`fate.dispose`), writing the delayed copies and the dead letters it takes."""
@@ -375,7 +402,7 @@ class Delivery:
                 observability.logger.error(problem, exc_info=result)
         return written
 
-    # --- 7. settle
+    # --- 8. settle
 
     def _settle(self, attempts: list[Attempted], outcomes: list[Outcome]) -> None:
         """Store what must be remembered, release the other claims, record the sent messages: one request."""
@@ -399,14 +426,25 @@ class Delivery:
                     "find it until a status callback arrives",
                     extra={"message_id": outcome.message_id, "idempotency_key": a.key},
                 )
+            elif isinstance(a.record, SkipRecord) and a.record.item_id in unwritten:
+                observability.logger.warning(
+                    "the skipped message could not be recorded in the messages table: GET /messages/{id} will not "
+                    "find it",
+                    extra={"idempotency_key": a.key},
+                )
 
     def _send_records(self, attempts: list[Attempted]) -> dict[str, list[Item]]:
-        """The messages table's record of each message sent now (none when tracking is off)."""
+        """The messages table's record of each message sent or skipped now (none when tracking is off)."""
         if self.timeline is None:
             return {}
         expiration = self.timeline.expiration()
-        items = [a.record.item(expiration) for a in attempts if a.record is not None]
-        return {self.timeline.table: items} if items else {}
+        # One item per id: a batch may skip the same key twice, and a BatchWriteItem with a key twice fails whole.
+        items = {
+            a.record.item_id if isinstance(a.record, SkipRecord) else a.record.message_id: a.record.item(expiration)
+            for a in attempts
+            if a.record is not None
+        }
+        return {self.timeline.table: list(items.values())} if items else {}
 
 
 # --- 1. parse
@@ -448,6 +486,23 @@ def _send_record(message: Parsed, sent: Sent, defaults: Defaults) -> SendRecord:
         tenant_id=request.tenant_id if request.tenant_id is not None else defaults.tenant_id,
         recipient=request.to,
         accepted_at=sent.at,
+    )
+
+
+def _skip_record(message: Parsed, skip: Skipped, defaults: Defaults) -> SkipRecord:
+    request = message.request
+    return SkipRecord(
+        idempotency_key=message.key,
+        template_name=request.template.name,
+        template_language=request.template.language.code,
+        business_phone=request.business_phone or defaults.business_phone,
+        tenant_id=request.tenant_id if request.tenant_id is not None else defaults.tenant_id,
+        recipient=request.to,
+        skipped_at=skip.at,
+        reason=skip.reason,
+        suppression_reason=skip.suppression_reason,
+        scope=skip.scope,
+        source=skip.source,
     )
 
 

@@ -3,6 +3,9 @@
 :mod:`delivery` runs the steps and does the writing; every "what now?" is answered here, from the failure's
 classification (``nxcloud_wa.error_codes``, the one table), the trigger and the deployment's settings:
 
+* :func:`screen`: what the suppression list says of a message before anything else is decided: skipped (its
+  recipient has an entry that stops its template's category), kept back to retry later (the list could not be read
+  and the message is marketing, or of unknown category), or on its way;
 * :func:`after_send`: an unknown outcome (NXCloud may have sent it) is dead-lettered under
   ``UNKNOWN_OUTCOME_POLICY=dead_letter``, or retried like any other failure under ``retry``;
 * :func:`dispose`: what becomes of the attempt: final as it is (sent, rejected to the API's caller, retried, or
@@ -11,29 +14,40 @@ classification (``nxcloud_wa.error_codes``, the one table), the trigger and the 
 * :func:`slot_unused`: whether the number's rate slot the message took is given back;
 * :func:`settlement`: what the key's idempotency record becomes.
 
-The rules, in words: a permanent failure is dead-lettered (queue) or rejected to the caller (API); an unknown outcome
-is dead-lettered on both (once: a later delivery of the key only answers it again), or retried under ``retry``. A
-throttle (held back by the limiter, or refused upstream for a rate) is put back on the queue as a delayed copy,
-spending none of the message's receives, or answered 429 to the API's caller. A retry of a put-back copy that has spent
-the message's last receive is dead-lettered (``retries_exhausted``). A failed dead-letter write is retried, and so is a
-copy SQS would not take. Nothing final is lost: a message's outcome is stored when it must be remembered (sent, or an
-unknown outcome), and its claim released otherwise, so a message retried, put back or redriven is tried again.
+The rules, in words: a suppressed message is skipped: final, not a failure, never claimed or dead-lettered (the queue
+deletes it, the API answers 422); when the list cannot be read, ``UTILITY`` and ``AUTHENTICATION`` go on unchecked and
+everything else is retried (:func:`nxcloud_wa.audience.when_unreadable`). A permanent failure is dead-lettered (queue)
+or rejected to the caller (API); an unknown outcome is dead-lettered on both (once: a later delivery of the key only
+answers it again), or retried under ``retry``. A throttle (held back by the limiter, or refused upstream for a rate) is
+put back on the queue as a delayed copy, spending none of the message's receives, or answered 429 to the API's caller. A
+retry of a put-back copy that has spent the message's last receive is dead-lettered (``retries_exhausted``). A failed
+dead-letter write is retried, and so is a copy SQS would not take. Nothing final is lost: a message's outcome is stored
+when it must be remembered (sent, or an unknown outcome), and its claim released otherwise, so a message retried, put
+back or redriven is tried again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from idempotency_record import StoredUnknown
 from incoming import Incoming
+from nxcloud_wa.audience import WhenUnreadable, suppression_for, when_unreadable
 from nxcloud_wa.config import UnknownOutcomePolicy
-from nxcloud_wa.error_codes import UNKNOWN_OUTCOME, ErrorClass
-from nxcloud_wa.failures import Failure, dead_letter_failed, exhausted, is_throttle, unknown
-from outcomes import DeadLettered, Delayed, Outcome, Rejected, RetryLater, Sent
+from nxcloud_wa.error_codes import RECIPIENT_SUPPRESSED, SUPPRESSIONS_UNAVAILABLE, UNKNOWN_OUTCOME, ErrorClass
+from nxcloud_wa.failures import Failure, dead_letter_failed, exhausted, failure, is_throttle, unknown
+from nxcloud_wa.phone import redact_numbers
+from nxcloud_wa.suppressions import Key, Suppression
+from outcomes import DeadLettered, Delayed, Outcome, Rejected, RetryLater, Sent, Skipped, now
 
-Result = Sent | Failure | StoredUnknown
-"""What an attempt came to: sent (now, or by an earlier delivery), why not, or an unknown outcome an earlier delivery
-of the key recorded."""
+Result = Sent | Skipped | Failure | StoredUnknown
+"""What an attempt came to: sent (now, or by an earlier delivery), skipped (suppressed), why not, or an unknown
+outcome an earlier delivery of the key recorded."""
+
+SUPPRESSED: Final = "suppressed"
+"""Why a message is skipped when its recipient's entry stops it (``Skipped.reason``, the metric's ``Reason``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +82,34 @@ class Rules:
     """The redrive policy's ``maxReceiveCount``: the receives a message may spend failing over all its copies."""
 
 
+def screen(found: Mapping[Key, Suppression] | None, key: Key | None, category: str | None) -> Skipped | Failure | None:
+    """What the batch's lookup (``found``; None: the list could not be read) says of one message to ``key`` (None:
+    no business number, so nothing to look up: NXCloud refuses it) whose template is of ``category`` (None:
+    unknown, which counts as marketing). None: it goes on to be paced, claimed and sent."""
+    if key is None:
+        return None
+    if found is None:
+        unreadable = when_unreadable(category) is WhenUnreadable.RETRY_LATER
+        return failure(SUPPRESSIONS_UNAVAILABLE) if unreadable else None
+    entry = suppression_for(found, key, category)
+    return skipped(entry) if entry is not None else None
+
+
+def skipped(entry: Suppression) -> Skipped:
+    """The outcome of a message ``entry`` stops (the API's body says the entry's reason, scope and source)."""
+    source = redact_numbers(entry.source)  # a hand-written source may quote a number: never in an answer
+    text = f"the recipient is on the suppression list ({entry.reason}, scope {entry.scope}, source {source}): "
+    text += "the message was not sent"
+    return Skipped(
+        failure(RECIPIENT_SUPPRESSED, str(entry.reason), text),
+        SUPPRESSED,
+        str(entry.reason),
+        str(entry.scope),
+        entry.source,
+        now(),
+    )
+
+
 def after_send(cause: Failure, policy: UnknownOutcomePolicy) -> Failure:
     """What a failed send counts as: under ``dead_letter`` an unknown outcome takes its dead-letter form
     (``nxcloud_wa.failures.unknown``); anything else stays as it is (under ``retry`` an unknown outcome is retried)."""
@@ -78,7 +120,7 @@ def after_send(cause: Failure, policy: UnknownOutcomePolicy) -> Failure:
 
 def dispose(result: Result, incoming: Incoming, rules: Rules) -> Outcome | ToDeadLetter | ToPutBack:
     """The outcome of an attempt that needs no write, or the write it needs."""
-    if isinstance(result, Sent):
+    if isinstance(result, Sent | Skipped):
         return result
     if isinstance(result, StoredUnknown):
         dead = result.failure
@@ -146,6 +188,8 @@ def settlement(result: Result, outcome: Outcome, requested: bool) -> Sent | Stor
     """
     if isinstance(outcome, Sent):
         return None if outcome.replayed else outcome
+    if isinstance(outcome, Skipped):  # screened before the claim: there is no claim to settle
+        return None
     dead_lettered = isinstance(outcome, DeadLettered)
     if isinstance(result, StoredUnknown):
         return None if result.dead_lettered == dead_lettered else StoredUnknown(result.failure, dead_lettered)

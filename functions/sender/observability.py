@@ -8,7 +8,9 @@
   ``TEMPLATE_CHECK=warn``), counted by :mod:`template_gate`. Throughput (docs/throughput.md): ``MessagesDelayed``
   (put back on the queue for a throttle, by code), ``MessagesThrottled`` (refused upstream for a rate, by code),
   ``MessagesRateLimited`` (found its number at its rate: waited for its slot or was held back; the alarm's metric),
-  ``RateLimitWait`` (ms a message waited for its slot) and ``RateLimiterErrors`` (the limiter failed open).
+  ``RateLimitWait`` (ms a message waited for its slot) and ``RateLimiterErrors`` (the limiter failed open). Audience
+  (docs/audience.md): ``MessagesSkipped`` (dimension ``Reason``: ``suppressed``), and ``SuppressionCheckFailed``
+  (dimension ``Action``: ``send`` or ``retry_later``: the list could not be read).
 * Tracer: created only when tracing is on. ``Tracer()`` imports the X-Ray SDK (~0.8 s of cold start) even when
   disabled, so outside Lambda or with ``POWERTOOLS_TRACE_DISABLED=true`` a no-op stands in and costs nothing.
 * The Logger and Metrics are built as the three functions build them (``nxcloud_wa.telemetry``), which also holds
@@ -27,12 +29,13 @@ from typing import Any, Final, TypeVar
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from incoming import Incoming
+from nxcloud_wa.audience import WhenUnreadable
 from nxcloud_wa.error_codes import RATE_LIMITED, THROTTLED
 from nxcloud_wa.failures import Failure
 from nxcloud_wa.models import SendRequest
 from nxcloud_wa.phone import mask_valid_phone, redact_numbers
 from nxcloud_wa.telemetry import Telemetry
-from outcomes import DeadLettered, Delayed, Outcome, Rejected, RetryLater, Sent
+from outcomes import DeadLettered, Delayed, Outcome, Rejected, RetryLater, Sent, Skipped
 
 TELEMETRY: Final = Telemetry.of("nxcloud-wa-sender")
 SERVICE: Final = TELEMETRY.service
@@ -97,6 +100,13 @@ def count(name: str, *, error_class: str | None = None, error_code: str | int | 
         metric.add_dimension(name="error_code", value=str(error_code if error_code is not None else "none"))
 
 
+def count_by(name: str, dimension: str, value: str, amount: int = 1) -> None:
+    """Add ``amount`` to ``name`` broken down by one dimension (with the service's). Main thread only."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=amount, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="service", value=SERVICE)
+        metric.add_dimension(name=dimension, value=value)
+
+
 def upstream_latency(milliseconds: float) -> None:
     metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=round(milliseconds, 1))
 
@@ -127,6 +137,9 @@ def report(
                 **where,
             },
         )
+        return
+    if isinstance(outcome, Skipped):
+        _skipped(outcome, request, key, where)
         return
     failure = outcome.failure
     if isinstance(outcome, Delayed):
@@ -160,9 +173,50 @@ def report(
     log_failure(text, label, failure, request, idempotency_key=key, **where)
 
 
+def _skipped(outcome: Skipped, request: SendRequest | None, key: str | None, where: dict[str, object]) -> None:
+    """A message skipped on purpose (its recipient is suppressed): not a failure, so no error class or code."""
+    count_by("MessagesSkipped", "Reason", outcome.reason)
+    logger.info(
+        "message skipped: the recipient is suppressed",
+        extra={
+            "outcome": "skipped",
+            "reason": outcome.reason,
+            "suppression_reason": outcome.suppression_reason,
+            "scope": outcome.scope,
+            "source": redact_numbers(outcome.source),
+            "to": mask_valid_phone(request.to) if request is not None else None,
+            "business_phone": mask_valid_phone(request.business_phone)
+            if request is not None and request.business_phone
+            else None,
+            "template": request.template.name if request is not None else None,
+            "idempotency_key": key,
+            **where,
+        },
+    )
+
+
+def suppression_check_failed(error: BaseException, *, sent: int, retried: int) -> None:
+    """The suppression list could not be read for a batch: ``sent`` messages went on unchecked (utility,
+    authentication), ``retried`` were kept back to be tried again (marketing, unknown). One line per batch."""
+    logger.warning(
+        "the suppression list could not be read: utility and authentication messages are sent unchecked, the others "
+        "retried later",
+        extra={
+            "suppression_check": "failed",
+            "error": redact_numbers(str(error))[:300],
+            "sent": sent,
+            "retried": retried,
+        },
+    )
+    if sent:
+        count_by("SuppressionCheckFailed", "Action", WhenUnreadable.SEND, sent)
+    if retried:
+        count_by("SuppressionCheckFailed", "Action", WhenUnreadable.RETRY_LATER, retried)
+
+
 def _throughput(outcome: Outcome, waited_ms: float) -> None:
     """The rate's metrics: a throttle upstream, a message held back or made to wait by the limiter."""
-    failure = None if isinstance(outcome, Sent) else outcome.failure
+    failure = None if isinstance(outcome, Sent | Skipped) else outcome.failure
     if failure is not None and failure.reason == THROTTLED.reason:
         count("MessagesThrottled", error_class=failure.error_class, error_code=failure.error_code)
     held = failure is not None and failure.reason == RATE_LIMITED.reason

@@ -1,5 +1,5 @@
-"""What a delivery ends as, typed: sent, dead-lettered, rejected to the caller, put back with a delay, or to be
-retried.
+"""What a delivery ends as, typed: sent, skipped (the recipient is suppressed), dead-lettered, rejected to the caller,
+put back with a delay, or to be retried.
 
 Both triggers receive these from :mod:`delivery` and only translate them: the queue into a partial batch response,
 the API into an HTTP answer. Each one that is not :class:`Sent` carries its ``nxcloud_wa.failures.Failure``: why,
@@ -62,7 +62,25 @@ class Delayed:
     queue_message_id: str
 
 
-Outcome = Sent | DeadLettered | Rejected | RetryLater | Delayed
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Not sent, on purpose, and final: the recipient is on the business number's suppression list for the template's
+    category (docs/audience.md). Not a failure: never claimed, never dead-lettered, deleted from the queue, recorded
+    in the messages table; the API answers 422 ``recipient_suppressed``.
+
+    ``failure`` says it the way every other outcome does (reason ``recipient_suppressed``, ``error_code`` the entry's
+    reason), for the API's body; ``reason`` is why it was skipped (``suppressed``; the metric's ``Reason``)."""
+
+    failure: Failure
+    reason: str
+    suppression_reason: str
+    """The entry's reason: ``opted_out``, ``marketing_stopped``, ``undeliverable``, ``manual``."""
+    scope: str
+    source: str
+    at: str
+
+
+Outcome = Sent | Skipped | DeadLettered | Rejected | RetryLater | Delayed
 
 
 def now() -> str:

@@ -15,7 +15,6 @@ from typing import Any
 
 from delivery import Delivery, Pacing
 from idempotency import IdempotencyStore
-from nxcloud_wa.audience import AudienceSettings
 from nxcloud_wa.catalogue import TemplateCatalogue
 from nxcloud_wa.config import TemplateCheckMode, UnknownOutcomePolicy
 from nxcloud_wa.sender import Sender
@@ -23,6 +22,7 @@ from nxcloud_wa.suppressions import SuppressionStore
 from nxcloud_wa.template_client import TemplateClient
 from nxcloud_wa.timeline import Timeline
 from rate_limiter import RateLimiter
+from screen import Screen
 from settings import SenderSettings
 from template_gate import TemplateGate
 
@@ -36,10 +36,11 @@ class Runtime:
     executor: ThreadPoolExecutor
     timeline: Timeline | None = None
     catalogue: TemplateCatalogue | None = None
-    """The account's templates, kept for ``TEMPLATE_CACHE_SECONDS``; None when ``TEMPLATE_CHECK`` is ``off``."""
+    """The account's templates, kept for ``TEMPLATE_CACHE_SECONDS``; None when neither the template check nor the
+    suppression check is on (the suppression check reads the templates' categories from it)."""
     suppressions: SuppressionStore | None = None
-    """The suppression list (``SUPPRESSIONS_TABLE``; None without one). Its DynamoDB client is created on its first
-    request, so a container that never touches the list pays nothing for it."""
+    """The suppression list (``SUPPRESSIONS_TABLE``; None without one): the check before each send and the
+    ``/suppressions`` routes share it."""
 
 
 _lock = threading.Lock()
@@ -106,7 +107,14 @@ def _build(settings: SenderSettings) -> Runtime:
         else None
     )
     catalogue = _catalogue(settings, sender)
-    gate = TemplateGate(catalogue, settings.core.template_check) if catalogue is not None else None
+    template_check = settings.core.template_check
+    checked = template_check is not TemplateCheckMode.OFF
+    gate = TemplateGate(catalogue, template_check) if catalogue is not None and checked else None
+    # The claim's client (no client-side validation): SuppressionStore builds its requests in DynamoDB's shape itself
+    # (tests/unit/test_suppressions.py runs it against moto), and DynamoDB still validates what it receives.
+    table = settings.audience.suppressions_table
+    suppressions = SuppressionStore(writer, table) if table else None
+    screen = Screen(suppressions, catalogue) if suppressions is not None and settings.suppression_check else None
     delivery = Delivery(
         sender,
         store,
@@ -116,6 +124,7 @@ def _build(settings: SenderSettings) -> Runtime:
         policy=policy,
         timeline=timeline,
         gate=gate,
+        screen=screen,
         pacing=_pacing(settings, writer),
         send_queue_url=settings.send_queue_url,
         max_receive_count=settings.max_receive_count,
@@ -128,14 +137,15 @@ def _build(settings: SenderSettings) -> Runtime:
         executor=executor,
         timeline=timeline,
         catalogue=catalogue,
-        suppressions=_suppressions(dynamodb),
+        suppressions=suppressions,
     )
 
 
 def _catalogue(settings: SenderSettings, sender: Sender) -> TemplateCatalogue | None:
-    """The container's template catalogue, fetched through getTemplate over the sender's connection pool."""
+    """The container's template catalogue, fetched through getTemplate over the sender's connection pool: for the
+    template check, and for the suppression check's categories even when ``TEMPLATE_CHECK=off``."""
     core = settings.core
-    if core.template_check is TemplateCheckMode.OFF:
+    if core.template_check is TemplateCheckMode.OFF and not settings.suppression_check:
         return None
     client = TemplateClient(
         core.template_base_url,
@@ -144,12 +154,6 @@ def _catalogue(settings: SenderSettings, sender: Sender) -> TemplateCatalogue | 
         pool=sender.client.pool,
     )
     return TemplateCatalogue(client, ttl=core.template_cache_seconds)
-
-
-def _suppressions(client: Any) -> SuppressionStore | None:
-    """The suppression list's store, over the container's lazily created DynamoDB client."""
-    table = AudienceSettings.from_env().suppressions_table
-    return SuppressionStore(client, table) if table else None
 
 
 def _pacing(settings: SenderSettings, client: Any) -> Pacing | None:

@@ -7,9 +7,10 @@ problem.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
+from nxcloud_wa.audience import AudienceSettings
 from nxcloud_wa.config import EnvReader, NXCloudSettings
 
 DEFAULT_IDEMPOTENCY_EXPIRY: Final = 24 * 3600
@@ -39,6 +40,13 @@ class SenderSettings:
     rate_wait_seconds: float = DEFAULT_RATE_WAIT_SECONDS
     max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
     """The send queue's ``maxReceiveCount``: a put-back copy's failures count against it with its original's."""
+    audience: AudienceSettings = field(default_factory=AudienceSettings)
+    """The suppression list and its check (``SUPPRESSIONS_TABLE``, ``SUPPRESSION_CHECK``; docs/audience.md)."""
+
+    @property
+    def suppression_check(self) -> bool:
+        """Whether messages are checked against the suppression list: ``enforce`` and a list to read."""
+        return self.audience.enforced and bool(self.audience.suppressions_table)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SenderSettings:
@@ -56,6 +64,7 @@ class SenderSettings:
             messages_per_second=env.positive_int("MESSAGES_PER_SECOND", DEFAULT_MESSAGES_PER_SECOND),
             rate_wait_seconds=env.positive_float("RATE_WAIT_SECONDS", DEFAULT_RATE_WAIT_SECONDS),
             max_receive_count=env.positive_int("MAX_RECEIVE_COUNT", DEFAULT_MAX_RECEIVE_COUNT),
+            audience=AudienceSettings.read(env),
         )
         env.check()
         return settings

@@ -1,7 +1,9 @@
-"""The SQS trigger: a batch of records, delivered together, each ending sent, dead-lettered now, put back, or
-retried.
+"""The SQS trigger: a batch of records, delivered together, each ending sent, skipped, dead-lettered now, put back,
+or retried.
 
 * sent: NXCloud returned a ``message_id`` (or the idempotency table says an earlier delivery did).
+* skipped: its recipient is on the suppression list for its template's category (docs/audience.md): not sent, not
+  a failure, the record is done (recorded in the messages table, never dead-lettered).
 * dead-lettered now: invalid, permanently rejected, key reused for another message, or an unknown outcome under
   the dead-letter policy. We write it to the DLQ ourselves, body unchanged, reason in attributes; the record is done.
 * put back: throttled (its business number at its rate, or NXCloud refusing for a rate). A delayed copy is on the

@@ -258,6 +258,19 @@ def test_a_callback_for_a_message_never_sent_and_an_id_no_route_takes_are_docume
     assert validate(QUERY, get(stack, "a/b"))["error"] == "not_found"
 
 
+def test_a_suppressed_recipients_422_and_its_skipped_status_are_documented_too(stack: Stack) -> None:
+    from nxcloud_wa.suppressions import Reason, Scope, Suppression, SuppressionStore
+
+    store = SuppressionStore(stack.resources.client("dynamodb"), stack.resources.suppressions_table)
+    store.put(Suppression("8618512348399", "8613800000000", Scope.ALL, Reason.MANUAL, "api", "2026-12-06"))
+
+    refused = validate(SEND, stack.call_api(message(), {"Idempotency-Key": "skipped-1"}))
+    skipped = validate(QUERY, get(stack, "skipped-1"))
+
+    assert (refused["error"], refused["code"]) == ("recipient_suppressed", "manual")
+    assert skipped["status"] == "skipped" and skipped["skipped"]["suppression_reason"] == "manual"
+
+
 # --- /suppressions ---------------------------------------------------------------------------------------------------
 
 PUT_ENTRY = ("put", "/suppressions/{number}")

@@ -25,7 +25,7 @@ import pytest
 from local_stack.aws import Resources, provision
 from local_stack.invoke import FunctionSpec, function_for_event
 from local_stack.lambda_events import LambdaContext, receive_sqs_event, settle_sqs_batch
-from local_stack.stack import DEMO_FAULTS, LOCAL_SECRET, LocalStack, QueueSettings, demo_templates
+from local_stack.stack import DEMO_FAULTS, LOCAL_SECRET, LocalStack, QueueSettings, demo_templates, seed_suppressions
 from local_stack.streams import batch_size, filter_prefixes
 from local_stack.template import load_template
 from nxcloud_wa.callbacks import parse_callback
@@ -33,7 +33,7 @@ from nxcloud_wa.messages_table import STATUS_PREFIX
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 PAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "page_examples"
-NOT_EVENTS = frozenset({"expected.json", "README.md", "env.local.example.json", "templates.json"})
+NOT_EVENTS = frozenset({"expected.json", "README.md", "env.local.example.json", "templates.json", "suppressions.json"})
 MANIFEST: dict[str, Any] = json.loads((EVENTS / "expected.json").read_text(encoding="utf-8"))
 EXPECTED: dict[str, dict[str, Any]] = MANIFEST["events"]
 SQS_FILES = sorted(name for name, spec in EXPECTED.items() if spec["trigger"] == "sqs")
@@ -363,7 +363,7 @@ def test_manifest_describes_every_record_of_the_batch(name: str) -> None:
         spec = expected["records"][record["messageId"]]
         attribute = record["messageAttributes"].get("idempotency_key", {}).get("stringValue")
         assert spec["idempotency_key"] == (attribute or record["messageId"])
-        assert spec["final"]["outcome"] in ("sent", "dead_lettered")
+        assert spec["final"]["outcome"] in ("sent", "skipped", "dead_lettered")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -442,6 +442,7 @@ def fresh(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         max_receive_count=local_stack.queue.max_receive_count,
         visibility_timeout=local_stack.retry_visibility,
     )
+    seed_suppressions(res)
     for name, value in {**local_stack.function_env(), **res.function_env()}.items():
         monkeypatch.setenv(name, value)
     for name in ("DEFAULT_TENANT_ID", "DEFAULT_APPKEY", "DEFAULT_BUSINESS_PHONE", "UNKNOWN_OUTCOME_POLICY"):
@@ -489,12 +490,14 @@ def test_sqs_event_one_invocation_has_the_documented_outcomes(
     assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == sorted(expected["batchItemFailures"])
     dead = {attributes_of(m)["source_message_id"]: m for m in fresh.drain(fresh.res.dlq_url)}
     retried = {line["sqs_message_id"]: line for line in log_lines(captured_logs) if line.get("outcome") == "retry"}
+    skipped = {line["sqs_message_id"]: line for line in log_lines(captured_logs) if line.get("outcome") == "skipped"}
     bodies = {r["messageId"]: r["body"] for r in event["Records"]}
     for message_id, spec in expected["records"].items():
         where = f"{name} {message_id} ({spec['label']})"
         assert fresh.requests_for(spec) == (spec["nxcloud_requests"], spec["nxcloud_accepted"]), where
         assert (message_id in dead) == (spec["outcome"] == "dead_lettered"), where
         assert (message_id in retried) == (spec["outcome"] == "retry"), where
+        assert (message_id in skipped) == (spec["outcome"] == "skipped"), where
         failure = {k: spec[k] for k in ("reason", "error_class", "error_code") if k in spec}
         if spec["outcome"] == "sent":
             (accepted,) = [r for r in fresh.simulator.accepted if (r.to, r.template) == (spec["to"], spec["template"])]
@@ -504,6 +507,9 @@ def test_sqs_event_one_invocation_has_the_documented_outcomes(
             assert dead[message_id]["Body"] == bodies[message_id], where
             assert {k: attributes[k] for k in failure} == failure, where
             assert (attributes["source"], attributes["idempotency_key"]) == ("sqs", spec["idempotency_key"]), where
+        elif spec["outcome"] == "skipped":
+            line = skipped[message_id]
+            assert (line["reason"], line["suppression_reason"]) == (spec["reason"], spec["suppression_reason"]), where
         else:
             assert {k: str(retried[message_id][k]) for k in failure} == failure, where
     assert len(dead) == sum(1 for spec in expected["records"].values() if spec["outcome"] == "dead_lettered")

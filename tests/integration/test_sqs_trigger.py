@@ -30,13 +30,18 @@ def test_valid_batch_is_sent_once_each_and_queue_drains(stack: Stack, simulator:
     assert len(set(ids)) == 7
 
 
-def test_a_batch_of_ten_new_messages_costs_three_dynamodb_requests(stack: Stack, simulator: Any) -> None:
-    """One claim for the whole batch, one settlement, one turn at the business number's rate: counted on the wire
-    (every HTTP request, retries included)."""
+@pytest.mark.parametrize(("check", "reads"), [("enforce", 1), ("off", 0)])
+def test_a_batch_of_ten_new_messages_costs_three_dynamodb_requests_and_the_suppression_check_one(
+    stack: Stack, simulator: Any, monkeypatch: pytest.MonkeyPatch, check: str, reads: int
+) -> None:
+    """One claim for the whole batch, one settlement, one turn at the business number's rate, and, with the
+    suppression check on (the default), one read of the list: counted on the wire (every HTTP request, retries
+    included)."""
     from collections import Counter
 
     import runtime
 
+    monkeypatch.setenv("SUPPRESSION_CHECK", check)
     rt = runtime.get()
     requests: Counter[str] = Counter()
 
@@ -51,8 +56,9 @@ def test_a_batch_of_ten_new_messages_costs_three_dynamodb_requests(stack: Stack,
     assert len(event["Records"]) == 10
     assert response == {"batchItemFailures": []}
     assert len(simulator.accepted) == 10
-    assert requests == Counter({"TransactWriteItems": 1, "BatchWriteItem": 1, "UpdateItem": 1})
-    assert sum(requests.values()) <= 3
+    expected = Counter({"TransactWriteItems": 1, "BatchWriteItem": 1, "UpdateItem": 1, "BatchGetItem": reads})
+    assert requests == +expected
+    assert sum(requests.values()) <= 3 + reads
 
 
 def test_defaults_come_from_the_secret_and_message_values_win(stack: Stack, simulator: Any) -> None:

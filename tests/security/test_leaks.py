@@ -5,8 +5,8 @@ the function exposed: logs, stdout/stderr, responses, dead-letter attributes, id
 Each path: sent, invalid, permanently rejected (including NXCloud's 22049, whose message quotes the business
 number), retryable 5xx, auth error with a secret refresh, unknown outcome under both policies, dead-letter write
 failure, idempotency in progress and key reused, a malformed secret; the template check's refusals and its failing
-open (getTemplate refused, auth error, an answer quoting the business number); and the API's 200/202/400/409/415/422/5xx
-bodies.
+open (getTemplate refused, auth error, an answer quoting the business number); the suppression check's skip (its log
+line, the 422, the skipped status) and an unreadable list; and the API's 200/202/400/409/415/422/5xx bodies.
 """
 
 from __future__ import annotations
@@ -413,3 +413,48 @@ def test_template_check_failing_open(checked: Exposure, simulator: Any, fault: d
     assert checked.run_batch() == {"batchItemFailures": []}
     assert len(simulator.accepted) == 1
     assert "template check skipped" in checked.assert_clean()["function log"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The suppression check (docs/audience.md): a skipped message's log line, its 422, an unreadable list's line
+
+
+def _suppress(exposure: Exposure, recipient: str) -> None:
+    from nxcloud_wa.suppressions import Reason, Scope, Suppression, SuppressionStore
+
+    resources = exposure.stack.resources
+    store = SuppressionStore(resources.client("dynamodb"), resources.suppressions_table)
+    # The source quotes a number too (a hand-written entry could): it must be redacted where it is shown.
+    store.put(Suppression(BUSINESS_PHONE, recipient, Scope.ALL, Reason.MANUAL, f"api {recipient}", "2026-12-06"))
+
+
+def test_suppressed_recipients_on_both_triggers(exposure: Exposure, simulator: Any) -> None:
+    from local_stack.lambda_events import api_event
+
+    _suppress(exposure, number(1))
+    exposure.enqueue(message(to=number(1)), number(1))
+
+    assert exposure.run_batch() == {"batchItemFailures": []}
+    answer = exposure.call_api(message(to=number(1)), number(1), headers={"Idempotency-Key": "skipped-1"})
+    assert answer["statusCode"] == 422 and _body(answer)["error"] == "recipient_suppressed"
+    found = exposure.invoke(api_event(None, method="GET", path="/messages/skipped-1"))  # searched with the rest
+    assert _body(found)["status"] == "skipped"
+    assert not simulator.requests and not exposure.dlq()
+    assert "message skipped" in exposure.assert_clean()["function log"]
+
+
+def test_an_unreadable_suppression_list(exposure: Exposure, simulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    import runtime
+
+    def down(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": f"no {number(2)}"}}, "BatchGetItem")
+
+    screen = runtime.get().delivery.screen
+    assert screen is not None
+    monkeypatch.setattr(screen.store.client, "batch_get_item", down)
+    source_id = exposure.enqueue(message(to=number(2)), number(2))
+
+    assert exposure.run_batch() == {"batchItemFailures": [{"itemIdentifier": source_id}]}
+    assert "the suppression list could not be read" in exposure.assert_clean()["function log"]

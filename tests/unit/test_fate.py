@@ -23,7 +23,8 @@ from nxcloud_wa.error_codes import (
 )
 from nxcloud_wa.exceptions import PermanentSendError, RetryableSendError, SendError, UnknownOutcomeError, send_error
 from nxcloud_wa.failures import Failure, failure, failure_for, rate_limited, unknown
-from outcomes import DeadLettered, Delayed, Rejected, RetryLater, Sent
+from nxcloud_wa.suppressions import Reason, Scope, Suppression
+from outcomes import DeadLettered, Delayed, Rejected, RetryLater, Sent, Skipped
 
 SENT = Sent("mid-1", "trace", "2026-12-01T00:00:00.000+00:00", latency_ms=10.0)
 INVALID = failure(INVALID_MESSAGE, "validation")
@@ -212,3 +213,66 @@ def test_the_table_alone_decides_what_becomes_of_a_read_timeout(
 
     assert type(error) is exception
     assert isinstance(fate.dispose(cause, queued(), QUEUE), outcome)
+
+
+# --- screen (the suppression list's verdict)
+
+BUSINESS, RECIPIENT = "8618512348399", "8613800000000"
+PAIR = (BUSINESS, RECIPIENT)
+
+
+def entry(scope: str = "marketing", reason: str = "opted_out") -> Suppression:
+    return Suppression(BUSINESS, RECIPIENT, Scope(scope), Reason(reason), "Stop promotions", "2026-12-01")
+
+
+@pytest.mark.parametrize("category", ["MARKETING", None, "", "SOMETHING_NEW"])
+def test_a_marketing_entry_skips_marketing_and_unknown_categories(category: str | None) -> None:
+    verdict = fate.screen({PAIR: entry()}, PAIR, category)
+
+    assert isinstance(verdict, Skipped)
+    assert (verdict.reason, verdict.suppression_reason, verdict.scope, verdict.source) == (
+        "suppressed",
+        "opted_out",
+        "marketing",
+        "Stop promotions",
+    )
+    assert verdict.failure.reason == "recipient_suppressed" and verdict.failure.error_code == "opted_out"
+    assert verdict.failure.api_status == 422
+
+
+@pytest.mark.parametrize("category", ["UTILITY", "AUTHENTICATION", "utility"])
+def test_a_marketing_entry_does_not_stop_utility_or_authentication(category: str) -> None:
+    assert fate.screen({PAIR: entry()}, PAIR, category) is None
+
+
+@pytest.mark.parametrize("category", ["UTILITY", "AUTHENTICATION", "MARKETING", None])
+def test_an_all_entry_stops_every_category(category: str | None) -> None:
+    verdict = fate.screen({PAIR: entry("all", "undeliverable")}, PAIR, category)
+    assert isinstance(verdict, Skipped) and verdict.suppression_reason == "undeliverable"
+
+
+def test_no_entry_or_no_business_number_goes_on() -> None:
+    assert fate.screen({}, PAIR, "MARKETING") is None
+    assert fate.screen({PAIR: entry()}, (BUSINESS, "8613800000001"), "MARKETING") is None
+    assert fate.screen(None, None, "MARKETING") is None
+
+
+@pytest.mark.parametrize(("category", "kept_back"), [("MARKETING", True), (None, True), ("UTILITY", False)])
+def test_an_unreadable_list_retries_marketing_and_sends_utility(category: str | None, kept_back: bool) -> None:
+    verdict = fate.screen(None, PAIR, category)
+
+    if kept_back:
+        assert isinstance(verdict, Failure) and verdict.reason == "suppressions_unavailable"
+        assert fate.dispose(verdict, queued(), QUEUE) == RetryLater(verdict)
+        assert fate.dispose(verdict, REQUEST, API) == RetryLater(verdict) and verdict.api_status == 503
+    else:
+        assert verdict is None
+
+
+def test_a_skipped_message_is_final_on_both_triggers_never_dead_lettered_and_leaves_no_claim() -> None:
+    skipped = fate.skipped(entry())
+
+    assert fate.dispose(skipped, queued(), QUEUE) is skipped
+    assert fate.dispose(skipped, REQUEST, API) is skipped
+    assert fate.settlement(skipped, skipped, requested=False) is None
+    assert fate.slot_unused(skipped, requested=False)

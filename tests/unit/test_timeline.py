@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from nxcloud_wa.callbacks import StatusCallback, parse_callback
 from nxcloud_wa.dynamo import BACKOFF_SECONDS, READ_ATTEMPTS
-from nxcloud_wa.messages_table import SendRecord
+from nxcloud_wa.messages_table import SendRecord, SkipRecord
 from nxcloud_wa.statuses import STATUS_RANK, current_status
 from nxcloud_wa.timeline import SendRecords, Timeline
 
@@ -102,6 +102,41 @@ def test_the_send_record_is_found_by_message_id_and_by_idempotency_key(dynamodb:
     assert (found["status"], found["matched"], found["to"]) == ("accepted", True, "+86*******0000")
     assert timeline.send_records(["mid-1", "nope", ""]) == SendRecords({"mid-1": record}, frozenset())
     assert timeline.find("unknown") is None
+
+
+def skip_record(key: str, source: str = "Stop promotions") -> SkipRecord:
+    return SkipRecord(
+        key, "weekend_offer", "en_US", "8618512348399", 7, "8613800000301", "2026-01-01T00:00:00.000+00:00",
+        "suppressed", "opted_out", "marketing", source,
+    )  # fmt: skip
+
+
+def test_a_skipped_message_is_found_by_its_idempotency_key_and_says_why(dynamodb: Any) -> None:
+    timeline = Timeline(dynamodb, TABLE, retention_days=30)
+    dynamodb.put_item(TableName=TABLE, Item=skip_record("promo-9", "api 8613800000301").item(timeline.expiration()))
+
+    found = timeline.find("promo-9")
+
+    assert found is not None and found == timeline.find("skip#promo-9")
+    assert (found["message_id"], found["status"], found["to"]) == ("skip#promo-9", "skipped", "+86*******0301")
+    assert found["timeline"] == [{"status": "skipped", "at": "2026-01-01T00:00:00.000+00:00"}]
+    assert found["skipped"] == {
+        "reason": "suppressed",
+        "suppression_reason": "opted_out",
+        "scope": "marketing",
+        "source": "api +86*******0301",  # a number in the source is masked, as everywhere in the answer
+    }
+
+
+def test_a_key_skipped_then_sent_is_answered_with_its_send(dynamodb: Any) -> None:
+    timeline = Timeline(dynamodb, TABLE, retention_days=30)
+    record = SendRecord("mid-9", "both-9", "weekend_offer", "en_US", "8618512348399", 7, "8613800000301", "2026-01-02")
+    dynamodb.put_item(TableName=TABLE, Item=skip_record("both-9").item(timeline.expiration()))
+    dynamodb.put_item(TableName=TABLE, Item=record.item(timeline.expiration()))
+
+    found = timeline.find("both-9")
+
+    assert found is not None and (found["message_id"], found["status"]) == ("mid-9", "accepted")
 
 
 def test_a_click_linked_to_a_message_is_kept_once(dynamodb: Any) -> None:

@@ -143,7 +143,7 @@ def run_samples(
             if message_id:
                 sent_now[index] = message_id
     no_key_status, _ = runner.post(samples[0].body if samples else "{}", with_key=False)
-    say(f"waiting for the {len(queued)} queued messages to settle (sent or dead-lettered, retries included)...")
+    say(f"waiting for the {len(queued)} queued messages to settle (sent, skipped or dead-lettered, with retries)...")
     waited = time.monotonic()
     settled = runner.wait_until_settled(list(queued.values()), timeout=timeout)
     say(f"  settled in {time.monotonic() - waited:.1f} s" if settled else f"  NOT all settled after {timeout:.0f} s")

@@ -1,8 +1,8 @@
 """Follow each queued message to its end by reading the function's own structured log lines.
 
-The function logs one line per message outcome (``outcome`` = ``sent`` / ``dead_lettered`` / ``retry``, with
-``sqs_message_id``); this handler keeps them, so the runner can tell "retried 2 times then sent" from the same
-signals an operator would read in CloudWatch, without any hook in the function.
+The function logs one line per message outcome (``outcome`` = ``sent`` / ``skipped`` / ``dead_lettered`` /
+``retry``, with ``sqs_message_id``); this handler keeps them, so the runner can tell "retried 2 times then sent" from
+the same signals an operator would read in CloudWatch, without any hook in the function.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class OutcomeLog(logging.Handler):
             trail = self.trails[message_id]
             if outcome == "retry":
                 trail.retries += 1
-            elif outcome in ("sent", "dead_lettered"):
+            elif outcome in ("sent", "skipped", "dead_lettered"):
                 trail.final = outcome
                 trail.detail = {k: line.get(k) for k in ("message_id", "reason", "error_code", "replayed")}
 

@@ -175,7 +175,7 @@ class Runner:
     # --- settling
 
     def wait_until_settled(self, message_ids: list[str], timeout: float = 120.0) -> bool:
-        """Wait until the send queue is empty and every id has a final outcome (sent or dead-lettered)."""
+        """Wait until the send queue is empty and every id has a final outcome (sent, skipped or dead-lettered)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.queue_depth() == 0:
@@ -195,10 +195,13 @@ class Runner:
         return {d.message_id: d.attributes for d in peek(self.stack.res.client("sqs"), self.stack.res.dlq_url)}
 
     def final_outcome(self, message_id: str, dead: dict[str, dict[str, str]] | None = None) -> tuple[str, str]:
-        """(outcome, detail) of a queued message: ``sent``, ``dead_lettered``, ``retried N then ...``, ``pending``."""
+        """(outcome, detail) of a queued message: ``sent``, ``skipped``, ``dead_lettered``, ``retried N then ...``,
+        ``pending``."""
         trail = self.log.trail(message_id)
         if trail.final == "sent":
             return describe_trail(trail.retries, "sent"), str(trail.detail.get("message_id"))
+        if trail.final == "skipped":  # no NXCloud message_id: GET /messages/{key} says why
+            return describe_trail(trail.retries, "skipped", str(trail.detail.get("reason"))), ""
         if trail.final == "dead_lettered":
             reason = f"{trail.detail.get('reason')} {trail.detail.get('error_code')}"
             return describe_trail(trail.retries, "dead_lettered", reason), ""

@@ -75,13 +75,16 @@ def expected_queue_outcome(final: dict[str, Any]) -> str:
     receives = int(final.get("receives", 1))
     if final["outcome"] == "sent":
         return describe_trail(receives - 1, "sent")
+    if final["outcome"] == "skipped":
+        return describe_trail(receives - 1, "skipped", final["reason"])
     if final.get("by") == "redrive_policy":
         return describe_trail(receives, "dead_lettered", "retries exhausted (redrive policy)")
     return describe_trail(receives - 1, "dead_lettered", f"{final['reason']} {final['error_code']}")
 
 
 def describe_trail(retries: int, final: str, reason: str | None = None) -> str:
-    """``sent``, ``retried 1 then sent``, ``dead_lettered: nxcloud_code 22093``, ... One format for both sides."""
+    """``sent``, ``retried 1 then sent``, ``skipped: suppressed``, ``dead_lettered: nxcloud_code 22093``, ... One
+    format for both sides."""
     text = f"retried {retries} then {final}" if retries else final
     return f"{text}: {reason}" if reason else text
 

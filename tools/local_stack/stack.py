@@ -57,9 +57,30 @@ refuses sends of templates it lacks (22093), so the function's template check an
 ``demo_missing_template`` is not in it."""
 
 
+DEMO_SUPPRESSIONS_FILE: Final = DEMO_TEMPLATES_FILE.with_name("suppressions.json")
+"""The samples' suppression list (see events/README.md): entries stored in the local stack's table at start, so a
+sample to such a recipient is skipped."""
+
+
 def demo_templates() -> dict[tuple[str, str], list[dict[str, Any]]]:
     """The samples' catalogue, read from :data:`DEMO_TEMPLATES_FILE`."""
     return read_catalogue(DEMO_TEMPLATES_FILE)
+
+
+def seed_suppressions(resources: Resources, path: Path = DEMO_SUPPRESSIONS_FILE) -> int:
+    """Store the entries of ``path`` (a JSON list of ``business_phone``, ``recipient``, ``scope``, ``reason``,
+    ``source``) in the resources' suppression list, as of now; return how many."""
+    import json
+
+    from nxcloud_wa.suppressions import Reason, Scope, Suppression, SuppressionStore, key_of, now_iso
+
+    store = SuppressionStore(resources.client("dynamodb"), resources.suppressions_table)
+    entries = json.loads(path.read_text(encoding="utf-8"))
+    for entry in entries:
+        business, recipient = key_of(entry["business_phone"], entry["recipient"])
+        scope, reason = Scope(entry["scope"]), Reason(entry["reason"])
+        store.put(Suppression(business, recipient, scope, reason, entry["source"], now_iso(store.clock())))
+    return len(entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +137,7 @@ class LocalStack:
                 self.simulator.add_button(**button)
             for (appkey, business_phone), templates in demo_templates().items():
                 self.simulator.set_templates(appkey, business_phone, templates)
+            seed_suppressions(self.resources)
         return self
 
     def stop(self) -> None:

@@ -48,7 +48,8 @@ class TemplateCheckMode(StrEnum):
     """What the pre-flight template check does with a message that does not fit its template (docs/templates.md).
 
     ``enforce`` (default): refuse it (``template_mismatch``: dead-lettered from the queue, 422 on the API), unsent.
-    ``warn``: send it anyway, and log and count the mismatch. ``off``: no check, no catalogue.
+    ``warn``: send it anyway, and log and count the mismatch. ``off``: no check (the catalogue is still kept for the
+    suppression check's categories).
     """
 
     ENFORCE = "enforce"

@@ -214,6 +214,21 @@ TEMPLATE_MISMATCH: Final = Classification(
     "what to change",
 )
 """The pre-flight check's refusal (``TEMPLATE_CHECK=enforce``); its ``error_code`` names the first rule broken."""
+RECIPIENT_SUPPRESSED: Final = Classification(
+    "recipient_suppressed",
+    _P,
+    API_STATUS_PERMANENT,
+    "the recipient is on the business number's suppression list for this template's category (docs/audience.md): "
+    "the message was skipped, not sent; its error_code is the entry's reason",
+)
+"""Not a failure of the message: the queue deletes it (``skipped``, never dead-lettered); the API answers 422."""
+SUPPRESSIONS_UNAVAILABLE: Final = Classification(
+    "suppressions_unavailable",
+    _R,
+    API_STATUS_UNAVAILABLE,
+    "the suppression list could not be read: a marketing message (or one of unknown category) is not sent now and is "
+    "tried again later (utility and authentication ones are sent anyway)",
+)
 KEY_REUSED: Final = Classification(
     "idempotency_key_reused", _P, API_STATUS_PERMANENT, "this idempotency key was already used for a different message"
 )

@@ -1,6 +1,6 @@
 """The messages table's items: the one place their attributes are named, written (encoded) and read back (decoded).
 
-The table (``MESSAGES_TABLE``: partition key ``id``, TTL ``expiration``, index ``by_idempotency_key``) holds three
+The table (``MESSAGES_TABLE``: partition key ``id``, TTL ``expiration``, index ``by_idempotency_key``) holds four
 kinds of items, each with one kind of writer, so no write can undo another:
 
 * ``<message_id>``: the send's record (``kind`` ``send``, :class:`SendRecord`), written once by the sender, in the
@@ -14,6 +14,10 @@ kinds of items, each with one kind of writer, so no write can undo another:
   earliest reported, a repeat changes nothing. A callback whose ``id`` matches no send is kept the same way, under
   its own id. (Items written before the current rule also carry ``status_rank``, which nothing reads.)
 * ``click#<event id>``: a button click that names no message (``kind`` ``click``, :class:`Click`).
+* ``skip#<idempotency key>``: a message the sender skipped, unsent (``kind`` ``skip``, :class:`SkipRecord`): it has
+  no NXCloud message id, so it is keyed by its idempotency key, which the index also finds it by. Written by the
+  sender in the same request as the send records; a later skip of the same key writes the same item again. No
+  callback ever names it, and the publisher's stream filter passes it by (docs/lifecycle.md).
 
 Writes are encoded in the low-level client's typed form (:data:`nxcloud_wa.dynamo.Item`); reads are decoded from
 Python values (``nxcloud_wa.dynamo.plain``), the form Powertools' ``DynamoDBStreamEvent`` gives the stream's images
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from .dynamo import Item
-from .phone import mask_phone
+from .phone import mask_phone, redact_numbers
 from .statuses import ACCEPTED, STATUS_RANK, outranked_by
 
 if TYPE_CHECKING:  # only the webhook function builds them: the sender's cold start does not pay for their models
@@ -36,6 +40,9 @@ if TYPE_CHECKING:  # only the webhook function builds them: the sender's cold st
 
 STATUS_PREFIX: Final = "status#"
 CLICK_PREFIX: Final = "click#"
+SKIP_PREFIX: Final = "skip#"
+SKIPPED: Final = "skipped"
+"""A skipped message's status in the query API (never a callback's)."""
 KEY_INDEX: Final = "by_idempotency_key"
 
 
@@ -85,6 +92,74 @@ class SendRecord:
             recipient=str(image.get("recipient", "")),
             accepted_at=str(image.get("at_accepted", "")),
         )
+
+
+# --- a message skipped, unsent
+
+
+@dataclass(frozen=True, slots=True)
+class SkipRecord:
+    """What the sender knows about a message it skipped: why (``reason`` ``suppressed``, the entry's reason, scope
+    and source), and the message's template, numbers and key."""
+
+    idempotency_key: str
+    template_name: str
+    template_language: str
+    business_phone: str | None
+    tenant_id: int | None
+    recipient: str
+    skipped_at: str
+    reason: str
+    suppression_reason: str
+    scope: str
+    source: str
+
+    @property
+    def item_id(self) -> str:
+        return SKIP_PREFIX + self.idempotency_key
+
+    def item(self, expiration: int) -> Item:
+        """The item the sender writes (``expiration``: when DynamoDB may delete it, in epoch seconds)."""
+        item: Item = {
+            "id": {"S": self.item_id},
+            "kind": {"S": "skip"},
+            "idempotency_key": {"S": self.idempotency_key},
+            "template_name": {"S": self.template_name},
+            "template_language": {"S": self.template_language},
+            "recipient": {"S": self.recipient},
+            "at_skipped": {"S": self.skipped_at},
+            "skip_reason": {"S": self.reason},
+            "suppression_reason": {"S": self.suppression_reason},
+            "scope": {"S": self.scope},
+            "source": {"S": self.source},
+            "expiration": {"N": str(expiration)},
+        }
+        if self.business_phone:
+            item["business_phone"] = {"S": self.business_phone}
+        if self.tenant_id is not None:
+            item["tenant_id"] = {"N": str(self.tenant_id)}
+        return item
+
+    @classmethod
+    def from_image(cls, image: Mapping[str, Any]) -> SkipRecord:
+        return cls(
+            idempotency_key=str(image.get("idempotency_key", "")),
+            template_name=str(image.get("template_name", "")),
+            template_language=str(image.get("template_language", "")),
+            business_phone=image.get("business_phone"),
+            tenant_id=int(image["tenant_id"]) if "tenant_id" in image else None,
+            recipient=str(image.get("recipient", "")),
+            skipped_at=str(image.get("at_skipped", "")),
+            reason=str(image.get("skip_reason", "")),
+            suppression_reason=str(image.get("suppression_reason", "")),
+            scope=str(image.get("scope", "")),
+            source=str(image.get("source", "")),
+        )
+
+
+def record_from_image(image: Mapping[str, Any]) -> SendRecord | SkipRecord:
+    """The sender's record of a message, by its ``kind``: a send, or a skip."""
+    return SkipRecord.from_image(image) if image.get("kind") == "skip" else SendRecord.from_image(image)
 
 
 # --- what the callbacks said
@@ -259,8 +334,10 @@ class StatusItem:
 # --- the query API's view of a message
 
 
-def view(send: SendRecord | None, status: StatusItem | None) -> dict[str, Any]:
+def view(send: SendRecord | SkipRecord | None, status: StatusItem | None) -> dict[str, Any]:
     """The query API's answer for one message (``GET /messages/{id}``), from its send record and its status item."""
+    if isinstance(send, SkipRecord):
+        return _skipped_view(send)
     times = {ACCEPTED: send.accepted_at} if send else {}
     times |= status.times if status else {}
     recipient = send.recipient if send else status.recipient if status else None
@@ -274,6 +351,27 @@ def view(send: SendRecord | None, status: StatusItem | None) -> dict[str, Any]:
         "timeline": [{"status": s, "at": at} for s, at in sorted(times.items(), key=lambda entry: entry[1])],
         "errors": [{"code": e.code, "title": e.title} for e in status.errors] if status else [],
         "buttons": [{"payload": c.payload, "text": c.text, "at": c.at} for c in status.clicks] if status else [],
+    }
+
+
+def _skipped_view(skip: SkipRecord) -> dict[str, Any]:
+    """A skipped message: status ``skipped`` and why; its ``message_id`` is its item's id (NXCloud gave it none)."""
+    return {
+        "message_id": skip.item_id,
+        "idempotency_key": skip.idempotency_key,
+        "status": SKIPPED,
+        "matched": True,
+        "template": {"name": skip.template_name, "language": skip.template_language},
+        "to": mask_phone(skip.recipient) if skip.recipient else None,
+        "timeline": [{"status": SKIPPED, "at": skip.skipped_at}],
+        "errors": [],
+        "buttons": [],
+        "skipped": {
+            "reason": skip.reason,
+            "suppression_reason": skip.suppression_reason,
+            "scope": skip.scope,
+            "source": redact_numbers(skip.source),
+        },
     }
 
 

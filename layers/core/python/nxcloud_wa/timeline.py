@@ -19,11 +19,14 @@ from botocore.exceptions import ClientError
 from .dynamo import CONDITION_FAILED, batch_get, error_code, plain
 from .messages_table import (
     KEY_INDEX,
+    SKIP_PREFIX,
     STATUS_PREFIX,
     SendRecord,
+    SkipRecord,
     StatusItem,
     Update,
     click_write,
+    record_from_image,
     status_updates,
     view,
 )
@@ -108,7 +111,7 @@ class Timeline:
             items = self._items(message_id) if message_id else None
         return view(*items) if items else None
 
-    def _items(self, message_id: str) -> tuple[SendRecord | None, StatusItem | None] | None:
+    def _items(self, message_id: str) -> tuple[SendRecord | SkipRecord | None, StatusItem | None] | None:
         """The send record and the status item of ``message_id`` (strongly consistent); None when neither exists."""
         answer = self.client.batch_get_item(
             RequestItems={
@@ -122,18 +125,22 @@ class Timeline:
         send, status = found.get(message_id), found.get(STATUS_PREFIX + message_id)
         if not send and not status:
             return None
-        return (SendRecord.from_image(send) if send else None, StatusItem.from_image(status) if status else None)
+        return (record_from_image(send) if send else None, StatusItem.from_image(status) if status else None)
 
     def message_id_for_key(self, key: str) -> str | None:
+        """The id of the item the key names: its send record, else its skip record (a key skipped, then sent after
+        the recipient opted back in, has both: the send is what happened last)."""
         answer = self.client.query(
             TableName=self.table,
             IndexName=KEY_INDEX,
             KeyConditionExpression="idempotency_key = :key",
             ExpressionAttributeValues={":key": {"S": key}},
-            Limit=1,
+            Limit=2,
         )
-        items = answer.get("Items", [])
-        return str(plain(items[0])["id"]) if items else None
+        ids = sorted(
+            (str(plain(item)["id"]) for item in answer.get("Items", [])), key=lambda i: i.startswith(SKIP_PREFIX)
+        )
+        return ids[0] if ids else None
 
     def send_records(self, message_ids: list[str]) -> SendRecords:
         """The send records of these messages (those that have one), in as few reads as allowed.

@@ -1,0 +1,169 @@
+"""The delivery's screen step (the suppression check), with DynamoDB and SQS as moto implements them in-process and a
+sender scripted per recipient (the handler end to end: tests/integration/test_suppression_check.py)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from delivery import Delivery
+from local_stack.aws import suppressions_table
+from nxcloud_wa.credentials import Credentials
+from nxcloud_wa.exceptions import TemplateApiError
+from nxcloud_wa.models import Defaults
+from nxcloud_wa.suppressions import Reason, Scope, Suppression, SuppressionStore
+from nxcloud_wa.templates import TemplateSet, TemplateSpec
+from outcomes import DeadLettered, RetryLater, Sent, Skipped
+from screen import Screen
+from tests.unit import test_delivery
+from tests.unit.test_delivery import World, body, deliver, queued
+
+world = test_delivery.world
+"""The delivery tests' fixture: moto in-process, the idempotency table, a dead-letter queue, the scripted sender."""
+
+BUSINESS = "8618512348399"
+SUPPRESSED = "8613800000001"
+LIST = "suppressions"
+
+
+class DefaultsSender:
+    """The scripted sender with the deployment's defaults (the screen reads the business number from them)."""
+
+    def __init__(self, world: World) -> None:
+        self.inner = world.sender
+
+    def credentials(self, *, refresh: bool = False) -> Credentials:
+        return self.inner.credentials(refresh=refresh)
+
+    def send(self, request: Any, credentials: Credentials | None = None) -> Any:
+        return self.inner.send(request, credentials)
+
+    def defaults_for(self, credentials: Credentials) -> Defaults:
+        return Defaults(tenant_id=1, appkey="app1", business_phone=BUSINESS)
+
+
+class Catalogue:
+    """A catalogue with one category for order_update; ``down``: getTemplate is unavailable."""
+
+    def __init__(self, category: str = "MARKETING", *, down: bool = False) -> None:
+        self.category = category
+        self.down = down
+        self.reads = 0
+
+    def templates(self, appkey: str, business_phone: str, credentials: Credentials, **_: Any) -> TemplateSet:
+        self.reads += 1
+        if self.down:
+            raise TemplateApiError("api_error", "getTemplate is down")
+        return TemplateSet([TemplateSpec("order_update", "en_US", "APPROVED", self.category)])
+
+
+def screened(world: World, catalogue: Catalogue | None, *entries: Suppression) -> Delivery:
+    suppressions_table(world.dynamodb, LIST)
+    store = SuppressionStore(world.dynamodb, LIST)
+    for e in entries:
+        store.put(e)
+    delivery = world.delivery()
+    delivery.sender = DefaultsSender(world)  # type: ignore[assignment]
+    delivery.screen = Screen(store, catalogue)  # type: ignore[arg-type]
+    return delivery
+
+
+def opted_out(scope: Scope = Scope.MARKETING, reason: Reason = Reason.OPTED_OUT) -> Suppression:
+    return Suppression(BUSINESS, SUPPRESSED, scope, reason, "Stop promotions", "2026-12-01T00:00:00.000+00:00")
+
+
+def requests_by_name(world: World) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    world.dynamodb.meta.events.register("before-call.dynamodb.*", lambda model, **_: seen.update([model.name]))
+    return seen
+
+
+def test_a_suppressed_recipient_is_skipped_unclaimed_unsent_and_the_rest_of_the_batch_sent(world: World) -> None:
+    delivery = screened(world, Catalogue(), opted_out())
+    seen = requests_by_name(world)
+
+    outcomes = deliver(delivery, *(queued(body(f"86138000000{n:02d}"), n) for n in range(10)))
+
+    assert isinstance(outcomes[1], Skipped) and outcomes[1].suppression_reason == "opted_out"
+    assert all(isinstance(o, Sent) for i, o in enumerate(outcomes) if i != 1)
+    assert SUPPRESSED not in world.sender.sent and len(world.sender.sent) == 9
+    assert seen["BatchGetItem"] == 1  # one read of the list for the whole batch
+    assert not world.dead_letters()
+    claimed = world.dynamodb.scan(TableName="idempotency")["Items"]
+    assert len(claimed) == 9  # the skipped message left no claim (the nine sent ones are stored outcomes)
+
+
+def test_the_category_decides_what_a_marketing_entry_stops(world: World) -> None:
+    delivery = screened(world, Catalogue("UTILITY"), opted_out())
+
+    [outcome] = deliver(delivery, queued(body(SUPPRESSED)))
+
+    assert isinstance(outcome, Sent)
+
+
+def test_an_all_entry_stops_utility_too(world: World) -> None:
+    delivery = screened(world, Catalogue("UTILITY"), opted_out(Scope.ALL, Reason.UNDELIVERABLE))
+
+    [outcome] = deliver(delivery, queued(body(SUPPRESSED)))
+
+    assert isinstance(outcome, Skipped) and outcome.suppression_reason == "undeliverable"
+
+
+@pytest.mark.parametrize("catalogue", [None, Catalogue(down=True)], ids=["no catalogue", "getTemplate down"])
+def test_a_category_that_cannot_be_known_is_marketing(world: World, catalogue: Catalogue | None) -> None:
+    delivery = screened(world, catalogue, opted_out())
+
+    [outcome] = deliver(delivery, queued(body(SUPPRESSED)))
+
+    assert isinstance(outcome, Skipped)
+
+
+def test_the_catalogue_is_read_only_for_a_message_with_an_entry(world: World) -> None:
+    catalogue = Catalogue()
+    delivery = screened(world, catalogue, opted_out())
+
+    deliver(delivery, *(queued(body(f"86138000000{n:02d}"), n) for n in range(10)))
+
+    assert catalogue.reads == 1
+
+
+@pytest.mark.parametrize(("category", "sent"), [("MARKETING", False), ("UTILITY", True), ("AUTHENTICATION", True)])
+def test_an_unreadable_list_retries_marketing_and_sends_utility(
+    world: World, monkeypatch: pytest.MonkeyPatch, category: str, sent: bool
+) -> None:
+    from botocore.exceptions import ClientError
+
+    delivery = screened(world, Catalogue(category))
+
+    def down(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "BatchGetItem")
+
+    monkeypatch.setattr(world.dynamodb, "batch_get_item", down)
+    [outcome] = deliver(delivery, queued(body(SUPPRESSED)))
+
+    if sent:
+        assert isinstance(outcome, Sent)
+    else:
+        assert isinstance(outcome, RetryLater) and outcome.failure.reason == "suppressions_unavailable"
+        assert not world.sender.sent
+        assert not world.dynamodb.scan(TableName="idempotency")["Items"]  # never claimed
+
+
+def test_a_skipped_message_is_not_dead_lettered_on_the_api_either(world: World) -> None:
+    delivery = screened(world, Catalogue(), opted_out())
+
+    [outcome] = deliver(delivery, queued(body(SUPPRESSED)), queue=False)
+
+    assert isinstance(outcome, Skipped) and not isinstance(outcome, DeadLettered)
+    assert outcome.failure.api_status == 422 and outcome.failure.reason == "recipient_suppressed"
+
+
+def test_no_screen_sends_to_a_suppressed_recipient(world: World) -> None:
+    delivery = screened(world, Catalogue(), opted_out())
+    delivery.screen = None  # SUPPRESSION_CHECK=off
+
+    [outcome] = deliver(delivery, queued(body(SUPPRESSED)))
+
+    assert isinstance(outcome, Sent)
