@@ -45,7 +45,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import fate
 import idempotency
@@ -476,34 +476,32 @@ def _claimed(p: Paced, result: ClaimResult | Failure) -> Attempted | Claimed:
 
 
 def _send_record(message: Parsed, sent: Sent, defaults: Defaults) -> SendRecord:
-    request = message.request
-    return SendRecord(
-        message_id=sent.message_id,
-        idempotency_key=message.key,
-        template_name=request.template.name,
-        template_language=request.template.language.code,
-        business_phone=request.business_phone or defaults.business_phone,
-        tenant_id=request.tenant_id if request.tenant_id is not None else defaults.tenant_id,
-        recipient=request.to,
-        accepted_at=sent.at,
-    )
+    return SendRecord(message_id=sent.message_id, accepted_at=sent.at, **_record_fields(message, defaults))
 
 
 def _skip_record(message: Parsed, skip: Skipped, defaults: Defaults) -> SkipRecord:
-    request = message.request
     return SkipRecord(
-        idempotency_key=message.key,
-        template_name=request.template.name,
-        template_language=request.template.language.code,
-        business_phone=request.business_phone or defaults.business_phone,
-        tenant_id=request.tenant_id if request.tenant_id is not None else defaults.tenant_id,
-        recipient=request.to,
         skipped_at=skip.at,
         reason=skip.reason,
         suppression_reason=skip.suppression_reason,
         scope=skip.scope,
         source=skip.source,
+        **_record_fields(message, defaults),
     )
+
+
+def _record_fields(message: Parsed, defaults: Defaults) -> dict[str, Any]:
+    """What both of the messages table's records say of the message: its key, template and numbers (the secret's
+    defaults where the message left them out)."""
+    request = message.request
+    return {
+        "idempotency_key": message.key,
+        "template_name": request.template.name,
+        "template_language": request.template.language.code,
+        "business_phone": request.business_phone or defaults.business_phone,
+        "tenant_id": request.tenant_id if request.tenant_id is not None else defaults.tenant_id,
+        "recipient": request.to,
+    }
 
 
 def _copy(a: Attempted, intent: fate.ToPutBack) -> PutBackCopy:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from .config import EnvReader
+from .config import EnvReader, read_settings
 from .suppressions import OPT_IN_REMOVES, Key, Reason, Scope, Suppression, now_iso
 
 MARKETING_STOPPED_CODE: Final = 131050
@@ -125,10 +125,7 @@ class AudienceSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AudienceSettings:
         """Read the settings; ``ConfigurationError`` naming every malformed variable."""
-        reader = EnvReader(environ)
-        settings = cls.read(reader)
-        reader.check()
-        return settings
+        return read_settings(cls.read, environ)
 
     @classmethod
     def read(cls, env: EnvReader) -> AudienceSettings:

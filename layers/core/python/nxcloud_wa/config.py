@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -30,6 +30,8 @@ DEFAULT_TEMPLATE_BASE_URL: Final = "https://api2.nxcloud.com"
 DEFAULT_TEMPLATE_CACHE_SECONDS: Final = 600
 
 E = TypeVar("E", bound=StrEnum)
+S = TypeVar("S")
+"""A settings class, as :func:`read_settings` returns it."""
 
 
 class UnknownOutcomePolicy(StrEnum):
@@ -120,6 +122,15 @@ class EnvReader:
             raise ConfigurationError("invalid configuration: " + "; ".join(self.problems))
 
 
+def read_settings(read: Callable[[EnvReader], S], environ: Mapping[str, str] | None = None) -> S:
+    """Settings read by ``read`` through one :class:`EnvReader`, then :meth:`EnvReader.check`: one error naming every
+    problem, whichever settings class asked."""
+    env = EnvReader(environ)
+    settings = read(env)
+    env.check()
+    return settings
+
+
 @dataclass(frozen=True, slots=True)
 class NXCloudSettings:
     """What the send core needs: where the secret is, where NXCloud is, how long to wait for it, and how the
@@ -140,10 +151,7 @@ class NXCloudSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NXCloudSettings:
         """Read the settings; raise :class:`ConfigurationError` naming every variable that is missing or wrong."""
-        reader = EnvReader(environ)
-        settings = cls.read(reader)
-        reader.check()
-        return settings
+        return read_settings(cls.read, environ)
 
     @classmethod
     def read(cls, env: EnvReader) -> NXCloudSettings:

@@ -64,33 +64,18 @@ class SendRecord:
 
     def item(self, expiration: int) -> Item:
         """The item the sender writes (``expiration``: when DynamoDB may delete it, in epoch seconds)."""
-        item: Item = {
+        return {
             "id": {"S": self.message_id},
             "kind": {"S": "send"},
-            "idempotency_key": {"S": self.idempotency_key},
-            "template_name": {"S": self.template_name},
-            "template_language": {"S": self.template_language},
-            "recipient": {"S": self.recipient},
+            **_message_item(self),
             "at_accepted": {"S": self.accepted_at},
             "expiration": {"N": str(expiration)},
         }
-        if self.business_phone:
-            item["business_phone"] = {"S": self.business_phone}
-        if self.tenant_id is not None:
-            item["tenant_id"] = {"N": str(self.tenant_id)}
-        return item
 
     @classmethod
     def from_image(cls, image: Mapping[str, Any]) -> SendRecord:
         return cls(
-            message_id=str(image.get("id", "")),
-            idempotency_key=str(image.get("idempotency_key", "")),
-            template_name=str(image.get("template_name", "")),
-            template_language=str(image.get("template_language", "")),
-            business_phone=image.get("business_phone"),
-            tenant_id=int(image["tenant_id"]) if "tenant_id" in image else None,
-            recipient=str(image.get("recipient", "")),
-            accepted_at=str(image.get("at_accepted", "")),
+            message_id=str(image.get("id", "")), accepted_at=str(image.get("at_accepted", "")), **_message_fields(image)
         )
 
 
@@ -120,13 +105,10 @@ class SkipRecord:
 
     def item(self, expiration: int) -> Item:
         """The item the sender writes (``expiration``: when DynamoDB may delete it, in epoch seconds)."""
-        item: Item = {
+        return {
             "id": {"S": self.item_id},
             "kind": {"S": "skip"},
-            "idempotency_key": {"S": self.idempotency_key},
-            "template_name": {"S": self.template_name},
-            "template_language": {"S": self.template_language},
-            "recipient": {"S": self.recipient},
+            **_message_item(self),
             "at_skipped": {"S": self.skipped_at},
             "skip_reason": {"S": self.reason},
             "suppression_reason": {"S": self.suppression_reason},
@@ -134,27 +116,44 @@ class SkipRecord:
             "source": {"S": self.source},
             "expiration": {"N": str(expiration)},
         }
-        if self.business_phone:
-            item["business_phone"] = {"S": self.business_phone}
-        if self.tenant_id is not None:
-            item["tenant_id"] = {"N": str(self.tenant_id)}
-        return item
 
     @classmethod
     def from_image(cls, image: Mapping[str, Any]) -> SkipRecord:
         return cls(
-            idempotency_key=str(image.get("idempotency_key", "")),
-            template_name=str(image.get("template_name", "")),
-            template_language=str(image.get("template_language", "")),
-            business_phone=image.get("business_phone"),
-            tenant_id=int(image["tenant_id"]) if "tenant_id" in image else None,
-            recipient=str(image.get("recipient", "")),
             skipped_at=str(image.get("at_skipped", "")),
             reason=str(image.get("skip_reason", "")),
             suppression_reason=str(image.get("suppression_reason", "")),
             scope=str(image.get("scope", "")),
             source=str(image.get("source", "")),
+            **_message_fields(image),
         )
+
+
+def _message_item(record: SendRecord | SkipRecord) -> Item:
+    """The attributes both of the sender's records hold: the message's key, template and numbers."""
+    item: Item = {
+        "idempotency_key": {"S": record.idempotency_key},
+        "template_name": {"S": record.template_name},
+        "template_language": {"S": record.template_language},
+        "recipient": {"S": record.recipient},
+    }
+    if record.business_phone:
+        item["business_phone"] = {"S": record.business_phone}
+    if record.tenant_id is not None:
+        item["tenant_id"] = {"N": str(record.tenant_id)}
+    return item
+
+
+def _message_fields(image: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`_message_item`'s attributes read back from a plain image, as the records' field values."""
+    return {
+        "idempotency_key": str(image.get("idempotency_key", "")),
+        "template_name": str(image.get("template_name", "")),
+        "template_language": str(image.get("template_language", "")),
+        "business_phone": image.get("business_phone"),
+        "tenant_id": int(image["tenant_id"]) if "tenant_id" in image else None,
+        "recipient": str(image.get("recipient", "")),
+    }
 
 
 def record_from_image(image: Mapping[str, Any]) -> SendRecord | SkipRecord:
