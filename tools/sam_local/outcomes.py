@@ -112,6 +112,8 @@ def summarize_sqs(spec: dict[str, Any], seen: Observation) -> dict[str, Any]:
             outcome = {"outcome": "retry", **{k: str(logged.get(message_id, {}).get(k)) for k in FAILURE_KEYS}}
         elif logged.get(message_id, {}).get("outcome") == "sent":
             outcome = {"outcome": "sent"}
+        elif logged.get(message_id, {}).get("outcome") == "skipped":  # not sent, not a failure: the log says why
+            outcome = {"outcome": "skipped", "reason": str(logged[message_id].get("reason"))}
         else:
             outcome = {"outcome": "unknown"}
         records[message_id] = {**outcome, "nxcloud": nxcloud_counts(seen.nxcloud, record["to"], record["template"])}
