@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
@@ -36,16 +37,19 @@ def refuse_duplicate_partiql_inserts() -> None:
 
     Here ``execute_statement`` takes over ``INSERT`` statements only (``SELECT``, ``UPDATE`` and ``DELETE`` still go to
     moto's): the item is parsed with moto's own parser and written by moto's own conditional put, on the condition
-    that its key does not exist; a failed condition becomes ``DuplicateItemException``. moto's
+    that its key does not exist, under a lock (moto's server answers requests on several threads; two ``INSERT`` of
+    one key must not both find it free); a failed condition becomes ``DuplicateItemException``. moto's
     ``batch_execute_statement`` already runs each statement through ``execute_statement`` and reports a statement's
     exception as ``{"Code": e.name, "Message": e.message}``, so the exception's ``name`` is the batch code. Two more
-    reasons not to leave the write to moto's ``INSERT``: it ignores ``Parameters`` (``VALUE {'id': ?}`` fails in the
-    serializer), which the statement's values are bound from here in order, as DynamoDB binds them; and it copies
-    every item of every table into the parser's input for each statement (125 ms per ``INSERT`` beside 5,000 items),
-    which a soak's claims would have spent their time in. Not fixed: ``ExecuteTransaction`` (moto runs its statements
-    one by one, not atomically; a duplicate there raises ``DuplicateItemException`` instead of cancelling), and a
-    duplicate's ``Error`` carries no ``Item`` (DynamoDB documents ``Item`` for a failed condition check under
-    ``ReturnValuesOnConditionCheckFailure``, not for ``DuplicateItem``).
+    reasons not to leave the write to moto's ``INSERT``: it cannot bind ``Parameters`` (``VALUE {'id': ?}`` fails in
+    its serializer, and in ``partiql.get_query_metadata``, which the batch calls first: replaced here for ``INSERT``),
+    which are bound here in order, as DynamoDB binds them; and it copies every item of every table into the parser's
+    input for each statement (125 ms per ``INSERT`` beside 5,000 items), where a soak's claims would spend their time.
+
+    Not fixed: ``ExecuteTransaction`` (moto runs its statements one by one, not atomically; a duplicate there raises
+    ``DuplicateItemException`` instead of cancelling), and a duplicate's ``Error`` carries no ``Item`` (DynamoDB
+    documents ``Item`` for a failed condition check under ``ReturnValuesOnConditionCheckFailure``, not for
+    ``DuplicateItem``).
     """
     from moto.dynamodb.exceptions import ConditionalCheckFailed, DynamodbException
     from moto.dynamodb.models import DynamoDBBackend
@@ -57,6 +61,7 @@ def refuse_duplicate_partiql_inserts() -> None:
         return
     _require_moto_internals()
     original_metadata = partiql.get_query_metadata
+    lock = threading.Lock()
 
     class DuplicateItemException(DynamodbException):
         def __init__(self) -> None:
@@ -73,11 +78,12 @@ def refuse_duplicate_partiql_inserts() -> None:
         table = self.get_table(parts[0])
         item = _bound_item(parts[1], parameters or [])
         try:
-            table.put_item(
-                item,
-                condition_expression="attribute_not_exists(#key)",
-                expression_attribute_names={"#key": table.hash_key_attr},
-            )
+            with lock:
+                table.put_item(
+                    item,
+                    condition_expression="attribute_not_exists(#key)",
+                    expression_attribute_names={"#key": table.hash_key_attr},
+                )
         except ConditionalCheckFailed:
             raise DuplicateItemException() from None
         return []
