@@ -16,6 +16,8 @@ from typing import Any
 
 import boto3
 
+from local_stack.moto_fixes import refuse_duplicate_partiql_inserts
+
 
 @dataclass(frozen=True, slots=True)
 class Resources:
@@ -258,11 +260,13 @@ class CallLog:
 
 
 class MotoServer:
-    """moto's server on 127.0.0.1 and a free port, so AWS calls cross real HTTP as they do in Lambda."""
+    """moto's server on 127.0.0.1 and a free port, so AWS calls cross real HTTP as they do in Lambda; with
+    :mod:`local_stack.moto_fixes` installed, where moto differs from what AWS documents."""
 
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        refuse_duplicate_partiql_inserts()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.url = ""
         self.call_log: CallLog | None = None

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
+from local_stack.moto_fixes import refuse_duplicate_partiql_inserts
 from soak import aws_faults
 from soak.aws_faults import AwsFault, FaultDecider
 from soak.transactions import roll_back_transactions_by_item
@@ -261,6 +262,7 @@ def service_main(conn: Any, rules: list[AwsFault], seed: int) -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     speed_up_moto()
+    refuse_duplicate_partiql_inserts()
     app = SerializedApp(DomainDispatcherApplication(create_backend_app))
     decider = FaultDecider(rules, seed)
     servers = [_Server(app, None), _Server(app, decider)]
