@@ -193,9 +193,6 @@ AUDIENCE_ENVIRONMENT = {
     "OPT_OUT_KEYWORDS": ref("OptOutKeywords"),
     "OPT_IN_KEYWORDS": ref("OptInKeywords"),
     "UNDELIVERABLE_SUPPRESSION_DAYS": ref("UndeliverableSuppressionDays"),
-    "MARKETING_CAP_PER_RECIPIENT": ref("MarketingCapPerRecipient"),
-    "MARKETING_LIMIT_RETRY_HOURS": ref("MarketingLimitRetryHours"),
-    "MARKETING_LIMIT_RETRIES": ref("MarketingLimitRetries"),
 }
 """The audience settings (nxcloud_wa.audience), the same for the sender and the webhook."""
 
@@ -278,9 +275,6 @@ def test_powertools_names(template: dict[str, Any]) -> None:
         ("OptOutKeywords", "STOP,UNSUBSCRIBE,退订"),
         ("OptInKeywords", "START"),
         ("UndeliverableSuppressionDays", 30),
-        ("MarketingCapPerRecipient", "off"),
-        ("MarketingLimitRetryHours", 24),
-        ("MarketingLimitRetries", 1),
     ],
 )
 def test_parameter_defaults(template: dict[str, Any], name: str, default: object) -> None:
@@ -571,18 +565,6 @@ def test_audience_parameters_default_to_what_the_code_does_without_them(template
     assert set(environ) == set(AUDIENCE_ENVIRONMENT) - {"SUPPRESSIONS_TABLE"}  # the table is a resource
     assert AudienceSettings.from_env(environ) == AudienceSettings()
     assert parameter(template, "SuppressionCheck")["AllowedValues"] == [str(mode) for mode in SuppressionCheckMode]
-
-
-@pytest.mark.parametrize("value", ["off", "1/24h", "3/7d", "10/1h", "1/24", "0/24h", "1/0d", "1/24m", "24h", "1/-1h"])
-def test_the_cap_parameter_accepts_exactly_what_the_code_parses(template: dict[str, Any], value: str) -> None:
-    from nxcloud_wa.audience import FrequencyCap
-
-    try:
-        FrequencyCap.parse(value)
-        parses = True
-    except ValueError:
-        parses = False
-    assert bool(re.fullmatch(parameter(template, "MarketingCapPerRecipient")["AllowedPattern"], value)) is parses
 
 
 # --- IAM -----------------------------------------------------------------------------------------------------------
