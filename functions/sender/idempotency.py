@@ -9,8 +9,9 @@ lives.
 Why ``TransactWriteItems`` for the claim: it is the only multi-item write with a condition per item whose failure
 reports which item failed and what it held (``CancellationReasons`` with the old item), and it is what the local
 stack (moto) implements faithfully. ``BatchExecuteStatement`` with PartiQL ``INSERT`` would cost half as much per
-claim (1 write unit instead of 2), but moto neither refuses a duplicate ``INSERT`` nor could the soak prove the
-at-most-once guarantee against it; the price is written down in ``docs/costs.md``. A single key (the API) is claimed
+claim (1 write unit instead of 2), and the local stack now refuses a duplicate ``INSERT`` as DynamoDB does
+(``local_stack.moto_fixes``), but a duplicate's error carries no old item, so the claim would need a read to tell a
+replay from a reuse; the price is written down in ``docs/costs.md``. A single key (the API) is claimed
 with a conditional ``PutItem`` (1 write unit).
 
 Records keep Powertools' format (attribute names, key ``<prefix>#md5(json(key))``, payload hash, ``INPROGRESS`` /
