@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bench import costs, rate_limit
+from bench import costs, rate_limit, suppression_check
 from bench.coldstart import HANDLER, TRACED, TRACER_OFF, TRACER_ON, ColdStart
 from bench.rate_limit import LimiterCost
 from bench.receiver import Receiver
@@ -64,6 +64,7 @@ def document(
     limiter: LimiterCost | None = None,
     template_check: CheckCost | None = None,
     receiver: Receiver | None = None,
+    suppression: suppression_check.ScreenCost | None = None,
 ) -> dict[str, Any]:
     """Every figure, as ``--json`` prints it."""
     return {
@@ -79,6 +80,7 @@ def document(
         "prices": costs.PRICES_AS_OF,
         "receiver": receiver.as_dict() if receiver else None,
         "template_check": template_check.as_dict(warm) if template_check else None,
+        "suppression_check": suppression.as_dict(warm) if suppression else None,
     }
 
 
@@ -292,6 +294,7 @@ def render(
     template_check: CheckCost | None = None,
     receiver: Receiver | None = None,
     limiter: LimiterCost | None = None,
+    suppression: suppression_check.ScreenCost | None = None,
 ) -> str:
     """The compact table ``make bench`` prints."""
     cpus = host["cpu_count"] if host["usable_cpus"] in (None, host["cpu_count"]) else f"{host['usable_cpus']} usable"
@@ -308,6 +311,7 @@ def render(
     rows += template_check_rows(template_check, warm) if template_check else []
     rows += receiver_rows(receiver) if receiver else []
     rows += rate_limit.rows(limiter, warm) if limiter else []
+    rows += suppression_check.rows(suppression, warm) if suppression else []
     text = "\n".join(header) + table(rows)
     if shares:
         text += "\n\n" + share_table(shares, wire)
