@@ -51,7 +51,7 @@ def test_a_send_whose_invocation_began_after_the_entry_was_stored_fails_the_run(
     ledger = _account(journeys, {"late": [STORED + 2.1]}, _watch(_entry(STORED)))
 
     assert ledger.sends_after == ledger.sends_claimed_after == 1
-    assert ledger.failures() == ["1 sent to a recipient after its suppression was stored (claimed after)"]
+    assert ledger.failures() == ["1 sent to a recipient after its suppression was stored"]
 
 
 def test_a_send_claimed_before_the_entry_and_accepted_after_is_the_documented_race() -> None:
@@ -121,3 +121,13 @@ def test_the_promo_template_is_marketing_and_only_the_failing_groups_get_outcome
     assert sorted(r["code"] for r in rules) == [131026, 131050, 131050]
     assert all(r["template"] == PROMO_TEMPLATE for r in rules if r["code"] == 131050)
     assert not any("template" in r for r in rules if r["code"] == 131026)
+
+
+def test_a_message_skipped_without_an_entry_for_its_category_fails_the_run() -> None:
+    utility = _journey("utility", "soak_notice", starts=[STORED + 2])
+    utility.skipped = "marketing_stopped"  # a marketing entry never stops a utility template
+
+    ledger = _account([utility], {}, _watch(_entry(STORED)))
+
+    assert ledger.suppressed_without_entry == 1
+    assert ledger.failures() == ["1 skipped though their recipient had no entry"]

@@ -112,15 +112,20 @@ class AudienceLedger:
     skipped: Counter[str] = field(default_factory=Counter)
     """Messages the function reported skipped (the queue's path), by the entry's reason."""
     suppressed_rejected_api: int = 0
+    suppressed_without_entry: int = 0
+    """Skipped (or answered 422) though the recipient never had an entry covering the template's category (goal 0)."""
     list_reads: int = 0
     """The functions' BatchGetItem requests on the list (attempts, as the fault port saw them)."""
     polls: int = 0
     examples: list[str] = field(default_factory=list)
 
     def failures(self) -> list[str]:
+        problems = []
         if self.sends_claimed_after:
-            return [f"{self.sends_claimed_after} sent to a recipient after its suppression was stored (claimed after)"]
-        return []
+            problems.append(f"{self.sends_claimed_after} sent to a recipient after its suppression was stored")
+        if self.suppressed_without_entry:
+            problems.append(f"{self.suppressed_without_entry} skipped though their recipient had no entry")
+        return problems
 
 
 def account(
@@ -138,11 +143,14 @@ def account(
     ledger.entries_stored_again = sum(1 for versions in watch.versions.values() if len({v.at for v in versions}) > 1)
     for journey in journeys:
         message = journey.message
+        stored = watch.stored(message.to, message.category) if message.to else None
+        rejected = journey.api_final is not None and journey.api_final[1] == "recipient_suppressed"
         if journey.skipped is not None:
             ledger.skipped[journey.skipped] += 1
-        if journey.api_final is not None and journey.api_final[1] == "recipient_suppressed":
-            ledger.suppressed_rejected_api += 1
-        stored = watch.stored(message.to, message.category) if message.to else None
+        ledger.suppressed_rejected_api += rejected
+        if (journey.skipped is not None or rejected) and stored is None:
+            ledger.suppressed_without_entry += 1
+            _example(ledger, f"{message.token} template={message.template} skipped without an entry")
         if stored is None:
             continue
         for accepted in upstream(message.token).accepted_at:
@@ -154,12 +162,17 @@ def account(
                 ledger.sends_raced += 1
                 continue
             ledger.sends_claimed_after += 1
-            if len(ledger.examples) < 10:
-                ledger.examples.append(
-                    f"{message.token} template={message.template} to=...{message.to[-4:]} stored={stored:.3f} "
-                    f"invocation began={claimed:.3f} accepted={accepted:.3f}"
-                )
+            _example(
+                ledger,
+                f"{message.token} template={message.template} to=...{message.to[-4:]} stored={stored:.3f} "
+                f"invocation began={claimed:.3f} accepted={accepted:.3f}",
+            )
     return ledger
+
+
+def _example(ledger: AudienceLedger, text: str) -> None:
+    if len(ledger.examples) < 10:
+        ledger.examples.append(text)
 
 
 def rows(ledgers: list[AudienceLedger | None]) -> list[tuple[str, list[str]]]:
@@ -182,6 +195,7 @@ def rows(ledgers: list[AudienceLedger | None]) -> list[tuple[str, list[str]]]:
     for reason in sorted({r for lg in present for r in lg.skipped}):
         row(f"  suppressed, {reason}", lambda lg, r=reason: lg.skipped.get(r, 0))
     row("  and via the API: 422 recipient_suppressed", lambda lg: lg.suppressed_rejected_api)
+    row("  of which the recipient had no entry", lambda lg: lg.suppressed_without_entry)
     row("sends accepted after their recipient's entry was stored", lambda lg: lg.sends_after)
     row("  claimed before it was stored (the documented race)", lambda lg: lg.sends_raced)
     row("sent to a recipient after its suppression was stored", lambda lg: lg.sends_claimed_after)

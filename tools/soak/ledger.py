@@ -355,12 +355,11 @@ def _expected(journey: Journey, final: str) -> bool:
     not be rejected as invalid or permanent)."""
     kind = journey.message.kind
     always_possible = final.startswith(("dead:unknown_outcome", "dead:retries_exhausted", "lost"))
-    if kind == "ok":
-        return final == "sent" or always_possible
+    suppressed = final in ("skipped", "rejected:recipient_suppressed")  # whether rightly: the audience rows say
+    if kind in ("ok", "opt_out"):  # any recipient may fail with 131026 and be suppressed before a retry
+        return final == "sent" or suppressed or always_possible
     if kind == "outage":
         return always_possible
-    if kind == "opt_out":
-        return final in ("sent", "skipped", "rejected:recipient_suppressed") or always_possible
     reason = PERMANENT_BY_KIND[kind][0]
     return final.startswith((f"dead:{reason}", f"rejected:{reason}")) or always_possible
 
