@@ -329,6 +329,23 @@ def test_the_summary_names_the_limiters_request_apart_from_the_idempotency_table
     assert "2.0 + 1.0 limiter" in summary
 
 
+def test_the_summary_names_the_suppression_lists_read_apart_too() -> None:
+    from bench import wire
+
+    cold, warm, latency, memory = _figures()
+    operations = {
+        "dynamodb:TransactWriteItems": 5,
+        "dynamodb:BatchWriteItem": 5,
+        "dynamodb:UpdateItem": 5,
+        "dynamodb:BatchGetItem": 5,
+    }
+    counted = wire.WireCount(5, 10, operations, 155)
+
+    text = report.render(report.machine("python -m bench"), cold, warm, latency, memory, wire=counted)
+
+    assert "2.0 + 1.0 limiter + 1.0 list" in text.split("1. Cold start")[0]
+
+
 def test_an_item_written_to_the_messages_index_costs_one_more_write_unit() -> None:
     put = {"PutRequest": {"Item": {"id": {"S": "m"}, "idempotency_key": {"S": "k"}}}}
     plain = {"PutRequest": {"Item": {"id": {"S": "nxcloud-wa-send#h"}}}}
