@@ -3,7 +3,8 @@
 The CI soak is ``make soak`` in small: 250 messages per policy, a fixed seed, the ``heavy`` mix (every fault kind,
 three times as often as ``default``), both UNKNOWN_OUTCOME_POLICY values at once. It fails on any loss, any avoidable
 duplicate (any duplicate at all under dead_letter), anything reported sent that NXCloud never accepted, or a message
-ending in a way its kind does not allow; and, for the delivery lifecycle, on any callback acknowledged but not stored,
+ending in a way its kind does not allow, or anything claimed after its recipient's suppression entry was stored and
+sent all the same; and, for the delivery lifecycle, on any callback acknowledged but not stored,
 any stored status that is not the simulator's truth, or any change of a current status without its event.
 """
 
@@ -112,6 +113,22 @@ def test_ci_soak_stores_every_acknowledged_callback_and_publishes_every_change(c
     refused = sum(ledger.lifecycle.refused_total for ledger in ci_ledgers if ledger.lifecycle)
     assert kept > 0 and replayed >= kept, text  # callbacks the table refused were kept, then stored by the replay
     assert refused > 0, text  # and some were refused outright (gone: NXCloud does not retry)
+
+
+@pytest.mark.slow
+def test_ci_soak_sends_nothing_claimed_after_a_suppression_was_stored(ci_ledgers: list[Ledger]) -> None:
+    text = render(ci_ledgers)
+
+    for ledger in ci_ledgers:
+        audience = ledger.audience
+        assert audience is not None, text
+        assert audience.sends_claimed_after == 0, text  # the promise: nothing claimed after the entry was stored
+        assert sum(audience.entries.values()) > 0, text  # the callbacks stored entries (131050, 131026, clicks)
+        assert audience.list_reads > 0, text  # the delivery read the list (one BatchGetItem per batch)
+    skipped = sum(
+        sum(lg.audience.skipped.values()) + lg.audience.suppressed_rejected_api for lg in ci_ledgers if lg.audience
+    )
+    assert skipped > 0, text  # a later message to an opted-out recipient was skipped
 
 
 # --- what the soak found, one test each

@@ -329,6 +329,23 @@ def test_the_summary_names_the_limiters_request_apart_from_the_idempotency_table
     assert "2.0 + 1.0 limiter" in summary
 
 
+def test_the_summary_names_the_suppression_lists_read_apart_too() -> None:
+    from bench import wire
+
+    cold, warm, latency, memory = _figures()
+    operations = {
+        "dynamodb:TransactWriteItems": 5,
+        "dynamodb:BatchWriteItem": 5,
+        "dynamodb:UpdateItem": 5,
+        "dynamodb:BatchGetItem": 5,
+    }
+    counted = wire.WireCount(5, 10, operations, 155)
+
+    text = report.render(report.machine("python -m bench"), cold, warm, latency, memory, wire=counted)
+
+    assert "2.0 + 1.0 limiter + 1.0 list" in text.split("1. Cold start")[0]
+
+
 def test_an_item_written_to_the_messages_index_costs_one_more_write_unit() -> None:
     put = {"PutRequest": {"Item": {"id": {"S": "m"}, "idempotency_key": {"S": "k"}}}}
     plain = {"PutRequest": {"Item": {"id": {"S": "nxcloud-wa-send#h"}}}}
@@ -363,3 +380,24 @@ def test_bench_messages_fit_the_local_catalogue_so_the_check_figure_is_a_pass() 
     templates = TemplateSet(TemplateSpec.from_api(t) for t in demo_templates()[account])
 
     assert all(check(parse_message(message_body(i)).template, templates) == [] for i in range(3))
+
+
+def test_the_suppression_check_row_reads_per_message_per_batch_and_one_read_unit_per_message() -> None:
+    from bench.suppression_check import ScreenCost, rows
+
+    _, warm, _, _ = _figures()  # 1.5 s of handler CPU for 300 messages: 5 ms each
+    cost = ScreenCost(batches=300, cpu_s=0.3, walls=Spread.of([0.002, 0.004]), requests=300)
+
+    assert cost.cpu_us_per_message == pytest.approx(100.0)
+    assert cost.cpu_us_per_batch == pytest.approx(1000.0)
+    assert cost.share_of(warm) == pytest.approx(0.02)
+    assert cost.usd_per_million == pytest.approx(0.125)  # 1,000,000 read units at $0.125 per million
+    title, cpu, batch, requests, wall, price = rows(cost, warm)
+    assert title[0].startswith("10. Suppression check")
+    assert cpu[1:] == ("100.0 us", "2.0% of the handler's 5.00 ms (section 2, which includes it)")
+    assert (batch[1], requests[1], wall[1], price[1]) == ("1000 us", "1.00", "3 ms (2-4, n=2)", "$0.1250")
+    cold, _, latency, memory = _figures()
+    document = report.document(report.machine("python -m bench"), cold, warm, latency, memory, suppression=cost)
+    text = report.render(report.machine("python -m bench"), cold, warm, latency, memory, suppression=cost)
+    assert "10. Suppression check" in text
+    assert document["suppression_check"]["read_units_per_message"] == 1.0

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from bench import coldstart, rate_limit, receiver, report, shares, template_check, warm, wire
+from bench import coldstart, rate_limit, receiver, report, shares, suppression_check, template_check, warm, wire
 from bench.services import Services
 from local_stack.stack import LOCAL_SECRET
 
@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             progress("rate limiter: one request per batch of 10, far from the rate")
             assert services.resources is not None
             limiter = rate_limit.measure(services.moto_url, services.resources.rate_table)
+            progress("suppression check: one BatchGetItem per batch of 10, no recipient on the list")
+            suppression = suppression_check.measure(services.moto_url, services.resources.suppressions_table)
         memory = warm.Memory(warm.memory_size_mb(), cold.maxrss_mb, warm.maxrss_mb(), batch_peak)
         runs, skipped = [], None
         if args.memory_sizes:
@@ -109,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             limiter=limiter,
             template_check=check,
             receiver=callbacks,
+            suppression=suppression,
         )
         print(json.dumps(document, indent=2))
     else:
@@ -125,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 template_check=check,
                 receiver=callbacks,
                 limiter=limiter,
+                suppression=suppression,
             )
         )
     return 0

@@ -48,8 +48,9 @@ def shares(standard: MessageShares) -> MessageShares:
     """A campaign's messages: the mix's, without the outage template. That template fails every send until the
     redrive policy dead-letters the message, so its messages end one retry delay after another, long after the
     campaign drained: they measure the retry delay, not the rate. Invalid messages, bad recipients and missing
-    templates stay (a campaign has them, and they end at once)."""
-    return replace(standard, outage=0.0)
+    templates stay (a campaign has them, and they end at once). No opt-outs either: they come from callbacks, which a
+    campaign runs without."""
+    return replace(standard, outage=0.0, opt_out=0.0)
 
 
 @dataclass

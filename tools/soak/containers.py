@@ -124,6 +124,7 @@ class Slot:
         on_result: Callable[[dict[str, Any], Any, list[dict[str, Any]], str | None], None],
         handler: str = SENDER,
         chaos_deadline: tuple[float, float] = (0.02, 0.5),
+        on_start: Callable[[dict[str, Any], float], None] | None = None,
     ) -> None:
         self.env, self.name = env, name
         self.handler = handler
@@ -132,6 +133,9 @@ class Slot:
         self.kill_probability = kill_probability
         self._rng = random.Random(f"kills-{seed}-{name}")
         self.on_result = on_result
+        self.on_start = on_start
+        """Told each event and the wall-clock time (``time.time()``) just before it is handed to the container:
+        whatever the invocation does (the suppression check's read, the claim) comes after."""
         self.container: Container | None = None
         self.starts = 0
         self.kills: dict[str, int] = {"timeout": 0, "chaos": 0}
@@ -146,6 +150,8 @@ class Slot:
         self.invocations += 1
         chaos = self._rng.random() < self.kill_probability
         deadline = self._rng.uniform(*self.chaos_deadline) if chaos else self.function_timeout
+        if self.on_start is not None:
+            self.on_start(event, time.time())
         try:
             response, outcomes = self.container.invoke(event, deadline, "chaos" if chaos else "timeout")
         except InvocationKilled as killed:
@@ -218,6 +224,7 @@ class _OutcomeCollector(logging.Handler):
         "idempotency_key",
         "idempotency",
         "rate_wait_ms",
+        "suppression_reason",
     )
 
     def __init__(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from nxcloud_simulator.server import RequestRecord
@@ -33,6 +33,8 @@ class Upstream:
     requests: int = 0
     accepted: int = 0
     first_accepted_at: float | None = None
+    accepted_at: list[float] = field(default_factory=list)
+    """When NXCloud accepted each of its sends (the simulator's clock, ``time.time()``)."""
     unknown_after_accept: int = 0
     """Accepted requests whose answer the client cannot have read: a lost/garbled answer, or latency past the read
     timeout."""
@@ -86,6 +88,7 @@ class TallyJournal:
                 tally.accepted += 1
                 if tally.first_accepted_at is None:
                     tally.first_accepted_at = record.received_at
+                tally.accepted_at.append(record.received_at)
                 if lost_answer:
                     tally.unknown_after_accept += 1
 
@@ -103,7 +106,11 @@ class TallyJournal:
     def get(self, token: str) -> Upstream:
         with self._lock:
             found = self.by_token.get(token)
-            return Upstream(**{k: getattr(found, k) for k in Upstream.__slots__}) if found else Upstream()  # type: ignore[attr-defined]
+            if found is None:
+                return Upstream()
+            copy = Upstream(**{k: getattr(found, k) for k in Upstream.__slots__})  # type: ignore[attr-defined]
+            copy.accepted_at = list(found.accepted_at)
+            return copy
 
     def summary(self) -> dict[str, Any]:
         with self._lock:

@@ -29,7 +29,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from soak import campaign, lifecycle
+from soak import audience, campaign, lifecycle
+from soak.audience import AudienceLedger
 from soak.campaign import CampaignLedger
 from soak.journal import TallyJournal, Upstream, token_in
 from soak.lifecycle import LifecycleLedger
@@ -65,6 +66,11 @@ class Journey:
     waited_ms: float = 0.0
     """How long its queue deliveries waited for their number's slot, in all (the function's ``rate_wait_ms``)."""
     deliveries: int = 0
+    starts: list[float] = field(default_factory=list)
+    """When each invocation that had it began (``time.time()``), in order: the sending one's start comes before its
+    suppression check and its claim."""
+    skipped: str | None = None
+    """The suppression entry's reason when the function reported it skipped (the queue's path)."""
 
 
 class Tracker:
@@ -87,6 +93,16 @@ class Tracker:
                 journey = self.journeys[token]
                 if journey.first_in is None:
                     journey.first_in = at
+
+    def started(self, event: dict[str, Any], at: float) -> None:
+        """An invocation is about to begin with ``event`` (a queue batch or an API request)."""
+        records = event.get("Records")
+        bodies = [event.get("body")] if records is None else [r.get("body") for r in records]
+        with self._lock:
+            for body in bodies:
+                journey = self._journey(token_in(body))
+                if journey is not None:
+                    journey.starts.append(at)
 
     def invocation(
         self, event: dict[str, Any], response: Any, outcomes: list[dict[str, Any]], killed: str | None
@@ -151,6 +167,8 @@ def _note(journey: Journey, line: dict[str, Any], now: float) -> None:
     if outcome == "sent" and journey.sent_at is None:
         journey.sent_at = now
         journey.sent_replayed_only = bool(line.get("replayed"))
+    elif outcome == "skipped" and journey.skipped is None:
+        journey.skipped = str(line.get("suppression_reason"))
     elif outcome == "retry":
         journey.retries[str(reason)] += 1
     elif outcome == "delayed":
@@ -195,6 +213,8 @@ class Ledger:
     dlq_entries: int = 0
     dlq_extra_copies: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    audience: AudienceLedger | None = None
+    """The suppression list's rows (:mod:`soak.audience`); None in a campaign."""
     lost: int = 0
     lost_examples: list[str] = field(default_factory=list)
     phantom_sent: int = 0
@@ -246,6 +266,8 @@ class Ledger:
             problems.append(f"{self.unexpected} messages ended other than their kind allows")
         if self.poller_errors:
             problems.append(f"{len(self.poller_errors)} event-source errors other than killed invocations")
+        if self.audience is not None:
+            problems += self.audience.failures()
         if self.lifecycle is not None:
             problems += self.lifecycle.failures()
         elif self.campaign is None:  # a campaign runs without it
@@ -318,6 +340,8 @@ def _classify(journey: Journey, ledger: Ledger) -> tuple[str, float | None]:
         reason, at = journey.dead[0]
         ledger.dead_lettered[reason] += 1
         return f"dead:{reason}", at
+    if journey.skipped is not None:  # counted in the audience rows
+        return "skipped", None
     final = journey.api_final
     if final is not None and final[0] in FINAL_API_REJECTIONS:
         label = f"HTTP {final[0]} {final[1]}"
@@ -331,8 +355,9 @@ def _expected(journey: Journey, final: str) -> bool:
     not be rejected as invalid or permanent)."""
     kind = journey.message.kind
     always_possible = final.startswith(("dead:unknown_outcome", "dead:retries_exhausted", "lost"))
-    if kind == "ok":
-        return final == "sent" or always_possible
+    suppressed = final in ("skipped", "rejected:recipient_suppressed")  # whether rightly: the audience rows say
+    if kind in ("ok", "opt_out"):  # any recipient may fail with 131026 and be suppressed before a retry
+        return final == "sent" or suppressed or always_possible
     if kind == "outage":
         return always_possible
     reason = PERMANENT_BY_KIND[kind][0]
@@ -385,9 +410,7 @@ def render(ledgers: list[Ledger]) -> str:
     row("outcome stored in neither try (key left in progress)", [lg.unrecorded for lg in ledgers])
     row("ended other than their kind allows", [lg.unexpected for lg in ledgers])
     row("time to settle p50 / p99 / max (s)", [_times(lg) for lg in ledgers])
-    if any(lg.lifecycle is not None or lg.campaign is None for lg in ledgers):  # campaigns run without it
-        rows += lifecycle.rows([lg.lifecycle for lg in ledgers])
-    rows += campaign.rows([lg.campaign for lg in ledgers])
+    rows += _sections(ledgers)
     row("invocations: queue / API", [f"{lg.invocations['sqs']} / {lg.invocations['api']}" for lg in ledgers])
     row("  killed at the timeout / chaos", [_kills(lg) for lg in ledgers])
     row("  containers started", [lg.container_starts for lg in ledgers])
@@ -410,11 +433,22 @@ def render(ledgers: list[Ledger]) -> str:
         for verdict in lg.campaign.verdicts() if lg.campaign is not None else []:
             lines.append(f"[{lg.policy}] goal missed: {verdict}")
         examples = (*lg.lost_examples, *lg.duplicate_examples, *lg.unexpected_examples, *lg.poller_errors[:5])
+        examples += tuple(lg.audience.examples) if lg.audience is not None else ()
         if lg.lifecycle is not None and lg.lifecycle.failures():
             examples += tuple(lg.lifecycle.examples)
         for example in examples:
             lines.append(f"[{lg.policy}]   {example}")
     return "\n".join(lines)
+
+
+def _sections(ledgers: list[Ledger]) -> list[tuple[str, list[str]]]:
+    """The rows of the lifecycle, the suppression list and the campaign, where a run has them."""
+    found = []
+    if any(lg.lifecycle is not None or lg.campaign is None for lg in ledgers):  # campaigns run without it
+        found += lifecycle.rows([lg.lifecycle for lg in ledgers])
+    if any(lg.audience is not None for lg in ledgers):
+        found += audience.rows([lg.audience for lg in ledgers])
+    return found + campaign.rows([lg.campaign for lg in ledgers])
 
 
 def _lifecycle_json(lc: LifecycleLedger | None) -> dict[str, Any] | None:
@@ -467,11 +501,13 @@ def to_json(lg: Ledger) -> dict[str, Any]:
                     "unexpected_examples",
                     "lifecycle",
                     "campaign",
+                    "audience",
                 )
             }
             | {
                 "lifecycle": _lifecycle_json(lg.lifecycle),
                 "campaign": campaign.as_json(lg.campaign),
+                "audience": audience.as_json(lg.audience),
                 "p50": lg.percentile(0.5),
                 "p99": lg.percentile(0.99),
                 "failures": lg.failures(),

@@ -44,7 +44,7 @@ from soak.lifecycle import (
     stored_item,
 )
 from soak.messages import TEMPLATE
-from soak.mix import BUTTONS, CALLBACKS, OUTCOMES, Mix
+from soak.mix import BUTTONS, CALLBACKS, OPT_OUT_BUTTON, OUTCOMES, Mix, opt_out_rules
 
 WEBHOOK_CHAOS: Final = (0.002, 0.05)
 """A chaos-killed webhook invocation dies this many seconds in: it takes tens of milliseconds (more on a busy machine),
@@ -99,8 +99,11 @@ class LifecycleRig:
         env: dict[str, str],
         seed: int,
         webhook_concurrency: int = 4,
+        opt_outs: dict[str, int] | None = None,
     ) -> None:
         self.stack, self.journal, self.mix = stack, journal, mix
+        self.opt_outs = opt_outs or {}
+        """Recipients per opt-out group (:func:`soak.messages.opt_out_recipients`): their failures come first."""
         self.env, self.seed = env, seed
         self.webhook_concurrency = webhook_concurrency
         self.webhook_slots: list[Slot] = []
@@ -121,10 +124,11 @@ class LifecycleRig:
         ApiServer). Callbacks start once :meth:`connect` gives the simulator the webhook's URL."""
         simulator = self.stack.simulator
         simulator.configure_callbacks(**CALLBACKS)
-        for outcome in OUTCOMES:
+        for outcome in (*opt_out_rules(self.opt_outs), *OUTCOMES):
             simulator.add_outcome(**outcome)
         for button in BUTTONS:
             simulator.add_button(template=TEMPLATE, **button)
+        simulator.add_button(**OPT_OUT_BUTTON)
         self.webhook_slots = [
             self._slot("webhook", f"webhook{n}", self.mix.webhook_kill_probability, WEBHOOK_CHAOS)
             for n in range(self.webhook_concurrency)

@@ -30,6 +30,24 @@ MESSAGE_RULES: Final = (
     {"kind": "code", "code": 22093, "template": MISSING_TEMPLATE},
     {"kind": "http_status", "status": 500, "template": OUTAGE_TEMPLATE},
 )
+PROMO_TEMPLATE: Final = "soak_promo"
+"""The soak's one ``MARKETING`` template (the catalogue's others are ``UTILITY``); it has Meta's ``Stop promotions``
+button, and every recipient who reads it taps it (:data:`OPT_OUT_BUTTON`)."""
+OPT_OUT_GROUPS: Final[dict[str, dict[str, Any]]] = {
+    "stop_click": {"base": 8613900000200},
+    "stopped_131050": {"base": 8613900000400, "code": 131050, "template": PROMO_TEMPLATE},
+    "undeliverable_131026": {"base": 8613900000600, "code": 131026},
+}
+"""Recipients that opt out partway through a run, by how (:func:`opt_out_rules`), each group's numbers counted up from
+``base``: ``stop_click`` reads a marketing message and taps ``Stop promotions`` (``marketing``, ``opted_out``);
+``stopped_131050`` fails a marketing message with 131050 (``marketing``, ``marketing_stopped``; its utility ones are
+read); ``undeliverable_131026`` fails any message with 131026 (``all``, ``undeliverable``). Each gets several messages
+spread over the run."""
+OPT_OUT_BUTTON: Final = {
+    "template": PROMO_TEMPLATE,
+    "buttons": [{"payload": "Stop promotions", "text": "Stop promotions"}],
+    "click": "Stop promotions",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +66,9 @@ class MessageShares:
     resend: float = 0.2
     """Of the queue messages that carry an idempotency key: enqueued a second time right after the first, as a
     producer does when it retries a SendMessage that timed out. Must still be sent once."""
+    opt_out: float = 0.06
+    """Messages to the recipients that opt out partway through (:data:`OPT_OUT_GROUPS`), about four per recipient:
+    sent, then skipped once the entry is stored (or sent, when claimed before it was: the documented race)."""
 
 
 CALLBACKS: Final = {"delay": (0.05, 0.3), "duplicate": 0.05, "reorder": 0.2, "batch": 0.15, "timeout": 30.0}
@@ -189,6 +210,23 @@ MIXES: Final = {
     ),
 }
 MIXES["heavy"] = replace(MIXES["default"].scaled(3), name="heavy")
+
+
+def opt_out_recipient(group: str, number: int) -> str:
+    """The ``number``-th recipient of an opt-out group, as digits."""
+    return str(OPT_OUT_GROUPS[group]["base"] + number)
+
+
+def opt_out_rules(recipients: dict[str, int]) -> list[dict[str, Any]]:
+    """The simulator's outcome rules that make ``recipients[group]`` numbers of each failing group fail (ahead of the
+    random :data:`OUTCOMES`, so they win)."""
+    return [
+        {"to": opt_out_recipient(group, n), "final": "failed", "code": spec["code"], "after_sent": True}
+        | ({"template": spec["template"]} if "template" in spec else {})
+        for group, spec in OPT_OUT_GROUPS.items()
+        if "code" in spec
+        for n in range(recipients.get(group, 0))
+    ]
 
 
 def get_mix(name: str) -> Mix:

@@ -43,16 +43,18 @@ from typing import Any, Final, TextIO
 
 from local_stack.emulators import ApiServer, QueuePoller, json_body
 from local_stack.stack import LOCAL_SECRET, LocalStack
+from local_stack.suppression_entries import all_entries
 from nxcloud_simulator.rates import RateLimit
 from nxcloud_simulator.server import NXCloudSimulator
-from soak import campaign
+from soak import audience, campaign
+from soak.audience import EntryWatch
 from soak.aws_service import AwsService
 from soak.containers import InvocationKilled, Slot, SlotPool
 from soak.journal import TallyJournal
 from soak.ledger import FINAL_API_REJECTIONS, Ledger, Tracker, build_ledger
 from soak.lifecycle import LifecycleLedger
 from soak.lifecycle_rig import LifecycleRig
-from soak.messages import API_ASYNC, QUEUE, Message, catalogue, generate
+from soak.messages import API_ASYNC, QUEUE, Message, catalogue, generate, opt_out_recipients
 from soak.mix import get_mix
 
 MAX_STRETCH: Final = 4.0
@@ -160,6 +162,7 @@ class _Soak:
             shares=shares,
             business_phones=numbers if len(numbers) > 1 else (),  # one: the secret's default number
         )
+        self.opt_outs = opt_out_recipients(settings.messages, shares)
         accounts = [(str(LOCAL_SECRET["appkey"]), phone) for phone in numbers or (str(LOCAL_SECRET["business_phone"]),)]
         self.tracker = Tracker(self.messages)
         self.journal = TallyJournal(read_timeout=settings.read_timeout)
@@ -181,6 +184,7 @@ class _Soak:
         self.api: ApiServer | None = None
         self.rig: LifecycleRig | None = None
         self.lifecycle: LifecycleLedger | None = None
+        self.watch: EntryWatch | None = None
         self._stop = threading.Event()
         self._drainer: threading.Thread | None = None
 
@@ -196,19 +200,31 @@ class _Soak:
             unsettled = not self._wait_until_settled(futures, started)
             if self.rig is not None:
                 self.lifecycle = self.rig.finish(self.s.lifecycle_limit())
+            if self.watch is not None:
+                self.watch.stop()  # its last read of the list, after the last callback was stored
         finally:
             self._stop_all()
         ledger = build_ledger(
             self.tracker, self.journal, policy=self.s.policy, mix=self.s.mix, seed=self.s.seed, unsettled=unsettled
         )
         ledger.lifecycle = self.lifecycle
+        stats = self.aws.stats()
+        if self.watch is not None and self.lifecycle is not None:
+            ledger.audience = audience.account(
+                self.tracker.journeys.values(),
+                self.journal.get,
+                self.watch,
+                opt_out_recipients=self.opt_outs,
+                list_reads=stats.get("table_calls", {}).get(
+                    f"DynamoDB.BatchGetItem {self.stack.res.suppressions_table}", 0
+                ),
+            )
         ledger.settings = {
             "stretch": self.s.stretch or 1.0,
             "function_timeout": self.s.function_timeout,
             "retry_delay": self.s.retry_delay,
         }
         ledger.wall_s = time.monotonic() - started
-        stats = self.aws.stats()
         ledger.aws_faults = Counter(stats["injected"])
         ledger.aws_calls = Counter(stats["calls"])
         slots = self.queue_slots + self.api_slots + (self.rig.slots if self.rig else [])
@@ -259,6 +275,7 @@ class _Soak:
                 kill_probability=self.mix.kill_probability,
                 seed=self.s.seed,
                 on_result=self.tracker.invocation,
+                on_start=self.tracker.started,
             )
 
         self.queue_slots = [slot(f"sqs{i}") for i in range(self.s.queue_concurrency)]
@@ -283,8 +300,10 @@ class _Soak:
                 env=env,
                 seed=self.s.seed,
                 webhook_concurrency=self.s.webhook_concurrency,
+                opt_outs=self.opt_outs,
             )
             webhook = self.rig.start()
+            self.watch = EntryWatch(lambda: all_entries(self.stack.res)).start()
         self.api = ApiServer(SlotPool(self.api_slots), webhook=webhook).start()  # type: ignore[arg-type]
         if self.rig is not None:
             self.rig.connect(self.api.webhook_url)
