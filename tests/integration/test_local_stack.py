@@ -74,7 +74,10 @@ def test_duplicate_delivery_is_sent_once(runner: Runner, sample_rows: list[Row])
     second = runner.enqueue(body, {"idempotency_key": "dup-777"})
 
     assert runner.wait_until_settled([first, second], timeout=30)
-    assert runner.final_outcome(first)[0] == runner.final_outcome(second)[0] == "sent"
+    outcomes = sorted([runner.final_outcome(first)[0], runner.final_outcome(second)[0]])
+    # Received apart, the second copy is answered from the stored outcome ("sent"); received in one batch, it waits
+    # for the first (in progress: retried once) and is then answered the same. Which happens is the poller's timing.
+    assert outcomes in (["sent", "sent"], ["retried 1 then sent", "sent"])
     assert runner.stack.simulator.accepted_count_for(to="8613800000777") == 1
 
 
