@@ -56,6 +56,26 @@ class Classification:
     meaning: str
 
 
+class Classified:
+    """What carries a :class:`Classification` (a failure, a send error) reads its reason, class and API status through
+    it, so the two never say different things."""
+
+    __slots__ = ()
+    classification: Classification
+
+    @property
+    def reason(self) -> str:
+        return self.classification.reason
+
+    @property
+    def error_class(self) -> ErrorClass:
+        return self.classification.error_class
+
+    @property
+    def api_status(self) -> int:
+        return self.classification.api_status
+
+
 @dataclass(frozen=True, slots=True)
 class CodeInfo:
     """One NXCloud code: its own wording, our English reading, and the consequence."""

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import error_codes
-from .error_codes import Classification, CodeInfo, ErrorClass
+from .error_codes import Classification, Classified, CodeInfo, ErrorClass
 from .phone import redact_numbers
 
 
@@ -98,7 +98,7 @@ class DeadLetterRefusedError(NXCloudWAError):
     """SQS refused one entry of a dead-letter batch (its code and message say why)."""
 
 
-class SendError(NXCloudWAError):
+class SendError(Classified, NXCloudWAError):
     """NXCloud did not accept the message, or its answer could not be read."""
 
     def __init__(
@@ -116,14 +116,6 @@ class SendError(NXCloudWAError):
         self.code = code
         self.trace_id = trace_id
         self.http_status = http_status
-
-    @property
-    def reason(self) -> str:
-        return self.classification.reason
-
-    @property
-    def error_class(self) -> ErrorClass:
-        return self.classification.error_class
 
     @property
     def error_code(self) -> str:

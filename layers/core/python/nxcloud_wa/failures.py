@@ -25,7 +25,7 @@ from .error_codes import (
     THROTTLE_REASONS,
     UNKNOWN_OUTCOME,
     Classification,
-    ErrorClass,
+    Classified,
 )
 from .exceptions import ConfigurationError, InvalidMessageError, SendError, TemplateMismatchError, ThrottledError
 
@@ -35,7 +35,7 @@ MAX_WRITE_ERROR_TEXT: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
-class Failure:
+class Failure(Classified):
     """Why a message was not sent."""
 
     classification: Classification
@@ -46,18 +46,6 @@ class Failure:
     """An invalid message's field errors (``{loc, msg, type}``), for the API's 400 body."""
     retry_after: float | None = None
     """A throttle's delay, in seconds, when the upstream or the limiter said (the API's ``Retry-After``)."""
-
-    @property
-    def reason(self) -> str:
-        return self.classification.reason
-
-    @property
-    def error_class(self) -> ErrorClass:
-        return self.classification.error_class
-
-    @property
-    def api_status(self) -> int:
-        return self.classification.api_status
 
 
 def failure(classification: Classification, code: str | None = None, message: str | None = None) -> Failure:
