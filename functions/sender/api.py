@@ -390,7 +390,10 @@ def _unreadable_form(exc: ValueError) -> Response[Any]:
 def _no_route(exc: NotFoundError) -> Response[Any]:
     """API Gateway sent a path the resolver's routes do not match: in practice an id with characters no route
     parameter takes (a control character, a slash). No message can be found under it: 404, not the 503 that the
-    catch-all below would answer (schemathesis found that one under ``sam local start-api``)."""
+    catch-all below would answer (schemathesis found that one under ``sam local start-api``). Under
+    ``/suppressions/`` it is a number that is not one: the 400 of any bad number (schemathesis again)."""
+    if app.current_event.path.startswith(SUPPRESSIONS_PATH + "/"):
+        return _refused(failure_for(_invalid(("path", "number"), "not a phone number", "value_error")))
     return _no_such_message()
 
 
