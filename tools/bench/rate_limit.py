@@ -12,75 +12,30 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from bench import costs
-from bench.stats import Spread, ratio, spread_ms
+from bench.batch_cost import BATCH, BatchCost, moto_dynamodb
+from bench.stats import Spread, spread_ms
 from bench.warm import Throughput
 
-BATCH = 10
 FAR_FROM_THE_RATE = 100_000
 """Messages per second: the bench sends a few hundred per second, so no batch ever waits for a slot."""
 
 
 @dataclass(frozen=True, slots=True)
-class LimiterCost:
-    batches: int
-    cpu_s: float
-    walls: Spread
-    requests: int
-
-    @property
-    def messages(self) -> int:
-        return self.batches * BATCH
-
-    @property
-    def cpu_us_per_message(self) -> float:
-        return self.cpu_s * 1e6 / self.messages
-
-    @property
-    def requests_per_batch(self) -> float:
-        return self.requests / self.batches
-
+class LimiterCost(BatchCost):
     @property
     def usd_per_million(self) -> float:
         """One write unit per request (the item is well under 1 KB), on-demand."""
         return costs.dynamodb_per_million(self.requests / self.messages)
 
-    def share_of(self, warm: Throughput) -> float:
-        return ratio(self.cpu_s / self.messages, warm.cpu_s / warm.messages)
-
-    def as_dict(self, warm: Throughput | None = None) -> dict[str, Any]:
-        document: dict[str, Any] = {
-            "batches": self.batches,
-            "batch_size": BATCH,
-            "cpu_us_per_message": self.cpu_us_per_message,
-            "batch_wall_s": self.walls.as_dict(),
-            "dynamodb_requests_per_batch": self.requests_per_batch,
-            "dynamodb_usd_per_million_messages": self.usd_per_million,
-        }
-        if warm is not None:
-            document["share_of_handler_cpu_per_message"] = self.share_of(warm)
-        return document
-
 
 def measure(moto_url: str, table: str, *, batches: int = 300) -> LimiterCost:
     """``batches`` acquisitions of ten slots at one number far from its rate, as a campaign's batches are; the first
     (a cold client) is not counted."""
-    import boto3
-    from botocore.config import Config
-
     from rate_limiter import RateLimiter
 
-    client = boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - moto's placeholder
-        config=Config(retries={"mode": "standard", "max_attempts": 3}, parameter_validation=False),
-    )
-    limiter = RateLimiter(client, table)
+    limiter = RateLimiter(moto_dynamodb(moto_url), table)
     number = f"bench{uuid.uuid4().hex[:8]}"
     limiter.acquire(number, BATCH, FAR_FROM_THE_RATE, 2.0)
     walls, requests = [], 0

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bench import costs
+from bench.batch_cost import BATCH, BatchCost, moto_dynamodb
 from bench.events import message_body
-from bench.stats import Spread, ratio, spread_ms
+from bench.stats import Spread, spread_ms
 from bench.warm import Throughput
 
-BATCH: Final = 10
 READ_UNITS_PER_MESSAGE: Final = 1.0
 """A strongly consistent read of one key, item absent or under 4 KB (see the module's docstring)."""
 DISTINCT_BATCHES: Final = 50
@@ -33,73 +33,28 @@ DISTINCT_BATCHES: Final = 50
 
 
 @dataclass(frozen=True, slots=True)
-class ScreenCost:
-    batches: int
-    cpu_s: float
-    walls: Spread
-    requests: int
-
-    @property
-    def messages(self) -> int:
-        return self.batches * BATCH
-
-    @property
-    def cpu_us_per_message(self) -> float:
-        return self.cpu_s * 1e6 / self.messages
-
-    @property
-    def cpu_us_per_batch(self) -> float:
-        return self.cpu_s * 1e6 / self.batches
-
-    @property
-    def requests_per_batch(self) -> float:
-        return self.requests / self.batches
-
+class ScreenCost(BatchCost):
     @property
     def usd_per_million(self) -> float:
         """On-demand read request units: one per message (strongly consistent, per key)."""
         return costs.dynamodb_per_million(0.0, READ_UNITS_PER_MESSAGE)
 
-    def share_of(self, warm: Throughput) -> float:
-        return ratio(self.cpu_s / self.messages, warm.cpu_s / warm.messages)
-
     def as_dict(self, warm: Throughput | None = None) -> dict[str, Any]:
-        document: dict[str, Any] = {
-            "batches": self.batches,
-            "batch_size": BATCH,
-            "cpu_us_per_message": self.cpu_us_per_message,
-            "cpu_us_per_batch": self.cpu_us_per_batch,
-            "batch_wall_s": self.walls.as_dict(),
-            "dynamodb_requests_per_batch": self.requests_per_batch,
-            "read_units_per_message": READ_UNITS_PER_MESSAGE,
-            "dynamodb_usd_per_million_messages": self.usd_per_million,
-        }
-        if warm is not None:
-            document["share_of_handler_cpu_per_message"] = self.share_of(warm)
+        document = BatchCost.as_dict(self, warm)
+        document |= {"cpu_us_per_batch": self.cpu_us_per_batch, "read_units_per_message": READ_UNITS_PER_MESSAGE}
         return document
 
 
 def measure(moto_url: str, table: str, *, batches: int = 300) -> ScreenCost:
     """``batches`` checks of ten messages whose recipients have no entry; the first (a cold client) is not counted."""
-    import boto3
-    from botocore.config import Config
-
     from local_stack.stack import LOCAL_SECRET
     from nxcloud_wa.credentials import Credentials
     from nxcloud_wa.models import parse_message
     from nxcloud_wa.suppressions import SuppressionStore
     from screen import Screen
 
-    client = boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - moto's placeholder
-        config=Config(retries={"mode": "standard", "max_attempts": 3}, parameter_validation=False),
-    )
     credentials = Credentials.from_secret(LOCAL_SECRET)
-    store = SuppressionStore(client, table)
+    store = SuppressionStore(moto_dynamodb(moto_url), table)
     screen = Screen(store, None)  # no entry is found, so no category is asked for
     prepared = [[parse_message(message_body(n * BATCH + i)) for i in range(BATCH)] for n in range(DISTINCT_BATCHES)]
     screen.verdicts(prepared[0], credentials.defaults, credentials)
