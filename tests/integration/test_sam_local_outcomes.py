@@ -18,7 +18,7 @@ import pytest
 from local_stack.invoke import RESOURCE_VARIABLES, FunctionSpec
 from local_stack.stack import LocalStack
 from local_stack.template import load_template, serverless_functions
-from sam_local.events import EventRunner, manifest
+from sam_local.events import ONE_OF_EACH_PATH, EventRunner, manifest
 from sam_local.outcomes import describe, expected_text, problems, summarize
 from sam_local.paths import MakeInvoke
 
@@ -51,16 +51,7 @@ def test_make_invoke_gives_the_documented_outcome(name: str, summaries: dict[str
     assert bool(summary["aws_calls"]) is not rejected_before_any_aws_call, summary["aws_calls"]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "sqs-mixed-batch.json",
-        "api-idempotent-repeat.json",
-        "api-send-async.json",
-        "webhook-callback.json",
-        "publisher-stream.json",
-    ],
-)
+@pytest.mark.parametrize("name", ONE_OF_EACH_PATH)
 def test_the_same_event_twice_summarises_the_same(
     name: str, runner: EventRunner, summaries: dict[str, dict[str, Any]]
 ) -> None:

@@ -19,7 +19,7 @@ import pytest
 from lambda_image.build import ARCHES
 from lambda_image.docker import daemon_answers, image_label
 from local_stack.stack import LocalStack
-from sam_local.events import EventRunner, manifest
+from sam_local.events import ONE_OF_EACH_PATH, EventRunner, manifest
 from sam_local.outcomes import problems, summarize
 from sam_local.paths import MakeInvoke, SamLocalInvoke
 
@@ -45,16 +45,7 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventRunner]:
         yield EventRunner(stack, tmp_path_factory.mktemp("parity"))
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "sqs-mixed-batch.json",
-        "api-idempotent-repeat.json",
-        "api-send-async.json",
-        "webhook-callback.json",
-        "publisher-stream.json",
-    ],
-)
+@pytest.mark.parametrize("name", ONE_OF_EACH_PATH)
 def test_sam_local_invoke_and_make_invoke_agree(name: str, runner: EventRunner) -> None:
     spec = MANIFEST[name]
     in_container, invoked = runner.observe(name, spec, SamLocalInvoke(BUILT_X86_64, "x86_64"))

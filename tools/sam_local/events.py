@@ -25,6 +25,17 @@ from sam_local.paths import Invoked, InvokePath
 EVENTS: Final = Path(__file__).resolve().parents[2] / "events"
 
 
+ONE_OF_EACH_PATH: Final = (
+    "sqs-mixed-batch.json",
+    "api-idempotent-repeat.json",
+    "api-send-async.json",
+    "webhook-callback.json",
+    "publisher-stream.json",
+)
+"""One sample of each path (a queue batch, a repeated and a queued API request, a callback, a stream batch): the ones
+the tests run twice, or under both make invoke and sam local invoke, to compare the summaries."""
+
+
 def manifest() -> dict[str, dict[str, Any]]:
     """events/expected.json's entries, in its order."""
     return json.loads((EVENTS / "expected.json").read_text(encoding="utf-8"))["events"]
