@@ -14,8 +14,9 @@ claim (1 write unit instead of 2), and the local stack now refuses a duplicate `
 replay from a reuse; the price is written down in ``docs/costs.md``. A single key (the API) is claimed
 with a conditional ``PutItem`` (1 write unit).
 
-Records keep Powertools' format (attribute names, key ``<prefix>#md5(json(key))``, payload hash, ``INPROGRESS`` /
-``COMPLETED``, in-progress expiry in ms), so records written by earlier versions of this function, which used
+Records keep Powertools' format (attribute names, key ``<prefix>#md5(json(key))`` (``nxcloud_wa.idempotency_keys``,
+which GET /messages/{id} reads a key's message through), payload hash, ``INPROGRESS`` / ``COMPLETED``, in-progress
+expiry in ms), so records written by earlier versions of this function, which used
 Powertools, are honoured across a deploy; tests prove that Powertools reads ours and this reads Powertools'.
 
 Rules (``UNKNOWN_OUTCOME_POLICY``):
@@ -29,7 +30,6 @@ Rules (``UNKNOWN_OUTCOME_POLICY``):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -40,11 +40,9 @@ from typing import Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nxcloud_wa.dynamo import CONDITION_FAILED, Item, error_code, text
+from nxcloud_wa.idempotency_keys import COMPLETED, powertools_hash, record_id
 
-KEY_PREFIX: Final = "nxcloud-wa-send"
-"""Stable prefix of stored keys (the ``key_prefix`` the Powertools-based versions used)."""
 INPROGRESS: Final = "INPROGRESS"
-COMPLETED: Final = "COMPLETED"
 BATCH_WRITE_LIMIT: Final = 25
 """Most writes one ``BatchWriteItem`` takes, over all its tables."""
 SETTLE_ATTEMPTS: Final = 3
@@ -60,7 +58,7 @@ class Claim:
 
     @classmethod
     def of(cls, key: str, payload: Mapping[str, Any]) -> Claim:
-        return cls(f"{KEY_PREFIX}#{_md5(key)}", _md5(payload))
+        return cls(record_id(key), powertools_hash(payload))
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,11 +263,6 @@ class IdempotencyStore:
 
 _NAMES_NOT_TAKEN_OVER: Final = {"#id": "id", "#expiry": "expiration"}
 _NAMES: Final = {**_NAMES_NOT_TAKEN_OVER, "#status": "status", "#ipe": "in_progress_expiration"}
-
-
-def _md5(value: Any) -> str:
-    """Powertools' hash of a key or payload: md5 of the JSON text with sorted keys."""
-    return hashlib.md5(json.dumps(value, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
 
 
 def _request_id(request: Mapping[str, Any]) -> str:

@@ -3,7 +3,8 @@
 The stored form is the one earlier versions wrote (``{"status": "sent", "message_id", ...}`` or
 ``{"status": "unknown_outcome", "error": {...}, "dead_lettered"}``) and must stay so: records cross deploys, and
 tests/unit/test_idempotency.py proves that Powertools reads them. :mod:`idempotency` writes and reads the records;
-:mod:`fate` decides what a record must hold.
+:mod:`fate` decides what a record must hold. Which message a sent record names is read in one place,
+``nxcloud_wa.idempotency_keys.sent_message``: for a replay here, and for GET /messages/{id} by idempotency key.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Any, Final, NamedTuple
 
 from nxcloud_wa.error_codes import UNKNOWN_OUTCOME
 from nxcloud_wa.failures import Failure, failure
+from nxcloud_wa.idempotency_keys import SENT, sent_message
 from outcomes import Sent, now
 
-SENT: Final = "sent"
 UNKNOWN: Final = "unknown_outcome"
 
 
@@ -51,8 +52,9 @@ def stored_data(outcome: Sent | StoredUnknown) -> dict[str, Any]:
 
 def from_stored(data: dict[str, Any]) -> Sent | StoredUnknown:
     """A stored outcome: the sent message (``replayed``), or an unknown outcome."""
-    if data.get("status") == SENT:
-        return Sent(str(data.get("message_id")), data.get("trace_id"), str(data.get("at")), replayed=True)
+    message_id = sent_message(data)
+    if message_id is not None:
+        return Sent(message_id, data.get("trace_id"), str(data.get("at")), replayed=True)
     raw = data.get("error")
     error: dict[str, Any] = raw if isinstance(raw, dict) else {}
     cause = failure(

@@ -102,7 +102,12 @@ def _build(settings: SenderSettings) -> Runtime:
     # created on the first such request; the send records it keeps are written by the store's settlement.
     dynamodb = LazyClient(lambda: session.client("dynamodb", config=aws_config))
     timeline = (
-        Timeline(dynamodb, settings.messages_table, retention_days=settings.message_retention_days)
+        Timeline(
+            dynamodb,
+            settings.messages_table,
+            retention_days=settings.message_retention_days,
+            idempotency_table=settings.idempotency_table,
+        )
         if settings.messages_table
         else None
     )

@@ -353,7 +353,10 @@ def test_an_item_written_to_the_messages_index_costs_one_more_write_unit() -> No
     body = {"RequestItems": {"idempotency": [plain, release], "messages": [put]}}
     from bench import wire
 
-    assert wire.write_units("dynamodb:BatchWriteItem", body) == 4
+    assert wire.write_units("dynamodb:BatchWriteItem", body, index_keys=frozenset({"idempotency_key"})) == 4
+    # template.yaml's messages table has no index: the send's record costs its one write unit only
+    assert wire.messages_index_keys() == frozenset()
+    assert wire.write_units("dynamodb:BatchWriteItem", body) == 3
 
 
 def test_the_template_check_row_reads_as_a_share_of_the_handler() -> None:

@@ -15,7 +15,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from idempotency import (
-    KEY_PREFIX,
     Claim,
     Claimed,
     Completed,
@@ -24,6 +23,7 @@ from idempotency import (
     Interrupted,
     KeyReused,
 )
+from nxcloud_wa.idempotency_keys import KEY_PREFIX
 
 TABLE = "idempotency"
 PAYLOAD = {"to": "8613800000000", "template": {"name": "order_update", "language": {"code": "en_US"}}}

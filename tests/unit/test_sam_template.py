@@ -584,7 +584,7 @@ EXPECTED_STATEMENTS = {
     ),
     "RateLimiter": ({"dynamodb:UpdateItem"}, [getatt("RateLimitTable", "Arn")]),
     "MessageRecords": ({"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}, [getatt("MessagesTable", "Arn")]),
-    "FindMessageByKey": ({"dynamodb:Query"}, [{"Fn::Sub": "${MessagesTable.Arn}/index/by_idempotency_key"}]),
+    "FindMessageByKey": ({"dynamodb:GetItem"}, [getatt("IdempotencyTable", "Arn")]),
     "SuppressionList": (
         {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
         [getatt("SuppressionsTable", "Arn")],
@@ -956,8 +956,6 @@ def test_outputs(template: dict[str, Any]) -> None:
 
 
 def test_messages_table(resources: dict[str, Any]) -> None:
-    from nxcloud_wa.messages_table import KEY_INDEX
-
     table = props(resources, "MessagesTable")
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
@@ -965,10 +963,9 @@ def test_messages_table(resources: dict[str, Any]) -> None:
     assert table["SSESpecification"]["SSEEnabled"] is True
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
-    [index] = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == KEY_INDEX
-    assert index["KeySchema"] == [{"AttributeName": "idempotency_key", "KeyType": "HASH"}]
-    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # No index: each one costs a write unit per item it holds; a key finds its message through its idempotency record.
+    assert "GlobalSecondaryIndexes" not in table and "LocalSecondaryIndexes" not in table
+    assert table["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
 
 
 def test_webhook_route_is_its_own_throttled_http_api_without_a_key(resources: dict[str, Any]) -> None:

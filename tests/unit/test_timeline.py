@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,13 +18,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from idempotency import Claim, IdempotencyStore
+from idempotency_record import StoredUnknown, stored_data
 from nxcloud_wa.callbacks import StatusCallback, parse_callback
 from nxcloud_wa.dynamo import BACKOFF_SECONDS, READ_ATTEMPTS
+from nxcloud_wa.error_codes import UNKNOWN_OUTCOME
+from nxcloud_wa.failures import failure
 from nxcloud_wa.messages_table import SendRecord, SkipRecord
 from nxcloud_wa.statuses import STATUS_RANK, current_status
 from nxcloud_wa.timeline import SendRecords, Timeline
+from outcomes import Sent
 
 TABLE = "messages"
+IDEMPOTENCY = "idempotency"
 STATUSES = sorted(set(STATUS_RANK) - {"accepted"})
 
 
@@ -31,23 +38,36 @@ STATUSES = sorted(set(STATUS_RANK) - {"accepted"})
 def dynamodb() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[
-                {"AttributeName": "id", "AttributeType": "S"},
-                {"AttributeName": "idempotency_key", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "by_idempotency_key",
-                    "KeySchema": [{"AttributeName": "idempotency_key", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        for name in (TABLE, IDEMPOTENCY):  # as template.yaml declares them: key ``id``, no index
+            client.create_table(
+                TableName=name,
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
         yield client
+
+
+def tracked(dynamodb: Any) -> Timeline:
+    """The query API's timeline: it finds a key's message through the key's idempotency record."""
+    return Timeline(dynamodb, TABLE, retention_days=30, idempotency_table=IDEMPOTENCY)
+
+
+def settle_sent(dynamodb: Any, record: SendRecord, expiry_seconds: int = 86_400, clock: float = 0.0) -> Claim:
+    """What the sender's settlement writes for a message sent now: the key's idempotency record, stored as sent, and
+    the send's record in the messages table, in one request (``idempotency.IdempotencyStore.settle``)."""
+    store = IdempotencyStore(
+        dynamodb,
+        IDEMPOTENCY,
+        expiry_seconds=expiry_seconds,
+        take_over_interrupted=False,
+        clock=(lambda: clock) if clock else time.time,
+    )
+    claim = Claim.of(record.idempotency_key, {"to": record.recipient})
+    sent = Sent(record.message_id, "trace-1", record.accepted_at)
+    expiration = tracked(dynamodb).expiration()
+    assert store.settle([(claim, stored_data(sent))], [], {TABLE: [record.item(expiration)]}) == set()
+    return claim
 
 
 def callback(message_id: str, status: str, second: int, **extra: Any) -> StatusCallback:
@@ -92,9 +112,9 @@ def test_any_order_and_any_repeats_store_the_same_item(dynamodb: Any, events: li
 
 
 def test_the_send_record_is_found_by_message_id_and_by_idempotency_key(dynamodb: Any) -> None:
-    timeline = Timeline(dynamodb, TABLE, retention_days=30)
+    timeline = tracked(dynamodb)
     record = SendRecord("mid-1", "key-1", "order_update", "en_US", "8618512348399", 7, "8613800000000", "2026-01-01")
-    dynamodb.put_item(TableName=TABLE, Item=record.item(timeline.expiration()))
+    settle_sent(dynamodb, record)
 
     assert timeline.find("mid-1") == timeline.find("key-1")
     found = timeline.find("mid-1")
@@ -102,6 +122,57 @@ def test_the_send_record_is_found_by_message_id_and_by_idempotency_key(dynamodb:
     assert (found["status"], found["matched"], found["to"]) == ("accepted", True, "+86*******0000")
     assert timeline.send_records(["mid-1", "nope", ""]) == SendRecords({"mid-1": record}, frozenset())
     assert timeline.find("unknown") is None
+
+
+def test_a_key_is_found_through_its_idempotency_record_not_through_an_index(dynamodb: Any) -> None:
+    """The key's message id comes from the key's idempotency record: a send record whose key has no record is found
+    by its message id only (the messages table has no index to find it by)."""
+    timeline = tracked(dynamodb)
+    record = SendRecord("mid-3", "key-3", "order_update", "en_US", "8618512348399", 7, "8613800000000", "2026-01-01")
+    dynamodb.put_item(TableName=TABLE, Item=record.item(timeline.expiration()))
+
+    assert timeline.find("key-3") is None
+    assert timeline.find("mid-3") is not None
+
+
+def test_a_key_whose_idempotency_record_is_gone_is_found_by_its_message_id_only(dynamodb: Any) -> None:
+    """The one answer that changed with the index's removal: the record lives IDEMPOTENCY_EXPIRY_SECONDS after the
+    send (until DynamoDB's TTL deletes it), the messages MESSAGE_RETENTION_DAYS. While it is there, even past its
+    expiry, the key finds the message; once deleted, only the message id does (docs/lifecycle.md)."""
+    timeline = tracked(dynamodb)
+    record = SendRecord("mid-4", "key-4", "order_update", "en_US", "8618512348399", 7, "8613800000000", "2026-01-01")
+    claim = settle_sent(dynamodb, record, expiry_seconds=3600, clock=1_000_000_000.0)  # expired long ago
+
+    assert timeline.find("key-4") == timeline.find("mid-4") is not None  # not deleted yet: still found
+    dynamodb.delete_item(TableName=IDEMPOTENCY, Key={"id": {"S": claim.record_id}})  # what the TTL does
+    assert timeline.find("key-4") is None
+    assert timeline.find("mid-4") is not None
+
+
+def test_a_key_reused_after_its_record_expired_finds_its_latest_send(dynamodb: Any) -> None:
+    timeline = tracked(dynamodb)
+    first = SendRecord("mid-5a", "key-5", "order_update", "en_US", "8618512348399", 7, "8613800000000", "2026-01-01")
+    second = SendRecord("mid-5b", "key-5", "order_update", "en_US", "8618512348399", 7, "8613800000000", "2026-01-03")
+    settle_sent(dynamodb, first, expiry_seconds=3600, clock=1_000_000_000.0)
+    settle_sent(dynamodb, second)
+
+    found = timeline.find("key-5")
+
+    assert found is not None and found["message_id"] == "mid-5b"
+
+
+@pytest.mark.parametrize("state", ["in_progress", "unknown_outcome"])
+def test_a_key_whose_record_names_no_message_is_not_found(dynamodb: Any, state: str) -> None:
+    """A claim not settled yet, or an unknown outcome, has no message id (and the sender wrote no send record)."""
+    timeline = tracked(dynamodb)
+    store = IdempotencyStore(dynamodb, IDEMPOTENCY, expiry_seconds=86_400, take_over_interrupted=False)
+    claim = Claim.of(f"key-6-{state}", {"to": "8613800000000"})
+    store.claim([claim], in_progress_until_ms=int(time.time() * 1000) + 60_000)
+    if state == "unknown_outcome":
+        unknown = StoredUnknown(failure(UNKNOWN_OUTCOME, "read_timeout", "no answer"), dead_lettered=True)
+        assert store.settle([(claim, stored_data(unknown))], []) == set()
+
+    assert timeline.find(f"key-6-{state}") is None
 
 
 def skip_record(key: str, source: str = "Stop promotions") -> SkipRecord:
@@ -112,7 +183,7 @@ def skip_record(key: str, source: str = "Stop promotions") -> SkipRecord:
 
 
 def test_a_skipped_message_is_found_by_its_idempotency_key_and_says_why(dynamodb: Any) -> None:
-    timeline = Timeline(dynamodb, TABLE, retention_days=30)
+    timeline = tracked(dynamodb)
     dynamodb.put_item(TableName=TABLE, Item=skip_record("promo-9", "api 8613800000301").item(timeline.expiration()))
 
     found = timeline.find("promo-9")
@@ -128,15 +199,25 @@ def test_a_skipped_message_is_found_by_its_idempotency_key_and_says_why(dynamodb
     }
 
 
-def test_a_key_skipped_then_sent_is_answered_with_its_send(dynamodb: Any) -> None:
-    timeline = Timeline(dynamodb, TABLE, retention_days=30)
-    record = SendRecord("mid-9", "both-9", "weekend_offer", "en_US", "8618512348399", 7, "8613800000301", "2026-01-02")
-    dynamodb.put_item(TableName=TABLE, Item=skip_record("both-9").item(timeline.expiration()))
-    dynamodb.put_item(TableName=TABLE, Item=record.item(timeline.expiration()))
+@pytest.mark.parametrize("skipped_first", [True, False])
+def test_a_key_both_skipped_and_sent_is_answered_with_its_send(dynamodb: Any, skipped_first: bool) -> None:
+    """Skipped, then sent after the recipient opted back in; or sent, then skipped on a later delivery of the key
+    (screened before the claim, so its record still says sent): both answer the send, as with the index."""
+    timeline = tracked(dynamodb)
+    key = f"both-{skipped_first}"
+    record = SendRecord(
+        f"mid-9-{skipped_first}", key, "weekend_offer", "en_US", "8618512348399", 7, "8613800000301", "2026-01-02"
+    )
+    skip = skip_record(key).item(timeline.expiration())
+    if skipped_first:
+        dynamodb.put_item(TableName=TABLE, Item=skip)
+    settle_sent(dynamodb, record)
+    if not skipped_first:
+        dynamodb.put_item(TableName=TABLE, Item=skip)
 
-    found = timeline.find("both-9")
+    found = timeline.find(key)
 
-    assert found is not None and (found["message_id"], found["status"]) == ("mid-9", "accepted")
+    assert found is not None and (found["message_id"], found["status"]) == (record.message_id, "accepted")
 
 
 def test_a_click_linked_to_a_message_is_kept_once(dynamodb: Any) -> None:

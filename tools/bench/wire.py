@@ -14,6 +14,7 @@ import json
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from bench.events import sqs_event
@@ -30,19 +31,27 @@ def operation(headers: dict[str, str]) -> str:
     return f"{service}:{name}" if service and name else "other"
 
 
-INDEX_KEY = "idempotency_key"
-"""The messages table's index key (``by_idempotency_key``, template.yaml): an item carrying it is written to the
-index too, one more write unit that the request itself does not show."""
+@cache
+def messages_index_keys() -> frozenset[str]:
+    """The attributes that key the messages table's indexes in template.yaml (none since issue 19 removed
+    ``by_idempotency_key``): an item carrying one is written to the index too, one more write unit that the request
+    itself does not show. Read from the template, so the same count holds for a template with or without one."""
+    from local_stack.template import resource_properties
+
+    indexes = resource_properties("MessagesTable").get("GlobalSecondaryIndexes") or []
+    return frozenset(key["AttributeName"] for index in indexes for key in index["KeySchema"])
 
 
-def write_units(op: str, body: dict[str, Any]) -> int:
+def write_units(op: str, body: dict[str, Any], index_keys: frozenset[str] | None = None) -> int:
     """DynamoDB write request units of one request, items up to 1 KB (ours are ~0.3 KB): a transactional write
-    costs 2 per item, any other write 1 per item, plus 1 per item written to an index; reads and other services 0."""
+    costs 2 per item, any other write 1 per item, plus 1 per item written to an index (an item carrying one of
+    ``index_keys``, by default :func:`messages_index_keys`); reads and other services 0."""
     if op == "dynamodb:TransactWriteItems":
         return 2 * len(body.get("TransactItems") or [])
     if op == "dynamodb:BatchWriteItem":
+        keys = messages_index_keys() if index_keys is None else index_keys
         requests = [r for table_requests in (body.get("RequestItems") or {}).values() for r in table_requests]
-        indexed = sum(1 for r in requests if INDEX_KEY in (r.get("PutRequest") or {}).get("Item", {}))
+        indexed = sum(1 for r in requests if keys & set((r.get("PutRequest") or {}).get("Item", {})))
         return len(requests) + indexed
     if op in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
         return 1

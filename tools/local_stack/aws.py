@@ -193,7 +193,7 @@ def suppressions_table(dynamodb: Any, name: str) -> str:
 
 
 def _messages_table(dynamodb: Any, name: str) -> str:
-    """The messages table as template.yaml declares it: key ``id``, TTL, the idempotency-key index, the stream."""
+    """The messages table as template.yaml declares it: key ``id``, TTL, the stream, no index."""
     from local_stack.template import resource_properties
 
     properties = resource_properties("MessagesTable")
@@ -201,7 +201,6 @@ def _messages_table(dynamodb: Any, name: str) -> str:
         TableName=name,
         AttributeDefinitions=properties["AttributeDefinitions"],
         KeySchema=properties["KeySchema"],
-        GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
         StreamSpecification={"StreamEnabled": True, **properties["StreamSpecification"]},
         BillingMode="PAY_PER_REQUEST",
     )

@@ -10,7 +10,8 @@ Modules, one concern each:
 * the pre-flight template check: ``templates`` (what a template needs, and the rules), ``template_client``
   (getTemplate), ``catalogue`` (an account's templates, kept for a while);
 * delivery tracking: ``callbacks`` (NXCloud's callbacks), ``statuses`` (the lifecycle's order), ``messages_table``
-  (the messages table's items, encoded and decoded), ``timeline`` (its reads and writes);
+  (the messages table's items, encoded and decoded), ``timeline`` (its reads and writes), ``idempotency_keys`` (a
+  key's idempotency record: the message it was sent as, read by the query API);
 * audience rules: ``audience`` (what opts a recipient out or in, and what an entry suppresses), ``suppressions``
   (the suppression list's table), ``suppression_sources`` (the webhook: whose entry a callback changes, and storing
   it);

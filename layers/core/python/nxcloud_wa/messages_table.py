@@ -1,11 +1,12 @@
 """The messages table's items: the one place their attributes are named, written (encoded) and read back (decoded).
 
-The table (``MESSAGES_TABLE``: partition key ``id``, TTL ``expiration``, index ``by_idempotency_key``) holds four
-kinds of items, each with one kind of writer, so no write can undo another:
+The table (``MESSAGES_TABLE``: partition key ``id``, TTL ``expiration``, no index) holds four kinds of items, each
+with one kind of writer, so no write can undo another:
 
 * ``<message_id>``: the send's record (``kind`` ``send``, :class:`SendRecord`), written once by the sender, in the
   same request that settles the batch's idempotency records: template, idempotency key, business number, tenant,
-  recipient, when NXCloud accepted it (``at_accepted``). The index finds it by ``idempotency_key``.
+  recipient, when NXCloud accepted it (``at_accepted``). A key finds it through the key's idempotency record, which
+  maps the key to the message id (``nxcloud_wa.idempotency_keys``): an index would cost a write unit per send.
 * ``status#<id>``: what the callbacks said about message ``id`` (``kind`` ``status``, :class:`StatusItem`): the
   current ``status``, the first time of each status (``at_<status>``), the ``errors`` of a failure, the
   ``recipient``, the template ``buttons`` clicked and their event ids (``click_ids``). Written only by the webhook's
@@ -15,7 +16,7 @@ kinds of items, each with one kind of writer, so no write can undo another:
   its own id. (Items written before the current rule also carry ``status_rank``, which nothing reads.)
 * ``click#<event id>``: a button click that names no message (``kind`` ``click``, :class:`Click`).
 * ``skip#<idempotency key>``: a message the sender skipped, unsent (``kind`` ``skip``, :class:`SkipRecord`): it has
-  no NXCloud message id, so it is keyed by its idempotency key, which the index also finds it by. Written by the
+  no NXCloud message id, so it is keyed by its idempotency key, which finds it with no lookup. Written by the
   sender in the same request as the send records; a later skip of the same key writes the same item again. No
   callback ever names it, and the publisher's stream filter passes it by (docs/lifecycle.md).
 
@@ -43,7 +44,6 @@ CLICK_PREFIX: Final = "click#"
 SKIP_PREFIX: Final = "skip#"
 SKIPPED: Final = "skipped"
 """A skipped message's status in the query API (never a callback's)."""
-KEY_INDEX: Final = "by_idempotency_key"
 
 
 # --- the send's record

@@ -2,7 +2,8 @@
 ``nxcloud_wa.messages_table``).
 
 The webhook stores callbacks through :meth:`Timeline.record_status` and :meth:`Timeline.record_click`; the query API
-answers from :meth:`Timeline.find`; the publisher joins status changes to their sends with
+answers from :meth:`Timeline.find` (by idempotency key through the key's idempotency record:
+``nxcloud_wa.idempotency_keys.sent_message_id``); the publisher joins status changes to their sends with
 :meth:`Timeline.send_records`. The sender writes its send records itself, in its idempotency settlement.
 """
 
@@ -17,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from .dynamo import CONDITION_FAILED, batch_get, error_code, plain
+from .idempotency_keys import sent_message_id
 from .messages_table import (
-    KEY_INDEX,
     SKIP_PREFIX,
     STATUS_PREFIX,
     SendRecord,
@@ -46,7 +47,8 @@ class SendRecords:
 
 
 class Timeline:
-    """Reads and writes the messages table. ``retention_days`` is how long an item lives after its first write."""
+    """Reads and writes the messages table. ``retention_days`` is how long an item lives after its first write;
+    ``idempotency_table`` is where :meth:`find` looks a key's sent message up (without it, a key finds only a skip)."""
 
     def __init__(
         self,
@@ -54,6 +56,7 @@ class Timeline:
         table: str,
         *,
         retention_days: int,
+        idempotency_table: str | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
@@ -61,6 +64,7 @@ class Timeline:
         self.client = client
         self.table = table
         self.retention_days = retention_days
+        self.idempotency_table = idempotency_table
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
@@ -104,11 +108,18 @@ class Timeline:
     # --- reading
 
     def find(self, message_id_or_key: str) -> dict[str, Any] | None:
-        """The message as the query API shows it, by NXCloud's message id or by idempotency key; None if unknown."""
+        """The message as the query API shows it, by NXCloud's message id or by idempotency key; None if unknown.
+
+        A key is looked up through its idempotency record (``nxcloud_wa.idempotency_keys``), not an index: the
+        message it was sent as, else its skip record. A key skipped, then sent after the recipient opted back in,
+        has both: the send is what happened last. The record lives ``IDEMPOTENCY_EXPIRY_SECONDS`` after the send
+        (until DynamoDB's TTL deletes it), the messages ``retention_days``: past the record, only the id finds a send.
+        """
         items = self._items(message_id_or_key)
         if items is None:
-            message_id = self.message_id_for_key(message_id_or_key)
-            items = self._items(message_id) if message_id else None
+            key, table = message_id_or_key, self.idempotency_table
+            message_id = sent_message_id(self.client, table, key) if table else None
+            items = (self._items(message_id) if message_id else None) or self._items(SKIP_PREFIX + key)
         return view(*items) if items else None
 
     def _items(self, message_id: str) -> tuple[SendRecord | SkipRecord | None, StatusItem | None] | None:
@@ -126,21 +137,6 @@ class Timeline:
         if not send and not status:
             return None
         return (record_from_image(send) if send else None, StatusItem.from_image(status) if status else None)
-
-    def message_id_for_key(self, key: str) -> str | None:
-        """The id of the item the key names: its send record, else its skip record (a key skipped, then sent after
-        the recipient opted back in, has both: the send is what happened last)."""
-        answer = self.client.query(
-            TableName=self.table,
-            IndexName=KEY_INDEX,
-            KeyConditionExpression="idempotency_key = :key",
-            ExpressionAttributeValues={":key": {"S": key}},
-            Limit=2,
-        )
-        ids = sorted(
-            (str(plain(item)["id"]) for item in answer.get("Items", [])), key=lambda i: i.startswith(SKIP_PREFIX)
-        )
-        return ids[0] if ids else None
 
     def send_records(self, message_ids: list[str]) -> SendRecords:
         """The send records of these messages (those that have one), in as few reads as allowed.
