@@ -1,7 +1,7 @@
 """The delivery lifecycle end to end: a sent message's record, NXCloud's callbacks through the webhook, the timeline
 in the messages table, GET /messages/{id}, and the events the publisher puts on the bus from the table's stream.
 
-Everything runs against moto's server (DynamoDB with its stream and index, SQS, EventBridge delivering to an SQS
+Everything runs against moto's server (DynamoDB with its stream, SQS, EventBridge delivering to an SQS
 queue, Secrets Manager) and the real handlers. Callback bodies are written out here in NXCloud's shapes (see
 docs/nxcloud.md, "Webhook"), not built by the code under test.
 """
@@ -117,6 +117,36 @@ def test_a_sent_message_can_be_looked_up_at_once_by_message_id_and_by_key(stack:
     assert by_id["to"] == "+86*******0000"
     assert [entry["status"] for entry in by_id["timeline"]] == ["accepted"]
     assert by_id["errors"] == by_id["buttons"] == []
+
+
+def test_the_local_messages_table_is_the_templates_with_no_index(stack: Stack) -> None:
+    """The local stack creates the messages table from template.yaml's definition: the key lookups below run against
+    a table without the by_idempotency_key index, as a deployed one now is."""
+    from local_stack.template import resource_properties
+
+    table = stack.resources.client("dynamodb").describe_table(TableName=stack.resources.messages_table)["Table"]
+    declared = resource_properties("MessagesTable")
+    assert table["KeySchema"] == declared["KeySchema"]
+    assert table["AttributeDefinitions"] == declared["AttributeDefinitions"]
+    assert not table.get("GlobalSecondaryIndexes") and "GlobalSecondaryIndexes" not in declared
+
+
+def test_a_key_finds_its_message_through_its_idempotency_record_while_the_record_lives(stack: Stack) -> None:
+    """GET /messages/{key} reads the key's idempotency record for the message id. Once DynamoDB's TTL deletes the
+    record (IDEMPOTENCY_EXPIRY_SECONDS after the send, 24 h by default), the key answers the 404 of an unknown id and
+    the message id still answers, until MESSAGE_RETENTION_DAYS (docs/lifecycle.md)."""
+    from nxcloud_wa.idempotency_keys import record_id
+
+    message_id = send_one(stack, "order-77")
+    by_id = view(stack, message_id)
+    assert view(stack, "order-77") == by_id
+
+    dynamodb = stack.resources.client("dynamodb")
+    dynamodb.delete_item(TableName=stack.resources.table_name, Key={"id": {"S": record_id("order-77")}})
+
+    gone = get(stack, "order-77")
+    assert (gone["statusCode"], json.loads(gone["body"])) == (404, json.loads(get(stack, "no-such-message")["body"]))
+    assert view(stack, message_id) == by_id
 
 
 def test_an_unknown_id_is_a_404(stack: Stack) -> None:
