@@ -15,6 +15,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from .dynamo import text
+
 KEY_PREFIX: Final = "nxcloud-wa-send"
 """Stable prefix of stored keys (the ``key_prefix`` the Powertools-based versions used)."""
 COMPLETED: Final = "COMPLETED"
@@ -48,7 +50,7 @@ def sent_message_id(client: Any, table: str, key: str) -> str | None:
         ProjectionExpression="#status, #data",
         ExpressionAttributeNames={"#status": "status", "#data": "data"},
     ).get("Item")
-    if not item or item.get("status", {}).get("S") != COMPLETED:
+    if not item or text(item, "status") != COMPLETED:
         return None
-    data = json.loads(item.get("data", {}).get("S") or "{}")
+    data = json.loads(text(item, "data") or "{}")
     return sent_message(data) if isinstance(data, dict) else None
