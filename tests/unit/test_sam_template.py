@@ -193,6 +193,7 @@ AUDIENCE_ENVIRONMENT = {
     "OPT_OUT_KEYWORDS": ref("OptOutKeywords"),
     "OPT_IN_KEYWORDS": ref("OptInKeywords"),
     "UNDELIVERABLE_SUPPRESSION_DAYS": ref("UndeliverableSuppressionDays"),
+    "MARKETING_CAP_PER_RECIPIENT": ref("MarketingCapPerRecipient"),
 }
 """The audience settings (nxcloud_wa.audience), the same for the sender and the webhook."""
 
@@ -275,6 +276,7 @@ def test_powertools_names(template: dict[str, Any]) -> None:
         ("OptOutKeywords", "STOP,UNSUBSCRIBE,退订"),
         ("OptInKeywords", "START"),
         ("UndeliverableSuppressionDays", 30),
+        ("MarketingCapPerRecipient", ""),
     ],
 )
 def test_parameter_defaults(template: dict[str, Any], name: str, default: object) -> None:
@@ -586,7 +588,13 @@ EXPECTED_STATEMENTS = {
     "MessageRecords": ({"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}, [getatt("MessagesTable", "Arn")]),
     "FindMessageByKey": ({"dynamodb:Query"}, [{"Fn::Sub": "${MessagesTable.Arn}/index/by_idempotency_key"}]),
     "SuppressionList": (
-        {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+        {
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:BatchWriteItem",
+        },
         [getatt("SuppressionsTable", "Arn")],
     ),
     "ListSuppressionsByNumber": (
