@@ -12,6 +12,7 @@ from nxcloud_wa.audience import (
     HOUR,
     AddEntry,
     AudienceSettings,
+    CapTally,
     FrequencyCap,
     RemoveEntry,
     RetryLater,
@@ -368,3 +369,47 @@ def test_fail_open_for_utility_and_authentication_retry_later_for_marketing(cate
     expected = WhenUnreadable.RETRY_LATER if category in MARKETING_LIKE else WhenUnreadable.SEND
 
     assert when_unreadable(category) is expected
+
+
+# --- the marketing frequency cap --------------------------------------------------------------------------------------
+
+CAP = FrequencyCap(2, DAY, "2/24h")
+
+
+def test_a_cap_quotes_itself_as_configured() -> None:
+    assert str(FrequencyCap.parse("1/24h")) == "1/24h"
+    assert str(FrequencyCap.parse(" 3/7D ")) == "3/7d"
+    assert str(FrequencyCap(1, DAY)) == "1/24h"  # built without its text: in hours
+
+
+def test_the_window_is_rolling_and_a_send_one_window_old_has_left_it() -> None:
+    sends = [int(NOW) - DAY, int(NOW) - DAY + 1, int(NOW) - 60]
+
+    assert CAP.recent(sends, NOW) == (int(NOW) - DAY + 1, int(NOW) - 60)
+    assert CAP.recent(sends, NOW + 1) == (int(NOW) - 60,)
+    assert CAP.recent([], NOW) == ()
+
+
+def test_only_the_newest_count_sends_are_kept_they_alone_decide_the_cap() -> None:
+    sends = [int(NOW) - 300, int(NOW) - 200, int(NOW) - 100]  # three (two batches raced past a cap of two)
+
+    assert CAP.recent(sends, NOW) == (int(NOW) - 200, int(NOW) - 100)
+
+
+def test_what_is_written_is_the_trimmed_list_plus_the_batch_s_sends_and_expires_with_its_newest() -> None:
+    now = int(NOW)
+    kept = CAP.kept((now - DAY, now - 100), 1, now)  # the first has left the window since the read
+
+    assert kept == (now - 100, now)
+    assert CAP.expiration(kept) == now + DAY
+    assert CAP.kept((), 3, now) == (now, now)  # three sends of one batch (a race): the newest two are kept
+
+
+def test_a_batch_admits_up_to_the_cap_counting_its_own_messages_per_pair() -> None:
+    other = (BUSINESS, "8613800138001")
+    tally = CapTally(CAP, {KEY: [int(NOW) - 100], other: [int(NOW) - 2 * DAY]}, NOW)
+
+    assert tally.recent(KEY) == (int(NOW) - 100,) and tally.recent(other) == ()
+    assert [tally.admit(KEY) for _ in range(3)] == [True, False, False]  # one sent already: one more
+    assert [tally.admit(other) for _ in range(3)] == [True, True, False]  # its send has left the window
+    assert tally.admit((BUSINESS, "8613800138002"))  # never sent to
