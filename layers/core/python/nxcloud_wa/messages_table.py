@@ -14,7 +14,8 @@ kinds of items, each with one kind of writer, so no write can undo another:
   earliest reported, a repeat changes nothing. A callback whose ``id`` matches no send is kept the same way, under
   its own id. (Items written before the current rule also carry ``status_rank``, which nothing reads.)
 * ``click#<event id>``: a button click that names no message (``kind`` ``click``, :class:`Click`).
-* ``skip#<idempotency key>``: a message the sender skipped, unsent (``kind`` ``skip``, :class:`SkipRecord`): it has
+* ``skip#<idempotency key>``: a message the sender skipped, unsent (``kind`` ``skip``, :class:`SkipRecord`: the
+  suppression entry's ``suppression_reason``, ``scope`` and ``source``, or the frequency ``cap`` it reached): it has
   no NXCloud message id, so it is keyed by its idempotency key, which the index also finds it by. Written by the
   sender in the same request as the send records; a later skip of the same key writes the same item again. No
   callback ever names it, and the publisher's stream filter passes it by (docs/lifecycle.md).
