@@ -275,7 +275,7 @@ class Delivery:
         if self.screen is None:
             return live
         defaults = self.sender.defaults_for(credentials)
-        verdicts = self.screen.verdicts([p.request for p in live], defaults, credentials)
+        verdicts = self.screen.verdicts([(p.request, p.key) for p in live], defaults, credentials)
         return [_screened(p, v, defaults) for p, v in zip(live, verdicts, strict=True)]
 
     # --- 4. pace

@@ -66,7 +66,9 @@ class Counted:
     """A marketing message under the frequency cap, on its way: if it goes out, its pair's count gains its send."""
 
     key: Key
-    recent: tuple[int, ...]
+    tag: str
+    """The message's name in the count (:func:`nxcloud_wa.suppressions.send_tag`)."""
+    recent: Mapping[str, int]
     """The pair's sends inside the window as the batch read them."""
 
 
@@ -130,15 +132,15 @@ def skipped(entry: Suppression) -> Skipped:
     )
 
 
-def capped(tally: CapTally, key: Key, category: str | None) -> Skipped | Counted | None:
-    """What the marketing frequency cap says of a message that passed the suppression list: skipped when its pair
-    has reached the cap (counting the batch's earlier messages to it), else counted (it goes on, and its send will
-    count). ``UTILITY`` and ``AUTHENTICATION`` are neither capped nor counted (None: it goes on); an unknown category
-    counts as marketing, as it does for the list."""
+def capped(tally: CapTally, key: Key, tag: str, category: str | None) -> Skipped | Counted | None:
+    """What the marketing frequency cap says of a message (``tag``) that passed the suppression list: skipped when its
+    pair has reached the cap (counting the batch's earlier messages to it, and unless the count holds this message
+    already), else counted (it goes on, and its send will count). ``UTILITY`` and ``AUTHENTICATION`` are neither
+    capped nor counted (None: it goes on); an unknown category counts as marketing, as it does for the list."""
     if not is_marketing(category):
         return None
-    if tally.admit(key):
-        return Counted(key, tally.recent(key))
+    if tally.admit(key, tag):
+        return Counted(key, tag, tally.recent(key))
     cap = str(tally.cap)
     text = f"the recipient has reached the marketing frequency cap ({cap} per recipient and business number): "
     text += "the message was not sent"

@@ -38,7 +38,7 @@ from nxcloud_wa.dynamo import Item
 from nxcloud_wa.exceptions import SuppressionsUnavailableError
 from nxcloud_wa.failures import Failure
 from nxcloud_wa.models import Defaults, SendRequest
-from nxcloud_wa.suppressions import Key, Lookup, SuppressionStore, encode_sends
+from nxcloud_wa.suppressions import Key, Lookup, SuppressionStore, encode_sends, send_tag
 from outcomes import Skipped
 
 Verdict = Skipped | Failure | Counted | None
@@ -62,8 +62,12 @@ class Screen:
         self.check = check
         self.cap = cap
 
-    def verdicts(self, requests: Sequence[SendRequest], defaults: Defaults, credentials: Credentials) -> list[Verdict]:
-        """One verdict per message, in order, from one read of the list's table for the whole batch."""
+    def verdicts(
+        self, messages: Sequence[tuple[SendRequest, str]], defaults: Defaults, credentials: Credentials
+    ) -> list[Verdict]:
+        """One verdict per message (its request and idempotency key), in order, from one read of the list's table for
+        the whole batch."""
+        requests = [request for request, _ in messages]
         keys = [_key(r, defaults) for r in requests]
         wanted = [k for k in keys if k is not None]
         if not wanted:
@@ -78,9 +82,13 @@ class Screen:
         )
         verdicts = [
             self._verdict(
-                found, tally, key, self._category(r, defaults, credentials) if self._concerned(found, key) else None
+                found,
+                tally,
+                key,
+                idempotency_key,
+                self._category(r, defaults, credentials) if self._concerned(found, key) else None,
             )
-            for r, key in zip(requests, keys, strict=True)
+            for (r, idempotency_key), key in zip(messages, keys, strict=True)
         ]
         if found is None:
             sent = sum(1 for key, v in zip(keys, verdicts, strict=True) if key is not None and v is None)
@@ -98,16 +106,18 @@ class Screen:
             by_key.setdefault(c.key, []).append(c)
         items = []
         for key, counted in by_key.items():
-            kept = self.cap.kept(counted[0].recent, len(counted), now)
+            kept = self.cap.kept(counted[0].recent, [c.tag for c in counted], now)
             items.append(encode_sends(key, kept, self.cap.expiration(kept)))
         return {self.store.table: items}
 
-    def _verdict(self, found: Lookup | None, tally: CapTally | None, key: Key | None, category: str | None) -> Verdict:
+    def _verdict(
+        self, found: Lookup | None, tally: CapTally | None, key: Key | None, idempotency_key: str, category: str | None
+    ) -> Verdict:
         """The list's verdict first (an opt-out outranks the cap); then, for a message still on its way, the cap's."""
         verdict = fate.screen(found.entries if found is not None else None, key, category)
         if verdict is not None or tally is None or key is None:
             return verdict
-        return fate.capped(tally, key, category)
+        return fate.capped(tally, key, send_tag(idempotency_key), category)
 
     def _concerned(self, found: Lookup | None, key: Key | None) -> bool:
         """Whether the message's category matters: an entry was found for its pair, the list could not be read, or

@@ -62,7 +62,7 @@ def test_queue_the_second_marketing_message_of_the_day_is_skipped_unsent_unclaim
     [line] = [entry for entry in log_lines(captured_logs) if entry.get("outcome") == "skipped"]
     assert (line["reason"], line["cap"]) == ("frequency_cap", "1/24h") and FREE not in json.dumps(line)
     item = count_item(capped)
-    assert item is not None and len(item["sent_at"]["L"]) == 1  # the receipt is not counted
+    assert item is not None and len(item["sent"]["M"]) == 1  # the receipt is not counted
 
 
 def test_the_count_is_kept_with_delivery_tracking_off(capped: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +80,7 @@ def test_the_count_is_kept_with_delivery_tracking_off(capped: Stack, monkeypatch
 def test_a_send_older_than_the_window_no_longer_counts(capped: Stack) -> None:
     client = capped.resources.client("dynamodb")
     long_ago = int(time.time()) - DAY - 60
-    item = encode_sends((BUSINESS, FREE), (long_ago,), long_ago + DAY)  # expired, not yet deleted by DynamoDB's TTL
+    item = encode_sends((BUSINESS, FREE), {"earlier": long_ago}, long_ago + DAY)  # expired, not yet deleted (TTL)
     client.put_item(TableName=capped.resources.suppressions_table, Item=item)
     capped.enqueue(named(FREE))
 
@@ -88,7 +88,16 @@ def test_a_send_older_than_the_window_no_longer_counts(capped: Stack) -> None:
 
     assert sent_to(capped) == [FREE]
     stored = count_item(capped)
-    assert stored is not None and [int(t["N"]) for t in stored["sent_at"]["L"]] != [long_ago]  # trimmed
+    assert stored is not None and "earlier" not in stored["sent"]["M"]  # trimmed
+
+
+def test_api_a_call_repeated_with_its_key_is_answered_from_its_send_not_capped(capped: Stack) -> None:
+    first = capped.call_api(named(FREE), {"Idempotency-Key": "api-promo-1"})
+
+    again = capped.call_api(named(FREE), {"Idempotency-Key": "api-promo-1"})
+
+    assert first["statusCode"] == again["statusCode"] == 200
+    assert again["multiValueHeaders"].get("Idempotent-Replayed") == ["true"] and sent_to(capped) == [FREE]
 
 
 def test_api_a_capped_recipient_is_answered_422_frequency_capped_and_found(capped: Stack) -> None:

@@ -383,33 +383,45 @@ def test_a_cap_quotes_itself_as_configured() -> None:
 
 
 def test_the_window_is_rolling_and_a_send_one_window_old_has_left_it() -> None:
-    sends = [int(NOW) - DAY, int(NOW) - DAY + 1, int(NOW) - 60]
+    now = int(NOW)
+    sends = {"a": now - DAY, "b": now - DAY + 1, "c": now - 60}
 
-    assert CAP.recent(sends, NOW) == (int(NOW) - DAY + 1, int(NOW) - 60)
-    assert CAP.recent(sends, NOW + 1) == (int(NOW) - 60,)
-    assert CAP.recent([], NOW) == ()
+    assert CAP.recent(sends, NOW) == {"b": now - DAY + 1, "c": now - 60}
+    assert CAP.recent(sends, NOW + 1) == {"c": now - 60}
+    assert CAP.recent({}, NOW) == {}
 
 
 def test_only_the_newest_count_sends_are_kept_they_alone_decide_the_cap() -> None:
-    sends = [int(NOW) - 300, int(NOW) - 200, int(NOW) - 100]  # three (two batches raced past a cap of two)
-
-    assert CAP.recent(sends, NOW) == (int(NOW) - 200, int(NOW) - 100)
-
-
-def test_what_is_written_is_the_trimmed_list_plus_the_batch_s_sends_and_expires_with_its_newest() -> None:
     now = int(NOW)
-    kept = CAP.kept((now - DAY, now - 100), 1, now)  # the first has left the window since the read
+    sends = {"a": now - 300, "b": now - 200, "c": now - 100}  # three: two batches raced past a cap of two
 
-    assert kept == (now - 100, now)
+    assert CAP.recent(sends, NOW) == {"b": now - 200, "c": now - 100}
+
+
+def test_what_is_written_is_the_trimmed_count_plus_the_batch_s_sends_and_expires_with_its_newest() -> None:
+    now = int(NOW)
+    kept = CAP.kept({"a": now - DAY, "b": now - 100}, ["c"], now)  # a has left the window since the read
+
+    assert kept == {"b": now - 100, "c": now}
     assert CAP.expiration(kept) == now + DAY
-    assert CAP.kept((), 3, now) == (now, now)  # three sends of one batch (a race): the newest two are kept
+    assert CAP.kept({"b": now - 100}, ["b"], now) == {"b": now}  # one message sent again: counted once
+    assert len(CAP.kept({}, ["x", "y", "z"], now)) == 2  # three of one batch (a race): two are kept
 
 
 def test_a_batch_admits_up_to_the_cap_counting_its_own_messages_per_pair() -> None:
     other = (BUSINESS, "8613800138001")
-    tally = CapTally(CAP, {KEY: [int(NOW) - 100], other: [int(NOW) - 2 * DAY]}, NOW)
+    tally = CapTally(CAP, {KEY: {"old": int(NOW) - 100}, other: {"gone": int(NOW) - 2 * DAY}}, NOW)
 
-    assert tally.recent(KEY) == (int(NOW) - 100,) and tally.recent(other) == ()
-    assert [tally.admit(KEY) for _ in range(3)] == [True, False, False]  # one sent already: one more
-    assert [tally.admit(other) for _ in range(3)] == [True, True, False]  # its send has left the window
-    assert tally.admit((BUSINESS, "8613800138002"))  # never sent to
+    assert tally.recent(KEY) == {"old": int(NOW) - 100} and tally.recent(other) == {}
+    assert [tally.admit(KEY, tag) for tag in "abc"] == [True, False, False]  # one sent already: one more
+    assert [tally.admit(other, tag) for tag in "abc"] == [True, True, False]  # its send has left the window
+    assert tally.admit((BUSINESS, "8613800138002"), "a")  # never sent to
+
+
+def test_a_message_the_count_holds_already_goes_on_and_is_not_counted_again() -> None:
+    tally = CapTally(CAP, {KEY: {"a": int(NOW) - 100, "b": int(NOW) - 50}}, NOW)  # at the cap
+
+    assert tally.admit(KEY, "a")  # a redelivery, or an API call repeated with its key: its claim answers it
+    assert not tally.admit(KEY, "c")
+    fresh = CapTally(CAP, {}, NOW)
+    assert [fresh.admit(KEY, tag) for tag in ["x", "x", "x", "y", "z"]] == [True, True, True, True, False]

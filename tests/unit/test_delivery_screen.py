@@ -14,7 +14,7 @@ from nxcloud_wa.audience import FrequencyCap
 from nxcloud_wa.credentials import Credentials
 from nxcloud_wa.exceptions import TemplateApiError
 from nxcloud_wa.models import Defaults
-from nxcloud_wa.suppressions import Reason, Scope, Suppression, SuppressionStore
+from nxcloud_wa.suppressions import Reason, Scope, Suppression, SuppressionStore, send_tag
 from nxcloud_wa.templates import TemplateSet, TemplateSpec
 from outcomes import DeadLettered, RetryLater, Sent, Skipped
 from screen import Screen
@@ -225,7 +225,7 @@ def test_a_recipient_at_the_cap_is_skipped_until_the_window_rolls(world: World) 
     assert len(claimed) == 2  # the capped message was never claimed: sent again later with its key, it is checked again
     assert count_item(world) == {
         "id": {"S": f"cap#{BUSINESS}#{SUPPRESSED}"},
-        "sent_at": {"L": [{"N": str(int(clock.now))}]},  # the first send has left the window: trimmed
+        "sent": {"M": {send_tag("promo-3"): {"N": str(int(clock.now))}}},  # the first has left the window: trimmed
         "expiration": {"N": str(int(clock.now) + 24 * 3600)},
     }
 
@@ -246,7 +246,7 @@ def test_the_cap_costs_no_request_of_its_own_one_read_and_the_settlement_s_one_w
     }
     [(_, write)] = [(n, p) for n, p in seen if n == "BatchWriteItem"]
     [put] = write["RequestItems"][LIST]  # two sends to one pair: one item
-    assert len(put["PutRequest"]["Item"]["sent_at"]["L"]) == 2
+    assert set(put["PutRequest"]["Item"]["sent"]["M"]) == {send_tag("promo-0"), send_tag("promo-1")}
 
 
 @pytest.mark.parametrize("category", ["UTILITY", "AUTHENTICATION"])
@@ -311,3 +311,22 @@ def test_with_the_cap_off_nothing_is_read_or_written_for_it(world: World) -> Non
     assert read["RequestItems"][LIST]["Keys"] == [{"id": {"S": f"{BUSINESS}#{SUPPRESSED}"}}]
     assert all(LIST not in p.get("RequestItems", {}) for n, p in seen if n == "BatchWriteItem")
     assert catalogue.reads == 0  # no entry, no cap: no category needed
+
+
+def test_a_message_sent_and_delivered_again_is_answered_from_its_send_not_capped(world: World) -> None:
+    delivery = capped(world, Catalogue(), "1/24h", Clock())
+    [first] = deliver(delivery, queued(body(SUPPRESSED), 0, key="promo-1"))
+
+    [again] = deliver(delivery, queued(body(SUPPRESSED), 1, key="promo-1"))  # SQS redelivers it
+
+    assert isinstance(first, Sent) and isinstance(again, Sent) and again.replayed
+    assert world.sender.sent[SUPPRESSED] == 1
+
+
+def test_two_copies_of_a_message_in_one_batch_take_one_place_under_the_cap(world: World) -> None:
+    delivery = capped(world, Catalogue(), "1/24h", Clock())
+
+    outcomes = deliver(delivery, queued(body(SUPPRESSED), 0, key="promo-1"), queued(body(SUPPRESSED), 1, key="promo-1"))
+
+    assert isinstance(outcomes[0], Sent) and not isinstance(outcomes[1], Skipped)  # the copy waits for the first
+    assert world.sender.sent[SUPPRESSED] == 1

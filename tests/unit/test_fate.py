@@ -282,31 +282,35 @@ def test_a_skipped_message_is_final_on_both_triggers_never_dead_lettered_and_lea
 # --- the marketing frequency cap
 
 
-def tally(*sent: int, count: int = 1) -> CapTally:
-    return CapTally(FrequencyCap(count, 86_400, f"{count}/24h"), {PAIR: sent}, 1_800_000_000)
+def tally(*sent: str, count: int = 1) -> CapTally:
+    return CapTally(FrequencyCap(count, 86_400, f"{count}/24h"), {PAIR: dict.fromkeys(sent, 1_799_999_000)}, 1.8e9)
 
 
 @pytest.mark.parametrize("category", ["MARKETING", None, "SOMETHING_NEW"])
 def test_a_marketing_message_over_the_cap_is_skipped_and_under_it_counted(category: str | None) -> None:
-    under = fate.capped(tally(), PAIR, category)
-    over = fate.capped(tally(1_799_999_000), PAIR, category)
+    under = fate.capped(tally(), PAIR, "m2", category)
+    over = fate.capped(tally("m1"), PAIR, "m2", category)
 
-    assert under == fate.Counted(PAIR, ())
+    assert under == fate.Counted(PAIR, "m2", {})
     assert isinstance(over, Skipped)
     assert (over.reason, over.cap, over.suppression_reason) == ("frequency_cap", "1/24h", "")
     assert (over.failure.reason, over.failure.error_code, over.failure.api_status) == ("frequency_capped", "1/24h", 422)
 
 
+def test_a_message_already_counted_is_not_capped() -> None:
+    assert fate.capped(tally("m1"), PAIR, "m1", "MARKETING") == fate.Counted(PAIR, "m1", {"m1": 1_799_999_000})
+
+
 @pytest.mark.parametrize("category", ["UTILITY", "AUTHENTICATION", "utility"])
 def test_utility_and_authentication_are_neither_capped_nor_counted(category: str) -> None:
-    assert fate.capped(tally(1_799_999_000), PAIR, category) is None
+    assert fate.capped(tally("m1"), PAIR, "m2", category) is None
 
 
 def test_a_batch_s_second_marketing_message_to_a_pair_at_one_a_day_is_capped() -> None:
     batch = tally()
 
-    assert isinstance(fate.capped(batch, PAIR, "MARKETING"), fate.Counted)
-    assert isinstance(fate.capped(batch, PAIR, "MARKETING"), Skipped)
+    assert isinstance(fate.capped(batch, PAIR, "m1", "MARKETING"), fate.Counted)
+    assert isinstance(fate.capped(batch, PAIR, "m2", "MARKETING"), Skipped)
 
 
 @pytest.mark.parametrize(

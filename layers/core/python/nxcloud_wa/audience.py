@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -92,9 +92,10 @@ class FrequencyCap:
     """At most ``count`` marketing templates per recipient and business number in any ``window`` seconds
     (``MARKETING_CAP_PER_RECIPIENT``; docs/audience.md, "The marketing frequency cap").
 
-    A pair's count is the times of its marketing sends (epoch seconds) still inside the window: :meth:`recent` trims
-    what was read, :meth:`kept` what is written back, so the stored list never holds more than ``count`` times (only
-    the newest ``count`` decide whether the cap is reached)."""
+    A pair's count is its marketing sends still inside the window, each message (its tag:
+    :func:`nxcloud_wa.suppressions.send_tag`) with when it went out: :meth:`recent` trims what was read, :meth:`kept`
+    what is written back, so the stored count never holds more than ``count`` sends (only the newest ``count`` decide
+    whether the cap is reached)."""
 
     count: int
     window: int
@@ -118,43 +119,48 @@ class FrequencyCap:
     def __str__(self) -> str:
         return self.text or f"{self.count}/{self.window // HOUR}h"
 
-    def recent(self, times: Iterable[int], now: float) -> tuple[int, ...]:
-        """The sends among ``times`` still inside the window at ``now``, oldest first, at most the newest ``count``.
+    def recent(self, sends: Mapping[str, int], now: float) -> dict[str, int]:
+        """The sends (message tag: epoch seconds) still inside the window at ``now``, at most the newest ``count``.
         A send exactly one window old has left it: ``1/24h`` lets a message go 24 hours to the second after the last."""
-        return tuple(sorted(t for t in times if t > now - self.window))[-self.count :]
+        inside = sorted((at, tag) for tag, at in sends.items() if at > now - self.window)[-self.count :]
+        return {tag: at for at, tag in inside}
 
-    def kept(self, recent: Sequence[int], sends: int, now: int) -> tuple[int, ...]:
-        """What a pair's count becomes when ``sends`` more marketing messages went out at ``now``: trimmed to the
-        window and to the newest ``count``."""
-        return self.recent([*recent, *[now] * sends], now)
+    def kept(self, recent: Mapping[str, int], sent: Iterable[str], now: int) -> dict[str, int]:
+        """What a pair's count becomes when the messages tagged ``sent`` went out at ``now`` (one already counted
+        takes the new time: it is one message): trimmed to the window and to the newest ``count``."""
+        return self.recent({**recent, **dict.fromkeys(sent, now)}, now)
 
-    def expiration(self, kept: Sequence[int]) -> int:
+    def expiration(self, kept: Mapping[str, int]) -> int:
         """When a count is of no more use (its newest send has left the window): its item's TTL."""
-        return max(kept) + self.window
+        return max(kept.values()) + self.window
 
 
 class CapTally:
     """One batch's marketing messages against the cap: each pair's sends as read, plus those this batch lets through.
 
     Several messages of one batch to one pair: the first that fit under the cap go on, the rest are capped (a message
-    let through counts against the next even if it then fails to send: the batch errs towards not messaging)."""
+    let through counts against the next even if it then fails to send: the batch errs towards not messaging). A
+    message the count holds already (a redelivery, an API call repeated with its key, a copy of a message in the same
+    batch) goes on and is not counted again: its claim answers it from its first send."""
 
-    def __init__(self, cap: FrequencyCap, sent: Mapping[Key, Iterable[int]], now: float) -> None:
+    def __init__(self, cap: FrequencyCap, sent: Mapping[Key, Mapping[str, int]], now: float) -> None:
         self.cap = cap
-        self.read = {key: cap.recent(times, now) for key, times in sent.items()}
-        self._admitted: dict[Key, int] = {}
+        self.read = {key: cap.recent(sends, now) for key, sends in sent.items()}
+        self._admitted: dict[Key, set[str]] = {}
 
-    def admit(self, key: Key) -> bool:
-        """Whether one more marketing message to ``key`` fits under the cap; counted when it does."""
-        admitted = self._admitted.get(key, 0)
-        if len(self.read.get(key, ())) + admitted >= self.cap.count:
+    def admit(self, key: Key, tag: str) -> bool:
+        """Whether the message tagged ``tag`` to ``key`` fits under the cap; counted when it does."""
+        read, admitted = self.read.get(key, {}), self._admitted.setdefault(key, set())
+        if tag in read or tag in admitted:
+            return True
+        if len(read) + len(admitted) >= self.cap.count:
             return False
-        self._admitted[key] = admitted + 1
+        admitted.add(tag)
         return True
 
-    def recent(self, key: Key) -> tuple[int, ...]:
+    def recent(self, key: Key) -> dict[str, int]:
         """The pair's sends inside the window, as read before this batch."""
-        return self.read.get(key, ())
+        return self.read.get(key, {})
 
 
 @dataclass(frozen=True, slots=True)

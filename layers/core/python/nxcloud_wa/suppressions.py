@@ -24,11 +24,12 @@ first, so two callbacks racing cannot both win.
 
 The same table holds the marketing frequency cap's counts (``MARKETING_CAP_PER_RECIPIENT``; the rule is
 :class:`nxcloud_wa.audience.FrequencyCap`), one item per (business number, recipient) that was sent a marketing
-template inside the window: ``id`` ``cap#{business_phone}#{recipient}``, ``sent_at`` (the sends' epoch seconds, a list,
-at most the cap's count, trimmed to the window on every write) and ``expiration`` (when its newest send leaves the
-window). It carries no ``business_phone`` or ``recipient`` attribute, so the index (and every listing) never sees it.
+template inside the window: ``id`` ``cap#{business_phone}#{recipient}``, ``sent`` (a map of each message's tag,
+:func:`send_tag`, to when it went out, epoch seconds: at most the cap's count, trimmed to the window on every write)
+and ``expiration`` (when its newest send leaves the window). It carries no ``business_phone`` or ``recipient``
+attribute, so the index (and every listing) never sees it.
 The sender reads it in the check's one BatchGetItem (:meth:`SuppressionStore.read`) and writes it in its settlement's
-BatchWriteItem (:func:`encode_sends`): a Put of the whole list, no request of its own.
+BatchWriteItem (:func:`encode_sends`): a Put of the whole count, no request of its own.
 
 Reads are strongly consistent (``ConsistentRead``): an entry stored before a batch is read is seen by that read, which
 is what makes "nothing claimed after the entry was stored is sent" hold. The index (``list``) is eventually consistent
@@ -39,10 +40,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -202,24 +204,31 @@ def decode(item: Mapping[str, Any]) -> Suppression:
     )
 
 
-def encode_sends(key: Key, times: Sequence[int], expiration: int) -> Item:
-    """The item of a pair's marketing sends inside the cap's window (epoch seconds, oldest first)."""
+def send_tag(idempotency_key: str) -> str:
+    """How a count names a message: 16 hex digits of its idempotency key's SHA-256. Short, so a count stays a small
+    item; hashed, so a key (up to 128 characters of the caller's) is never stored there. The same message sent again
+    (a redelivery, a repeated API call) has the same tag, so it is not counted twice."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
+
+
+def encode_sends(key: Key, sends: Mapping[str, int], expiration: int) -> Item:
+    """The item of a pair's marketing sends inside the cap's window (message tag: epoch seconds)."""
     return {
         "id": {"S": sends_id(key)},
-        "sent_at": {"L": [{"N": str(t)} for t in times]},
+        "sent": {"M": {tag: {"N": str(at)} for tag, at in sends.items()}},
         "expiration": {"N": str(expiration)},
     }
 
 
-def decode_sends(item: Mapping[str, Any]) -> tuple[Key, tuple[int, ...]]:
-    """A pair and its send times from their item; ``ValueError`` when its id is not ``cap#{business}#{recipient}``.
-    A time that is not a number is left out (the count errs low only for an item written by hand)."""
+def decode_sends(item: Mapping[str, Any]) -> tuple[Key, dict[str, int]]:
+    """A pair and its sends from their item; ``ValueError`` when its id is not ``cap#{business}#{recipient}``. A time
+    that is not a number is left out (the count errs low only for an item written by hand)."""
     business, _, recipient = _text(item, "id").removeprefix(CAP_PREFIX).partition("#")
     if not business or not recipient:
         raise ValueError("a sends item's id is not cap#{business_phone}#{recipient}")
-    values = item.get("sent_at", {}).get("L", [])
-    times = tuple(int(float(v["N"])) for v in values if isinstance(v, Mapping) and "N" in v)
-    return (business, recipient), times
+    values = item.get("sent", {}).get("M", {})
+    sends = {tag: int(float(v["N"])) for tag, v in values.items() if isinstance(v, Mapping) and "N" in v}
+    return (business, recipient), sends
 
 
 def _text(item: Mapping[str, Any], name: str) -> str:
@@ -239,11 +248,11 @@ def _member(enum: type[E], value: str, default: E) -> E:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """What one read of a batch's pairs found: the entries in force, and each pair's marketing send times as stored
-    (the frequency cap trims them to its window); a pair without either is absent from it."""
+    """What one read of a batch's pairs found: the entries in force, and each pair's marketing sends as stored (the
+    frequency cap trims them to its window); a pair without either is absent from it."""
 
     entries: dict[Key, Suppression]
-    sends: dict[Key, tuple[int, ...]]
+    sends: dict[Key, dict[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,8 +311,8 @@ class SuppressionStore:
         found = Lookup({}, {})
         for item in self._batch_get(ids):
             if _text(item, "id").startswith(CAP_PREFIX):
-                key, times = decode_sends(item)
-                found.sends[key] = times
+                key, sent = decode_sends(item)
+                found.sends[key] = sent
                 continue
             entry = decode(item)
             if not entry.expired(now):
