@@ -12,7 +12,8 @@ Answers:
 * ``422``: NXCloud rejected the message permanently (its ``code`` and ``message``), the message does not fit its
   template (``error: template_mismatch``, the ``message`` says what to change; ``TEMPLATE_CHECK=enforce``), the
   recipient is suppressed (``error: recipient_suppressed``, ``code`` the entry's reason; the message was skipped,
-  unsent: docs/audience.md), or the idempotency key was used for a different message.
+  unsent: docs/audience.md) or has reached the marketing frequency cap (``error: frequency_capped``, ``code`` the
+  cap; skipped, unsent), or the idempotency key was used for a different message.
 * ``429`` with ``Retry-After``: the message's business number is at its rate (``error: rate_limited``), or NXCloud
   refused it for a rate (``error: throttled``); nothing was sent. ``Prefer: respond-async`` never gets this: the
   queue sends the message when the number has capacity (docs/throughput.md).
@@ -122,13 +123,15 @@ class TemplateRef(BaseModel):
 
 
 class SkipReason(BaseModel):
-    """Why a message was skipped, unsent: ``reason`` ``suppressed``, and the suppression entry's reason, scope and
-    source (docs/audience.md)."""
+    """Why a message was skipped, unsent (docs/audience.md): ``reason`` ``suppressed``, with the suppression entry's
+    reason, scope and source; or ``frequency_cap``, with the marketing frequency cap it reached (``cap``, e.g.
+    ``1/24h``)."""
 
     reason: str
-    suppression_reason: str
-    scope: str
-    source: str
+    suppression_reason: str | None = None
+    scope: str | None = None
+    source: str | None = None
+    cap: str | None = None
 
 
 class MessageStatus(BaseModel):
@@ -180,7 +183,8 @@ RESPONSES: Final = {
     415: _doc("Body is not application/json", ErrorResponse),
     422: _doc(
         "NXCloud rejected the message permanently, the message does not fit its template (template_mismatch), the "
-        "recipient is suppressed (recipient_suppressed, code: the entry's reason; skipped, not sent), or the "
+        "recipient is suppressed (recipient_suppressed, code: the entry's reason; skipped, not sent), the recipient "
+        "has reached the marketing frequency cap (frequency_capped, code: the cap; skipped, not sent), or the "
         "idempotency key was reused",
         ErrorResponse,
     ),

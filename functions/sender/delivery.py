@@ -15,10 +15,11 @@ Adding a step: write a method from one state's list to the next one's, and chain
 2. **check** (Parsed -> Parsed): each message against its template in the account's catalogue (:mod:`template_gate`):
    under ``TEMPLATE_CHECK=enforce`` one that does not fit is a permanent failure (``template_mismatch``), never paced,
    claimed or sent; the check fails open when the catalogue is unavailable.
-3. **screen** (Parsed -> Parsed): the suppression list, read once for the batch (:mod:`screen`): a message whose
-   recipient has an entry that stops its template's category ends :class:`~outcomes.Skipped` (never paced, claimed,
-   sent or dead-lettered; recorded in the messages table at the settlement); when the list cannot be read, a
-   marketing message (or one of unknown category) is retried later and the others go on.
+3. **screen** (Parsed -> Parsed): the suppression list and the frequency cap, read once for the batch (:mod:`screen`):
+   a message whose recipient has an entry that stops its template's category, or a marketing message whose recipient
+   has reached the cap, ends :class:`~outcomes.Skipped` (never paced, claimed, sent or dead-lettered; recorded in the
+   messages table at the settlement); when the list cannot be read, a marketing message (or one of unknown category)
+   is retried later and the others go on. A marketing message under the cap goes on ``counted``.
 4. **pace** (Parsed -> :class:`Paced`): a send time at the business number's rate (:mod:`rate_limiter`, one request
    per number) within the invocation's wait budget, or held back (``rate_limited``) before anything is claimed, so a
    message held back leaves no claim behind to release.
@@ -30,7 +31,8 @@ Adding a step: write a method from one state's list to the next one's, and chain
 7. **dispose** (Attempted -> Outcome, :func:`fate.dispose`): final as it is, or once its dead letter or its delayed
    copy is written (:mod:`outbox`, all of them in as few requests as SQS allows).
 8. **settle** every claim in one request (:func:`fate.settlement`): outcomes stored, the other claims released; each
-   message sent now (or skipped) recorded in the messages table, in the same request.
+   message sent now (or skipped) recorded in the messages table, and the frequency cap's count of each pair a counted
+   message went to (:meth:`screen.Screen.counts`), in the same request.
 9. **report**: one log line and the metrics of each outcome (:mod:`observability`).
 
 Nothing final is lost on the way: a message whose outcome could not be stored is still reported as it ended (its key
@@ -44,7 +46,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import fate
@@ -68,7 +70,7 @@ from nxcloud_wa.timeline import Timeline
 from outbox import DeadLetter, Entry, PutBackCopy, send_all
 from outcomes import Outcome, Sent, Skipped, now
 from rate_limiter import RateLimiter
-from screen import Screen
+from screen import Screen, Verdict
 from template_gate import TemplateGate
 
 
@@ -80,6 +82,8 @@ class Parsed:
     request: SendRequest
     key: str
     claim: Claim
+    counted: fate.Counted | None = None
+    """A marketing message under the frequency cap: its send counts (the settlement writes its pair's count)."""
 
     def ended(self, result: Result) -> Attempted:
         return Attempted(self.incoming, result, self)
@@ -271,11 +275,8 @@ class Delivery:
         if self.screen is None:
             return live
         defaults = self.sender.defaults_for(credentials)
-        verdicts = self.screen.verdicts([p.request for p in live], defaults, credentials)
-        return [
-            p if v is None else p.skipped(v, defaults) if isinstance(v, Skipped) else p.ended(v)
-            for p, v in zip(live, verdicts, strict=True)
-        ]
+        verdicts = self.screen.verdicts([(p.request, p.key) for p in live], defaults, credentials)
+        return [_screened(p, v, defaults) for p, v in zip(live, verdicts, strict=True)]
 
     # --- 4. pace
 
@@ -416,7 +417,9 @@ class Delivery:
                 released.append(a.message.claim)
             else:
                 completed.append((a.message.claim, stored_data(change)))
-        unwritten = self.store.settle(completed, released, self._send_records(attempts))
+        counts = self._counts(attempts)
+        unwritten = self.store.settle(completed, released, self._send_records(attempts) | counts)
+        observability.log_uncounted(sum(1 for i in _ids(counts) if i in unwritten))
         for a, outcome in zip(attempts, outcomes, strict=True):
             if a.message is not None and a.message.claim.record_id in unwritten:
                 observability.log_unrecorded(outcome, a.key)
@@ -432,6 +435,18 @@ class Delivery:
                     "find it",
                     extra={"idempotency_key": a.key},
                 )
+
+    def _counts(self, attempts: list[Attempted]) -> dict[str, list[Item]]:
+        """The frequency cap's counts of the pairs whose counted messages may have gone out
+        (:func:`fate.may_have_sent`): written whether or not delivery tracking is on."""
+        if self.screen is None:
+            return {}
+        sent = [
+            a.message.counted
+            for a in attempts
+            if a.message is not None and a.message.counted is not None and fate.may_have_sent(a.result, a.requested)
+        ]
+        return self.screen.counts(sent)
 
     def _send_records(self, attempts: list[Attempted]) -> dict[str, list[Item]]:
         """The messages table's record of each message sent or skipped now (none when tracking is off)."""
@@ -460,6 +475,15 @@ def _parse(incoming: Incoming) -> Attempted | Parsed:
     return Parsed(incoming, request, key, Claim.of(key, payload))
 
 
+def _screened(p: Parsed, verdict: Verdict, defaults: Defaults) -> Attempted | Parsed:
+    """The state the screen's verdict leaves a message in."""
+    if verdict is None:
+        return p
+    if isinstance(verdict, fate.Counted):
+        return replace(p, counted=verdict)
+    return p.skipped(verdict, defaults) if isinstance(verdict, Skipped) else p.ended(verdict)
+
+
 def _claimed(p: Paced, result: ClaimResult | Failure) -> Attempted | Claimed:
     """The state a claim's result (or the claim's failure) leaves a message in."""
     if isinstance(result, Failure):
@@ -486,8 +510,13 @@ def _skip_record(message: Parsed, skip: Skipped, defaults: Defaults) -> SkipReco
         suppression_reason=skip.suppression_reason,
         scope=skip.scope,
         source=skip.source,
+        cap=skip.cap,
         **_record_fields(message, defaults),
     )
+
+
+def _ids(items: Mapping[str, list[Item]]) -> list[str]:
+    return [str(item["id"]["S"]) for table_items in items.values() for item in table_items]
 
 
 def _record_fields(message: Parsed, defaults: Defaults) -> dict[str, Any]:

@@ -6,6 +6,9 @@ classification (``nxcloud_wa.error_codes``, the one table), the trigger and the 
 * :func:`screen`: what the suppression list says of a message before anything else is decided: skipped (its
   recipient has an entry that stops its template's category), kept back to retry later (the list could not be read
   and the message is marketing, or of unknown category), or on its way;
+* :func:`capped`: what the marketing frequency cap says of a message the list let through: skipped (its pair has had
+  as many marketing templates as the cap allows in its window), or on its way; :func:`may_have_sent`: whether a
+  message counts against the cap afterwards;
 * :func:`after_send`: an unknown outcome (NXCloud may have sent it) is dead-lettered under
   ``UNKNOWN_OUTCOME_POLICY=dead_letter``, or retried like any other failure under ``retry``;
 * :func:`dispose`: what becomes of the attempt: final as it is (sent, rejected to the API's caller, retried, or
@@ -34,9 +37,15 @@ from typing import Final
 
 from idempotency_record import StoredUnknown
 from incoming import Incoming
-from nxcloud_wa.audience import WhenUnreadable, suppression_for, when_unreadable
+from nxcloud_wa.audience import CapTally, WhenUnreadable, is_marketing, suppression_for, when_unreadable
 from nxcloud_wa.config import UnknownOutcomePolicy
-from nxcloud_wa.error_codes import RECIPIENT_SUPPRESSED, SUPPRESSIONS_UNAVAILABLE, UNKNOWN_OUTCOME, ErrorClass
+from nxcloud_wa.error_codes import (
+    FREQUENCY_CAPPED,
+    RECIPIENT_SUPPRESSED,
+    SUPPRESSIONS_UNAVAILABLE,
+    UNKNOWN_OUTCOME,
+    ErrorClass,
+)
 from nxcloud_wa.failures import Failure, dead_letter_failed, exhausted, failure, is_throttle, unknown
 from nxcloud_wa.phone import redact_numbers
 from nxcloud_wa.suppressions import Key, Suppression
@@ -48,6 +57,19 @@ outcome an earlier delivery of the key recorded."""
 
 SUPPRESSED: Final = "suppressed"
 """Why a message is skipped when its recipient's entry stops it (``Skipped.reason``, the metric's ``Reason``)."""
+FREQUENCY_CAP: Final = "frequency_cap"
+"""Why a marketing message is skipped when its recipient has reached the frequency cap."""
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """A marketing message under the frequency cap, on its way: if it goes out, its pair's count gains its send."""
+
+    key: Key
+    tag: str
+    """The message's name in the count (:func:`nxcloud_wa.suppressions.send_tag`)."""
+    recent: Mapping[str, int]
+    """The pair's sends inside the window as the batch read them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +125,34 @@ def skipped(entry: Suppression) -> Skipped:
     return Skipped(
         failure(RECIPIENT_SUPPRESSED, str(entry.reason), text),
         SUPPRESSED,
-        str(entry.reason),
-        str(entry.scope),
-        entry.source,
         now(),
+        suppression_reason=str(entry.reason),
+        scope=str(entry.scope),
+        source=entry.source,
     )
+
+
+def capped(tally: CapTally, key: Key, tag: str, category: str | None) -> Skipped | Counted | None:
+    """What the marketing frequency cap says of a message (``tag``) that passed the suppression list: skipped when its
+    pair has reached the cap (counting the batch's earlier messages to it, and unless the count holds this message
+    already), else counted (it goes on, and its send will count). ``UTILITY`` and ``AUTHENTICATION`` are neither
+    capped nor counted (None: it goes on); an unknown category counts as marketing, as it does for the list."""
+    if not is_marketing(category):
+        return None
+    if tally.admit(key, tag):
+        return Counted(key, tag, tally.recent(key))
+    cap = str(tally.cap)
+    text = f"the recipient has reached the marketing frequency cap ({cap} per recipient and business number): "
+    text += "the message was not sent"
+    return Skipped(failure(FREQUENCY_CAPPED, cap, text), FREQUENCY_CAP, now(), cap=cap)
+
+
+def may_have_sent(result: Result, requested: bool) -> bool:
+    """Whether a message counts as sent for the frequency cap: its request went out in this delivery and NXCloud
+    accepted it, or its outcome is unknown (it may have gone out: the count errs towards not messaging)."""
+    if not requested:
+        return False
+    return isinstance(result, Sent) or (isinstance(result, Failure) and result.error_class is ErrorClass.UNKNOWN)
 
 
 def after_send(cause: Failure, policy: UnknownOutcomePolicy) -> Failure:

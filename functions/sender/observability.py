@@ -9,8 +9,8 @@
   (put back on the queue for a throttle, by code), ``MessagesThrottled`` (refused upstream for a rate, by code),
   ``MessagesRateLimited`` (found its number at its rate: waited for its slot or was held back; the alarm's metric),
   ``RateLimitWait`` (ms a message waited for its slot) and ``RateLimiterErrors`` (the limiter failed open). Audience
-  (docs/audience.md): ``MessagesSkipped`` (dimension ``Reason``: ``suppressed``), and ``SuppressionCheckFailed``
-  (dimension ``Action``: ``send`` or ``retry_later``: the list could not be read).
+  (docs/audience.md): ``MessagesSkipped`` (dimension ``Reason``: ``suppressed``, ``frequency_cap``), and
+  ``SuppressionCheckFailed`` (dimension ``Action``: ``send`` or ``retry_later``: the list could not be read).
 * Tracer: created only when tracing is on. ``Tracer()`` imports the X-Ray SDK (~0.8 s of cold start) even when
   disabled, so outside Lambda or with ``POWERTOOLS_TRACE_DISABLED=true`` a no-op stands in and costs nothing.
 * The Logger and Metrics are built as the three functions build them (``nxcloud_wa.telemetry``), which also holds
@@ -174,16 +174,26 @@ def report(
 
 
 def _skipped(outcome: Skipped, request: SendRequest | None, key: str | None, where: dict[str, object]) -> None:
-    """A message skipped on purpose (its recipient is suppressed): not a failure, so no error class or code."""
+    """A message skipped on purpose (its recipient is suppressed, or capped): not a failure, so no error class or
+    code."""
     count_by("MessagesSkipped", "Reason", outcome.reason)
-    logger.info(
-        "message skipped: the recipient is suppressed",
-        extra={
-            "outcome": "skipped",
-            "reason": outcome.reason,
+    why: dict[str, object] = (
+        {"cap": outcome.cap}
+        if outcome.cap
+        else {
             "suppression_reason": outcome.suppression_reason,
             "scope": outcome.scope,
             "source": redact_numbers(outcome.source),
+        }
+    )
+    logger.info(
+        "message skipped: the recipient has reached the marketing frequency cap"
+        if outcome.cap
+        else "message skipped: the recipient is suppressed",
+        extra={
+            "outcome": "skipped",
+            "reason": outcome.reason,
+            **why,
             "to": mask_valid_phone(request.to) if request is not None else None,
             "business_phone": mask_valid_phone(request.business_phone)
             if request is not None and request.business_phone
@@ -193,6 +203,17 @@ def _skipped(outcome: Skipped, request: SendRequest | None, key: str | None, whe
             **where,
         },
     )
+
+
+def log_uncounted(lost: int) -> None:
+    """Pairs whose frequency cap count the settlement could not write: their next marketing message may pass the cap
+    once more than it allows."""
+    if lost:
+        logger.warning(
+            "the marketing frequency cap's count could not be recorded: the recipients' next marketing messages may "
+            "pass the cap",
+            extra={"frequency_cap": "unrecorded", "pairs": lost},
+        )
 
 
 def suppression_check_failed(error: BaseException, *, sent: int, retried: int) -> None:

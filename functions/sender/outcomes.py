@@ -64,20 +64,23 @@ class Delayed:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """Not sent, on purpose, and final: the recipient is on the business number's suppression list for the template's
-    category (docs/audience.md). Not a failure: never claimed, never dead-lettered, deleted from the queue, recorded
-    in the messages table; the API answers 422 ``recipient_suppressed``.
+    """Not sent, on purpose, and final (docs/audience.md): the recipient is on the business number's suppression list
+    for the template's category (``reason`` ``suppressed``), or has had as many marketing templates as the frequency
+    cap allows in its window (``frequency_cap``). Not a failure: never claimed, never dead-lettered, deleted from the
+    queue, recorded in the messages table; the API answers 422 (``recipient_suppressed``, ``frequency_capped``).
 
-    ``failure`` says it the way every other outcome does (reason ``recipient_suppressed``, ``error_code`` the entry's
-    reason), for the API's body; ``reason`` is why it was skipped (``suppressed``; the metric's ``Reason``)."""
+    ``failure`` says it the way every other outcome does, for the API's body; ``reason`` is why it was skipped (the
+    metric's ``Reason``); the other fields say the rest: the entry's reason, scope and source, or the cap."""
 
     failure: Failure
     reason: str
-    suppression_reason: str
-    """The entry's reason: ``opted_out``, ``marketing_stopped``, ``undeliverable``, ``manual``."""
-    scope: str
-    source: str
     at: str
+    suppression_reason: str = ""
+    """The entry's reason: ``opted_out``, ``marketing_stopped``, ``undeliverable``, ``manual``."""
+    scope: str = ""
+    source: str = ""
+    cap: str = ""
+    """The frequency cap it reached, as configured (``1/24h``)."""
 
 
 Outcome = Sent | Skipped | DeadLettered | Rejected | RetryLater | Delayed

@@ -37,7 +37,7 @@ class Runtime:
     timeline: Timeline | None = None
     catalogue: TemplateCatalogue | None = None
     """The account's templates, kept for ``TEMPLATE_CACHE_SECONDS``; None when neither the template check nor the
-    suppression check is on (the suppression check reads the templates' categories from it)."""
+    screen (the suppression check, the frequency cap) is on (the screen reads the templates' categories from it)."""
     suppressions: SuppressionStore | None = None
     """The suppression list (``SUPPRESSIONS_TABLE``; None without one): the check before each send and the
     ``/suppressions`` routes share it."""
@@ -119,7 +119,11 @@ def _build(settings: SenderSettings) -> Runtime:
     # (tests/unit/test_suppressions.py runs it against moto), and DynamoDB still validates what it receives.
     table = settings.audience.suppressions_table
     suppressions = SuppressionStore(writer, table) if table else None
-    screen = Screen(suppressions, catalogue) if suppressions is not None and settings.suppression_check else None
+    screen = (
+        Screen(suppressions, catalogue, check=settings.suppression_check, cap=settings.frequency_cap)
+        if suppressions is not None and settings.screened
+        else None
+    )
     delivery = Delivery(
         sender,
         store,
@@ -148,9 +152,10 @@ def _build(settings: SenderSettings) -> Runtime:
 
 def _catalogue(settings: SenderSettings, sender: Sender) -> TemplateCatalogue | None:
     """The container's template catalogue, fetched through getTemplate over the sender's connection pool: for the
-    template check, and for the suppression check's categories even when ``TEMPLATE_CHECK=off``."""
+    template check, and for the suppression check's and the frequency cap's categories even when
+    ``TEMPLATE_CHECK=off``."""
     core = settings.core
-    if core.template_check is TemplateCheckMode.OFF and not settings.suppression_check:
+    if core.template_check is TemplateCheckMode.OFF and not settings.screened:
         return None
     client = TemplateClient(
         core.template_base_url,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from nxcloud_wa.audience import AudienceSettings
+from nxcloud_wa.audience import AudienceSettings, FrequencyCap
 from nxcloud_wa.config import EnvReader, NXCloudSettings
 
 DEFAULT_IDEMPOTENCY_EXPIRY: Final = 24 * 3600
@@ -47,6 +47,17 @@ class SenderSettings:
     def suppression_check(self) -> bool:
         """Whether messages are checked against the suppression list: ``enforce`` and a list to read."""
         return self.audience.enforced and bool(self.audience.suppressions_table)
+
+    @property
+    def frequency_cap(self) -> FrequencyCap | None:
+        """The marketing frequency cap (``MARKETING_CAP_PER_RECIPIENT``), when set and the stack has the list's table
+        to count in; None: off."""
+        return self.audience.marketing_cap if self.audience.suppressions_table else None
+
+    @property
+    def screened(self) -> bool:
+        """Whether the screen step runs: the suppression check, the frequency cap, or both."""
+        return self.suppression_check or self.frequency_cap is not None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SenderSettings:

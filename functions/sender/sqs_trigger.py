@@ -2,8 +2,9 @@
 or retried.
 
 * sent: NXCloud returned a ``message_id`` (or the idempotency table says an earlier delivery did).
-* skipped: its recipient is on the suppression list for its template's category (docs/audience.md): not sent, not
-  a failure, the record is done (recorded in the messages table, never dead-lettered).
+* skipped: its recipient is on the suppression list for its template's category, or has reached the marketing
+  frequency cap (docs/audience.md): not sent, not a failure, the record is done (recorded in the messages table,
+  never dead-lettered).
 * dead-lettered now: invalid, permanently rejected, key reused for another message, or an unknown outcome under
   the dead-letter policy. We write it to the DLQ ourselves, body unchanged, reason in attributes; the record is done.
 * put back: throttled (its business number at its rate, or NXCloud refusing for a rate). A delayed copy is on the

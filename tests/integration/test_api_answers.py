@@ -271,6 +271,19 @@ def test_a_suppressed_recipients_422_and_its_skipped_status_are_documented_too(s
     assert skipped["status"] == "skipped" and skipped["skipped"]["suppression_reason"] == "manual"
 
 
+def test_a_capped_recipients_422_and_its_skipped_status_are_documented_too(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARKETING_CAP_PER_RECIPIENT", "1/24h")
+    validate(SEND, stack.call_api(message(), {"Idempotency-Key": "sent-1"}))
+
+    refused = validate(SEND, stack.call_api(message(), {"Idempotency-Key": "capped-1"}))
+    skipped = validate(QUERY, get(stack, "capped-1"))
+
+    assert (refused["error"], refused["code"]) == ("frequency_capped", "1/24h")
+    assert skipped["skipped"] == {"reason": "frequency_cap", "cap": "1/24h"}
+
+
 # --- /suppressions ---------------------------------------------------------------------------------------------------
 
 PUT_ENTRY = ("put", "/suppressions/{number}")

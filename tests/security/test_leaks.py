@@ -6,7 +6,8 @@ Each path: sent, invalid, permanently rejected (including NXCloud's 22049, whose
 number), retryable 5xx, auth error with a secret refresh, unknown outcome under both policies, dead-letter write
 failure, idempotency in progress and key reused, a malformed secret; the template check's refusals and its failing
 open (getTemplate refused, auth error, an answer quoting the business number); the suppression check's skip (its log
-line, the 422, the skipped status) and an unreadable list; and the API's 200/202/400/409/415/422/5xx bodies.
+line, the 422, the skipped status), the frequency cap's, and an unreadable list; and the API's
+200/202/400/409/415/422/5xx bodies.
 """
 
 from __future__ import annotations
@@ -441,6 +442,25 @@ def test_suppressed_recipients_on_both_triggers(exposure: Exposure, simulator: A
     assert _body(found)["status"] == "skipped"
     assert not simulator.requests and not exposure.dlq()
     assert "message skipped" in exposure.assert_clean()["function log"]
+
+
+def test_a_recipient_at_the_frequency_cap_on_both_triggers(
+    exposure: Exposure, simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from local_stack.lambda_events import api_event
+
+    monkeypatch.setenv("MARKETING_CAP_PER_RECIPIENT", "1/24h")
+    sent = exposure.call_api(message(to=number(3)), number(3), headers={"Idempotency-Key": "first-3"})
+    assert sent["statusCode"] == 200
+    exposure.enqueue(message(to=number(3)), number(3))
+
+    assert exposure.run_batch() == {"batchItemFailures": []}
+    answer = exposure.call_api(message(to=number(3)), number(3), headers={"Idempotency-Key": "capped-3"})
+    assert answer["statusCode"] == 422 and _body(answer)["error"] == "frequency_capped"
+    found = exposure.invoke(api_event(None, method="GET", path="/messages/capped-3"))  # searched with the rest
+    assert _body(found)["skipped"] == {"reason": "frequency_cap", "cap": "1/24h"}
+    assert len(simulator.requests) == 1 and not exposure.dlq()
+    assert "marketing frequency cap" in exposure.assert_clean()["function log"]
 
 
 def test_an_unreadable_suppression_list(exposure: Exposure, simulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:

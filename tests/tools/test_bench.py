@@ -404,3 +404,24 @@ def test_the_suppression_check_row_reads_per_message_per_batch_and_one_read_unit
     text = report.render(report.machine("python -m bench"), cold, warm, latency, memory, suppression=cost)
     assert "10. Suppression check" in text
     assert document["suppression_check"]["read_units_per_message"] == 1.0
+
+
+def test_the_frequency_cap_row_adds_a_read_unit_and_a_write_unit_per_message() -> None:
+    from bench.suppression_check import ScreenCost, rows
+
+    _, warm, _, _ = _figures()
+    cost = ScreenCost(batches=300, cpu_s=0.45, walls=Spread.of([0.002, 0.004]), requests=300, cap="1/24h")
+
+    assert (cost.read_units_per_message, cost.write_units_per_message) == (2.0, 1.0)
+    assert cost.usd_per_million == pytest.approx(0.25 + 0.625)  # 2 RRU at $0.125, 1 WRU at $0.625 per million
+    title, cpu, batch, requests, _, price = rows(cost, warm)
+    assert title[0].startswith("10b. The same with MarketingCapPerRecipient=1/24h")
+    assert (cpu[1], batch[2], requests[1], price[1]) == (
+        "150.0 us",
+        "one BatchGetItem, ten verdicts, the counts built",
+        "1.00",
+        "$0.8750",
+    )
+    cold, _, latency, memory = _figures()
+    document = report.document(report.machine("python -m bench"), cold, warm, latency, memory, capped=cost)
+    assert document["frequency_cap"]["write_units_per_message"] == 1.0 and document["frequency_cap"]["cap"] == "1/24h"

@@ -12,6 +12,7 @@ from nxcloud_wa.audience import (
     HOUR,
     AddEntry,
     AudienceSettings,
+    CapTally,
     FrequencyCap,
     RemoveEntry,
     RetryLater,
@@ -368,3 +369,59 @@ def test_fail_open_for_utility_and_authentication_retry_later_for_marketing(cate
     expected = WhenUnreadable.RETRY_LATER if category in MARKETING_LIKE else WhenUnreadable.SEND
 
     assert when_unreadable(category) is expected
+
+
+# --- the marketing frequency cap --------------------------------------------------------------------------------------
+
+CAP = FrequencyCap(2, DAY, "2/24h")
+
+
+def test_a_cap_quotes_itself_as_configured() -> None:
+    assert str(FrequencyCap.parse("1/24h")) == "1/24h"
+    assert str(FrequencyCap.parse(" 3/7D ")) == "3/7d"
+    assert str(FrequencyCap(1, DAY)) == "1/24h"  # built without its text: in hours
+
+
+def test_the_window_is_rolling_and_a_send_one_window_old_has_left_it() -> None:
+    now = int(NOW)
+    sends = {"a": now - DAY, "b": now - DAY + 1, "c": now - 60}
+
+    assert CAP.recent(sends, NOW) == {"b": now - DAY + 1, "c": now - 60}
+    assert CAP.recent(sends, NOW + 1) == {"c": now - 60}
+    assert CAP.recent({}, NOW) == {}
+
+
+def test_only_the_newest_count_sends_are_kept_they_alone_decide_the_cap() -> None:
+    now = int(NOW)
+    sends = {"a": now - 300, "b": now - 200, "c": now - 100}  # three: two batches raced past a cap of two
+
+    assert CAP.recent(sends, NOW) == {"b": now - 200, "c": now - 100}
+
+
+def test_what_is_written_is_the_trimmed_count_plus_the_batch_s_sends_and_expires_with_its_newest() -> None:
+    now = int(NOW)
+    kept = CAP.kept({"a": now - DAY, "b": now - 100}, ["c"], now)  # a has left the window since the read
+
+    assert kept == {"b": now - 100, "c": now}
+    assert CAP.expiration(kept) == now + DAY
+    assert CAP.kept({"b": now - 100}, ["b"], now) == {"b": now}  # one message sent again: counted once
+    assert len(CAP.kept({}, ["x", "y", "z"], now)) == 2  # three of one batch (a race): two are kept
+
+
+def test_a_batch_admits_up_to_the_cap_counting_its_own_messages_per_pair() -> None:
+    other = (BUSINESS, "8613800138001")
+    tally = CapTally(CAP, {KEY: {"old": int(NOW) - 100}, other: {"gone": int(NOW) - 2 * DAY}}, NOW)
+
+    assert tally.recent(KEY) == {"old": int(NOW) - 100} and tally.recent(other) == {}
+    assert [tally.admit(KEY, tag) for tag in "abc"] == [True, False, False]  # one sent already: one more
+    assert [tally.admit(other, tag) for tag in "abc"] == [True, True, False]  # its send has left the window
+    assert tally.admit((BUSINESS, "8613800138002"), "a")  # never sent to
+
+
+def test_a_message_the_count_holds_already_goes_on_and_is_not_counted_again() -> None:
+    tally = CapTally(CAP, {KEY: {"a": int(NOW) - 100, "b": int(NOW) - 50}}, NOW)  # at the cap
+
+    assert tally.admit(KEY, "a")  # a redelivery, or an API call repeated with its key: its claim answers it
+    assert not tally.admit(KEY, "c")
+    fresh = CapTally(CAP, {}, NOW)
+    assert [fresh.admit(KEY, tag) for tag in ["x", "x", "x", "y", "z"]] == [True, True, True, True, False]

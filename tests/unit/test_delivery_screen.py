@@ -10,10 +10,11 @@ import pytest
 
 from delivery import Delivery
 from local_stack.aws import suppressions_table
+from nxcloud_wa.audience import FrequencyCap
 from nxcloud_wa.credentials import Credentials
 from nxcloud_wa.exceptions import TemplateApiError
 from nxcloud_wa.models import Defaults
-from nxcloud_wa.suppressions import Reason, Scope, Suppression, SuppressionStore
+from nxcloud_wa.suppressions import Reason, Scope, Suppression, SuppressionStore, send_tag
 from nxcloud_wa.templates import TemplateSet, TemplateSpec
 from outcomes import DeadLettered, RetryLater, Sent, Skipped
 from screen import Screen
@@ -167,3 +168,165 @@ def test_no_screen_sends_to_a_suppressed_recipient(world: World) -> None:
     [outcome] = deliver(delivery, queued(body(SUPPRESSED)))
 
     assert isinstance(outcome, Sent)
+
+
+# --- the marketing frequency cap
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def capped(world: World, catalogue: Catalogue | None, cap: str | None, clock: Clock, *, check: bool = True) -> Delivery:
+    """A delivery whose screen counts marketing sends under ``cap`` (None: off), with the list's clock the test's.
+    No timeline: delivery tracking is off, and the count works without it."""
+    suppressions_table(world.dynamodb, LIST)
+    delivery = world.delivery()
+    delivery.sender = DefaultsSender(world)  # type: ignore[assignment]
+    store = SuppressionStore(world.dynamodb, LIST, clock=clock)
+    delivery.screen = Screen(store, catalogue, check=check, cap=FrequencyCap.parse(cap or ""))  # type: ignore[arg-type]
+    return delivery
+
+
+def requests_to(world: World) -> list[tuple[str, dict[str, Any]]]:
+    """Every DynamoDB request made from now on: its operation and its parameters."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+    world.dynamodb.meta.events.register(
+        "provide-client-params.dynamodb.*", lambda params, model, **_: seen.append((model.name, dict(params)))
+    )
+    return seen
+
+
+def count_item(world: World, recipient: str = SUPPRESSED) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = world.dynamodb.get_item(
+        TableName=LIST, Key={"id": {"S": f"cap#{BUSINESS}#{recipient}"}}
+    ).get("Item")
+    return item
+
+
+def test_a_recipient_at_the_cap_is_skipped_until_the_window_rolls(world: World) -> None:
+    clock = Clock()
+    delivery = capped(world, Catalogue(), "1/24h", clock)
+
+    [first] = deliver(delivery, queued(body(SUPPRESSED), 0, key="promo-1"))
+    clock.now += 24 * 3600 - 1
+    [second] = deliver(delivery, queued(body(SUPPRESSED), 1, key="promo-2"))
+    clock.now += 1  # exactly one window after the first send
+    [third] = deliver(delivery, queued(body(SUPPRESSED), 2, key="promo-3"))
+
+    assert isinstance(first, Sent) and isinstance(third, Sent)
+    assert isinstance(second, Skipped) and (second.reason, second.cap) == ("frequency_cap", "1/24h")
+    assert world.sender.sent[SUPPRESSED] == 2 and not world.dead_letters()
+    claimed = world.dynamodb.scan(TableName="idempotency")["Items"]
+    assert len(claimed) == 2  # the capped message was never claimed: sent again later with its key, it is checked again
+    assert count_item(world) == {
+        "id": {"S": f"cap#{BUSINESS}#{SUPPRESSED}"},
+        "sent": {"M": {send_tag("promo-3"): {"N": str(int(clock.now))}}},  # the first has left the window: trimmed
+        "expiration": {"N": str(int(clock.now) + 24 * 3600)},
+    }
+
+
+def test_the_cap_costs_no_request_of_its_own_one_read_and_the_settlement_s_one_write(world: World) -> None:
+    delivery = capped(world, Catalogue(), "2/24h", Clock())
+    seen = requests_to(world)
+
+    outcomes = deliver(delivery, *(queued(body(SUPPRESSED), n, key=f"promo-{n}") for n in range(3)))
+
+    assert [type(o) for o in outcomes] == [Sent, Sent, Skipped]  # the batch's own messages count
+    names = [name for name, _ in seen]
+    assert names.count("BatchGetItem") == 1 and names.count("BatchWriteItem") == 1
+    [(_, read)] = [(n, p) for n, p in seen if n == "BatchGetItem"]
+    assert {k["id"]["S"] for k in read["RequestItems"][LIST]["Keys"]} == {
+        f"{BUSINESS}#{SUPPRESSED}",
+        f"cap#{BUSINESS}#{SUPPRESSED}",
+    }
+    [(_, write)] = [(n, p) for n, p in seen if n == "BatchWriteItem"]
+    [put] = write["RequestItems"][LIST]  # two sends to one pair: one item
+    assert set(put["PutRequest"]["Item"]["sent"]["M"]) == {send_tag("promo-0"), send_tag("promo-1")}
+
+
+@pytest.mark.parametrize("category", ["UTILITY", "AUTHENTICATION"])
+def test_utility_and_authentication_are_never_capped_nor_counted(world: World, category: str) -> None:
+    delivery = capped(world, Catalogue(category), "1/24h", Clock())
+
+    outcomes = deliver(delivery, *(queued(body(SUPPRESSED), n, key=f"otp-{n}") for n in range(3)))
+
+    assert all(isinstance(o, Sent) for o in outcomes)
+    assert count_item(world) is None
+
+
+def test_a_message_that_did_not_go_out_is_not_counted(world: World) -> None:
+    from nxcloud_wa.error_codes import classify_http_status
+    from nxcloud_wa.exceptions import RetryableSendError
+
+    delivery = capped(world, Catalogue(), "1/24h", Clock())
+    world.sender.script[SUPPRESSED] = test_delivery.raises(
+        RetryableSendError("NXCloud answered HTTP 500", classify_http_status(500), http_status=500)
+    )
+
+    [outcome] = deliver(delivery, queued(body(SUPPRESSED)))
+
+    assert isinstance(outcome, RetryLater)
+    assert count_item(world) is None
+
+
+def test_an_opt_out_outranks_the_cap(world: World) -> None:
+    delivery = capped(world, Catalogue(), "1/24h", Clock())
+    assert delivery.screen is not None
+    delivery.screen.store.put(opted_out())
+
+    [outcome] = deliver(delivery, queued(body(SUPPRESSED)))
+
+    assert isinstance(outcome, Skipped) and outcome.reason == "suppressed"
+    assert count_item(world) is None
+
+
+def test_the_cap_alone_reads_no_entry(world: World) -> None:
+    delivery = capped(world, Catalogue(), "1/24h", Clock(), check=False)  # SUPPRESSION_CHECK=off
+    assert delivery.screen is not None
+    delivery.screen.store.put(opted_out())
+    seen = requests_to(world)
+
+    [outcome] = deliver(delivery, queued(body(SUPPRESSED)))
+
+    assert isinstance(outcome, Sent)  # the list is not enforced; the send is counted
+    [(_, read)] = [(n, p) for n, p in seen if n == "BatchGetItem"]
+    assert read["RequestItems"][LIST]["Keys"] == [{"id": {"S": f"cap#{BUSINESS}#{SUPPRESSED}"}}]
+    assert count_item(world) is not None
+
+
+def test_with_the_cap_off_nothing_is_read_or_written_for_it(world: World) -> None:
+    catalogue = Catalogue()
+    delivery = capped(world, catalogue, None, Clock())
+    seen = requests_to(world)
+
+    outcomes = deliver(delivery, *(queued(body(SUPPRESSED), n, key=f"promo-{n}") for n in range(3)))
+
+    assert all(isinstance(o, Sent) for o in outcomes)
+    [(_, read)] = [(n, p) for n, p in seen if n == "BatchGetItem"]
+    assert read["RequestItems"][LIST]["Keys"] == [{"id": {"S": f"{BUSINESS}#{SUPPRESSED}"}}]
+    assert all(LIST not in p.get("RequestItems", {}) for n, p in seen if n == "BatchWriteItem")
+    assert catalogue.reads == 0  # no entry, no cap: no category needed
+
+
+def test_a_message_sent_and_delivered_again_is_answered_from_its_send_not_capped(world: World) -> None:
+    delivery = capped(world, Catalogue(), "1/24h", Clock())
+    [first] = deliver(delivery, queued(body(SUPPRESSED), 0, key="promo-1"))
+
+    [again] = deliver(delivery, queued(body(SUPPRESSED), 1, key="promo-1"))  # SQS redelivers it
+
+    assert isinstance(first, Sent) and isinstance(again, Sent) and again.replayed
+    assert world.sender.sent[SUPPRESSED] == 1
+
+
+def test_two_copies_of_a_message_in_one_batch_take_one_place_under_the_cap(world: World) -> None:
+    delivery = capped(world, Catalogue(), "1/24h", Clock())
+
+    outcomes = deliver(delivery, queued(body(SUPPRESSED), 0, key="promo-1"), queued(body(SUPPRESSED), 1, key="promo-1"))
+
+    assert isinstance(outcomes[0], Sent) and not isinstance(outcomes[1], Skipped)  # the copy waits for the first
+    assert world.sender.sent[SUPPRESSED] == 1

@@ -10,6 +10,7 @@ import fate
 from fate import Release, Rules, ToDeadLetter, ToPutBack
 from idempotency_record import StoredUnknown
 from incoming import Incoming
+from nxcloud_wa.audience import CapTally, FrequencyCap
 from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.error_codes import (
     CONNECT_ERROR,
@@ -276,3 +277,56 @@ def test_a_skipped_message_is_final_on_both_triggers_never_dead_lettered_and_lea
     assert fate.dispose(skipped, REQUEST, API) is skipped
     assert fate.settlement(skipped, skipped, requested=False) is None
     assert fate.slot_unused(skipped, requested=False)
+
+
+# --- the marketing frequency cap
+
+
+def tally(*sent: str, count: int = 1) -> CapTally:
+    return CapTally(FrequencyCap(count, 86_400, f"{count}/24h"), {PAIR: dict.fromkeys(sent, 1_799_999_000)}, 1.8e9)
+
+
+@pytest.mark.parametrize("category", ["MARKETING", None, "SOMETHING_NEW"])
+def test_a_marketing_message_over_the_cap_is_skipped_and_under_it_counted(category: str | None) -> None:
+    under = fate.capped(tally(), PAIR, "m2", category)
+    over = fate.capped(tally("m1"), PAIR, "m2", category)
+
+    assert under == fate.Counted(PAIR, "m2", {})
+    assert isinstance(over, Skipped)
+    assert (over.reason, over.cap, over.suppression_reason) == ("frequency_cap", "1/24h", "")
+    assert (over.failure.reason, over.failure.error_code, over.failure.api_status) == ("frequency_capped", "1/24h", 422)
+
+
+def test_a_message_already_counted_is_not_capped() -> None:
+    assert fate.capped(tally("m1"), PAIR, "m1", "MARKETING") == fate.Counted(PAIR, "m1", {"m1": 1_799_999_000})
+
+
+@pytest.mark.parametrize("category", ["UTILITY", "AUTHENTICATION", "utility"])
+def test_utility_and_authentication_are_neither_capped_nor_counted(category: str) -> None:
+    assert fate.capped(tally("m1"), PAIR, "m2", category) is None
+
+
+def test_a_batch_s_second_marketing_message_to_a_pair_at_one_a_day_is_capped() -> None:
+    batch = tally()
+
+    assert isinstance(fate.capped(batch, PAIR, "m1", "MARKETING"), fate.Counted)
+    assert isinstance(fate.capped(batch, PAIR, "m2", "MARKETING"), Skipped)
+
+
+@pytest.mark.parametrize(
+    ("result", "requested", "counts"),
+    [
+        (SENT, True, True),
+        (UNKNOWN, True, True),  # it may have gone out
+        (TIMEOUT, True, True),  # an unknown outcome retried under retry
+        (replace(SENT, replayed=True), False, False),  # an earlier delivery sent (and counted) it
+        (RETRYABLE, True, False),
+        (INVALID, True, False),
+        (THROTTLE, True, False),
+        (HELD_BACK, False, False),
+    ],
+)
+def test_what_counts_against_the_cap_is_what_may_have_gone_out_now(
+    result: fate.Result, requested: bool, counts: bool
+) -> None:
+    assert fate.may_have_sent(result, requested) is counts

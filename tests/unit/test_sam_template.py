@@ -193,6 +193,7 @@ AUDIENCE_ENVIRONMENT = {
     "OPT_OUT_KEYWORDS": ref("OptOutKeywords"),
     "OPT_IN_KEYWORDS": ref("OptInKeywords"),
     "UNDELIVERABLE_SUPPRESSION_DAYS": ref("UndeliverableSuppressionDays"),
+    "MARKETING_CAP_PER_RECIPIENT": ref("MarketingCapPerRecipient"),
 }
 """The audience settings (nxcloud_wa.audience), the same for the sender and the webhook."""
 
@@ -275,6 +276,7 @@ def test_powertools_names(template: dict[str, Any]) -> None:
         ("OptOutKeywords", "STOP,UNSUBSCRIBE,退订"),
         ("OptInKeywords", "START"),
         ("UndeliverableSuppressionDays", 30),
+        ("MarketingCapPerRecipient", ""),
     ],
 )
 def test_parameter_defaults(template: dict[str, Any], name: str, default: object) -> None:
@@ -586,7 +588,13 @@ EXPECTED_STATEMENTS = {
     "MessageRecords": ({"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}, [getatt("MessagesTable", "Arn")]),
     "FindMessageByKey": ({"dynamodb:GetItem"}, [getatt("IdempotencyTable", "Arn")]),
     "SuppressionList": (
-        {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+        {
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:BatchWriteItem",
+        },
         [getatt("SuppressionsTable", "Arn")],
     ),
     "ListSuppressionsByNumber": (
@@ -1129,3 +1137,22 @@ def test_every_reader_sees_the_same_function() -> None:
     assert "NXCLOUD_SECRET_ID" not in spec.default_environment()  # a parameter without default
     assert "DLQ_URL" not in spec.default_environment()  # a resource's id
     assert [p.name for p in spec.code_paths()] == ["sender", "python"]  # the function, then the core layer's python/
+
+
+@pytest.mark.parametrize("value", ["", "off", "OFF", "1/24h", "3/7d", "10/1H", "0/24h", "1/0d", "1/24", "1 / 24h", "x"])
+def test_the_frequency_cap_parameter_takes_exactly_what_the_function_parses(
+    template: dict[str, Any], value: str
+) -> None:
+    """A value CloudFormation lets through never fails the function's first invocation, and one it refuses is one the
+    function would refuse (or read differently)."""
+    import re
+
+    from nxcloud_wa.audience import FrequencyCap
+
+    allowed = re.fullmatch(parameter(template, "MarketingCapPerRecipient")["AllowedPattern"], value) is not None
+    try:
+        FrequencyCap.parse(value)
+        parses = value == value.strip()
+    except ValueError:
+        parses = False
+    assert allowed is parses

@@ -69,3 +69,33 @@ def test_the_rate_settings_and_their_defaults() -> None:
 def test_a_rate_setting_that_cannot_be_right_is_named(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         SenderSettings.from_env({**ENV, name: value})
+
+
+@pytest.mark.parametrize(
+    ("audience", "check", "cap", "screened"),
+    [
+        ({"SUPPRESSIONS_TABLE": "list"}, True, None, True),
+        ({"SUPPRESSIONS_TABLE": "list", "MARKETING_CAP_PER_RECIPIENT": "1/24h"}, True, "1/24h", True),
+        (
+            {"SUPPRESSIONS_TABLE": "list", "SUPPRESSION_CHECK": "off", "MARKETING_CAP_PER_RECIPIENT": "3/7d"},
+            False,
+            "3/7d",
+            True,
+        ),
+        (
+            {"SUPPRESSIONS_TABLE": "list", "SUPPRESSION_CHECK": "off", "MARKETING_CAP_PER_RECIPIENT": "off"},
+            False,
+            None,
+            False,
+        ),
+        ({"MARKETING_CAP_PER_RECIPIENT": "1/24h"}, False, None, False),  # no table to count in: no cap
+    ],
+)
+def test_the_screen_runs_for_the_suppression_check_the_frequency_cap_or_both(
+    audience: dict[str, str], check: bool, cap: str | None, screened: bool
+) -> None:
+    settings = SenderSettings.from_env(ENV | audience)
+
+    assert settings.suppression_check is check
+    assert (str(settings.frequency_cap) if settings.frequency_cap else None) == cap
+    assert settings.screened is screened

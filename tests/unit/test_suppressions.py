@@ -23,9 +23,13 @@ from nxcloud_wa.suppressions import (
     Suppression,
     SuppressionStore,
     decode,
+    decode_sends,
     encode,
+    encode_sends,
     item_id,
     key_of,
+    send_tag,
+    sends_id,
 )
 
 TABLE = "suppressions"
@@ -466,3 +470,63 @@ def test_the_store_counts_its_requests(store: SuppressionStore) -> None:
     store.remove(BUSINESS, RECIPIENT)
 
     assert store.requests == 5
+
+
+# --- the marketing frequency cap's counts -----------------------------------------------------------------------------
+
+
+def test_the_sends_item_format_round_trips_and_names_no_indexed_attribute() -> None:
+    item = encode_sends((BUSINESS, RECIPIENT), {"1a2b": 1_800_000_000, "3c4d": 1_800_000_060}, 1_800_086_460)
+
+    assert item == {
+        "id": {"S": f"cap#{BUSINESS}#{RECIPIENT}"},
+        "sent": {"M": {"1a2b": {"N": "1800000000"}, "3c4d": {"N": "1800000060"}}},
+        "expiration": {"N": "1800086460"},
+    }
+    assert sends_id((BUSINESS, RECIPIENT)) == item["id"]["S"]
+    assert decode_sends(item) == ((BUSINESS, RECIPIENT), {"1a2b": 1_800_000_000, "3c4d": 1_800_000_060})
+    with pytest.raises(ValueError):
+        decode_sends({"id": {"S": "cap#nothing"}})
+
+
+def test_a_message_s_tag_is_short_stable_and_not_its_key() -> None:
+    key = "campaign-7:8613800138000"
+
+    assert send_tag(key) == send_tag(key) != send_tag(key + "x")
+    assert len(send_tag(key)) == 16 and "8613800138000" not in send_tag(key)
+
+
+def test_read_asks_for_entries_and_sends_in_the_same_request(client: Any, clock: Clock) -> None:
+    recording = Recording(client)
+    store = SuppressionStore(recording, TABLE, clock=clock)
+    store.put(entry())
+    client.put_item(TableName=TABLE, Item=encode_sends((BUSINESS, RECIPIENT), {"1a2b": 1_800_000_000}, 1_800_086_400))
+    pairs = [(BUSINESS, RECIPIENT), (BUSINESS, "8613800138001")]
+
+    found = store.read(pairs, entries=True, sends=True)
+
+    assert found.entries == {(BUSINESS, RECIPIENT): entry()}
+    assert found.sends == {(BUSINESS, RECIPIENT): {"1a2b": 1_800_000_000}}
+    [request] = recording.batches
+    assert len(request["RequestItems"][TABLE]["Keys"]) == 4  # two keys a pair, one request
+    assert store.lookup(pairs) == found.entries  # the list alone: no sends asked for
+    assert len(recording.batches[-1]["RequestItems"][TABLE]["Keys"]) == 2
+
+
+def test_read_of_sends_alone_asks_for_no_entry(client: Any, clock: Clock) -> None:
+    recording = Recording(client)
+    store = SuppressionStore(recording, TABLE, clock=clock)
+    store.put(entry())
+
+    found = store.read([(BUSINESS, RECIPIENT)], entries=False, sends=True)
+
+    assert found.entries == {} and found.sends == {}
+    [request] = recording.batches
+    assert request["RequestItems"][TABLE]["Keys"] == [{"id": {"S": f"cap#{BUSINESS}#{RECIPIENT}"}}]
+
+
+def test_a_sends_item_is_never_listed(client: Any, store: SuppressionStore) -> None:
+    store.put(entry())
+    client.put_item(TableName=TABLE, Item=encode_sends((BUSINESS, RECIPIENT), {"1a2b": 1_800_000_000}, 1_800_086_400))
+
+    assert store.list(BUSINESS).entries == [entry()]

@@ -199,6 +199,21 @@ def test_a_skipped_message_is_found_by_its_idempotency_key_and_says_why(dynamodb
     }
 
 
+def test_a_capped_message_s_record_holds_the_cap_instead_of_an_entry(dynamodb: Any) -> None:
+    timeline = tracked(dynamodb)
+    capped = SkipRecord(
+        "promo-10", "weekend_offer", "en_US", "8618512348399", 7, "8613800000301", "2026-01-01T00:00:00.000+00:00",
+        "frequency_cap", cap="1/24h",
+    )  # fmt: skip
+    item = capped.item(timeline.expiration())
+    dynamodb.put_item(TableName=TABLE, Item=item)
+
+    found = timeline.find("promo-10")
+
+    assert item["cap"] == {"S": "1/24h"} and not {"suppression_reason", "scope", "source"} & set(item)
+    assert found is not None and found["skipped"] == {"reason": "frequency_cap", "cap": "1/24h"}
+
+
 @pytest.mark.parametrize("skipped_first", [True, False])
 def test_a_key_both_skipped_and_sent_is_answered_with_its_send(dynamodb: Any, skipped_first: bool) -> None:
     """Skipped, then sent after the recipient opted back in; or sent, then skipped on a later delivery of the key

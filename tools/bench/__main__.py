@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             limiter = rate_limit.measure(services.moto_url, services.resources.rate_table)
             progress("suppression check: one BatchGetItem per batch of 10, no recipient on the list")
             suppression = suppression_check.measure(services.moto_url, services.resources.suppressions_table)
+            progress("suppression check with MarketingCapPerRecipient=1/24h: the same read, two keys a message")
+            capped = suppression_check.measure(services.moto_url, services.resources.suppressions_table, cap="1/24h")
         memory = warm.Memory(warm.memory_size_mb(), cold.maxrss_mb, warm.maxrss_mb(), batch_peak)
         runs, skipped = [], None
         if args.memory_sizes:
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             template_check=check,
             receiver=callbacks,
             suppression=suppression,
+            capped=capped,
         )
         print(json.dumps(document, indent=2))
     else:
@@ -129,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 receiver=callbacks,
                 limiter=limiter,
                 suppression=suppression,
+                capped=capped,
             )
         )
     return 0

@@ -65,6 +65,7 @@ def document(
     template_check: CheckCost | None = None,
     receiver: Receiver | None = None,
     suppression: suppression_check.ScreenCost | None = None,
+    capped: suppression_check.ScreenCost | None = None,
 ) -> dict[str, Any]:
     """Every figure, as ``--json`` prints it."""
     return {
@@ -81,6 +82,7 @@ def document(
         "receiver": receiver.as_dict() if receiver else None,
         "template_check": template_check.as_dict(warm) if template_check else None,
         "suppression_check": suppression.as_dict(warm) if suppression else None,
+        "frequency_cap": capped.as_dict(warm) if capped else None,
     }
 
 
@@ -299,6 +301,7 @@ def render(
     receiver: Receiver | None = None,
     limiter: LimiterCost | None = None,
     suppression: suppression_check.ScreenCost | None = None,
+    capped: suppression_check.ScreenCost | None = None,
 ) -> str:
     """The compact table ``make bench`` prints."""
     cpus = host["cpu_count"] if host["usable_cpus"] in (None, host["cpu_count"]) else f"{host['usable_cpus']} usable"
@@ -316,6 +319,7 @@ def render(
     rows += receiver_rows(receiver) if receiver else []
     rows += rate_limit.rows(limiter, warm) if limiter else []
     rows += suppression_check.rows(suppression, warm) if suppression else []
+    rows += suppression_check.rows(capped, warm) if capped else []
     text = "\n".join(header) + table(rows)
     if shares:
         text += "\n\n" + share_table(shares, wire)

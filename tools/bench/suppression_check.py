@@ -12,6 +12,11 @@ then never asked for a category (an entry found costs one cached catalogue looku
 for reads) bills BatchGetItem as one GetItem per key, each item's size rounded up to the next 4 KB: a strongly
 consistent read of a key costs one read unit whether the item is there (an entry is well under 4 KB) or not. So the
 check costs one read request unit per message, not one per batch: ten per batch of ten.
+
+**With the marketing frequency cap** (``measure(..., cap="1/24h")``) every message is marketing (no catalogue: the
+category is unknown) and counted: the same one request reads two keys a message (its entry and its pair's count: two
+read units), and the count each message adds is built for the settlement (``Screen.counts``), whose request writes it
+(one write unit a message; the write rides on the settlement's BatchWriteItem, so no request is made for it here).
 """
 
 from __future__ import annotations
@@ -34,20 +39,38 @@ DISTINCT_BATCHES: Final = 50
 
 @dataclass(frozen=True, slots=True)
 class ScreenCost(BatchCost):
+    cap: str = ""
+    """The frequency cap measured with (``1/24h``); empty: the list alone."""
+
+    @property
+    def read_units_per_message(self) -> float:
+        """One per key read: the entry's, and with the cap the pair's count's."""
+        return READ_UNITS_PER_MESSAGE * (2 if self.cap else 1)
+
+    @property
+    def write_units_per_message(self) -> float:
+        """With the cap, each counted message's pair is written once (a Put under 1 KB, in no index)."""
+        return 1.0 if self.cap else 0.0
+
     @property
     def usd_per_million(self) -> float:
-        """On-demand read request units: one per message (strongly consistent, per key)."""
-        return costs.dynamodb_per_million(0.0, READ_UNITS_PER_MESSAGE)
+        """On-demand request units: the reads (strongly consistent, per key) and the counts' writes."""
+        return costs.dynamodb_per_million(self.write_units_per_message, self.read_units_per_message)
 
     def as_dict(self, warm: Throughput | None = None) -> dict[str, Any]:
         document = BatchCost.as_dict(self, warm)
-        document |= {"cpu_us_per_batch": self.cpu_us_per_batch, "read_units_per_message": READ_UNITS_PER_MESSAGE}
+        document |= {"cpu_us_per_batch": self.cpu_us_per_batch, "read_units_per_message": self.read_units_per_message}
+        if self.cap:
+            document |= {"cap": self.cap, "write_units_per_message": self.write_units_per_message}
         return document
 
 
-def measure(moto_url: str, table: str, *, batches: int = 300) -> ScreenCost:
-    """``batches`` checks of ten messages whose recipients have no entry; the first (a cold client) is not counted."""
+def measure(moto_url: str, table: str, *, batches: int = 300, cap: str = "") -> ScreenCost:
+    """``batches`` checks of ten messages whose recipients have no entry; the first (a cold client) is not counted.
+    With ``cap``, every message is also counted (its pair's new count built for the settlement)."""
+    from fate import Counted
     from local_stack.stack import LOCAL_SECRET
+    from nxcloud_wa.audience import FrequencyCap
     from nxcloud_wa.credentials import Credentials
     from nxcloud_wa.models import parse_message
     from nxcloud_wa.suppressions import SuppressionStore
@@ -55,31 +78,51 @@ def measure(moto_url: str, table: str, *, batches: int = 300) -> ScreenCost:
 
     credentials = Credentials.from_secret(LOCAL_SECRET)
     store = SuppressionStore(moto_dynamodb(moto_url), table)
-    screen = Screen(store, None)  # no entry is found, so no category is asked for
-    prepared = [[parse_message(message_body(n * BATCH + i)) for i in range(BATCH)] for n in range(DISTINCT_BATCHES)]
+    screen = Screen(store, None, cap=FrequencyCap.parse(cap))  # no entry is found: no category asked for
+    prepared = [
+        [(parse_message(message_body(n * BATCH + i)), f"bench-{n}-{i}") for i in range(BATCH)]
+        for n in range(DISTINCT_BATCHES)
+    ]
     screen.verdicts(prepared[0], credentials.defaults, credentials)
     walls, requests_before = [], store.requests
     cpu_before = time.process_time()
     for n in range(batches):
         started = time.perf_counter()
         verdicts = screen.verdicts(prepared[n % DISTINCT_BATCHES], credentials.defaults, credentials)
+        counted = [v for v in verdicts if isinstance(v, Counted)]
+        screen.counts(counted)
         walls.append(time.perf_counter() - started)
-        if any(v is not None for v in verdicts):
-            raise RuntimeError(f"the bench's recipients must not be suppressed: {verdicts}")
+        if any(v is not None for v in verdicts) and len(counted) != (BATCH if cap else 0):
+            raise RuntimeError(f"the bench's recipients must not be suppressed or capped: {verdicts}")
     cpu_s = time.process_time() - cpu_before
-    return ScreenCost(batches, cpu_s, Spread.of(walls), store.requests - requests_before)
+    return ScreenCost(batches, cpu_s, Spread.of(walls), store.requests - requests_before, cap)
 
 
 def rows(cost: ScreenCost, warm: Throughput) -> list[tuple[str, str, str]]:
     handler_us = warm.cpu_s * 1e6 / warm.messages
+    title = (
+        f"10b. The same with MarketingCapPerRecipient={cost.cap}, every message marketing and counted"
+        if cost.cap
+        else "10. Suppression check, no recipient on the list (the delivery's own call, moto over HTTP)"
+    )
+    units = (
+        f"{cost.read_units_per_message:g} read units (entry, count) and {cost.write_units_per_message:g} write unit "
+        "(the count, in the settlement's request) per message"
+        if cost.cap
+        else f"{cost.read_units_per_message:g} read unit per message, absent keys too"
+    )
     return [
-        ("10. Suppression check, no recipient on the list (the delivery's own call, moto over HTTP)", "", ""),
+        (title, "", ""),
         (
             "  check CPU per message",
             f"{cost.cpu_us_per_message:.1f} us",
             f"{cost.share_of(warm):.1%} of the handler's {handler_us / 1000:.2f} ms (section 2, which includes it)",
         ),
-        ("  check CPU per batch of 10", f"{cost.cpu_us_per_batch:.0f} us", "one BatchGetItem, ten verdicts"),
+        (
+            "  check CPU per batch of 10",
+            f"{cost.cpu_us_per_batch:.0f} us",
+            "one BatchGetItem, ten verdicts" + (", the counts built" if cost.cap else ""),
+        ),
         (
             "  DynamoDB requests per batch of 10",
             f"{cost.requests_per_batch:.2f}",
@@ -89,6 +132,6 @@ def rows(cost: ScreenCost, warm: Throughput) -> list[tuple[str, str, str]]:
         (
             "  DynamoDB cost per million messages",
             f"${cost.usd_per_million:.4f}",
-            f"{READ_UNITS_PER_MESSAGE:g} read unit per message, absent keys too ({costs.PRICES_AS_OF})",
+            f"{units} ({costs.PRICES_AS_OF})",
         ),
     ]

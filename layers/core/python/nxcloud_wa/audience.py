@@ -12,6 +12,9 @@ path and the webhook apply what these functions decide. docs/audience.md is the 
 * **scopes** (:func:`suppresses`): a ``MARKETING`` template is stopped by ``marketing`` and ``all`` entries, a
   ``UTILITY`` or ``AUTHENTICATION`` one by ``all`` only; a category that is not known is treated as marketing, so an
   opt-out is never ignored because a category could not be learnt;
+* **the marketing frequency cap** (:class:`FrequencyCap`, :class:`CapTally`; ``MARKETING_CAP_PER_RECIPIENT``, off
+  by default): at most N marketing (or unknown-category) templates per recipient and business number in a rolling
+  window, counted from the sends recorded in the list's table; ``UTILITY`` and ``AUTHENTICATION`` are never capped;
 * **an unreadable list** (:func:`when_unreadable`): send anyway (fail open) for ``UTILITY`` / ``AUTHENTICATION`` (an
   OTP must go out), retry later for everything else.
 
@@ -23,8 +26,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -86,10 +89,18 @@ def parse_list(raw: str) -> frozenset[str]:
 
 @dataclass(frozen=True, slots=True)
 class FrequencyCap:
-    """At most ``count`` marketing templates per recipient and business number in any ``window`` seconds."""
+    """At most ``count`` marketing templates per recipient and business number in any ``window`` seconds
+    (``MARKETING_CAP_PER_RECIPIENT``; docs/audience.md, "The marketing frequency cap").
+
+    A pair's count is its marketing sends still inside the window, each message (its tag:
+    :func:`nxcloud_wa.suppressions.send_tag`) with when it went out: :meth:`recent` trims what was read, :meth:`kept`
+    what is written back, so the stored count never holds more than ``count`` sends (only the newest ``count`` decide
+    whether the cap is reached)."""
 
     count: int
     window: int
+    text: str = field(default="", compare=False)
+    """As configured (``1/24h``): what a skipped message's record and the API's answer quote."""
 
     @classmethod
     def parse(cls, raw: str) -> FrequencyCap | None:
@@ -103,7 +114,53 @@ class FrequencyCap:
         count, length, unit = int(match[1]), int(match[2]), match[3]
         if count < 1 or length < 1:
             raise ValueError("count and window must both be at least 1, e.g. 1/24h")
-        return cls(count, length * (HOUR if unit == "h" else DAY))
+        return cls(count, length * (HOUR if unit == "h" else DAY), f"{count}/{length}{unit}")
+
+    def __str__(self) -> str:
+        return self.text or f"{self.count}/{self.window // HOUR}h"
+
+    def recent(self, sends: Mapping[str, int], now: float) -> dict[str, int]:
+        """The sends (message tag: epoch seconds) still inside the window at ``now``, at most the newest ``count``.
+        A send exactly one window old has left it: ``1/24h`` lets a message go 24 hours to the second after the last."""
+        inside = sorted((at, tag) for tag, at in sends.items() if at > now - self.window)[-self.count :]
+        return {tag: at for at, tag in inside}
+
+    def kept(self, recent: Mapping[str, int], sent: Iterable[str], now: int) -> dict[str, int]:
+        """What a pair's count becomes when the messages tagged ``sent`` went out at ``now`` (one already counted
+        takes the new time: it is one message): trimmed to the window and to the newest ``count``."""
+        return self.recent({**recent, **dict.fromkeys(sent, now)}, now)
+
+    def expiration(self, kept: Mapping[str, int]) -> int:
+        """When a count is of no more use (its newest send has left the window): its item's TTL."""
+        return max(kept.values()) + self.window
+
+
+class CapTally:
+    """One batch's marketing messages against the cap: each pair's sends as read, plus those this batch lets through.
+
+    Several messages of one batch to one pair: the first that fit under the cap go on, the rest are capped (a message
+    let through counts against the next even if it then fails to send: the batch errs towards not messaging). A
+    message the count holds already (a redelivery, an API call repeated with its key, a copy of a message in the same
+    batch) goes on and is not counted again: its claim answers it from its first send."""
+
+    def __init__(self, cap: FrequencyCap, sent: Mapping[Key, Mapping[str, int]], now: float) -> None:
+        self.cap = cap
+        self.read = {key: cap.recent(sends, now) for key, sends in sent.items()}
+        self._admitted: dict[Key, set[str]] = {}
+
+    def admit(self, key: Key, tag: str) -> bool:
+        """Whether the message tagged ``tag`` to ``key`` fits under the cap; counted when it does."""
+        read, admitted = self.read.get(key, {}), self._admitted.setdefault(key, set())
+        if tag in read or tag in admitted:
+            return True
+        if len(read) + len(admitted) >= self.cap.count:
+            return False
+        admitted.add(tag)
+        return True
+
+    def recent(self, key: Key) -> dict[str, int]:
+        """The pair's sends inside the window, as read before this batch."""
+        return self.read.get(key, {})
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,6 +242,14 @@ RECIPIENT_SUPPRESSED: Final = Classification(
     "the message was skipped, not sent; its error_code is the entry's reason",
 )
 """Not a failure of the message: the queue deletes it (``skipped``, never dead-lettered); the API answers 422."""
+FREQUENCY_CAPPED: Final = Classification(
+    "frequency_capped",
+    _P,
+    API_STATUS_PERMANENT,
+    "the recipient has had as many marketing templates from this business number as MarketingCapPerRecipient allows "
+    "in its rolling window (docs/audience.md): the message was skipped, not sent; its error_code is the cap",
+)
+"""Not a failure either: skipped like a suppressed message; the API answers 422."""
 SUPPRESSIONS_UNAVAILABLE: Final = Classification(
     "suppressions_unavailable",
     _R,

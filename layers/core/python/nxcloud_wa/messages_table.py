@@ -15,7 +15,8 @@ with one kind of writer, so no write can undo another:
   earliest reported, a repeat changes nothing. A callback whose ``id`` matches no send is kept the same way, under
   its own id. (Items written before the current rule also carry ``status_rank``, which nothing reads.)
 * ``click#<event id>``: a button click that names no message (``kind`` ``click``, :class:`Click`).
-* ``skip#<idempotency key>``: a message the sender skipped, unsent (``kind`` ``skip``, :class:`SkipRecord`): it has
+* ``skip#<idempotency key>``: a message the sender skipped, unsent (``kind`` ``skip``, :class:`SkipRecord`: the
+  suppression entry's ``suppression_reason``, ``scope`` and ``source``, or the frequency ``cap`` it reached): it has
   no NXCloud message id, so it is keyed by its idempotency key, which finds it with no lookup. Written by the
   sender in the same request as the send records; a later skip of the same key writes the same item again. No
   callback ever names it, and the publisher's stream filter passes it by (docs/lifecycle.md).
@@ -85,7 +86,7 @@ class SendRecord:
 @dataclass(frozen=True, slots=True)
 class SkipRecord:
     """What the sender knows about a message it skipped: why (``reason`` ``suppressed``, the entry's reason, scope
-    and source), and the message's template, numbers and key."""
+    and source; or ``frequency_cap``, the cap), and the message's template, numbers and key."""
 
     idempotency_key: str
     template_name: str
@@ -95,9 +96,12 @@ class SkipRecord:
     recipient: str
     skipped_at: str
     reason: str
-    suppression_reason: str
-    scope: str
-    source: str
+    suppression_reason: str = ""
+    scope: str = ""
+    source: str = ""
+    cap: str = ""
+    """A message skipped by the marketing frequency cap (``reason`` ``frequency_cap``): the cap (``1/24h``), which
+    its item holds instead of an entry's reason, scope and source."""
 
     @property
     def item_id(self) -> str:
@@ -105,15 +109,22 @@ class SkipRecord:
 
     def item(self, expiration: int) -> Item:
         """The item the sender writes (``expiration``: when DynamoDB may delete it, in epoch seconds)."""
+        why: Item = (
+            {"cap": {"S": self.cap}}
+            if self.cap
+            else {
+                "suppression_reason": {"S": self.suppression_reason},
+                "scope": {"S": self.scope},
+                "source": {"S": self.source},
+            }
+        )
         return {
             "id": {"S": self.item_id},
             "kind": {"S": "skip"},
             **_message_item(self),
             "at_skipped": {"S": self.skipped_at},
             "skip_reason": {"S": self.reason},
-            "suppression_reason": {"S": self.suppression_reason},
-            "scope": {"S": self.scope},
-            "source": {"S": self.source},
+            **why,
             "expiration": {"N": str(expiration)},
         }
 
@@ -125,6 +136,7 @@ class SkipRecord:
             suppression_reason=str(image.get("suppression_reason", "")),
             scope=str(image.get("scope", "")),
             source=str(image.get("source", "")),
+            cap=str(image.get("cap", "")),
             **_message_fields(image),
         )
 
@@ -365,7 +377,9 @@ def _skipped_view(skip: SkipRecord) -> dict[str, Any]:
         "timeline": [{"status": SKIPPED, "at": skip.skipped_at}],
         "errors": [],
         "buttons": [],
-        "skipped": {
+        "skipped": {"reason": skip.reason, "cap": skip.cap}
+        if skip.cap
+        else {
             "reason": skip.reason,
             "suppression_reason": skip.suppression_reason,
             "scope": skip.scope,

@@ -22,6 +22,15 @@ entry never narrows an ``all`` one, and a 30-day ``undeliverable`` entry never r
 would then expire with it); an expired entry is replaced by anything. The rule is one conditional PutItem: no read
 first, so two callbacks racing cannot both win.
 
+The same table holds the marketing frequency cap's counts (``MARKETING_CAP_PER_RECIPIENT``; the rule is
+:class:`nxcloud_wa.audience.FrequencyCap`), one item per (business number, recipient) that was sent a marketing
+template inside the window: ``id`` ``cap#{business_phone}#{recipient}``, ``sent`` (a map of each message's tag,
+:func:`send_tag`, to when it went out, epoch seconds: at most the cap's count, trimmed to the window on every write)
+and ``expiration`` (when its newest send leaves the window). It carries no ``business_phone`` or ``recipient``
+attribute, so the index (and every listing) never sees it.
+The sender reads it in the check's one BatchGetItem (:meth:`SuppressionStore.read`) and writes it in its settlement's
+BatchWriteItem (:func:`encode_sends`): a Put of the whole count, no request of its own.
+
 Reads are strongly consistent (``ConsistentRead``): an entry stored before a batch is read is seen by that read, which
 is what makes "nothing claimed after the entry was stored is sent" hold. The index (``list``) is eventually consistent
 by DynamoDB's design: a listing may lag a write by a moment.
@@ -31,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import random
 import time
@@ -48,6 +58,8 @@ from .phone import E164_MAX_DIGITS, E164_MIN_DIGITS, normalize_phone
 
 INDEX: Final = "by_business_phone"
 """The index of one business number's entries (partition ``business_phone``, sort ``recipient``)."""
+CAP_PREFIX: Final = "cap#"
+"""The id prefix of a pair's marketing sends (:func:`sends_id`), which are not entries."""
 MAX_PAGE: Final = 1000
 """Most entries one :meth:`SuppressionStore.list` page may ask for."""
 
@@ -105,6 +117,11 @@ def _checked(key: Key) -> Key:
 def item_id(key: Key) -> str:
     """The table's key for normalised numbers: ``{business_phone}#{recipient}``."""
     return f"{key[0]}#{key[1]}"
+
+
+def sends_id(key: Key) -> str:
+    """The key of the pair's marketing sends (the frequency cap's count): ``cap#{business_phone}#{recipient}``."""
+    return CAP_PREFIX + item_id(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +204,33 @@ def decode(item: Mapping[str, Any]) -> Suppression:
     )
 
 
+def send_tag(idempotency_key: str) -> str:
+    """How a count names a message: 16 hex digits of its idempotency key's SHA-256. Short, so a count stays a small
+    item; hashed, so a key (up to 128 characters of the caller's) is never stored there. The same message sent again
+    (a redelivery, a repeated API call) has the same tag, so it is not counted twice."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
+
+
+def encode_sends(key: Key, sends: Mapping[str, int], expiration: int) -> Item:
+    """The item of a pair's marketing sends inside the cap's window (message tag: epoch seconds)."""
+    return {
+        "id": {"S": sends_id(key)},
+        "sent": {"M": {tag: {"N": str(at)} for tag, at in sends.items()}},
+        "expiration": {"N": str(expiration)},
+    }
+
+
+def decode_sends(item: Mapping[str, Any]) -> tuple[Key, dict[str, int]]:
+    """A pair and its sends from their item; ``ValueError`` when its id is not ``cap#{business}#{recipient}``. A time
+    that is not a number is left out (the count errs low only for an item written by hand)."""
+    business, _, recipient = _text(item, "id").removeprefix(CAP_PREFIX).partition("#")
+    if not business or not recipient:
+        raise ValueError("a sends item's id is not cap#{business_phone}#{recipient}")
+    values = item.get("sent", {}).get("M", {})
+    sends = {tag: int(float(v["N"])) for tag, v in values.items() if isinstance(v, Mapping) and "N" in v}
+    return (business, recipient), sends
+
+
 def _text(item: Mapping[str, Any], name: str) -> str:
     value = item.get(name, {})
     return str(value.get("S", "")) if isinstance(value, Mapping) else ""
@@ -200,6 +244,15 @@ def _member(enum: type[E], value: str, default: E) -> E:
 
 
 # --- the store --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What one read of a batch's pairs found: the entries in force, and each pair's marketing sends as stored (the
+    frequency cap trims them to its window); a pair without either is absent from it."""
+
+    entries: dict[Key, Suppression]
+    sends: dict[Key, dict[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,21 +299,34 @@ class SuppressionStore:
         :class:`~nxcloud_wa.exceptions.SuppressionsUnavailableError` when the table cannot be read or keys stay
         unread, so the caller applies its fail-open / retry-later rule (:func:`nxcloud_wa.audience.when_unreadable`);
         ``ValueError`` for a key that is not two numbers' digits."""
+        return self.read(keys).entries
+
+    def read(self, keys: Iterable[Key], *, entries: bool = True, sends: bool = False) -> Lookup:
+        """:meth:`lookup`'s read, for the pairs' entries, their marketing sends (the frequency cap's count), or both
+        in the same requests (two keys a pair, so 50 pairs a request when both are read)."""
         distinct = list(dict.fromkeys(_checked(key) for key in keys))
+        ids = [item_id(key) for key in distinct] if entries else []
+        ids += [sends_id(key) for key in distinct] if sends else []
         now = self.clock()
-        found: dict[Key, Suppression] = {}
-        for item in self._batch_get(distinct):
+        found = Lookup({}, {})
+        for item in self._batch_get(ids):
+            if _text(item, "id").startswith(CAP_PREFIX):
+                key, sent = decode_sends(item)
+                found.sends[key] = sent
+                continue
             entry = decode(item)
             if not entry.expired(now):
-                found[entry.key] = entry
+                found.entries[entry.key] = entry
         return found
 
-    def _batch_get(self, keys: list[Key]) -> list[Item]:
+    def _batch_get(self, ids: list[str]) -> list[Item]:
+        if not ids:
+            return []
         try:
             items, unread, calls = batch_get(
                 self.client,
                 self.table,
-                [{"id": {"S": item_id(key)}} for key in keys],
+                [{"id": {"S": i}} for i in ids],
                 consistent=True,
                 attempts=self.attempts,
                 sleep=self.sleep,
@@ -272,7 +338,7 @@ class SuppressionStore:
             raise SuppressionsUnavailableError(f"batch_get_item failed: {type(exc).__name__}") from exc
         self.requests += calls
         if unread:
-            raise SuppressionsUnavailableError(f"{len(unread)} of {len(keys)} suppression keys stayed unprocessed")
+            raise SuppressionsUnavailableError(f"{len(unread)} of {len(ids)} suppression keys stayed unprocessed")
         return items
 
     def get(self, business_phone: str, recipient: str) -> Suppression | None:
