@@ -456,14 +456,15 @@ def view(
 
 
 def _timeline(send: SendRecord | None, status: StatusItem | None) -> list[dict[str, Any]]:
-    """One attempt's entries, by time: accepted, each status first reported, and a scheduled retry."""
+    """One attempt's entries: accepted and each status first reported, by time; then its retry, if one was scheduled
+    (last whatever the clocks say: NXCloud's failure time and the webhook's clock are not the same clock)."""
     times = {ACCEPTED: send.accepted_at} if send else {}
     times |= status.times if status else {}
-    entries: list[dict[str, Any]] = [{"status": s, "at": at} for s, at in times.items()]
+    entries: list[dict[str, Any]] = [{"status": s, "at": at} for s, at in sorted(times.items(), key=lambda e: e[1])]
     if status is not None and status.retry is not None:
         retry = status.retry
         entries.append({"status": RETRY_SCHEDULED, "at": retry.scheduled_at, "retry_at": retry.retry_at})
-    return sorted(entries, key=lambda entry: str(entry["at"]))
+    return entries
 
 
 def _errors(status: StatusItem | None) -> list[dict[str, Any]]:
