@@ -285,7 +285,7 @@ def test_a_failure_with_its_retry_reads_as_retry_scheduled_and_the_view_shows_ev
         "at_failed": "2026-12-06T07:00:05.000+00:00",
         "retry_attempt": 1,
         "retry_at": MARK.retry_at,
-        "at_retry_scheduled": MARK.scheduled_at,
+        "retry_scheduled_at": MARK.scheduled_at,
     }
     assert StatusItem.from_image(image).retry == MARK
 

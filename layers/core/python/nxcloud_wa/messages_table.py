@@ -1,6 +1,6 @@
 """The messages table's items: the one place their attributes are named, written (encoded) and read back (decoded).
 
-The table (``MESSAGES_TABLE``: partition key ``id``, TTL ``expiration``, index ``by_idempotency_key``) holds four
+The table (``MESSAGES_TABLE``: partition key ``id``, TTL ``expiration``, index ``by_idempotency_key``) holds five
 kinds of items, each with one kind of writer, so no write can undo another:
 
 * ``<message_id>``: the send's record (``kind`` ``send``, :class:`SendRecord`), written once by the sender, in the
@@ -14,6 +14,10 @@ kinds of items, each with one kind of writer, so no write can undo another:
   earliest reported, a repeat changes nothing. A callback whose ``id`` matches no send is kept the same way, under
   its own id. (Items written before the current rule also carry ``status_rank``, which nothing reads.)
 * ``click#<event id>``: a button click that names no message (``kind`` ``click``, :class:`Click`).
+* ``attempt#<message_id>#<n>``: the link to a message's n-th 131049 retry (``kind`` ``attempt``,
+  :func:`attempt_link`), written by the sender with the retry's send record, which names the original (``retry_of``)
+  and the attempt. An original's send record keeps its request (``retry_request``) when a retry could apply, and the
+  failure's status item holds the retry it scheduled (:class:`RetryMark`, set by the webhook with the failure).
 * ``skip#<idempotency key>``: a message the sender skipped, unsent (``kind`` ``skip``, :class:`SkipRecord`): it has
   no NXCloud message id, so it is keyed by its idempotency key, which the index also finds it by. Written by the
   sender in the same request as the send records; a later skip of the same key writes the same item again. No
@@ -236,7 +240,7 @@ class RetryMark:
 
     def attributes(self) -> tuple[list[str], dict[str, str], Item]:
         """The update's parts: set once (a repeat keeps the first)."""
-        names = {"#retry_attempt": "retry_attempt", "#retry_at": "retry_at", "#retry_scheduled": "at_retry_scheduled"}
+        names = {"#retry_attempt": "retry_attempt", "#retry_at": "retry_at", "#retry_scheduled": "retry_scheduled_at"}
         parts = [f"{n} = if_not_exists({n}, :{n[1:]})" for n in names]
         values: Item = {
             ":retry_attempt": {"N": str(self.attempt)},
@@ -250,7 +254,7 @@ class RetryMark:
         if "retry_attempt" not in image:
             return None
         return cls(
-            int(image["retry_attempt"]), str(image.get("retry_at", "")), str(image.get("at_retry_scheduled", ""))
+            int(image["retry_attempt"]), str(image.get("retry_at", "")), str(image.get("retry_scheduled_at", ""))
         )
 
 
