@@ -6,7 +6,9 @@ batch over again until the function reports it done. So every stored status chan
 ``dedupe_id`` (the message and the status, hashed) is the same on every repeat, for consumers to drop repeats.
 
 * ``WhatsApp Message Status Changed``: when a message's current status changes (never for a repeat or a status
-  outranked by the current one), for the statuses in ``PUBLISH_STATUSES``.
+  outranked by the current one), for the statuses in ``PUBLISH_STATUSES``. A ``failed`` stored with a 131049 retry
+  (``nxcloud_wa.retries``) is published as ``retry_scheduled``, so a subscriber's fallback does not fire for it;
+  a retry's events name the original message (``retry_of``) and the attempt.
 * ``WhatsApp Template Button Clicked``: once per click.
 
 Events go to the customer's own bus (``EVENT_BUS_NAME``), so they carry the full recipient number, which the
@@ -39,7 +41,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nxcloud_wa.config import EnvReader
-from nxcloud_wa.messages_table import CLICK_PREFIX, STATUS_PREFIX, Click, SendRecord, StatusItem
+from nxcloud_wa.messages_table import CLICK_PREFIX, RETRY_SCHEDULED, STATUS_PREFIX, Click, SendRecord, StatusItem
 from nxcloud_wa.statuses import ACCEPTED, CALLBACK_STATUSES
 from nxcloud_wa.telemetry import Telemetry
 from nxcloud_wa.timeline import Timeline
@@ -139,17 +141,18 @@ class Publisher:
             return self._event(BUTTON_CLICKED, _click_detail(change, send))
         item = change.item
         status = item.status or ""
-        _count("StatusChanged", status=status)
+        shown = item.shown_status or ""  # a failure that will be sent again (131049) is retry_scheduled
+        _count("StatusChanged", status=shown)
         if send is None:
             metrics.add_metric(name="StatusCallbacksUnmatched", unit=MetricUnit.Count, value=1)
         if status == "failed":
             _count("DeliveryFailed", error_code=str(item.errors[0].code) if item.errors else "none")
         if status not in self.settings.publish_statuses:
             return None
-        detail = {
+        detail: dict[str, Any] = {
             "message_id": change.message_id,
             "idempotency_key": send.idempotency_key if send else None,
-            "status": status,
+            "status": shown,
             "previous_status": change.previous or (ACCEPTED if send else None),
             "template": {"name": send.template_name, "language": send.template_language} if send else None,
             "recipient": send.recipient if send else item.recipient,
@@ -157,8 +160,12 @@ class Publisher:
             "errors": [{"code": e.code, "title": e.title} for e in item.errors],
             "at": item.times.get(status),
             "unmatched": send is None,
-            "dedupe_id": dedupe_id(change.message_id, status),
+            "dedupe_id": dedupe_id(change.message_id, shown),
         }
+        if item.retry is not None and shown == RETRY_SCHEDULED:
+            detail["retry"] = {"attempt": item.retry.attempt, "retry_at": item.retry.retry_at}
+        if send is not None and send.retry_of:
+            detail |= {"retry_of": send.retry_of, "attempt": send.attempt}
         return self._event(STATUS_CHANGED, detail)
 
     def _event(self, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:

@@ -104,6 +104,10 @@ class ErrorResponse(BaseModel):
 class TimelineEntry(BaseModel):
     status: str
     at: str
+    attempt: int | None = None
+    """Only on a message sent again after a 131049 failure: which retry the entry is of (none: the original)."""
+    retry_at: str | None = None
+    """Only on a ``retry_scheduled`` entry: when the retry is due."""
 
 
 class DeliveryError(BaseModel):
@@ -134,13 +138,22 @@ class SkipReason(BaseModel):
     cap: str | None = None
 
 
+class Attempt(BaseModel):
+    """One attempt of a message sent again after Meta's marketing limit (131049): 0 the original, then each retry."""
+
+    attempt: int
+    message_id: str | None
+    status: str
+    errors: list[DeliveryError]
+
+
 class MessageStatus(BaseModel):
     """A message's delivery status as NXCloud's callbacks reported it (see docs/lifecycle.md), or ``skipped``: the
     sender did not send it (``skipped`` says why; ``message_id`` is then ``skip#`` and its idempotency key)."""
 
     message_id: str
     idempotency_key: str | None
-    status: Literal["accepted", "sent", "delivered", "read", "failed", "deleted", "skipped"]
+    status: Literal["accepted", "sent", "delivered", "read", "failed", "deleted", "skipped", "retry_scheduled"]
     matched: bool
     """False for callbacks whose id matches no message this deployment sent."""
     template: TemplateRef | None
@@ -151,6 +164,8 @@ class MessageStatus(BaseModel):
     buttons: list[ButtonClick]
     skipped: SkipReason | None = None
     """Only on a skipped message."""
+    attempts: list[Attempt] | None = None
+    """Only on a message sent again after a 131049 failure: each attempt; ``status`` and ``errors`` are the last's."""
 
 
 class GatewayError(BaseModel):

@@ -57,14 +57,17 @@ from fate import Result
 from idempotency import Claim, ClaimResult, IdempotencyStore
 from idempotency_record import from_stored, stored_data
 from incoming import Incoming
+from nxcloud_wa.audience import AudienceSettings
+from nxcloud_wa.catalogue import TemplateCatalogue, category_of
 from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.credentials import Credentials
 from nxcloud_wa.dynamo import Item
-from nxcloud_wa.error_codes import IN_PROGRESS, INTERRUPTED, KEY_REUSED
+from nxcloud_wa.error_codes import IN_PROGRESS, INTERRUPTED, INVALID_MESSAGE, KEY_REUSED
 from nxcloud_wa.exceptions import InvalidMessageError
 from nxcloud_wa.failures import Failure, failure, failure_for, rate_limited, unknown
-from nxcloud_wa.messages_table import SendRecord, SkipRecord
+from nxcloud_wa.messages_table import SendRecord, SkipRecord, attempt_link
 from nxcloud_wa.models import Defaults, SendRequest, parse_message
+from nxcloud_wa.retries import InvalidEnvelopeError, RetryMarker, keeps_request, marker_problem, request_text, unwrap
 from nxcloud_wa.sender import Sender
 from nxcloud_wa.timeline import Timeline
 from outbox import DeadLetter, Entry, PutBackCopy, send_all
@@ -84,6 +87,8 @@ class Parsed:
     claim: Claim
     counted: fate.Counted | None = None
     """A marketing message under the frequency cap: its send counts (the settlement writes its pair's count)."""
+    retry: RetryMarker | None = None
+    """A 131049 retry's marker (:mod:`nxcloud_wa.retries`), once checked against the messages table."""
 
     def ended(self, result: Result) -> Attempted:
         return Attempted(self.incoming, result, self)
@@ -204,6 +209,8 @@ class Delivery:
         pacing: Pacing | None = None,
         send_queue_url: str = "",
         max_receive_count: int = 0,
+        audience: AudienceSettings | None = None,
+        catalogue: TemplateCatalogue | None = None,
     ) -> None:
         self.sender = sender
         self.store = store
@@ -223,6 +230,10 @@ class Delivery:
         """Where throttled queue messages are put back; empty: they are retried (a receive spent) instead."""
         self.max_receive_count = max_receive_count
         """The redrive policy's ``maxReceiveCount``: the receives a message may spend failing over all its copies."""
+        self.audience = audience or AudienceSettings()
+        """The 131049 retry settings: whether a send record keeps its request (:func:`retries.keeps_request`)."""
+        self.catalogue = catalogue
+        """The templates' categories (None: unknown, so marketing)."""
 
     def deliver(
         self, messages: Sequence[Incoming], *, remaining_ms: int, dead_letter_rejections: bool
@@ -232,7 +243,7 @@ class Delivery:
         ``remaining_ms`` is the invocation's time left (claims expire then); ``dead_letter_rejections`` says whether a
         permanent failure goes to the dead-letter queue (queue) or back to the caller (API).
         """
-        parsed = [_parse(m) for m in messages]
+        parsed = _advance([_parse(m) for m in messages], self._verify_retries)
         attempts = _advance(parsed, lambda live: self._attempt(live, remaining_ms))
         rules = fate.Rules(dead_letter_rejections, bool(self.send_queue_url), self.max_receive_count)
         outcomes = self._dispose(attempts, rules)
@@ -257,6 +268,29 @@ class Delivery:
         attempts = _advance(claimed, lambda live: self._send(live, credentials))
         self._give_back(attempts, credentials)
         return attempts
+
+    # --- 1b. a 131049 retry's marker
+
+    def _verify_retries(self, parsed: list[Parsed]) -> list[Attempted | Parsed]:
+        """Check each retry's marker against the messages table (:func:`retries.marker_problem`): one strongly
+        consistent read of the failed attempt's two items per retry; only retries pay it. A read that fails retries
+        the message later."""
+        checked: list[Attempted | Parsed] = []
+        for p in parsed:
+            if p.retry is None:
+                checked.append(p)
+            elif self.timeline is None:
+                checked.append(_invalid_retry(p, "delivery tracking is off"))
+            else:
+                try:
+                    failed, status = self.timeline.attempt(p.retry.after)
+                except Exception as exc:
+                    observability.logger.exception("could not read a retry's failed attempt: it will be retried")
+                    checked.append(p.ended(failure_for(exc)))
+                    continue
+                why = marker_problem(p.retry, p.request, p.key, failed, status)
+                checked.append(p if why is None else _invalid_retry(p, why))
+        return checked
 
     # --- 2. check
 
@@ -350,11 +384,30 @@ class Delivery:
 
     def _send(self, claimed: list[Claimed], credentials: Credentials) -> list[Attempted]:
         defaults = self.sender.defaults_for(credentials) if self.timeline is not None else None
+        kept = self._kept_requests(claimed, credentials, defaults)
         if len(claimed) == 1:
-            return [self._send_one(claimed[0], credentials, defaults)]
-        return list(self.executor.map(lambda c: self._send_one(c, credentials, defaults), claimed))
+            return [self._send_one(claimed[0], credentials, defaults, kept[0])]
+        return list(self.executor.map(lambda c, k: self._send_one(c, credentials, defaults, k), claimed, kept))
 
-    def _send_one(self, c: Claimed, credentials: Credentials, defaults: Defaults | None) -> Attempted:
+    def _kept_requests(
+        self, claimed: list[Claimed], credentials: Credentials, defaults: Defaults | None
+    ) -> list[str | None]:
+        """What each send record keeps to be sent again after a 131049 failure (:func:`retries.keeps_request`): its
+        request when retries are on and its template is marketing or of unknown category, else None. Read on the
+        main thread (the catalogue is cached; the template check fetched it already when it is on)."""
+        if defaults is None or self.audience.marketing_limit_retry_hours <= 0:
+            return [None] * len(claimed)
+        kept: list[str | None] = []
+        for c in claimed:
+            request = c.message.request
+            catalogue = self.catalogue
+            category = category_of(catalogue, request, defaults, credentials) if catalogue is not None else None
+            kept.append(request_text(request) if keeps_request(self.audience, category) else None)
+        return kept
+
+    def _send_one(
+        self, c: Claimed, credentials: Credentials, defaults: Defaults | None, kept: str | None = None
+    ) -> Attempted:
         """Runs on a worker thread: only the HTTP send and the result, no logging or metrics (not thread-safe)."""
         waited_ms = 0.0
         if c.send_at is not None and self.pacing is not None:
@@ -368,7 +421,8 @@ class Delivery:
             return c.attempted(fate.after_send(failure_for(exc), self.policy), waited_ms)
         latency = round((time.perf_counter() - started) * 1000, 1)
         sent = Sent(answer.message_id, answer.trace_id, now(), latency_ms=latency)
-        return c.attempted(sent, waited_ms, _send_record(c.message, sent, defaults) if defaults is not None else None)
+        record = _send_record(c.message, sent, defaults, kept) if defaults is not None else None
+        return c.attempted(sent, waited_ms, record)
 
     # --- 7. dispose
 
@@ -459,6 +513,10 @@ class Delivery:
             for a in attempts
             if a.record is not None
         }
+        for a in attempts:  # a 131049 retry's link from its original (nxcloud_wa.retries)
+            if isinstance(a.record, SendRecord) and a.record.retry_of:
+                link = attempt_link(a.record, expiration)
+                items[str(link["id"]["S"])] = link
         return {self.timeline.table: list(items.values())} if items else {}
 
 
@@ -466,13 +524,25 @@ class Delivery:
 
 
 def _parse(incoming: Incoming) -> Attempted | Parsed:
+    retry: RetryMarker | None = None
     try:
-        request = incoming.request or parse_message(incoming.body)
+        if incoming.request is not None:
+            request = incoming.request
+        else:
+            retry, body = unwrap(incoming.body) if incoming.queued else (None, incoming.body)
+            request = parse_message(body)
     except InvalidMessageError as exc:
         return Attempted(incoming, failure_for(exc))
+    except InvalidEnvelopeError as exc:
+        return Attempted(incoming, failure(INVALID_MESSAGE, "invalid_retry", str(exc)))
     key = request.idempotency_key or incoming.key or incoming.source_id
     payload = request.model_dump(mode="json", exclude_none=True, exclude={"idempotency_key"})
-    return Parsed(incoming, request, key, Claim.of(key, payload))
+    return Parsed(incoming, request, key, Claim.of(key, payload), retry=retry)
+
+
+def _invalid_retry(p: Parsed, why: str) -> Attempted:
+    """A retry marker the webhook did not write: refused whole (dead-lettered), never sent as a plain message."""
+    return p.ended(failure(INVALID_MESSAGE, "invalid_retry", f"not a scheduled 131049 retry: {why}"))
 
 
 def _screened(p: Parsed, verdict: Verdict, defaults: Defaults) -> Attempted | Parsed:
@@ -499,8 +569,16 @@ def _claimed(p: Paced, result: ClaimResult | Failure) -> Attempted | Claimed:
     return p.ended(failure(KEY_REUSED))
 
 
-def _send_record(message: Parsed, sent: Sent, defaults: Defaults) -> SendRecord:
-    return SendRecord(message_id=sent.message_id, accepted_at=sent.at, **_record_fields(message, defaults))
+def _send_record(message: Parsed, sent: Sent, defaults: Defaults, kept: str | None = None) -> SendRecord:
+    retry = message.retry
+    return SendRecord(
+        message_id=sent.message_id,
+        accepted_at=sent.at,
+        retry_request=kept,
+        retry_of=retry.original_message_id if retry else None,
+        attempt=retry.attempt if retry else 0,
+        **_record_fields(message, defaults),
+    )
 
 
 def _skip_record(message: Parsed, skip: Skipped, defaults: Defaults) -> SkipRecord:

@@ -137,6 +137,8 @@ def _build(settings: SenderSettings) -> Runtime:
         pacing=_pacing(settings, writer),
         send_queue_url=settings.send_queue_url,
         max_receive_count=settings.max_receive_count,
+        audience=settings.audience,
+        catalogue=catalogue,
     )
     return Runtime(
         settings=settings,

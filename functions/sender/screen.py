@@ -32,7 +32,7 @@ import fate
 import observability
 from fate import Counted
 from nxcloud_wa.audience import CapTally, FrequencyCap
-from nxcloud_wa.catalogue import TemplateCatalogue
+from nxcloud_wa.catalogue import TemplateCatalogue, category_of
 from nxcloud_wa.credentials import Credentials
 from nxcloud_wa.dynamo import Item
 from nxcloud_wa.exceptions import SuppressionsUnavailableError
@@ -126,18 +126,7 @@ class Screen:
 
     def _category(self, request: SendRequest, defaults: Defaults, credentials: Credentials) -> str | None:
         """The template's category from the cached catalogue; None when it cannot be known (counts as marketing)."""
-        appkey = request.appkey or defaults.appkey
-        business_phone = request.business_phone or defaults.business_phone
-        if self.catalogue is None or not appkey or not business_phone:
-            return None
-        name, language = request.template.name, request.template.language.code
-        try:
-            spec = self.catalogue.templates(appkey, business_phone, credentials, want=(name, language)).find(
-                name, language
-            )
-        except Exception:  # getTemplate unavailable (or anything unexpected): unknown, so marketing
-            return None
-        return spec.category or None if spec is not None else None
+        return category_of(self.catalogue, request, defaults, credentials) if self.catalogue is not None else None
 
 
 def _key(request: SendRequest, defaults: Defaults) -> Key | None:

@@ -19,6 +19,7 @@ import base64
 import hmac
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -26,13 +27,15 @@ from typing import Any, Final
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nxcloud_wa.audience import AddEntry, AudienceSettings
+from nxcloud_wa.audience import AddEntry, AudienceSettings, RetryLater, status_action
 from nxcloud_wa.callbacks import WebhookBody, parse_callback
 from nxcloud_wa.config import EnvReader, env_defaults, merge_defaults
 from nxcloud_wa.credentials import Credentials, load_credentials
 from nxcloud_wa.exceptions import InvalidCallbackError
+from nxcloud_wa.messages_table import RetryMark
 from nxcloud_wa.models import Defaults
 from nxcloud_wa.phone import mask_phone, mask_valid_phone, redact_numbers
+from nxcloud_wa.retries import RetryScheduler, ScheduleTarget, next_attempt
 from nxcloud_wa.sqs import sqs_text
 from nxcloud_wa.suppression_sources import Applied, Unkeyed, apply, implied, keyed
 from nxcloud_wa.suppressions import SuppressionStore
@@ -61,6 +64,9 @@ class WebhookSettings:
     audience: AudienceSettings
     defaults: Defaults
     """``DEFAULT_BUSINESS_PHONE``: the business number of a callback that names none (over the secret's)."""
+    retry_target: ScheduleTarget | None = None
+    """Where 131049 retries are scheduled (``RETRY_SCHEDULE_GROUP``, ``RETRY_QUEUE_ARN``, ``RETRY_ROLE_ARN``); None
+    when the stack gives none: every 131049 failure is then final."""
 
     @classmethod
     def from_env(cls) -> WebhookSettings:
@@ -73,16 +79,22 @@ class WebhookSettings:
             secret_max_age=env.positive_int("SECRET_CACHE_SECONDS", DEFAULT_SECRET_MAX_AGE),
             audience=AudienceSettings.read(env),
             defaults=env_defaults(env),
+            retry_target=_retry_target(env),
         )
         env.required("SUPPRESSIONS_TABLE", "the suppression list's table, where callbacks' opt-outs are stored")
         env.check()
         return settings
 
 
+def _retry_target(env: EnvReader) -> ScheduleTarget | None:
+    group, queue, role = (env.text(n) for n in ("RETRY_SCHEDULE_GROUP", "RETRY_QUEUE_ARN", "RETRY_ROLE_ARN"))
+    return ScheduleTarget(group, queue, role) if group and queue and role else None
+
+
 class Receiver:
     """What a container builds once: settings, the table, the queue client, the token check."""
 
-    def __init__(self, settings: WebhookSettings) -> None:
+    def __init__(self, settings: WebhookSettings, clock: Callable[[], float] = time.time) -> None:
         import boto3
 
         self.settings = settings
@@ -91,6 +103,9 @@ class Receiver:
         self.timeline = Timeline(dynamodb, settings.messages_table, retention_days=settings.retention_days)
         self.suppressions = SuppressionStore(dynamodb, settings.audience.suppressions_table)
         self.sqs = session.client("sqs")
+        target = settings.retry_target
+        self.scheduler = RetryScheduler(session.client("scheduler"), target) if target is not None else None
+        self.clock = clock
         self._refreshed_at = 0.0
 
     def token_matches(self, token: str) -> bool:
@@ -116,8 +131,9 @@ class Receiver:
         """Store every entry, then what the body implies for the suppression list (each write is idempotent, so a
         replay of the same body changes nothing more). Raises when a write fails: the caller keeps the body."""
         changed = 0
+        retries = self.schedule_retries(body)
         for status in body.statuses:
-            changed += self.timeline.record_status(status)
+            changed += self.timeline.record_status(status, retries.get(status.id))
         clicks = [m for m in body.messages if m.is_button_click]
         for click in clicks:
             self.timeline.record_click(click)
@@ -136,6 +152,41 @@ class Receiver:
             },
         )
         self.record_suppressions(body)
+
+    def schedule_retries(self, body: WebhookBody) -> dict[str, RetryMark]:
+        """Schedule the retry each 131049 failure asks for (``nxcloud_wa.retries``) before its status is stored, and
+        return the marks to store with the statuses, by message id. A failure whose status item already has its mark
+        (a repeated or replayed callback) is not scheduled again; a schedule that exists already (a concurrent
+        repeat) is not an error. Raises when a read or a schedule fails: the body is kept for replay."""
+        if self.scheduler is None:
+            return {}
+        asked = {
+            s.id: action
+            for s in body.statuses
+            if s.status == "failed"
+            for action in (status_action(self.settings.audience, e.code) for e in s.errors)
+            if isinstance(action, RetryLater)
+        }
+        marks: dict[str, RetryMark] = {}
+        for message_id, action in asked.items():
+            record, status = self.timeline.attempt(message_id)
+            if status is not None and status.retry is not None:
+                marks[message_id] = status.retry
+                continue
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            plan = next_attempt(action, record, now)
+            if plan is None:
+                metrics.add_metric(name="RetriesNotScheduled", unit=MetricUnit.Count, value=1)
+                continue
+            created = self.scheduler.schedule(plan)
+            marks[message_id] = RetryMark(plan.marker.attempt, _iso(plan.retry_at), _iso(now))
+            logger.info(
+                "131049: retry scheduled" if created else "131049: retry already scheduled",
+                extra={"message_id": message_id, "attempt": plan.marker.attempt, "retry_at": _iso(plan.retry_at)},
+            )
+            if created:
+                metrics.add_metric(name="RetriesScheduled", unit=MetricUnit.Count, value=1)
+        return marks
 
     def record_suppressions(self, body: WebhookBody) -> None:
         """Add and remove the suppression list's entries the body implies, each reported as it is done."""
@@ -177,6 +228,10 @@ class Receiver:
         metrics.add_metric(name="CallbacksKept", unit=MetricUnit.Count, value=1)
         logger.warning("callback kept for replay", extra={"reason": reason, "problem": problem[:300]})
         return True
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat(timespec="milliseconds")
 
 
 def _report_applied(applied: Applied) -> None:

@@ -220,6 +220,7 @@ EXPECTED_ENVIRONMENT = {
     "RATE_WAIT_SECONDS": "2",
     "MAX_RECEIVE_COUNT": ref("MaxReceiveCount"),
     **AUDIENCE_ENVIRONMENT,
+    "MARKETING_LIMIT_RETRY_HOURS": ref("MarketingLimitRetryHours"),
     "POWERTOOLS_SERVICE_NAME": {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]},
     "POWERTOOLS_METRICS_NAMESPACE": {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
     "POWERTOOLS_LOG_LEVEL": ref("LogLevel"),
@@ -648,6 +649,7 @@ def test_no_other_grants_in_the_template(resources: dict[str, Any]) -> None:
     assert roles == [
         "ApiGatewayCloudWatchLogsRole",
         "PublisherFunctionRole",
+        "RetrySchedulerRole",
         "SenderFunctionRole",
         "WebhookFunctionRole",
     ]
@@ -684,6 +686,16 @@ WEBHOOK_STATEMENTS = {
         [getatt("SuppressionsTable", "Arn")],
     ),
     "KeepUnstoredCallbacks": ({"sqs:SendMessage"}, [getatt("KeptCallbacksQueue", "Arn")]),
+    "ScheduleRetries": (
+        {"scheduler:CreateSchedule"},
+        [
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/"
+                "${RetryScheduleGroup}/*"
+            }
+        ],
+    ),
+    "PassRetrySchedulerRole": ({"iam:PassRole"}, [getatt("RetrySchedulerRole", "Arn")]),
     "ReadWebhookToken": ({"secretsmanager:GetSecretValue"}, [ref("NXCloudSecretArn")]),
     "DecryptNXCloudSecret": ({"kms:Decrypt"}, [ref("NXCloudSecretKmsKeyArn")]),
     "WriteTraces": ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, ["*"]),
@@ -1156,3 +1168,46 @@ def test_the_frequency_cap_parameter_takes_exactly_what_the_function_parses(
     except ValueError:
         parses = False
     assert allowed is parses
+
+
+# --- 131049 retries --------------------------------------------------------------------------------------------------
+
+
+def test_retry_schedules_go_to_the_send_queue_through_a_role_that_can_only_send_there(
+    resources: dict[str, Any],
+) -> None:
+    role = props(resources, "RetrySchedulerRole")
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}
+    statements = statements_of(resources, "RetrySchedulerRole")
+    assert {sid: (s["Action"], s["Resource"]) for sid, s in statements.items()} == {
+        "SendRetries": ("sqs:SendMessage", getatt("SendQueue", "Arn"))
+    }
+    assert resources["RetryScheduleGroup"]["Type"] == "AWS::Scheduler::ScheduleGroup"
+    webhook = statements_of(resources, "WebhookFunctionRole")["PassRetrySchedulerRole"]
+    assert webhook["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+
+
+def test_the_webhook_schedules_retries_where_the_stack_says(
+    resources: dict[str, Any], template: dict[str, Any]
+) -> None:
+    from nxcloud_wa.audience import AudienceSettings
+
+    variables = props(resources, "WebhookFunction")["Environment"]["Variables"]
+    assert variables["RETRY_SCHEDULE_GROUP"] == ref("RetryScheduleGroup")
+    assert variables["RETRY_QUEUE_ARN"] == getatt("SendQueue", "Arn")
+    assert variables["RETRY_ROLE_ARN"] == getatt("RetrySchedulerRole", "Arn")
+    environ = {
+        "MARKETING_LIMIT_RETRY_HOURS": str(parameter(template, "MarketingLimitRetryHours")["Default"]),
+        "MARKETING_LIMIT_RETRIES": str(parameter(template, "MarketingLimitRetries")["Default"]),
+    }
+    assert variables["MARKETING_LIMIT_RETRY_HOURS"] == ref("MarketingLimitRetryHours")
+    assert variables["MARKETING_LIMIT_RETRIES"] == ref("MarketingLimitRetries")
+    defaults = AudienceSettings()
+    settings = AudienceSettings.from_env(environ)
+    assert (settings.marketing_limit_retry_hours, settings.marketing_limit_retries) == (
+        defaults.marketing_limit_retry_hours,
+        defaults.marketing_limit_retries,
+    )
+    assert parameter(template, "MarketingLimitRetryHours")["MinValue"] == 0  # 0 turns it off

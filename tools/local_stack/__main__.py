@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from local_stack import suppression_entries
 from local_stack.output import LineWriter
-from local_stack.runner import Row, Runner
+from local_stack.runner import MarketingLimitRetry, Row, Runner
 from local_stack.samples import Sample, load_samples
 from local_stack.stack import LOCAL_SECRET
 from local_stack.table import print_table
@@ -143,14 +143,18 @@ def run_samples(
             if message_id:
                 sent_now[index] = message_id
     no_key_status, _ = runner.post(samples[0].body if samples else "{}", with_key=False)
+    retry = MarketingLimitRetry(runner)
+    retry.send()
     say(f"waiting for the {len(queued)} queued messages to settle (sent, skipped or dead-lettered, with retries)...")
     waited = time.monotonic()
-    settled = runner.wait_until_settled(list(queued.values()), timeout=timeout)
+    settled = runner.wait_until_settled([*queued.values(), retry.queue_id], timeout=timeout)
     say(f"  settled in {time.monotonic() - waited:.1f} s" if settled else f"  NOT all settled after {timeout:.0f} s")
     say("waiting for NXCloud's callbacks (the simulator's) to be stored and published...")
     waited = time.monotonic()
     called_back = runner.wait_for_callbacks(timeout=timeout)
     say(f"  done in {time.monotonic() - waited:.1f} s" if called_back else f"  NOT all posted after {timeout:.0f} s")
+    say("131049: firing the due retry schedules as if the retry delay had passed, and following the retry...")
+    retry.fire_and_follow(timeout)
     dead = runner.dead_letters()
     events = runner.status_events()
     rows = []
@@ -175,6 +179,7 @@ def run_samples(
                 shown_events,
             )
         )
+    rows.append(retry.row(events))
     rows.append(Row("(any request without x-api-key)", "api", f"http {no_key_status}", "Forbidden", "http 403"))
     return rows
 

@@ -38,6 +38,10 @@ class Resources:
     """The business numbers' rate limiter (``RATE_LIMIT_TABLE``)."""
     suppressions_table: str = ""
     """The suppression list (``SUPPRESSIONS_TABLE``, docs/audience.md)."""
+    retry_group: str = ""
+    """The schedule group of 131049 retries (``RETRY_SCHEDULE_GROUP``; fired locally by ``local_stack.schedules``)."""
+    send_queue_arn: str = ""
+    retry_role_arn: str = ""
 
     def function_env(self) -> dict[str, str]:
         """The environment variables the Lambda function reads for these resources."""
@@ -53,6 +57,9 @@ class Resources:
             "EVENT_BUS_NAME": self.event_bus,
             "RATE_LIMIT_TABLE": self.rate_table,
             "SUPPRESSIONS_TABLE": self.suppressions_table,
+            "RETRY_SCHEDULE_GROUP": self.retry_group,
+            "RETRY_QUEUE_ARN": self.send_queue_arn,
+            "RETRY_ROLE_ARN": self.retry_role_arn,
         }
 
     def stream_arn(self) -> str:
@@ -142,6 +149,10 @@ def provision(
     event_bus, events_url = _event_capture(endpoint_url, region, prefix, sqs)
     secrets = local_client("secretsmanager", endpoint_url, region)
     secret_id = secrets.create_secret(Name=f"{prefix}/nxcloud", SecretString=json.dumps(secret))["ARN"]
+    send_queue_arn = sqs.get_queue_attributes(QueueUrl=send_queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    retry_group, retry_role = _retry_schedules(endpoint_url, region, prefix, send_queue_arn)
     return Resources(
         region,
         endpoint_url,
@@ -155,7 +166,31 @@ def provision(
         events_url,
         rate_table,
         suppressions,
+        retry_group,
+        send_queue_arn,
+        retry_role,
     )
+
+
+def _retry_schedules(endpoint_url: str, region: str, prefix: str, send_queue_arn: str) -> tuple[str, str]:
+    """The 131049 retries' schedule group and the role Scheduler sends with, as template.yaml declares them."""
+    scheduler = local_client("scheduler", endpoint_url, region)
+    group = f"{prefix}-retries"
+    scheduler.create_schedule_group(Name=group)
+    iam = local_client("iam", endpoint_url, region)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = iam.create_role(RoleName=f"{prefix}-retry-scheduler", AssumeRolePolicyDocument=json.dumps(trust))
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": send_queue_arn}],
+    }
+    iam.put_role_policy(RoleName=role["Role"]["RoleName"], PolicyName="send-retries", PolicyDocument=json.dumps(policy))
+    return group, str(role["Role"]["Arn"])
 
 
 def _keyed_table(dynamodb: Any, name: str) -> str:

@@ -20,7 +20,7 @@ from local_stack.aws import queue_depth, send_message
 from local_stack.emulators import ApiServer, Invoker, QueuePoller, StreamPoller, json_body
 from local_stack.outcomes_log import OutcomeLog
 from local_stack.samples import describe_trail
-from local_stack.stack import LOCAL_SECRET, LocalStack
+from local_stack.stack import LOCAL_SECRET, MARKETING_LIMITED, LocalStack
 from local_stack.streams import StreamReader
 from local_stack.template import function_setting
 
@@ -209,6 +209,71 @@ class Runner:
         if message_id in dead:  # moved by the queue's redrive policy: the function never wrote a reason
             return describe_trail(trail.retries, "dead_lettered", "retries exhausted (redrive policy)"), ""
         return "pending", ""
+
+
+class MarketingLimitRetry:
+    """``make run``'s 131049 row: a marketing template to :data:`~local_stack.stack.MARKETING_LIMITED`, whom the
+    simulator's callbacks fail once with Meta's per-user marketing limit. The webhook schedules its retry (an
+    EventBridge Scheduler one-time schedule, stored by moto); :meth:`fire_and_follow` fires the due schedules with the
+    clock moved past the retry delay (``local_stack.schedules``: moto never fires them itself), and the retry is sent,
+    delivered and read as the same message."""
+
+    SAMPLE = "131049 retry: weekend_offer (MARKETING) to a limited recipient"
+    EXPECTED = "sent, retry_scheduled, 1 schedule fired, sent"
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.queue_id = ""
+        self.first = ""
+        self.scheduled = ""
+        self.fired: list[str] = []
+        self.retried = ""
+
+    def send(self) -> None:
+        body = {
+            "to": MARKETING_LIMITED,
+            "template": {
+                "name": "weekend_offer",
+                "language": {"code": "en_US"},
+                "components": [{"type": "body", "parameters": [{"type": "text", "text": "20%"}]}],
+            },
+            "idempotency_key": "make-run-131049",
+        }
+        self.queue_id = self.runner.enqueue(json.dumps(body))
+
+    def fire_and_follow(self, timeout: float) -> None:
+        """Once the first attempt's callbacks are in: note its status, fire what is due a day later, follow it."""
+        import os
+
+        from nxcloud_wa.audience import DEFAULT_MARKETING_LIMIT_RETRY_HOURS, HOUR
+
+        outcome, self.first = self.runner.final_outcome(self.queue_id)
+        if outcome != "sent":
+            return
+        _, found = self.runner.get(self.first)
+        self.scheduled = str(found.get("status")) if isinstance(found, dict) else ""
+        hours = int(os.environ.get("MARKETING_LIMIT_RETRY_HOURS") or DEFAULT_MARKETING_LIMIT_RETRY_HOURS)
+        fired = self.runner.stack.schedules().fire_due(now=time.time() + hours * HOUR + 60)
+        self.fired = [f.message_id for f in fired]
+        if self.runner.wait_until_settled(self.fired, timeout=timeout):
+            self.runner.wait_for_callbacks(timeout=timeout)
+            self.retried = ", ".join(self.runner.final_outcome(m)[0] for m in self.fired)
+
+    def row(self, events: dict[str, list[str]]) -> Row:
+        outcome = f"sent, {self.scheduled}, {len(self.fired)} schedule fired, {self.retried}" if self.first else ""
+        _, found = self.runner.get(self.first) if self.first else (0, {})
+        attempts = found.get("attempts", []) if isinstance(found, dict) else []
+        shown = " | ".join(" ".join(events.get(str(a["message_id"]), [])) for a in attempts)
+        return Row(
+            self.SAMPLE,
+            "sqs",
+            outcome,
+            self.first,
+            self.EXPECTED,
+            self.runner.delivery(self.first) if self.first else "",
+            "read",
+            shown,
+        )
 
 
 def _invoker(function: str) -> Invoker:

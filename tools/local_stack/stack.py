@@ -39,12 +39,16 @@ DEMO_FAULTS: Final = (
 ``demo_missing_template`` is rejected permanently (22093), ``demo_flaky`` fails once then succeeds,
 ``demo_outage`` fails every time until the queue's redrive policy dead-letters it."""
 
+MARKETING_LIMITED: Final = "8613612340049"
+"""A recipient Meta's per-user marketing limit stops once: ``make run``'s 131049 retry row."""
 DEMO_OUTCOMES: Final = (
     {"to": "8613612345759", "final": "failed", "code": 131026, "title": "Message undeliverable", "after_sent": True},
+    {"to": MARKETING_LIMITED, "final": "failed", "code": 131049, "times": 1},
 )
 """What the simulator's callbacks report for the samples' special recipients (see events/README.md): messages to
-8613612345759 are sent, then fail with WhatsApp's 131026 (the webhook stores an ``undeliverable`` entry). Every other
-accepted message is sent, delivered, read."""
+8613612345759 are sent, then fail with WhatsApp's 131026 (the webhook stores an ``undeliverable`` entry); the first
+message to :data:`MARKETING_LIMITED` fails with 131049 (the webhook schedules its retry), the next is read. Every
+other accepted message is sent, delivered, read."""
 DEMO_BUTTONS: Final = (
     {"to": "8613800138000", "template": "order_update", "buttons": [{"payload": "confirm", "text": "Confirm"}]},
     {"to": "8613612349759", "template": "test_00045", "buttons": [dict(STOP_PROMOTIONS)], "click": "Stop promotions"},
@@ -155,6 +159,16 @@ class LocalStack:
         if self.resources is None:
             raise RuntimeError("the local stack is not started")
         return self.resources
+
+    def schedules(self, clock: Any = None) -> Any:
+        """The due-schedules runner of this stack's retry group (``local_stack.schedules``); ``clock``: epoch
+        seconds (default: the real time)."""
+        import time
+
+        from local_stack.schedules import DueSchedules
+
+        res = self.res
+        return DueSchedules(res.client("scheduler"), res.client("sqs"), res.retry_group, clock or time.time)
 
     def function_env(self) -> dict[str, str]:
         """The environment the function needs to run against this stack (fake AWS credentials included)."""

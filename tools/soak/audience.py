@@ -32,6 +32,7 @@ from typing import Any, Final
 
 from nxcloud_wa.suppressions import Suppression
 from soak.mix import OPT_OUT_GROUPS
+from soak.retries import RetryTally
 
 POLL_S: Final = 0.5
 MARKETING: Final = "MARKETING"
@@ -117,10 +118,14 @@ class AudienceLedger:
     list_reads: int = 0
     """The functions' BatchGetItem requests on the list (attempts, as the fault port saw them)."""
     polls: int = 0
+    retries: RetryTally = field(default_factory=RetryTally)
+    """The 131049 retries (:mod:`soak.retries`): scheduled, sent, skipped, lost (goal 0)."""
     examples: list[str] = field(default_factory=list)
 
     def failures(self) -> list[str]:
         problems = []
+        if self.retries.lost:
+            problems.append(f"{self.retries.lost} 131049 retries scheduled and neither sent nor skipped")
         if self.sends_claimed_after:
             problems.append(f"{self.sends_claimed_after} sent to a recipient after its suppression was stored")
         if self.suppressed_without_entry:
@@ -200,13 +205,21 @@ def rows(ledgers: list[AudienceLedger | None]) -> list[tuple[str, list[str]]]:
     row("  claimed before it was stored (the documented race)", lambda lg: lg.sends_raced)
     row("sent to a recipient after its suppression was stored", lambda lg: lg.sends_claimed_after)
     row("suppression list reads (BatchGetItem attempts)", lambda lg: lg.list_reads)
+    row(
+        "131049 retries scheduled / sent / lost",
+        lambda lg: f"{lg.retries.scheduled} / {lg.retries.sent} / {lg.retries.lost}",
+    )
+    row("  skipped (opted out meanwhile) / 131049 final", lambda lg: f"{lg.retries.skipped} / {lg.retries.final}")
     return found
 
 
 def as_json(ledger: AudienceLedger | None) -> dict[str, Any] | None:
     if ledger is None:
         return None
-    return {k: v for k, v in ledger.__dict__.items()} | {"failures": ledger.failures()}
+    return {k: v for k, v in ledger.__dict__.items() if k != "retries"} | {
+        "retries": {**ledger.retries.__dict__, "lost": ledger.retries.lost},
+        "failures": ledger.failures(),
+    }
 
 
 def _epoch(at: str) -> float:

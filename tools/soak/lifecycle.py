@@ -87,6 +87,8 @@ class Stored:
     statuses: frozenset[str]
     """Every status with a time in the item (``at_<status>``): each status the webhook stored."""
     clicks: frozenset[str]
+    retried: bool = False
+    """A 131049 failure with its retry scheduled: its event says ``retry_scheduled`` (docs/audience.md)."""
 
 
 @dataclass
@@ -279,17 +281,23 @@ def _events(
         if old is not None and rank(new) <= rank(old):
             ledger.changes_backwards += 1
             ledger.example(f"backwards: {message_id} {old} -> {new}")
-    expected = {new for _, new in changes}
+    retried = store is not None and store.retried
+    expected = {"retry_scheduled" if retried and new == "failed" else new for _, new in changes}
     published = set(events.status.get(message_id, ()))
-    for status in sorted(expected - published, key=rank):
+    for status in sorted(expected - published, key=_event_rank):
         ledger.events_missing += 1
         ledger.example(f"no event: {message_id} became {status}")
-    for status in sorted(published - expected, key=rank):
+    for status in sorted(published - expected, key=_event_rank):
         ledger.events_unexpected += 1
         ledger.example(f"event for no change: {message_id} {status}")
     if store is not None and store.status is not None and (not changes or changes[-1][1] != store.status):
         ledger.final_not_a_change += 1
         ledger.example(f"stream: {message_id} is {store.status} but its last change was {changes[-1:]}")
+
+
+def _event_rank(status: str) -> int:
+    """An event's status ranked as the stored status it stands for (``retry_scheduled``: a ``failed``)."""
+    return rank("failed" if status == "retry_scheduled" else status)
 
 
 def _clicks(
@@ -319,6 +327,7 @@ def stored_item(item: Mapping[str, Any]) -> Stored:
         status=_s(item, "status"),
         statuses=statuses,
         clicks=frozenset(item.get("click_ids", {}).get("SS", [])),
+        retried="retry_attempt" in item,
     )
 
 

@@ -45,6 +45,7 @@ from soak.lifecycle import (
 )
 from soak.messages import TEMPLATE
 from soak.mix import BUTTONS, CALLBACKS, OPT_OUT_BUTTON, OUTCOMES, Mix, opt_out_rules
+from soak.retries import LIMIT_OUTCOME
 
 WEBHOOK_CHAOS: Final = (0.002, 0.05)
 """A chaos-killed webhook invocation dies this many seconds in: it takes tens of milliseconds (more on a busy machine),
@@ -124,7 +125,7 @@ class LifecycleRig:
         ApiServer). Callbacks start once :meth:`connect` gives the simulator the webhook's URL."""
         simulator = self.stack.simulator
         simulator.configure_callbacks(**CALLBACKS)
-        for outcome in (*opt_out_rules(self.opt_outs), *OUTCOMES):
+        for outcome in (*opt_out_rules(self.opt_outs), LIMIT_OUTCOME, *OUTCOMES):
             simulator.add_outcome(**outcome)
         for button in BUTTONS:
             simulator.add_button(template=TEMPLATE, **button)

@@ -46,7 +46,7 @@ from local_stack.stack import LOCAL_SECRET, LocalStack
 from local_stack.suppression_entries import all_entries
 from nxcloud_simulator.rates import RateLimit
 from nxcloud_simulator.server import NXCloudSimulator
-from soak import audience, campaign
+from soak import audience, campaign, retries
 from soak.audience import EntryWatch
 from soak.aws_service import AwsService
 from soak.containers import InvocationKilled, Slot, SlotPool
@@ -185,6 +185,8 @@ class _Soak:
         self.rig: LifecycleRig | None = None
         self.lifecycle: LifecycleLedger | None = None
         self.watch: EntryWatch | None = None
+        self.firer: retries.RetryFirer | None = None
+        self.retries = retries.RetryTally()
         self._stop = threading.Event()
         self._drainer: threading.Thread | None = None
 
@@ -199,13 +201,21 @@ class _Soak:
             futures = self._produce()
             unsettled = not self._wait_until_settled(futures, started)
             if self.rig is not None:
+                unsettled |= not self._settle_retries(started)
                 self.lifecycle = self.rig.finish(self.s.lifecycle_limit())
+                self.retries = retries.tally(self.stack.res.client("dynamodb"), self.stack.res.messages_table)
             if self.watch is not None:
                 self.watch.stop()  # its last read of the list, after the last callback was stored
         finally:
             self._stop_all()
         ledger = build_ledger(
-            self.tracker, self.journal, policy=self.s.policy, mix=self.s.mix, seed=self.s.seed, unsettled=unsettled
+            self.tracker,
+            self.journal,
+            policy=self.s.policy,
+            mix=self.s.mix,
+            seed=self.s.seed,
+            unsettled=unsettled,
+            resent=self.retries.resent,
         )
         ledger.lifecycle = self.lifecycle
         stats = self.aws.stats()
@@ -219,6 +229,7 @@ class _Soak:
                     f"DynamoDB.BatchGetItem {self.stack.res.suppressions_table}", 0
                 ),
             )
+            ledger.audience.retries = self.retries
         ledger.settings = {
             "stretch": self.s.stretch or 1.0,
             "function_timeout": self.s.function_timeout,
@@ -304,6 +315,7 @@ class _Soak:
             )
             webhook = self.rig.start()
             self.watch = EntryWatch(lambda: all_entries(self.stack.res)).start()
+            self.firer = retries.RetryFirer(self.stack).start()
         self.api = ApiServer(SlotPool(self.api_slots), webhook=webhook).start()  # type: ignore[arg-type]
         if self.rig is not None:
             self.rig.connect(self.api.webhook_url)
@@ -312,6 +324,8 @@ class _Soak:
 
     def _stop_all(self) -> None:
         self._stop.set()
+        if self.firer is not None:
+            self.firer.stop()
         stopping = [threading.Thread(target=poller.stop) for poller in self.pollers]  # each ends its long poll
         for thread in stopping:
             thread.start()
@@ -445,6 +459,19 @@ class _Soak:
                 last_report = time.monotonic()
                 self._report("settling")
             time.sleep(0.5)
+        return False
+
+    def _settle_retries(self, started: float) -> bool:
+        """Until no 131049 retry is left to fire: the callbacks in flight stored (they create the schedules), what is
+        due fired, and the queue quiet again (the retries sent or skipped)."""
+        assert self.rig is not None and self.rig.webhook is not None and self.firer is not None
+        while time.monotonic() - started < self.s.time_limit:
+            self.stack.simulator.drain(max(1.0, self.s.time_limit - (time.monotonic() - started)))
+            self.rig.webhook.wait_idle(started + self.s.time_limit)
+            if not self.firer.fire() and not self.firer.pending():
+                return True
+            if not self._wait_until_settled([], started):
+                return False
         return False
 
     @staticmethod

@@ -25,6 +25,7 @@ from typing import Final
 
 from .credentials import Credentials
 from .exceptions import TemplateApiError
+from .models import Defaults, SendRequest
 from .template_client import TemplateClient
 from .templates import TemplateSet
 
@@ -104,3 +105,21 @@ class TemplateCatalogue:
         """Forget every listing (tests; a container never needs to)."""
         with self._lock:
             self._accounts.clear()
+
+
+def category_of(
+    catalogue: TemplateCatalogue, request: SendRequest, defaults: Defaults, credentials: Credentials
+) -> str | None:
+    """The category of the template a message names, from the catalogue; None when it cannot be known (no account, a
+    template the listing lacks, a catalogue that cannot be had, anything unexpected): the audience rules count that as
+    marketing. The suppression check and the 131049 retry's send record both read it here."""
+    appkey = request.appkey or defaults.appkey
+    business_phone = request.business_phone or defaults.business_phone
+    if not appkey or not business_phone:
+        return None
+    name, language = request.template.name, request.template.language.code
+    try:
+        spec = catalogue.templates(appkey, business_phone, credentials, want=(name, language)).find(name, language)
+    except Exception:  # getTemplate unavailable (or anything unexpected): unknown, so marketing
+        return None
+    return spec.category or None if spec is not None else None

@@ -1,6 +1,6 @@
 """The messages table's items: the one place their attributes are named, written (encoded) and read back (decoded).
 
-The table (``MESSAGES_TABLE``: partition key ``id``, TTL ``expiration``, no index) holds four kinds of items, each
+The table (``MESSAGES_TABLE``: partition key ``id``, TTL ``expiration``, no index) holds five kinds of items, each
 with one kind of writer, so no write can undo another:
 
 * ``<message_id>``: the send's record (``kind`` ``send``, :class:`SendRecord`), written once by the sender, in the
@@ -15,6 +15,10 @@ with one kind of writer, so no write can undo another:
   earliest reported, a repeat changes nothing. A callback whose ``id`` matches no send is kept the same way, under
   its own id. (Items written before the current rule also carry ``status_rank``, which nothing reads.)
 * ``click#<event id>``: a button click that names no message (``kind`` ``click``, :class:`Click`).
+* ``attempt#<message_id>#<n>``: the link to a message's n-th 131049 retry (``kind`` ``attempt``,
+  :func:`attempt_link`), written by the sender with the retry's send record, which names the original (``retry_of``)
+  and the attempt. An original's send record keeps its request (``retry_request``) when a retry could apply, and the
+  failure's status item holds the retry it scheduled (:class:`RetryMark`, set by the webhook with the failure).
 * ``skip#<idempotency key>``: a message the sender skipped, unsent (``kind`` ``skip``, :class:`SkipRecord`: the
   suppression entry's ``suppression_reason``, ``scope`` and ``source``, or the frequency ``cap`` it reached): it has
   no NXCloud message id, so it is keyed by its idempotency key, which finds it with no lookup. Written by the
@@ -29,7 +33,7 @@ in: the query API (``Timeline``) and the event publisher read items through the 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -43,6 +47,10 @@ if TYPE_CHECKING:  # only the webhook function builds them: the sender's cold st
 STATUS_PREFIX: Final = "status#"
 CLICK_PREFIX: Final = "click#"
 SKIP_PREFIX: Final = "skip#"
+ATTEMPT_PREFIX: Final = "attempt#"
+RETRY_SCHEDULED: Final = "retry_scheduled"
+"""A failed attempt that will be sent again (131049): its timeline entry, its event's status, and the message's
+status in the query API until the retry is sent."""
 SKIPPED: Final = "skipped"
 """A skipped message's status in the query API (never a callback's)."""
 
@@ -62,22 +70,57 @@ class SendRecord:
     tenant_id: int | None
     recipient: str
     accepted_at: str
+    retry_request: str | None = None
+    """The request as first given (``nxcloud_wa.retries.request_text``), kept only when a 131049 retry could apply
+    (retries on, a marketing or unknown-category template): what a retry sends again."""
+    retry_of: str | None = None
+    """A retry's original message id (None: this is the original)."""
+    attempt: int = 0
+    """0 for the original, n for its n-th retry."""
 
     def item(self, expiration: int) -> Item:
         """The item the sender writes (``expiration``: when DynamoDB may delete it, in epoch seconds)."""
-        return {
+        item: Item = {
             "id": {"S": self.message_id},
             "kind": {"S": "send"},
             **_message_item(self),
             "at_accepted": {"S": self.accepted_at},
             "expiration": {"N": str(expiration)},
         }
+        if self.retry_request:
+            item["retry_request"] = {"S": self.retry_request}
+        if self.retry_of:
+            item["retry_of"] = {"S": self.retry_of}
+            item["attempt"] = {"N": str(self.attempt)}
+        return item
 
     @classmethod
     def from_image(cls, image: Mapping[str, Any]) -> SendRecord:
         return cls(
-            message_id=str(image.get("id", "")), accepted_at=str(image.get("at_accepted", "")), **_message_fields(image)
+            message_id=str(image.get("id", "")),
+            accepted_at=str(image.get("at_accepted", "")),
+            retry_request=image.get("retry_request"),
+            retry_of=image.get("retry_of"),
+            attempt=int(image.get("attempt", 0)),
+            **_message_fields(image),
         )
+
+
+def attempt_link_id(original_message_id: str, attempt: int) -> str:
+    """The id of the item that links a message to its ``attempt``-th retry."""
+    return f"{ATTEMPT_PREFIX}{original_message_id}#{attempt}"
+
+
+def attempt_link(record: SendRecord, expiration: int) -> Item:
+    """The ``attempt#<original>#<n>`` item of a retry's send record: how the original's timeline finds the retry's
+    message id (NXCloud gives it only at the retry's send). Written by the sender with the send record."""
+    assert record.retry_of is not None
+    return {
+        "id": {"S": attempt_link_id(record.retry_of, record.attempt)},
+        "kind": {"S": "attempt"},
+        "message_id": {"S": record.message_id},
+        "expiration": {"N": str(expiration)},
+    }
 
 
 # --- a message skipped, unsent
@@ -198,12 +241,47 @@ class Update:
         }
 
 
-def status_updates(callback: StatusCallback, expiration: int) -> tuple[Update, Update]:
+@dataclass(frozen=True, slots=True)
+class RetryMark:
+    """A failed attempt's retry (131049), as its status item holds it: which attempt, when it is due, when it was
+    scheduled. Written with the failed status itself, so no reader sees the failure without it."""
+
+    attempt: int
+    retry_at: str
+    scheduled_at: str
+
+    def attributes(self) -> tuple[list[str], dict[str, str], Item]:
+        """The update's parts: set once (a repeat keeps the first)."""
+        names = {"#retry_attempt": "retry_attempt", "#retry_at": "retry_at", "#retry_scheduled": "retry_scheduled_at"}
+        parts = [f"{n} = if_not_exists({n}, :{n[1:]})" for n in names]
+        values: Item = {
+            ":retry_attempt": {"N": str(self.attempt)},
+            ":retry_at": {"S": self.retry_at},
+            ":retry_scheduled": {"S": self.scheduled_at},
+        }
+        return parts, names, values
+
+    @classmethod
+    def from_image(cls, image: Mapping[str, Any]) -> RetryMark | None:
+        if "retry_attempt" not in image:
+            return None
+        return cls(
+            int(image["retry_attempt"]), str(image.get("retry_at", "")), str(image.get("retry_scheduled_at", ""))
+        )
+
+
+def status_updates(callback: StatusCallback, expiration: int, retry: RetryMark | None = None) -> tuple[Update, Update]:
     """The two writes of a status callback: the first sets it as the current status if the stored one is among those
     it outranks; when that condition fails, the second only moves the status's time earlier (a late duplicate may
     carry an earlier time). Both keep the first errors, recipient and lifetime, so a status that does not become
-    current (a ``failed`` after ``read``) is still in the timeline with its errors."""
+    current (a ``failed`` after ``read``) is still in the timeline with its errors; and both set a failure's
+    ``retry`` mark (131049) if it has none."""
     common, names, values = _status_attributes(callback, expiration)
+    if retry is not None:
+        parts, retry_names, retry_values = retry.attributes()
+        common = ", ".join([common, *parts])
+        names |= retry_names
+        values |= retry_values
     names |= {"#at": f"at_{callback.status}"}
     values |= {":at": {"S": callback.at}}
     below = outranked_by(callback.status)
@@ -329,6 +407,8 @@ class StatusItem:
     recipient: str | None
     errors: tuple[DeliveryError, ...]
     clicks: tuple[Click, ...]
+    retry: RetryMark | None = None
+    """The failure's retry (131049), when one was scheduled."""
 
     @classmethod
     def from_image(cls, image: Mapping[str, Any]) -> StatusItem:
@@ -339,30 +419,76 @@ class StatusItem:
             recipient=image.get("recipient"),
             errors=tuple(DeliveryError(int(e["code"]), str(e["title"])) for e in image.get("errors", [])),
             clicks=tuple(Click.from_image(b) for b in image.get("buttons", [])),
+            retry=RetryMark.from_image(image),
         )
+
+    @property
+    def shown_status(self) -> str | None:
+        """The status a reader is told: ``retry_scheduled`` for a failure that will be sent again."""
+        return RETRY_SCHEDULED if self.status == "failed" and self.retry is not None else self.status
 
 
 # --- the query API's view of a message
 
 
-def view(send: SendRecord | SkipRecord | None, status: StatusItem | None) -> dict[str, Any]:
-    """The query API's answer for one message (``GET /messages/{id}``), from its send record and its status item."""
+Attempt = tuple[SendRecord | None, StatusItem | None]
+"""One attempt of a message: its send record and its status item (either may be missing)."""
+
+
+def view(
+    send: SendRecord | SkipRecord | None, status: StatusItem | None, retries: Sequence[Attempt] = ()
+) -> dict[str, Any]:
+    """The query API's answer for one message (``GET /messages/{id}``), from its send record and its status item, and
+    those of its 131049 retries, in order: one timeline, the current status the last attempt's."""
     if isinstance(send, SkipRecord):
         return _skipped_view(send)
-    times = {ACCEPTED: send.accepted_at} if send else {}
-    times |= status.times if status else {}
     recipient = send.recipient if send else status.recipient if status else None
-    return {
+    _, last_status = retries[-1] if retries else (send, status)
+    timeline = _timeline(send, status)
+    for n, (retry_send, retry_status) in enumerate(retries, start=1):
+        timeline += [entry | {"attempt": n} for entry in _timeline(retry_send, retry_status)]
+    answer: dict[str, Any] = {
         "message_id": send.message_id if send else status.message_id if status else "",
         "idempotency_key": send.idempotency_key if send else None,
-        "status": (status.status if status else None) or ACCEPTED,
+        "status": (last_status.shown_status if last_status else None) or ACCEPTED,
         "matched": send is not None,
         "template": {"name": send.template_name, "language": send.template_language} if send else None,
         "to": mask_phone(recipient) if recipient else None,
-        "timeline": [{"status": s, "at": at} for s, at in sorted(times.items(), key=lambda entry: entry[1])],
-        "errors": [{"code": e.code, "title": e.title} for e in status.errors] if status else [],
-        "buttons": [{"payload": c.payload, "text": c.text, "at": c.at} for c in status.clicks] if status else [],
+        "timeline": timeline,
+        "errors": _errors(last_status),
+        "buttons": [_button(c) for _, s in [(send, status), *retries] if s for c in s.clicks],
     }
+    if retries:
+        answer["attempts"] = [
+            {
+                "attempt": n,
+                "message_id": s.message_id if s else st.message_id if st else None,
+                "status": (st.shown_status if st else None) or ACCEPTED,
+                "errors": _errors(st),
+            }
+            for n, (s, st) in enumerate([(send, status), *retries])
+        ]
+    return answer
+
+
+def _timeline(send: SendRecord | None, status: StatusItem | None) -> list[dict[str, Any]]:
+    """One attempt's entries: accepted and each status first reported, by time; then its retry, if one was scheduled
+    (last whatever the clocks say: NXCloud's failure time and the webhook's clock are not the same clock)."""
+    times = {ACCEPTED: send.accepted_at} if send else {}
+    times |= status.times if status else {}
+    entries: list[dict[str, Any]] = [{"status": s, "at": at} for s, at in sorted(times.items(), key=lambda e: e[1])]
+    if status is not None and status.retry is not None:
+        retry = status.retry
+        entries.append({"status": RETRY_SCHEDULED, "at": retry.scheduled_at, "retry_at": retry.retry_at})
+    return entries
+
+
+def _errors(status: StatusItem | None) -> list[dict[str, Any]]:
+    return [{"code": e.code, "title": e.title} for e in status.errors] if status else []
+
+
+def _button(click: Click) -> dict[str, Any]:
+    return {"payload": click.payload, "text": click.text, "at": click.at}
 
 
 def _skipped_view(skip: SkipRecord) -> dict[str, Any]:

@@ -22,10 +22,13 @@ from .idempotency_keys import sent_message_id
 from .messages_table import (
     SKIP_PREFIX,
     STATUS_PREFIX,
+    Attempt,
+    RetryMark,
     SendRecord,
     SkipRecord,
     StatusItem,
     Update,
+    attempt_link_id,
     click_write,
     record_from_image,
     status_updates,
@@ -74,9 +77,10 @@ class Timeline:
 
     # --- callbacks
 
-    def record_status(self, callback: StatusCallback) -> bool:
-        """Store one status callback; True when it changed the current status. A repeat changes nothing."""
-        current, earlier = status_updates(callback, self.expiration())
+    def record_status(self, callback: StatusCallback, retry: RetryMark | None = None) -> bool:
+        """Store one status callback (a failure with the retry scheduled for it, if any); True when it changed the
+        current status. A repeat changes nothing."""
+        current, earlier = status_updates(callback, self.expiration(), retry)
         if self._update(current):
             return True
         self._update(earlier)
@@ -108,7 +112,8 @@ class Timeline:
     # --- reading
 
     def find(self, message_id_or_key: str) -> dict[str, Any] | None:
-        """The message as the query API shows it, by NXCloud's message id or by idempotency key; None if unknown.
+        """The message as the query API shows it, by NXCloud's message id or by idempotency key; None if unknown. A
+        131049 retry is shown as its original message, with every attempt.
 
         A key is looked up through its idempotency record (``nxcloud_wa.idempotency_keys``), not an index: the
         message it was sent as, else its skip record. A key skipped, then sent after the recipient opted back in,
@@ -120,7 +125,42 @@ class Timeline:
             key, table = message_id_or_key, self.idempotency_table
             message_id = sent_message_id(self.client, table, key) if table else None
             items = (self._items(message_id) if message_id else None) or self._items(SKIP_PREFIX + key)
-        return view(*items) if items else None
+        if items is None:
+            return None
+        send, status = items
+        if isinstance(send, SendRecord) and send.retry_of:
+            original = self._items(send.retry_of)
+            if original is not None:
+                send, status = original
+        return view(send, status, self.retries(send, status) if isinstance(send, SendRecord) else ())
+
+    def retries(self, send: SendRecord, status: StatusItem | None) -> list[Attempt]:
+        """The 131049 retries of the original message ``send``, in order, as far as they were sent: each found through
+        its ``attempt#`` link (a retry scheduled and not sent yet has none)."""
+        found: list[Attempt] = []
+        while status is not None and status.retry is not None and len(found) < status.retry.attempt:
+            link = self._item(attempt_link_id(send.message_id, status.retry.attempt))
+            attempt = self._items(str(link["message_id"])) if link else None
+            if attempt is None or isinstance(attempt[0], SkipRecord):
+                break
+            found.append((attempt[0], attempt[1]))
+            status = attempt[1]
+        return found
+
+    def _item(self, item_id: str) -> dict[str, Any] | None:
+        """One item, strongly consistent (through BatchGetItem: the readers' roles allow that one)."""
+        answer = self.client.batch_get_item(
+            RequestItems={self.table: {"Keys": [{"id": {"S": item_id}}], "ConsistentRead": True}}
+        )
+        items = answer.get("Responses", {}).get(self.table, [])
+        return plain(items[0]) if items else None
+
+    def attempt(self, message_id: str) -> tuple[SendRecord | None, StatusItem | None]:
+        """One attempt's send record and status item (strongly consistent): what a retry's marker is checked against."""
+        items = self._items(message_id)
+        if items is None or isinstance(items[0], SkipRecord):
+            return None, items[1] if items else None
+        return items[0], items[1]
 
     def _items(self, message_id: str) -> tuple[SendRecord | SkipRecord | None, StatusItem | None] | None:
         """The send record and the status item of ``message_id`` (strongly consistent); None when neither exists."""
