@@ -56,6 +56,10 @@ MAX_BURST: Final = 10
 waits. (NXCloud's own bucket is a second's worth or more, so ten at once stay within it.)"""
 ROUNDS: Final = 3
 """Conditional updates one request may take before it gives up (the number's state changed under it each time)."""
+LEASE_SECONDS: Final = 1.0
+"""The farthest past now a lease reaches: a container that dies holding one, or stops sending, leaves the number's
+slots unused for at most this long, and a container that finds the number leased waits at most this long."""
+LEASE_MICROS: Final = round(LEASE_SECONDS * 1_000_000)
 TTL_SECONDS: Final = 86_400
 """A number's item expires a day after its last slot: numbers no longer used leave no item behind."""
 
@@ -79,7 +83,8 @@ class Grant:
 
 
 class RateLimiter:
-    """Grants send times per business number from one DynamoDB table (key ``id``: the number; TTL ``expiration``)."""
+    """Grants send times per business number from one DynamoDB table (key ``id``: the number; TTL ``expiration``),
+    and from the block of the number's slots this container holds (its lease), when it holds one."""
 
     def __init__(
         self, client: Any, table: str, *, max_burst: int = MAX_BURST, clock: Callable[[], float] = time.time
@@ -88,8 +93,13 @@ class RateLimiter:
         self.table = table
         self.max_burst = max_burst
         self._clock = clock
-        self._last_tat: dict[str, int] = {}
+        self._seen: dict[str, int] = {}
         """The last ``tat`` seen per number, so the likely case is asked first."""
+        self._leases: dict[str, _Lease] = {}
+        """The block of slots this container holds per number (from its last idle take or extension)."""
+        self._spans: dict[str, int] = {}
+        """How far past now the next lease reaches, per number (microseconds): doubled each time the container finds
+        the number as it left it, 0 once another container took slots in between."""
 
     def acquire(self, number: str, wanted: int, rate: int, horizon: float) -> Grant:
         """Send times for up to ``wanted`` messages through ``number`` at ``rate`` per second, none more than
@@ -101,9 +111,15 @@ class RateLimiter:
             return Grant((now,) * wanted, 0.0, 1, error=exc)
 
     def give_back(self, number: str, count: int, rate: int) -> BaseException | None:
-        """Give ``count`` slots back to ``number`` (sends NXCloud answered without sending): one unconditional
-        ``ADD``. Returns the error when DynamoDB failed (the slots stay spent: slower, never faster)."""
+        """Give ``count`` slots back to ``number`` (sends NXCloud answered without sending): into this container's
+        lease while it runs with room left (no request), else one unconditional ``ADD`` on the table. Returns the
+        error when DynamoDB failed (the slots stay spent: slower, never faster)."""
         cost = count * _Pace(rate, min(self.max_burst, rate)).interval
+        lease = self._leases.pop(number, None)
+        if lease is not None and lease.tat < lease.end and lease.end > _micros(self._clock()):
+            lease.give_back(cost)  # a lease with room left: the number's tat is its end, this container's to spend
+            self._leases[number] = lease
+            return None
         try:
             self.client.update_item(
                 TableName=self.table,
@@ -118,44 +134,94 @@ class RateLimiter:
             if isinstance(exc, ClientError) and error_code(exc) == CONDITION_FAILED:
                 return None
             return error
-        if number in self._last_tat:
-            self._last_tat[number] -= cost
+        if number in self._seen:
+            self._seen[number] -= cost
         return None
 
     def _acquire(self, number: str, wanted: int, pace: _Pace, horizon: float) -> Grant:
         now = _micros(self._clock())
         limit = now + round(horizon * MICROS) + pace.tolerance
-        tat = self._last_tat.get(number, 0)
-        requests = 0
+        lease = self._leases.get(number)
+        grant = lease.spend(wanted, pace, now, limit) if lease is not None else None
+        return grant if grant is not None else self._ask(number, wanted, pace, now, limit)
+
+    def _ask(self, number: str, wanted: int, pace: _Pace, now: int, limit: int) -> Grant:
+        """Up to ``ROUNDS`` conditional updates: extend this container's lease while the number's ``tat`` is still its
+        end, take a new block when the number is idle, or, when it is busy with other containers' slots, take the
+        batch's slots behind them. A block reaches past the batch (a lease) only while the whole batch goes at once
+        and this container found the number as it left it: at the rate, or beside other containers, each batch
+        takes its own slots, as if there were no leases."""
+        tat = self._seen.get(number, 0)
+        requests, contended = 0, False
         while requests < ROUNDS:
-            start = max(tat, now)
+            lease = self._leases.get(number)
+            mine = lease is not None and lease.end == tat > now
+            start = max(lease.tat if lease is not None and mine else tat, now)
             count = min(wanted, pace.fitting(start, limit))
             if count <= 0:
                 break
             requests += 1
-            cost = count * pace.interval
-            if tat <= now:
-                taken, tat = self._take_idle(number, now, cost)
+            needed = start + count * pace.interval
+            far = (
+                needed - pace.interval - pace.tolerance <= now
+            )  # every slot of the batch starts now: far from the rate
+            end = max(needed, now + self._spans.get(number, 0)) if far else needed
+            if lease is not None and mine:
+                taken, found = self._extend(number, lease.end, end)
+                alone, origin = True, lease.start
+            elif tat <= now:
+                taken, found = self._take_idle(number, now, end)
+                alone, origin = number in self._seen and found == self._seen[number], now
             else:
-                taken, tat = self._take_busy(number, now, cost, limit - (count - 1) * pace.interval)
-            self._last_tat[number] = tat
-            if taken:
-                rest_in = 0.0 if count == wanted else max(0.0, (tat - pace.tolerance - now) / MICROS)
-                return Grant(pace.send_times(tat - cost, count, now), rest_in, requests)
+                taken, found = self._take_busy(number, now, needed - start, limit - (count - 1) * pace.interval)
+                alone, start, end = False, found - (needed - start), found
+                origin = start
+            if not taken:  # another container moved the number's tat (a lease held stays this container's)
+                tat = self._seen[number] = found
+                contended = True
+                continue
+            self._seen[number] = end
+            needed = start + count * pace.interval
+            far = needed - pace.interval - pace.tolerance <= now
+            quiet = lease is not None and lease.quiet(now)
+            self._grow(number, far and quiet and alone and not contended, count * pace.interval)
+            if far:  # the block is this container's to spend until its end, and to extend while it is the number's
+                self._leases[number] = _Lease(origin, end, needed, now, count * pace.interval)
+            else:
+                self._leases.pop(number, None)
+            rest_in = 0.0 if count == wanted else max(0.0, (needed - pace.tolerance - now) / MICROS)
+            return Grant(pace.send_times(start, count, now), rest_in, requests)
         return Grant((), max(0.0, (tat - pace.tolerance - now) / MICROS), requests)
 
-    def _take_idle(self, number: str, now: int, cost: int) -> tuple[bool, int]:
-        """``tat = now + cost`` if the number is idle. Returns whether it was taken, and the ``tat`` now known."""
+    def _grow(self, number: str, alone: bool, batch: int) -> None:
+        """Double the next lease's reach while this container finds the number as it left it, from an eighth of
+        ``LEASE_SECONDS`` (or two batches' worth) up to ``LEASE_SECONDS``; back to none (each batch its own slots) once
+        another container took some."""
+        reach = self._spans.get(number, 0)
+        self._spans[number] = min(max(2 * reach, 2 * batch, LEASE_MICROS // 8), LEASE_MICROS) if alone else 0
+
+    def _extend(self, number: str, end: int, new_end: int) -> tuple[bool, int]:
+        """``tat = new_end`` if it is still ``end``, the end of this container's lease (nobody took slots since)."""
+        return self._update(
+            number,
+            "SET #tat = :tat, #exp = :exp",
+            "#tat = :end",
+            {":tat": new_end, ":end": end, ":exp": _expiry(new_end)},
+        )
+
+    def _take_idle(self, number: str, now: int, end: int) -> tuple[bool, int]:
+        """``tat = end`` if the number is idle. Returns whether it was taken, and the ``tat`` it found (the old one)."""
         return self._update(
             number,
             "SET #tat = :tat, #exp = :exp",
             "attribute_not_exists(#tat) OR #tat <= :now",
-            {":tat": now + cost, ":now": now, ":exp": _expiry(now + cost)},
+            {":tat": end, ":now": now, ":exp": _expiry(end)},
+            returns="UPDATED_OLD",
         )
 
     def _take_busy(self, number: str, now: int, cost: int, latest_start: int) -> tuple[bool, int]:
         """``tat += cost`` if the number is busy and its ``tat`` is at most ``latest_start`` (the last slot then starts
-        within the horizon). As ``_take_idle``."""
+        within the horizon). Returns whether it was taken, and the ``tat`` now known."""
         return self._update(
             number,
             "SET #exp = :exp ADD #tat :cost",
@@ -163,8 +229,10 @@ class RateLimiter:
             {":cost": cost, ":now": now, ":latest": latest_start, ":exp": _expiry(latest_start + cost)},
         )
 
-    def _update(self, number: str, expression: str, condition: str, values: dict[str, int]) -> tuple[bool, int]:
-        """One conditional update: (True, the new ``tat``), or (False, the ``tat`` found; 0 when there is no item)."""
+    def _update(
+        self, number: str, expression: str, condition: str, values: dict[str, int], returns: str = "UPDATED_NEW"
+    ) -> tuple[bool, int]:
+        """One conditional update: (True, the ``tat`` ``returns`` names), or (False, the ``tat`` found); 0 for none."""
         try:
             answer = self.client.update_item(
                 TableName=self.table,
@@ -173,15 +241,49 @@ class RateLimiter:
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#tat": "tat", "#exp": "expiration"},
                 ExpressionAttributeValues={name: {"N": str(value)} for name, value in values.items()},
-                ReturnValues="UPDATED_NEW",
+                ReturnValues=returns,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if error_code(exc) != CONDITION_FAILED:
                 raise
-            old = (exc.response.get("Item") or {}).get("tat", {}).get("N")
-            return False, int(old) if old is not None else 0
-        return True, int(answer["Attributes"]["tat"]["N"])
+            return False, _tat(exc.response.get("Item"))
+        return True, _tat(answer.get("Attributes"))
+
+
+@dataclass(slots=True)
+class _Lease:
+    """A block of the number's slots this container took ahead, ``[start, end)``, spent up to ``tat`` by the same
+    rule as the table's (each message at a slot of its own, never after it), by this container alone."""
+
+    start: int
+    end: int
+    tat: int
+    taken_at: int
+    """When the table was last asked (microseconds)."""
+    spent: int
+    """Slots spent since, as the number's time they take (microseconds): what this container uses of the rate."""
+
+    def quiet(self, now: int) -> bool:
+        """This container used at most half the number's rate since it last asked the table: far from the rate, a
+        lease costs the number nothing this container would not leave unused anyway."""
+        return 2 * self.spent <= now - self.taken_at
+
+    def spend(self, wanted: int, pace: _Pace, now: int, limit: int) -> Grant | None:
+        """Send times from the block, no request: for as many of ``wanted`` as start by ``limit``, or None when
+        those do not all fit in the block (the table is asked)."""
+        start = max(self.tat, now)
+        count = min(wanted, pace.fitting(start, limit))
+        if start + count * pace.interval > self.end:
+            return None
+        self.tat = start + count * pace.interval
+        self.spent += count * pace.interval
+        rest_in = 0.0 if count == wanted else max(0.0, (self.tat - pace.tolerance - now) / MICROS)
+        return Grant(pace.send_times(start, count, now), rest_in, 0)
+
+    def give_back(self, cost: int) -> None:
+        self.tat = max(self.start, self.tat - cost)
+        self.spent = max(0, self.spent - cost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,3 +318,8 @@ def _micros(seconds: float) -> int:
 
 def _expiry(tat: int) -> int:
     return tat // MICROS + TTL_SECONDS
+
+
+def _tat(item: dict[str, Any] | None) -> int:
+    found = (item or {}).get("tat", {}).get("N")
+    return int(found) if found is not None else 0
