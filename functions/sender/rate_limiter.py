@@ -23,12 +23,34 @@ DynamoDB cannot compute ``max(tat, now)``, so a request is one of two conditiona
   the ``k`` slots starts within the horizon; ``UPDATED_NEW`` gives the new ``tat``, so the slots are known.
 
 A failed condition returns the item (``ALL_OLD``), which says which case holds now. The container remembers the last
-``tat`` it saw per number to pick the likely case first, so a batch costs one request when far from the rate and
-usually one (at most three) at it: one write unit per batch of ten, against the idempotency table's 3 per message.
+``tat`` it saw per number to pick the likely case first: at the rate a batch costs usually one request (at most three).
 
-A slot is given back (:meth:`RateLimiter.give_back`, ``ADD tat -k / rate``) when no message went out in it: no
-request was made (the claim failed, or found the message sent already or in progress), or NXCloud answered without
-sending (a retryable or permanent failure other than a throttle: the error table's "nothing was sent"). WhatsApp
+**The rule, and its worst case.** The number's capacity is a timeline of slots ``1 / rate`` apart; ``tat`` is its
+frontier, and a conditional update moves it past the slots a container takes, so no slot is ever taken twice. A
+message goes in a slot ``v`` of its own, at a time ``t`` with ``v - (burst - 1) / rate <= t <= v``: never more than
+``burst - 1`` slots early, never after its slot (a slot not used by its time is gone). So the messages that start in
+any window of ``W`` seconds use distinct slots within ``W + (burst - 1) / rate`` seconds of each other: **at most
+``burst + rate x W`` in any window, across every container**, ``burst = min(10, rate)``. A give-back (below) is the
+one exception, as it always was: a slot whose request NXCloud answered without sending goes to a later message.
+
+**Leases: no request far from the rate.** A block of slots may be taken ahead of need, and spent by the container that
+took it under the same rule, batch after batch, without a request (:class:`_Lease`): the timeline is the same, only
+who holds which slot changes, so the bound above holds unchanged. A lease is taken by the idle case, or extended by a
+third update (``SET tat = new end`` on condition that ``tat`` is still the lease's end: nobody took slots since),
+only while the number is far from its rate as this container sees it: every slot of the batch goes at once, this
+container used at most half the rate since it last asked, and it found ``tat`` as it left it (no other container took
+slots in between). Its reach past now starts at an eighth of ``LEASE_SECONDS`` and doubles each time, up to
+``LEASE_SECONDS``; once another container takes slots, or the number nears its rate, each batch takes its own slots
+again (the reach goes back to none). The price of a lease is its reach: slots a container leased and did not use
+are lost (the number goes slower, never faster) until the lease ends, at most ``LEASE_SECONDS`` after it was taken or
+extended, also when the container is frozen or killed; and another container that arrives meanwhile finds the number
+busy and waits for the lease's end, at most ``LEASE_SECONDS``, once (both then take their own slots). Unused slots are
+not returned by a request (it would cost what the lease saves); slots given back go into the lease.
+
+A slot is given back (:meth:`RateLimiter.give_back`: into the container's lease while it has room, else
+``ADD tat -k / rate``) when no message went out in it: no request was made (the claim failed, or found the message
+sent already or in progress), or NXCloud answered without sending (a retryable or permanent failure other than a
+throttle: the error table's "nothing was sent"). WhatsApp
 counts the messages it sends, so a slot nothing went out in must not be lost, or every retry would slow the campaign
 down by its share (a tenth of the slots under the soak's faults). ``max(tat, now)`` makes the give-back safe whatever
 the time: a ``tat`` given back into the past only means the number is idle. A slot is never given back for a throttle
