@@ -38,14 +38,15 @@ took it under the same rule, batch after batch, without a request (:class:`_Leas
 who holds which slot changes, so the bound above holds unchanged. A lease is taken by the idle case, or extended by a
 third update (``SET tat = new end`` on condition that ``tat`` is still the lease's end: nobody took slots since),
 only while the number is far from its rate as this container sees it: every slot of the batch goes at once, this
-container used at most half the rate since it last asked, and it found ``tat`` as it left it (no other container took
-slots in between). Its reach past now starts at an eighth of ``LEASE_SECONDS`` and doubles each time, up to
+container used at most a third of the rate since it last asked, and nobody else took slots since (it found ``tat``
+where it left it). Its reach past now starts at an eighth of ``LEASE_SECONDS`` and doubles each time, up to
 ``LEASE_SECONDS``; once another container takes slots, or the number nears its rate, each batch takes its own slots
-again (the reach goes back to none). The price of a lease is its reach: slots a container leased and did not use
-are lost (the number goes slower, never faster) until the lease ends, at most ``LEASE_SECONDS`` after it was taken or
-extended, also when the container is frozen or killed; and another container that arrives meanwhile finds the number
-busy and waits for the lease's end, at most ``LEASE_SECONDS``, once (both then take their own slots). Unused slots are
-not returned by a request (it would cost what the lease saves); slots given back go into the lease.
+again, as without leases (the reach goes back to none, and the busy case appends behind the frontier). The price of a
+lease is its reach: slots a container leased and did not use are lost (the number goes slower, never faster) until
+the lease ends, at most ``LEASE_SECONDS`` after it was taken or extended, also when the container is frozen or
+killed; and another container that arrives meanwhile finds the number busy and waits for the lease's end, at most
+``LEASE_SECONDS``, once (both then take their own slots). Unused slots are not returned with a request (it would cost
+what the lease saves); slots given back go into the lease.
 
 A slot is given back (:meth:`RateLimiter.give_back`: into the container's lease while it has room, else
 ``ADD tat -k / rate``) when no message went out in it: no request was made (the claim failed, or found the message
@@ -168,52 +169,60 @@ class RateLimiter:
         return grant if grant is not None else self._ask(number, wanted, pace, now, limit)
 
     def _ask(self, number: str, wanted: int, pace: _Pace, now: int, limit: int) -> Grant:
-        """Up to ``ROUNDS`` conditional updates: extend this container's lease while the number's ``tat`` is still its
-        end, take a new block when the number is idle, or, when it is busy with other containers' slots, take the
-        batch's slots behind them. A block reaches past the batch (a lease) only while the whole batch goes at once
-        and this container found the number as it left it: at the rate, or beside other containers, each batch
-        takes its own slots, as if there were no leases."""
+        """Up to ``ROUNDS`` conditional updates (:meth:`_take`), each after the ``tat`` the last one found."""
         tat = self._seen.get(number, 0)
+        reach = self._spans.get(number, 0)
         requests, contended = 0, False
         while requests < ROUNDS:
-            lease = self._leases.get(number)
-            mine = lease is not None and lease.end == tat > now
-            start = max(lease.tat if lease is not None and mine else tat, now)
+            held = self._leases.get(number)
+            mine = held is not None and held.end == tat > now and (reach > 0 or held.tat < held.end)
+            start = max(held.tat if held is not None and mine else tat, now)
             count = min(wanted, pace.fitting(start, limit))
             if count <= 0:
                 break
             requests += 1
-            needed = start + count * pace.interval
-            far = (
-                needed - pace.interval - pace.tolerance <= now
-            )  # every slot of the batch starts now: far from the rate
-            end = max(needed, now + self._spans.get(number, 0)) if far else needed
-            if lease is not None and mine:
-                taken, found = self._extend(number, lease.end, end)
-                alone, origin = True, lease.start
-            elif tat <= now:
-                taken, found = self._take_idle(number, now, end)
-                alone, origin = number in self._seen and found == self._seen[number], now
-            else:
-                taken, found = self._take_busy(number, now, needed - start, limit - (count - 1) * pace.interval)
-                alone, start, end = False, found - (needed - start), found
-                origin = start
-            if not taken:  # another container moved the number's tat (a lease held stays this container's)
-                tat = self._seen[number] = found
+            # mine: a lease still the number's frontier, worth extending (growing, or room left in it)
+            taken = self._take(
+                number, held if mine else None, tat, _Ask(now, start, count * pace.interval, reach, limit), pace
+            )
+            if isinstance(taken, int):  # another container moved the tat (a lease held stays this container's)
+                tat = self._seen[number] = taken
                 contended = True
                 continue
-            self._seen[number] = end
-            needed = start + count * pace.interval
+            self._seen[number] = taken.end
+            needed = taken.start + count * pace.interval
             far = needed - pace.interval - pace.tolerance <= now
-            quiet = lease is not None and lease.quiet(now)
-            self._grow(number, far and quiet and alone and not contended, count * pace.interval)
+            quiet = held is not None and held.quiet(now)
+            self._grow(number, far and quiet and taken.alone and not contended, count * pace.interval)
             if far:  # the block is this container's to spend until its end, and to extend while it is the number's
-                self._leases[number] = _Lease(origin, end, needed, now, count * pace.interval)
+                self._leases[number] = _Lease(taken.origin, taken.end, needed, now, count * pace.interval)
             else:
                 self._leases.pop(number, None)
             rest_in = 0.0 if count == wanted else max(0.0, (needed - pace.tolerance - now) / MICROS)
-            return Grant(pace.send_times(start, count, now), rest_in, requests)
+            return Grant(pace.send_times(taken.start, count, now), rest_in, requests)
         return Grant((), max(0.0, (tat - pace.tolerance - now) / MICROS), requests)
+
+    def _take(self, number: str, mine: _Lease | None, tat: int, ask: _Ask, pace: _Pace) -> _Block | int:
+        """One conditional update: extend this container's lease while the number's ``tat`` is still its end, take a
+        new block when the number is idle, or take the batch's slots behind the frontier (busy: as without leases).
+        A block reaches past the batch (a lease) only while every slot of the batch goes at once. Returns the block
+        taken, or the ``tat`` found."""
+        needed = ask.start + ask.cost
+        far = needed - pace.interval - pace.tolerance <= ask.now
+        end = max(needed, ask.now + ask.reach) if far else needed
+        if mine is not None:
+            taken, found = self._extend(number, mine.end, end)
+            return _Block(ask.start, end, mine.start, alone=True) if taken else found
+        if tat <= ask.now:
+            taken, found = self._take_idle(number, ask.now, end)
+            alone = number in self._seen and found == self._seen[number]  # nobody took since this container looked
+            return _Block(ask.now, end, ask.now, alone) if taken else found
+        latest = ask.limit - ask.cost + pace.interval  # the last slot then starts within the horizon
+        taken, found = self._take_busy(number, ask.now, ask.cost, latest)
+        if not taken:
+            return found
+        start, held = found - ask.cost, self._leases.get(number)
+        return _Block(start, found, start, alone=held is not None and start == held.end)
 
     def _grow(self, number: str, alone: bool, batch: int) -> None:
         """Double the next lease's reach while this container finds the number as it left it, from an eighth of
@@ -273,6 +282,29 @@ class RateLimiter:
         return True, _tat(answer.get("Attributes"))
 
 
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """One request's terms: at ``now``, ``cost`` of the number's time (microseconds) from ``start``, a lease's
+    ``reach`` past now, the last slot starting by ``limit``."""
+
+    now: int
+    start: int
+    cost: int
+    reach: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """What a successful request took: the batch's slots from ``start``, this container's up to ``end``; ``origin``:
+    where its lease begins; ``alone``: nobody else took slots since this container last asked."""
+
+    start: int
+    end: int
+    origin: int
+    alone: bool
+
+
 @dataclass(slots=True)
 class _Lease:
     """A block of the number's slots this container took ahead, ``[start, end)``, spent up to ``tat`` by the same
@@ -287,9 +319,9 @@ class _Lease:
     """Slots spent since, as the number's time they take (microseconds): what this container uses of the rate."""
 
     def quiet(self, now: int) -> bool:
-        """This container used at most half the number's rate since it last asked the table: far from the rate, a
+        """This container used at most a third of the number's rate since it last asked the table: far from the rate, a
         lease costs the number nothing this container would not leave unused anyway."""
-        return 2 * self.spent <= now - self.taken_at
+        return 3 * self.spent <= now - self.taken_at
 
     def spend(self, wanted: int, pace: _Pace, now: int, limit: int) -> Grant | None:
         """Send times from the block, no request: for as many of ``wanted`` as start by ``limit``, or None when

@@ -171,12 +171,13 @@ def test_a_lease_keeps_other_containers_out_of_its_slots_for_at_most_its_length(
     slots: list[float] = []
     for _ in range(20):
         slots += alone.acquire(NUMBER, 10, 100, horizon=2.0).send_at
-        clock.now += 0.2
+        clock.now += 0.4  # a quarter of the rate: far from it, so the lease grows to a second
 
     other = RateLimiter(dynamodb, TABLE, clock=clock).acquire(NUMBER, 10, 100, horizon=2.0)
 
     assert other.granted == 10 and other.requests == 2  # a new container asks for the idle case first, as before
-    assert max(other.send_at) - clock.now <= LEASE_SECONDS
+    assert min(other.send_at) > clock.now  # the lease holds the number's next slots: the newcomer waits...
+    assert max(other.send_at) - clock.now <= LEASE_SECONDS  # ...no longer than a lease reaches
     assert_within_rate(slots + list(other.send_at), rate=100, burst=MAX_BURST)
 
 
