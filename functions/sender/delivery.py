@@ -20,9 +20,9 @@ Adding a step: write a method from one state's list to the next one's, and chain
    has reached the cap, ends :class:`~outcomes.Skipped` (never paced, claimed, sent or dead-lettered; recorded in the
    messages table at the settlement); when the list cannot be read, a marketing message (or one of unknown category)
    is retried later and the others go on. A marketing message under the cap goes on ``counted``.
-4. **pace** (Parsed -> :class:`Paced`): a send time at the business number's rate (:mod:`rate_limiter`: at most
-   one request per number, none while the container's lease lasts) within the invocation's wait budget, or held
-   back (``rate_limited``) before anything is claimed, so a message held back leaves no claim behind to release.
+4. **pace** (Parsed -> :class:`Paced`): a send time at the business number's rate (:mod:`rate_limiter`, one request
+   per number) within the invocation's wait budget, or held back (``rate_limited``) before anything is claimed, so a
+   message held back leaves no claim behind to release.
 5. **claim** (Paced -> :class:`Claimed`): every key in one request (:mod:`idempotency`). A stored outcome is answered
    again (``replayed``), a key held by an unfinished delivery is in progress, a key reused for another message is
    refused, and an attempt that started and never finished is an unknown outcome (``interrupted``).
@@ -315,7 +315,7 @@ class Delivery:
     # --- 4. pace
 
     def _pace(self, live: list[Parsed], credentials: Credentials, remaining_ms: int) -> list[Attempted | Paced]:
-        """Give each message a send time at its number's rate, one limiter call per number; hold back what cannot
+        """Give each message a send time at its number's rate, one limiter request per number; hold back what cannot
         go within the invocation's wait budget. (A slot no request goes out in is given back after the sends.)"""
         paced: list[Attempted | Paced] = [Paced(p) for p in live]
         if self.pacing is None:

@@ -3,13 +3,12 @@ test's own: what it grants, when, and what it never grants."""
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from rate_limiter import LEASE_SECONDS, MAX_BURST, RateLimiter
+from rate_limiter import MAX_BURST, RateLimiter
 
 TABLE = "rate"
 NUMBER = "8618512348399"
@@ -147,88 +146,6 @@ def test_dynamodb_failing_grants_everything_now_and_says_why() -> None:
 
     assert offsets(grant, clock) == [0.0, 0.0, 0.0]
     assert isinstance(grant.error, ClientError)
-
-
-def test_a_container_alone_far_from_the_rate_leases_slots_and_spends_them_without_a_request(dynamodb: Any) -> None:
-    clock = Clock()
-    limiter = RateLimiter(dynamodb, TABLE, clock=clock)
-    requests = []
-    for _ in range(40):  # 8 messages every 0.1 s at a number allowed 1,000 per second
-        grant = limiter.acquire(NUMBER, 8, 1000, horizon=2.0)
-        assert offsets(grant, clock) == [0.0] * 8  # far from the rate: every batch goes at once
-        requests.append(grant.requests)
-        clock.now += 0.1
-
-    assert requests[:2] == [1, 1]  # the first batches take their own slots, as before
-    assert sum(requests[20:]) <= 2  # then the lease (up to a second of the number's slots) covers batch after batch
-    item = dynamodb.get_item(TableName=TABLE, Key={"id": {"S": NUMBER}})["Item"]
-    assert int(item["tat"]["N"]) <= round((clock.now + LEASE_SECONDS) * 1_000_000)  # never more than a second ahead
-
-
-def test_a_lease_keeps_other_containers_out_of_its_slots_for_at_most_its_length(dynamodb: Any) -> None:
-    clock = Clock()
-    alone = RateLimiter(dynamodb, TABLE, clock=clock)
-    slots: list[float] = []
-    for _ in range(20):
-        slots += alone.acquire(NUMBER, 10, 100, horizon=2.0).send_at
-        clock.now += 0.4  # a quarter of the rate: far from it, so the lease grows to a second
-
-    other = RateLimiter(dynamodb, TABLE, clock=clock).acquire(NUMBER, 10, 100, horizon=2.0)
-
-    assert other.granted == 10 and other.requests == 2  # a new container asks for the idle case first, as before
-    assert min(other.send_at) > clock.now  # the lease holds the number's next slots: the newcomer waits...
-    assert max(other.send_at) - clock.now <= LEASE_SECONDS  # ...no longer than a lease reaches
-    assert_within_rate(slots + list(other.send_at), rate=100, burst=MAX_BURST)
-
-
-def test_beside_another_container_each_batch_takes_its_own_slots_as_without_leases(dynamodb: Any) -> None:
-    clock = Clock()
-    first, second = RateLimiter(dynamodb, TABLE, clock=clock), RateLimiter(dynamodb, TABLE, clock=clock)
-    for turn in range(20):
-        grant = (first, second)[turn % 2].acquire(NUMBER, 10, 1000, horizon=2.0)
-        assert (grant.requests, offsets(grant, clock)) == (1, [0.0] * 10)  # nobody leases, nobody waits
-        clock.now += 0.05
-
-
-def test_slots_given_back_into_a_lease_cost_no_request_and_go_to_the_next_batch(dynamodb: Any) -> None:
-    clock = Clock()
-    limiter = RateLimiter(dynamodb, TABLE, clock=clock)
-    for _ in range(6):
-        limiter.acquire(NUMBER, 10, 100, horizon=2.0)
-        clock.now += 0.6  # a sixth of the rate: the lease grows each time, to a second
-    limiter.acquire(NUMBER, 10, 100, horizon=2.0)  # a burst of ten from the lease: its next slots are 0.01 s apart
-    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", fail_on_call)
-
-    assert limiter.give_back(NUMBER, 4, 100) is None
-    grant = limiter.acquire(NUMBER, 4, 100, horizon=2.0)
-
-    assert grant.requests == 0
-    assert offsets(grant, clock) == [0.0] * 4  # the four slots given back, not the next four, 0.01 to 0.04 s on
-
-
-@pytest.mark.parametrize("offered", [20.0, 45.0, 150.0])
-def test_no_mix_of_containers_and_leases_exceeds_the_rate(dynamodb: Any, offered: float) -> None:
-    """Three containers asking at random moments for random batches and horizons, one of them alone for stretches
-    (so leases grow) and the others cutting in: far from the rate, near it and past it, the slots granted keep to the
-    rate and its burst, and past it the number is kept busy."""
-    clock = Clock()
-    containers = [RateLimiter(dynamodb, TABLE, clock=clock) for _ in range(3)]
-    chance = random.Random(7)
-    granted: list[float] = []
-    limiter = containers[0]
-    for _ in range(300):
-        limiter = limiter if chance.random() < 0.8 else chance.choice(containers)
-        wanted = chance.randint(1, 10)
-        granted += limiter.acquire(NUMBER, wanted, 50, horizon=chance.choice([0.0, 0.5, 2.0])).send_at
-        clock.now += chance.expovariate(offered / 5.5)
-
-    assert_within_rate(granted, rate=50, burst=MAX_BURST)
-    elapsed = clock.now - min(granted)
-    assert len(granted) >= 0.75 * min(offered, 50) * elapsed  # (horizons of 0 let a third of the asks go unmet)
-
-
-def fail_on_call(**_: Any) -> None:
-    raise AssertionError("no request expected")
 
 
 def assert_within_rate(slots: list[float], *, rate: int, burst: int) -> None:

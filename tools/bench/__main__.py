@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             callbacks = receiver.measure(str(LOCAL_SECRET["webhook_token"]), messages=max(1, args.callbacks // 3))
             progress("template check: per message with the catalogue cached, and the getTemplate fetch")
             check = template_check.measure(services.simulator_url)
-            progress("rate limiter: batches of 10 far from the rate, from the lease")
+            progress("rate limiter: one request per batch of 10, far from the rate")
             assert services.resources is not None
             limiter = rate_limit.measure(services.moto_url, services.resources.rate_table)
             progress("suppression check: one BatchGetItem per batch of 10, no recipient on the list")
