@@ -154,11 +154,13 @@ def run_samples(
     waited = time.monotonic()
     called_back = runner.wait_for_callbacks(timeout=timeout)
     say(f"  done in {time.monotonic() - waited:.1f} s" if called_back else f"  NOT all posted after {timeout:.0f} s")
-    say(f"frequency cap {MAKE_RUN_CAP}: marketing templates to one recipient, one after another, until capped...")
+    say(
+        f"frequency cap {MAKE_RUN_CAP}: marketing templates to one recipient until capped; 131049: firing the due "
+        "retry schedules as if the retry delay had passed, and following the retry..."
+    )
     capped = FrequencyCapRow(runner)
     capped.run(timeout)
     runner.wait_for_callbacks(timeout=timeout)
-    say("131049: firing the due retry schedules as if the retry delay had passed, and following the retry...")
     retry.fire_and_follow(timeout)
     dead = runner.dead_letters()
     events = runner.status_events()
