@@ -78,6 +78,13 @@ def test_a_send_over_the_cap_after_the_count_held_it_fails_the_run() -> None:
     assert ledger.failures() == ["1 sent over the frequency cap after the count held 1/24h"]
 
 
+def test_two_sends_to_one_pair_from_one_batch_over_the_cap_fail_the_run() -> None:
+    """One batch's check counts its own messages: the first that fit go on, the rest are skipped."""
+    first, second = _journey("first", (1.0, 3.0)), _journey("second", (1.0, 3.0))
+
+    assert _account([first, second], {"first": [1.5], "second": [1.6]}).over_promised == 1
+
+
 def test_two_batches_in_flight_together_may_both_pass_as_documented() -> None:
     first, second = _journey("first", (1.0, 3.0)), _journey("second", (2.0, 4.0))  # began before the first ended
 

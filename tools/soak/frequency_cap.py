@@ -8,8 +8,9 @@ could not store the count (the sender's ``frequency_cap=unrecorded`` warning, pe
 is far shorter than a window; a message accepted twice with one key is one send, as the cap counts it; a 131049
 retry is another). docs/audience.md promises the cap for batches that **follow one another**, not for batches in
 flight together, and not when a count could not be written. So a send over the cap is **documented** when fewer than
-``N`` of the pair's earlier sends were surely in the count its check read; one earlier send surely was when its
-invocation ended before this send's invocation began, its settlement stored the count (no ``unrecorded`` warning, not
+``N`` of the pair's earlier sends were surely in the count its check read; one earlier send surely was when it was
+sent by the same invocation (one batch: the check counts the batch's own messages), or when its invocation ended
+before this send's invocation began, its settlement stored the count (no ``unrecorded`` warning, not
 killed), and no other invocation sent to the pair while it ran (the later settlement's Put replaces the earlier's).
 Any other send over the cap broke the promise: **sent over the frequency cap** (goal 0).
 """
@@ -130,7 +131,10 @@ def _judge(ledger: CapLedger, cap: FrequencyCap, sends: list[_Send]) -> None:
 def _surely_counted(earlier: _Send, send: _Send, before: list[_Send]) -> bool:
     """Whether ``earlier`` was in the count ``send``'s check read: settled before that check could begin, and no
     other invocation that sent to the pair before ``send`` ran alongside its own (whose settlement could have
-    replaced its count)."""
+    replaced its count). A send of the same invocation (one batch) surely was: the batch's check counts its own
+    messages to a pair against each other."""
+    if earlier.began == send.began:
+        return True
     if not earlier.settled or earlier.ended is None or earlier.ended >= send.began:
         return False
     return not any(
