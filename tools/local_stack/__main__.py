@@ -239,6 +239,7 @@ The stack is running on 127.0.0.1 (Ctrl-C stops it). Endpoints are also in {LOCA
   AWS CLI:    AWS_ENDPOINT_URL={res.endpoint_url} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\
               AWS_DEFAULT_REGION={res.region} aws sqs send-message --queue-url {res.send_queue_url} --message-body '...'
   simulator:  {state["nxcloud_simulator_url"]}  (faults: POST /__sim/faults, records: GET /__sim/requests)
+  marketing frequency cap: {runner.cap or "off"} (MARKETING_CAP_PER_RECIPIENT; --no-samples starts without it)
   templates:  events/templates.json (nxwa --local templates list; checked before every send: docs/templates.md)
   sam local:  --env-vars {sam_env_vars.name} points the built function at this stack (docs/sam-local.md)
 """,

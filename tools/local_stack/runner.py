@@ -15,6 +15,7 @@ The run has a marketing frequency cap, :data:`MAKE_RUN_CAP`, for its cap row.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Final
@@ -69,8 +70,6 @@ class Runner:
         self.api: ApiServer | None = None
 
     def start(self) -> Runner:
-        import os
-
         self.stack.start()
         self._cap_before = os.environ.get(CAP_VARIABLE)
         if self.cap:
@@ -110,8 +109,6 @@ class Runner:
 
     def _restore_cap(self) -> None:
         """The process's cap variable as it was before :meth:`start` (tests run other stacks in this process)."""
-        import os
-
         if self._cap_before is None:
             os.environ.pop(CAP_VARIABLE, None)
         else:
@@ -271,8 +268,6 @@ class MarketingLimitRetry:
 
     def fire_and_follow(self, timeout: float) -> None:
         """Once the first attempt's callbacks are in: note its status, fire what is due a day later, follow it."""
-        import os
-
         from nxcloud_wa.audience import DEFAULT_MARKETING_LIMIT_RETRY_HOURS, HOUR
 
         outcome, self.first = self.runner.final_outcome(self.queue_id)
