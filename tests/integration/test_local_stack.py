@@ -16,13 +16,17 @@ import pytest
 from waops import cli
 
 from local_stack.__main__ import run_samples
-from local_stack.runner import Row, Runner
+from local_stack.runner import MAKE_RUN_CAP, Row, Runner
 from local_stack.samples import load_samples
-from local_stack.stack import MARKETING_LIMITED
+from local_stack.stack import CAPPED_RECIPIENT, MARKETING_LIMITED
 
 ROOT = Path(__file__).resolve().parents[2]
 ONE_BODY_PARAMETER = {"type": "body", "parameters": [{"type": "text", "text": "A-1001"}]}
 """What the local catalogue's order_update (en_US) takes (events/templates.json)."""
+
+
+EXTRA_ROWS = 3
+"""Rows that are not one sample: the 131049 retry, the frequency cap, the request without an API key."""
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,7 @@ def test_every_sample_ends_as_documented(sample_rows: list[Row]) -> None:
     mismatches = [(r.sample, r.outcome, r.expected) for r in sample_rows if not r.ok]
 
     assert mismatches == []
-    assert len(sample_rows) == len(load_samples()) + 2  # plus the 131049 retry and the request without an API key
+    assert len(sample_rows) == len(load_samples()) + EXTRA_ROWS
 
 
 def test_nothing_was_sent_twice_and_the_queue_is_drained(runner: Runner, sample_rows: list[Row]) -> None:
@@ -59,6 +63,16 @@ def test_nothing_was_sent_twice_and_the_queue_is_drained(runner: Runner, sample_
     # but the one Meta's marketing limit stopped (131049), sent again once, as documented (docs/audience.md)
     assert runner.stack.simulator.accepted_count_for(to=MARKETING_LIMITED) == 2
     assert runner.queue_depth() == 0
+
+
+def test_the_cap_row_sent_the_capped_recipient_what_the_cap_allows_and_the_utility_template(
+    runner: Runner, sample_rows: list[Row]
+) -> None:
+    """MAKE_RUN_CAP's two marketing templates and the utility one reached NXCloud; the third marketing one did not."""
+    templates = Counter(record.template for record in runner.stack.simulator.accepted if record.to == CAPPED_RECIPIENT)
+
+    assert MAKE_RUN_CAP == "2/24h"
+    assert templates == {"weekend_offer": 2, "order_update": 1}
 
 
 def test_dead_letter_queue_holds_exactly_the_documented_failures(runner: Runner, sample_rows: list[Row]) -> None:
@@ -240,7 +254,7 @@ def test_make_run_prints_the_table_and_exits_zero(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert (lines[0], lines[1].split()[:2]) == ("sample", ["path", "outcome"])
     assert max(len(line) for line in lines) <= 120  # make_run's terminal is 120 columns wide
-    rows = len(load_samples()) + 2  # plus the 131049 retry and the request without an API key
+    rows = len(load_samples()) + EXTRA_ROWS
     assert f"{rows} of {rows} outcomes as documented" in done.stdout
     assert lines[-1].startswith("OK: ")  # the one-line verdict
     assert not any(line.startswith("{") for line in lines)  # logs and metrics went elsewhere

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from local_stack import suppression_entries
 from local_stack.output import LineWriter
-from local_stack.runner import MarketingLimitRetry, Row, Runner
+from local_stack.runner import MAKE_RUN_CAP, FrequencyCapRow, MarketingLimitRetry, Row, Runner, no_key_row
 from local_stack.samples import Sample, load_samples
 from local_stack.stack import LOCAL_SECRET
 from local_stack.table import print_table
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr = function_stream
         try:
             progress("starting moto (AWS), the NXCloud simulator, the pollers, the API and the webhook on 127.0.0.1...")
-            with Runner(api_port=args.port) as runner:
+            with Runner(api_port=args.port, cap="" if args.no_samples else MAKE_RUN_CAP) as runner:
                 assert runner.api is not None
                 progress(
                     f"  moto {runner.stack.moto.url}, simulator {runner.stack.simulator.url}, API {runner.api.url}"
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                     verdict = "OK" if not bad else f"FAILED ({len(bad)} MISMATCH)"
                     print(
                         f"\n{verdict}: {len(rows) - len(bad)} of {len(rows)} outcomes as documented in "
-                        f"events/expected.json; {time.monotonic() - started:.1f} s end to end",
+                        f"events/expected.json and local_stack/runner.py; "
+                        f"{time.monotonic() - started:.1f} s end to end",
                         file=out,
                         flush=True,
                     )
@@ -142,7 +143,7 @@ def run_samples(
                 queued[index] = queue_id
             if message_id:
                 sent_now[index] = message_id
-    no_key_status, _ = runner.post(samples[0].body if samples else "{}", with_key=False)
+    no_key = no_key_row(runner, samples[0].body if samples else "{}")
     retry = MarketingLimitRetry(runner)
     retry.send()
     say(f"waiting for the {len(queued)} queued messages to settle (sent, skipped or dead-lettered, with retries)...")
@@ -153,7 +154,13 @@ def run_samples(
     waited = time.monotonic()
     called_back = runner.wait_for_callbacks(timeout=timeout)
     say(f"  done in {time.monotonic() - waited:.1f} s" if called_back else f"  NOT all posted after {timeout:.0f} s")
-    say("131049: firing the due retry schedules as if the retry delay had passed, and following the retry...")
+    say(
+        f"frequency cap {MAKE_RUN_CAP}: marketing templates to one recipient until capped; 131049: firing the due "
+        "retry schedules as if the retry delay had passed, and following the retry..."
+    )
+    capped = FrequencyCapRow(runner)
+    capped.run(timeout)
+    runner.wait_for_callbacks(timeout=timeout)
     retry.fire_and_follow(timeout)
     dead = runner.dead_letters()
     events = runner.status_events()
@@ -179,8 +186,7 @@ def run_samples(
                 shown_events,
             )
         )
-    rows.append(retry.row(events))
-    rows.append(Row("(any request without x-api-key)", "api", f"http {no_key_status}", "Forbidden", "http 403"))
+    rows += [retry.row(events), capped.row(events), no_key]
     return rows
 
 
@@ -233,6 +239,7 @@ The stack is running on 127.0.0.1 (Ctrl-C stops it). Endpoints are also in {LOCA
   AWS CLI:    AWS_ENDPOINT_URL={res.endpoint_url} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\
               AWS_DEFAULT_REGION={res.region} aws sqs send-message --queue-url {res.send_queue_url} --message-body '...'
   simulator:  {state["nxcloud_simulator_url"]}  (faults: POST /__sim/faults, records: GET /__sim/requests)
+  marketing frequency cap: {runner.cap or "off"} (MARKETING_CAP_PER_RECIPIENT; --no-samples starts without it)
   templates:  events/templates.json (nxwa --local templates list; checked before every send: docs/templates.md)
   sam local:  --env-vars {sam_env_vars.name} points the built function at this stack (docs/sam-local.md)
 """,

@@ -6,23 +6,34 @@ webhook, so it posts NXCloud's callbacks after each accepted send. Then every sa
 user's service would send it: SQS samples with ``SendMessage`` to the send queue, API samples as HTTP requests with
 the API key. The run waits until every message is settled (sent, or on the dead-letter queue) and every callback
 is stored and published, prints one row per message (its outcome, where its delivery ended, the status events seen)
-and exits 0 only when each is what ``events/expected.json`` documents.
+and exits 0 only when each is what ``events/expected.json`` documents, and the rows that are not one sample (the
+131049 retry, the frequency cap, the request without an API key) are what their classes here document.
+
+The run has a marketing frequency cap, :data:`MAKE_RUN_CAP`, for its cap row.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from local_stack.aws import queue_depth, send_message
 from local_stack.emulators import ApiServer, Invoker, QueuePoller, StreamPoller, json_body
 from local_stack.outcomes_log import OutcomeLog
 from local_stack.samples import describe_trail
-from local_stack.stack import LOCAL_SECRET, MARKETING_LIMITED, LocalStack
+from local_stack.stack import CAPPED_RECIPIENT, LOCAL_SECRET, MARKETING_LIMITED, LocalStack
 from local_stack.streams import StreamReader
 from local_stack.template import function_setting
+
+MAKE_RUN_CAP: Final = "2/24h"
+"""``make run``'s ``MARKETING_CAP_PER_RECIPIENT`` (the template's default is off). Two, not one: the 131049 row's
+message and its retry are two marketing sends to one recipient, and the run fires the retry "a day later" by moving
+the scheduler's clock only, so a ``1/24h`` cap would skip the retry, which a real day later it would not. No other
+sample sends a recipient more than one marketing template, so every other row is as without a cap."""
+CAP_VARIABLE: Final = "MARKETING_CAP_PER_RECIPIENT"
 
 
 @dataclass
@@ -46,8 +57,11 @@ class Row:
 class Runner:
     """The running stack plus what it takes to push samples and tell when they are settled."""
 
-    def __init__(self, *, retry_delay: int = 1, api_port: int = 0) -> None:
+    def __init__(self, *, retry_delay: int = 1, api_port: int = 0, cap: str = MAKE_RUN_CAP) -> None:
+        """``cap``: the marketing frequency cap the functions run with (empty: off)."""
         self.api_port = api_port
+        self.cap = cap
+        self._cap_before: str | None = None
         self.stack = LocalStack(retry_visibility=retry_delay)
         self.retry_delay = retry_delay
         self.log = OutcomeLog()
@@ -57,6 +71,9 @@ class Runner:
 
     def start(self) -> Runner:
         self.stack.start()
+        self._cap_before = os.environ.get(CAP_VARIABLE)
+        if self.cap:
+            os.environ[CAP_VARIABLE] = self.cap
         self.stack.apply_env()
         self.log.attach()
         timeout = float(function_setting("SenderFunction", "Timeout"))
@@ -88,6 +105,14 @@ class Runner:
             self.api.stop()
         self.log.detach()
         self.stack.stop()
+        self._restore_cap()
+
+    def _restore_cap(self) -> None:
+        """The process's cap variable as it was before :meth:`start` (tests run other stacks in this process)."""
+        if self._cap_before is None:
+            os.environ.pop(CAP_VARIABLE, None)
+        else:
+            os.environ[CAP_VARIABLE] = self._cap_before
 
     def __enter__(self) -> Runner:
         return self.start()
@@ -243,8 +268,6 @@ class MarketingLimitRetry:
 
     def fire_and_follow(self, timeout: float) -> None:
         """Once the first attempt's callbacks are in: note its status, fire what is due a day later, follow it."""
-        import os
-
         from nxcloud_wa.audience import DEFAULT_MARKETING_LIMIT_RETRY_HOURS, HOUR
 
         outcome, self.first = self.runner.final_outcome(self.queue_id)
@@ -274,6 +297,78 @@ class MarketingLimitRetry:
             "read",
             shown,
         )
+
+
+class FrequencyCapRow:
+    """``make run``'s frequency cap row: to :data:`~local_stack.stack.CAPPED_RECIPIENT`, one after another (each
+    settled before the next is queued: the cap holds for batches that follow one another, docs/audience.md), as many
+    marketing templates as :data:`MAKE_RUN_CAP` allows, one more, which is skipped (``frequency_cap``; ``GET
+    /messages/{key}`` says so and quotes the cap), then a utility template, which the cap never stops."""
+
+    SAMPLE = f"frequency cap {MAKE_RUN_CAP}: weekend_offer (MARKETING) until capped, then order_update (UTILITY)"
+    LIMIT = int(MAKE_RUN_CAP.split("/")[0])
+    EXPECTED = ", ".join(
+        ["sent"] * LIMIT + [f"skipped: frequency_cap (GET: skipped, frequency_cap {MAKE_RUN_CAP})", "UTILITY sent"]
+    )
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.outcomes: list[str] = []
+        self.first = ""
+
+    def run(self, timeout: float) -> None:
+        """Queue each message once the one before has settled; note how each ended."""
+        messages = [(f"make-run-cap-{n}", "weekend_offer", f"{10 + n}%") for n in range(1, self.LIMIT + 2)]
+        messages.append(("make-run-cap-utility", "order_update", "A-2001"))
+        for key, template, parameter in messages:
+            queue_id = self.runner.enqueue(json.dumps(self._body(key, template, parameter)))
+            if not self.runner.wait_until_settled([queue_id], timeout=timeout):
+                self.outcomes.append("pending")
+                return
+            outcome, message_id = self.runner.final_outcome(queue_id)
+            self.first = self.first or message_id
+            self.outcomes.append(self._shown(key, template, outcome))
+
+    @staticmethod
+    def _body(key: str, template: str, parameter: str) -> dict[str, Any]:
+        return {
+            "to": CAPPED_RECIPIENT,
+            "template": {
+                "name": template,
+                "language": {"code": "en_US"},
+                "components": [{"type": "body", "parameters": [{"type": "text", "text": parameter}]}],
+            },
+            "idempotency_key": key,
+        }
+
+    def _shown(self, key: str, template: str, outcome: str) -> str:
+        """The outcome as the row shows it: a skip with what ``GET /messages/{key}`` says of it."""
+        if template == "order_update":
+            return f"UTILITY {outcome}"
+        if not outcome.startswith("skipped"):
+            return outcome
+        _, found = self.runner.get(key)
+        view = found if isinstance(found, dict) else {}
+        skipped = view.get("skipped") if isinstance(view.get("skipped"), dict) else {}
+        return f"{outcome} (GET: {view.get('status')}, {skipped.get('reason')} {skipped.get('cap')})"
+
+    def row(self, events: dict[str, list[str]]) -> Row:
+        return Row(
+            self.SAMPLE,
+            "sqs",
+            ", ".join(self.outcomes),
+            self.first,
+            self.EXPECTED,
+            self.runner.delivery(self.first) if self.first else "",
+            "read",
+            " ".join(events.get(self.first, [])),
+        )
+
+
+def no_key_row(runner: Runner, body: str) -> Row:
+    """A request without ``x-api-key``: API Gateway's 403 before any function runs."""
+    status, _ = runner.post(body, with_key=False)
+    return Row("(any request without x-api-key)", "api", f"http {status}", "Forbidden", "http 403")
 
 
 def _invoker(function: str) -> Invoker:

@@ -41,6 +41,9 @@ DEMO_FAULTS: Final = (
 
 MARKETING_LIMITED: Final = "8613612340049"
 """A recipient Meta's per-user marketing limit stops once: ``make run``'s 131049 retry row."""
+CAPPED_RECIPIENT: Final = "8613612340051"
+"""The recipient of ``make run``'s frequency cap row (its marketing templates meet the run's cap; nothing else is sent
+to it)."""
 DEMO_OUTCOMES: Final = (
     {"to": "8613612345759", "final": "failed", "code": 131026, "title": "Message undeliverable", "after_sent": True},
     {"to": MARKETING_LIMITED, "final": "failed", "code": 131049, "times": 1},

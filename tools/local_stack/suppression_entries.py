@@ -16,14 +16,15 @@ from typing import TextIO
 
 from local_stack.aws import Resources
 from nxcloud_wa.phone import mask_valid_phone
-from nxcloud_wa.suppressions import Suppression, decode
+from nxcloud_wa.suppressions import CAP_PREFIX, Suppression, decode
 
 Snapshot = Mapping[str, str]
 """The list's items by ``id``, each with its ``at``: an entry stored again later is a new one."""
 
 
 def all_entries(res: Resources) -> list[Suppression]:
-    """Every entry of the local list, by id (a Scan: fine on moto, never done by the functions)."""
+    """Every entry of the local list, by id (a Scan: fine on moto, never done by the functions). The frequency cap's
+    counts (``cap#`` items) share the table but are no entries: left out, as the index leaves them out."""
     dynamodb = res.client("dynamodb")
     items, request = [], {"TableName": res.suppressions_table}
     while True:
@@ -32,7 +33,8 @@ def all_entries(res: Resources) -> list[Suppression]:
         if "LastEvaluatedKey" not in answer:
             break
         request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-    return sorted(map(decode, items), key=lambda entry: entry.key)
+    entries = (decode(item) for item in items if not item["id"]["S"].startswith(CAP_PREFIX))
+    return sorted(entries, key=lambda entry: entry.key)
 
 
 def snapshot(res: Resources) -> Snapshot:

@@ -19,6 +19,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from nxcloud_wa.audience import FrequencyCap
 from soak.campaign import BUSINESS_NUMBERS
 from soak.ledger import render, to_json
 from soak.mix import MIXES
@@ -44,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=defaults.rate, help="campaign: messages per second per number")
     parser.add_argument(
         "--numbers", type=int, default=defaults.numbers, help=f"campaign: business numbers (1-{len(BUSINESS_NUMBERS)})"
+    )
+    parser.add_argument(
+        "--cap",
+        default=defaults.cap,
+        type=_cap,
+        help="MARKETING_CAP_PER_RECIPIENT for the run (1/24h, 3/7d; default off): adds the cap's ledger rows",
     )
     parser.add_argument("--queue-concurrency", type=int, default=defaults.queue_concurrency)
     parser.add_argument("--api-concurrency", type=int, default=defaults.api_concurrency)
@@ -98,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             mode=args.mode,
             rate=args.rate,
             numbers=args.numbers,
+            cap=args.cap,
             stretch=args.stretch,
         )
         for policy in policies
@@ -116,11 +124,21 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.queue_concurrency}+{args.api_concurrency} concurrent executions (queue+API), "
             f"function timeout {args.function_timeout:g} s, retry after {args.retry_delay} s "
             f"(both stretched for the machine's load: see the ledger), "
-            f"NXCLOUD_READ_TIMEOUT {args.read_timeout:g} s, at most {args.max_backlog} queued; "
+            f"NXCLOUD_READ_TIMEOUT {args.read_timeout:g} s, at most {args.max_backlog} queued, "
+            f"marketing cap {args.cap or 'off'}; "
             f"{time.monotonic() - started:.0f} s in all"
         )
         print(render(ledgers))
     return 1 if any(lg.failures() for lg in ledgers) else 0
+
+
+def _cap(text: str) -> str:
+    """``--cap``'s value, refused as the function would refuse it (``MarketingCapPerRecipient``'s format)."""
+    try:
+        FrequencyCap.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 if __name__ == "__main__":

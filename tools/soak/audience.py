@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from nxcloud_wa.suppressions import Suppression
+from soak.frequency_cap import CAPPED
 from soak.mix import OPT_OUT_GROUPS
 from soak.retries import RetryTally
 
@@ -111,7 +112,8 @@ class AudienceLedger:
     sends_claimed_after: int = 0
     """Of those, claimed after it was stored (goal 0)."""
     skipped: Counter[str] = field(default_factory=Counter)
-    """Messages the function reported skipped (the queue's path), by the entry's reason."""
+    """Messages the function reported skipped (the queue's path), by the entry's reason, or ``frequency_cap`` (the
+    cap's rows, :mod:`soak.frequency_cap`, judge those)."""
     suppressed_rejected_api: int = 0
     suppressed_without_entry: int = 0
     """Skipped (or answered 422) though the recipient never had an entry covering the template's category (goal 0)."""
@@ -153,7 +155,8 @@ def account(
         if journey.skipped is not None:
             ledger.skipped[journey.skipped] += 1
         ledger.suppressed_rejected_api += rejected
-        if (journey.skipped is not None or rejected) and stored is None:
+        suppressed = journey.skipped is not None and journey.skipped != CAPPED
+        if (suppressed or rejected) and stored is None:
             ledger.suppressed_without_entry += 1
             _example(ledger, f"{message.token} template={message.template} skipped without an entry")
         if stored is None:
@@ -196,9 +199,10 @@ def rows(ledgers: list[AudienceLedger | None]) -> list[tuple[str, list[str]]]:
     for reason in sorted({r for lg in present for r in lg.entries}):
         row(f"  {reason}", lambda lg, r=reason: lg.entries.get(r, 0))
     row("  of which stored again (a later `at`)", lambda lg: lg.entries_stored_again)
-    row("skipped: the recipient is suppressed (queue)", lambda lg: sum(lg.skipped.values()))
+    row("skipped (queue), by reason", lambda lg: sum(lg.skipped.values()))
     for reason in sorted({r for lg in present for r in lg.skipped}):
-        row(f"  suppressed, {reason}", lambda lg, r=reason: lg.skipped.get(r, 0))
+        label = "  over the frequency cap" if reason == CAPPED else f"  suppressed, {reason}"
+        row(label, lambda lg, r=reason: lg.skipped.get(r, 0))
     row("  and via the API: 422 recipient_suppressed", lambda lg: lg.suppressed_rejected_api)
     row("  of which the recipient had no entry", lambda lg: lg.suppressed_without_entry)
     row("sends accepted after their recipient's entry was stored", lambda lg: lg.sends_after)
@@ -209,7 +213,10 @@ def rows(ledgers: list[AudienceLedger | None]) -> list[tuple[str, list[str]]]:
         "131049 retries scheduled / sent / lost",
         lambda lg: f"{lg.retries.scheduled} / {lg.retries.sent} / {lg.retries.lost}",
     )
-    row("  skipped (opted out meanwhile) / 131049 final", lambda lg: f"{lg.retries.skipped} / {lg.retries.final}")
+    row(
+        "  skipped (opted out, or capped, meanwhile) / 131049 final",
+        lambda lg: f"{lg.retries.skipped} / {lg.retries.final}",
+    )
     return found
 
 

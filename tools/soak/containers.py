@@ -211,8 +211,8 @@ class SlotPool:
 
 
 class _OutcomeCollector(logging.Handler):
-    """Keeps the function's outcome lines, and its ``idempotency=unrecorded`` warnings (formatted, so the
-    per-thread ``sqs_message_id`` key is in them)."""
+    """Keeps the function's outcome lines, its ``idempotency=unrecorded`` warnings (formatted, so the per-thread
+    ``sqs_message_id`` key is in them) and its ``frequency_cap=unrecorded`` warnings (a batch's cap count unwritten)."""
 
     FIELDS: Final = (
         "outcome",
@@ -225,6 +225,7 @@ class _OutcomeCollector(logging.Handler):
         "idempotency",
         "rate_wait_ms",
         "suppression_reason",
+        "frequency_cap",
     )
 
     def __init__(self) -> None:
@@ -233,7 +234,7 @@ class _OutcomeCollector(logging.Handler):
         self._lines: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, "outcome", None) is None and getattr(record, "idempotency", None) is None:
+        if all(getattr(record, name, None) is None for name in ("outcome", "idempotency", "frequency_cap")):
             return
         line = json.loads(self.format(record))
         with self._lock:

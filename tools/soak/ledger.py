@@ -30,9 +30,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from soak import audience, campaign, lifecycle
+from soak import audience, campaign, frequency_cap, lifecycle
 from soak.audience import AudienceLedger
 from soak.campaign import CampaignLedger
+from soak.frequency_cap import CapLedger
 from soak.journal import TallyJournal, Upstream, token_in
 from soak.lifecycle import LifecycleLedger
 from soak.messages import API_ASYNC, API_SYNC, QUEUE, Message
@@ -70,8 +71,13 @@ class Journey:
     starts: list[float] = field(default_factory=list)
     """When each invocation that had it began (``time.time()``), in order: the sending one's start comes before its
     suppression check and its claim."""
+    ends: list[float] = field(default_factory=list)
+    """When each invocation that had it ended or was killed (``time.time()``), in order."""
+    count_unrecorded: bool = False
+    """An invocation that had it warned that the frequency cap's count could not be recorded (for its batch)."""
     skipped: str | None = None
-    """The suppression entry's reason when the function reported it skipped (the queue's path)."""
+    """Why the function reported it skipped (the queue's path): the suppression entry's reason, or
+    ``frequency_cap`` (:func:`skip_reason`)."""
 
 
 class Tracker:
@@ -116,11 +122,14 @@ class Tracker:
             self.invocations[trigger] += 1
             if killed:
                 self.kills[f"{trigger} {killed}"] += 1
+            uncounted = any(line.get("frequency_cap") == "unrecorded" for line in outcomes)
             if records is None:  # an API request: one message, its answer is followed by the caller
                 journey = self._journey(token_in(event.get("body")))
                 if journey is not None:
                     journey.interrupted += killed is not None
                     journey.unrecorded += sum(line.get("idempotency") == "unrecorded" for line in outcomes)
+                    journey.ends.append(now)
+                    journey.count_unrecorded |= uncounted
                 return
             by_id = {r["messageId"]: token_in(r.get("body")) for r in records}
             for token in by_id.values():
@@ -128,6 +137,8 @@ class Tracker:
                 if journey is not None:
                     journey.deliveries += 1
                     journey.interrupted += killed is not None
+                    journey.ends.append(now)
+                    journey.count_unrecorded |= uncounted
             for line in outcomes:
                 journey = self._journey(by_id.get(line.get("sqs_message_id") or ""))
                 if journey is not None:
@@ -169,7 +180,7 @@ def _note(journey: Journey, line: dict[str, Any], now: float) -> None:
         journey.sent_at = now
         journey.sent_replayed_only = bool(line.get("replayed"))
     elif outcome == "skipped" and journey.skipped is None:
-        journey.skipped = str(line.get("suppression_reason"))
+        journey.skipped = skip_reason(line)
     elif outcome == "retry":
         journey.retries[str(reason)] += 1
     elif outcome == "delayed":
@@ -179,6 +190,14 @@ def _note(journey: Journey, line: dict[str, Any], now: float) -> None:
         journey.waited_ms += wait
     if reason in UNKNOWN_REASONS:
         journey.unknown_seen += 1
+
+
+def skip_reason(line: dict[str, Any]) -> str:
+    """A skip's label, per reason: the suppression entry's reason (``opted_out``, ...) for a suppressed message,
+    ``frequency_cap`` for one over the cap (its line has no ``suppression_reason``)."""
+    if line.get("reason") == frequency_cap.CAPPED:
+        return frequency_cap.CAPPED
+    return str(line.get("suppression_reason"))
 
 
 def _parse_time(text: str | None) -> float | None:
@@ -216,6 +235,8 @@ class Ledger:
     rejected: Counter[str] = field(default_factory=Counter)
     audience: AudienceLedger | None = None
     """The suppression list's rows (:mod:`soak.audience`); None in a campaign."""
+    cap: CapLedger | None = None
+    """The marketing frequency cap's rows (:mod:`soak.frequency_cap`); None when the run had no cap."""
     lost: int = 0
     lost_examples: list[str] = field(default_factory=list)
     phantom_sent: int = 0
@@ -269,6 +290,8 @@ class Ledger:
             problems.append(f"{len(self.poller_errors)} event-source errors other than killed invocations")
         if self.audience is not None:
             problems += self.audience.failures()
+        if self.cap is not None:
+            problems += self.cap.failures()
         if self.lifecycle is not None:
             problems += self.lifecycle.failures()
         elif self.campaign is None:  # a campaign runs without it
@@ -293,9 +316,11 @@ def build_ledger(
     seed: int,
     unsettled: bool,
     resent: Mapping[str, int] | None = None,
+    capped: bool = False,
 ) -> Ledger:
     """Classify every message and count. ``resent``: the 131049 retries sent, by token (:mod:`soak.retries`): a
-    message sent again after Meta's marketing limit is accepted twice by design, not a duplicate."""
+    message sent again after Meta's marketing limit is accepted twice by design, not a duplicate. ``capped``: the run
+    had a marketing frequency cap, so a marketing message may end skipped or refused for it."""
     ledger = Ledger(policy=policy, mix=mix, seed=seed, unsettled=unsettled)
     ledger.dlq_entries = tracker.dlq_entries
     ledger.invocations = tracker.invocations
@@ -327,7 +352,7 @@ def build_ledger(
                 ledger.duplicates_avoidable += 1
             if (not unknown or policy == "dead_letter") and len(ledger.duplicate_examples) < 10:
                 ledger.duplicate_examples.append(_describe(journey, up))
-        if not _expected(journey, final):
+        if not _expected(journey, final, capped):
             ledger.unexpected += 1
             if len(ledger.unexpected_examples) < 10:
                 ledger.unexpected_examples.append(f"{final}: {_describe(journey, up)}")
@@ -359,11 +384,14 @@ def _classify(journey: Journey, ledger: Ledger) -> tuple[str, float | None]:
     return "lost", None
 
 
-def _expected(journey: Journey, final: str) -> bool:
+def _expected(journey: Journey, final: str, capped: bool = False) -> bool:
     """Whether the message ended as its kind allows (a permanent rejection must never be sent; a good message must
-    not be rejected as invalid or permanent)."""
+    not be rejected as invalid or permanent; only a marketing message, and only with a cap, is capped)."""
     kind = journey.message.kind
     always_possible = final.startswith(("dead:unknown_outcome", "dead:retries_exhausted", "lost"))
+    cap_allowed = capped and journey.message.category == frequency_cap.MARKETING
+    if (final == "skipped" and journey.skipped == frequency_cap.CAPPED) or final.endswith(frequency_cap.CAPPED_API):
+        return cap_allowed
     suppressed = final in ("skipped", "rejected:recipient_suppressed")  # whether rightly: the audience rows say
     if kind in ("ok", "opt_out"):  # any recipient may fail with 131026 and be suppressed before a retry
         return final == "sent" or suppressed or always_possible
@@ -443,6 +471,7 @@ def render(ledgers: list[Ledger]) -> str:
             lines.append(f"[{lg.policy}] goal missed: {verdict}")
         examples = (*lg.lost_examples, *lg.duplicate_examples, *lg.unexpected_examples, *lg.poller_errors[:5])
         examples += tuple(lg.audience.examples) if lg.audience is not None else ()
+        examples += tuple(lg.cap.examples) if lg.cap is not None else ()
         if lg.lifecycle is not None and lg.lifecycle.failures():
             examples += tuple(lg.lifecycle.examples)
         for example in examples:
@@ -457,6 +486,7 @@ def _sections(ledgers: list[Ledger]) -> list[tuple[str, list[str]]]:
         found += lifecycle.rows([lg.lifecycle for lg in ledgers])
     if any(lg.audience is not None for lg in ledgers):
         found += audience.rows([lg.audience for lg in ledgers])
+    found += frequency_cap.rows([lg.cap for lg in ledgers])
     return found + campaign.rows([lg.campaign for lg in ledgers])
 
 
@@ -511,12 +541,14 @@ def to_json(lg: Ledger) -> dict[str, Any]:
                     "lifecycle",
                     "campaign",
                     "audience",
+                    "cap",
                 )
             }
             | {
                 "lifecycle": _lifecycle_json(lg.lifecycle),
                 "campaign": campaign.as_json(lg.campaign),
                 "audience": audience.as_json(lg.audience),
+                "cap": frequency_cap.as_json(lg.cap),
                 "p50": lg.percentile(0.5),
                 "p99": lg.percentile(0.99),
                 "failures": lg.failures(),

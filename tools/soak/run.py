@@ -46,7 +46,7 @@ from local_stack.stack import LOCAL_SECRET, LocalStack
 from local_stack.suppression_entries import all_entries
 from nxcloud_simulator.rates import RateLimit
 from nxcloud_simulator.server import NXCloudSimulator
-from soak import audience, campaign, retries
+from soak import audience, campaign, frequency_cap, retries
 from soak.audience import EntryWatch
 from soak.aws_service import AwsService
 from soak.containers import InvocationKilled, Slot, SlotPool
@@ -102,6 +102,9 @@ class SoakSettings:
     """Campaign mode: each business number's messages per second, enforced by the simulator and the function's
     limiter alike (the function's ``MESSAGES_PER_SECOND``)."""
     numbers: int = 1
+    cap: str = ""
+    """The marketing frequency cap (``MARKETING_CAP_PER_RECIPIENT``, ``1/24h``); empty: off, as the template's default.
+    With a cap the ledger adds the cap's rows (:mod:`soak.frequency_cap`)."""
     webhook_concurrency: int = 4
     """Concurrent webhook executions; the publisher has one, as Lambda gives one per stream shard."""
     lifecycle_time_limit: float | None = None
@@ -216,8 +219,17 @@ class _Soak:
             seed=self.s.seed,
             unsettled=unsettled,
             resent=self.retries.resent,
+            capped=bool(self.s.cap),
         )
         ledger.lifecycle = self.lifecycle
+        if self.s.cap:
+            ledger.cap = frequency_cap.account(
+                self.s.cap,
+                self.tracker.journeys.values(),
+                self.journal.get,
+                business_phone=str(LOCAL_SECRET["business_phone"]),
+                resent=self.retries.resent,
+            )
         stats = self.aws.stats()
         if self.watch is not None and self.lifecycle is not None:
             ledger.audience = audience.account(
@@ -277,6 +289,8 @@ class _Soak:
         }
         if self.s.campaign:
             env["MESSAGES_PER_SECOND"] = str(self.s.rate)
+        if self.s.cap:
+            env["MARKETING_CAP_PER_RECIPIENT"] = self.s.cap
 
         def slot(name: str) -> Slot:
             return Slot(
