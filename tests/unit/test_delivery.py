@@ -118,7 +118,7 @@ def test_a_batch_is_sent_with_one_claim_and_one_settlement(world: World) -> None
     outcomes = deliver(world.delivery(), *messages)
 
     assert all(isinstance(o, Sent) and not o.replayed and o.latency_ms is not None for o in outcomes)
-    assert seen == Counter({"TransactWriteItems": 1, "BatchWriteItem": 1})
+    assert seen == Counter({"BatchExecuteStatement": 1, "BatchWriteItem": 1})
     assert sum(world.sender.sent.values()) == 10
 
 
@@ -268,9 +268,9 @@ def test_when_the_table_cannot_be_claimed_nothing_is_sent_and_everything_retried
     from botocore.exceptions import ClientError
 
     def down(**_: Any) -> Any:
-        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "TransactWriteItems")
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "BatchExecuteStatement")
 
-    monkeypatch.setattr(world.dynamodb, "transact_write_items", down)
+    monkeypatch.setattr(world.dynamodb, "batch_execute_statement", down)
     outcomes = deliver(world.delivery(), queued(body(), 0), queued(body("8613800000001"), 1))
 
     assert all(isinstance(o, RetryLater) and o.failure.reason == "internal_error" for o in outcomes)

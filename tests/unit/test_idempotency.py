@@ -65,7 +65,7 @@ def test_a_batch_of_new_keys_is_claimed_in_one_request(dynamodb: Any) -> None:
 
     results = store(dynamodb).claim(claims, until)
 
-    assert seen == Counter({"TransactWriteItems": 1})
+    assert seen == Counter({"BatchExecuteStatement": 1})  # ten INSERTs, no read: nothing was refused
     assert results == {c.record_id: Claimed() for c in claims}
     stored = item(dynamodb, claims[3])
     assert stored["status"] == {"S": "INPROGRESS"}
@@ -96,21 +96,23 @@ def test_settling_stores_outcomes_and_releases_claims_in_one_request(dynamodb: A
     assert s.claim([kept, released], soon()) == {kept.record_id: Completed(SENT), released.record_id: Claimed()}
 
 
-def test_a_batch_with_taken_keys_claims_the_rest_in_a_second_request(dynamodb: Any) -> None:
+def test_a_batch_with_taken_keys_reads_them_in_a_second_request(dynamodb: Any) -> None:
     done, busy, reused = Claim.of("done", PAYLOAD), Claim.of("busy", PAYLOAD), Claim.of("reused", PAYLOAD)
     fresh = [Claim.of(f"fresh{n}", PAYLOAD) for n in range(3)]
     s = store(dynamodb)
     s.claim([done, busy, reused], soon())
     s.settle([(done, SENT), (reused, SENT)], [])
+    before = {c.record_id: item(dynamodb, c) for c in (done, busy, reused)}
     seen = requests_of(dynamodb)
 
     results = s.claim([done, *fresh, busy, Claim.of("reused", OTHER_PAYLOAD)], soon())
 
-    assert seen == Counter({"TransactWriteItems": 2})  # the first is cancelled by the taken keys, writing nothing
+    assert seen == Counter({"BatchExecuteStatement": 1, "BatchGetItem": 1})  # the fresh keys claimed by the first
     assert results[done.record_id] == Completed(SENT)
     assert results[busy.record_id] == InProgress()
     assert results[reused.record_id] == KeyReused()
     assert [results[c.record_id] for c in fresh] == [Claimed()] * 3
+    assert {c.record_id: item(dynamodb, c) for c in (done, busy, reused)} == before  # a refused INSERT writes nothing
 
 
 def test_an_unfinished_claim_past_its_deadline_is_interrupted_under_dead_letter(dynamodb: Any) -> None:
