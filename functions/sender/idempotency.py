@@ -177,7 +177,7 @@ class IdempotencyStore:
 
     def _claim_refused(self, refused: Sequence[Claim], until_ms: int, token: str) -> dict[str, ClaimResult]:
         """The keys an ``INSERT`` found taken: each record read (consistently) and interpreted, a stale one (or one
-        gone since) claimed with today's condition, so that of two deliveries racing for it one wins."""
+        gone since) claimed as a lone key is (:meth:`_put_claim`), so that of two deliveries racing for it one wins."""
         try:
             read = batch_get(self.client, self.table, [_key(c) for c in refused], consistent=True)
         except (ClientError, BotoCoreError) as exc:

@@ -75,6 +75,14 @@ def test_a_batch_of_new_keys_is_claimed_in_one_request(dynamodb: Any) -> None:
     assert int(stored["expiration"]["N"]) - time.time() == pytest.approx(3600, abs=5)
 
 
+def test_more_keys_than_one_request_takes_are_claimed_25_a_request(dynamodb: Any) -> None:
+    claims = [Claim.of(f"k{n}", PAYLOAD) for n in range(30)]
+    seen = requests_of(dynamodb)
+
+    assert store(dynamodb).claim(claims, soon()) == {c.record_id: Claimed() for c in claims}
+    assert seen == Counter({"BatchExecuteStatement": 2})
+
+
 def test_a_lone_key_is_claimed_with_one_conditional_put(dynamodb: Any) -> None:
     claim = Claim.of("api-1", PAYLOAD)
     seen = requests_of(dynamodb)
