@@ -23,9 +23,10 @@ Adding a step: write a method from one state's list to the next one's, and chain
 4. **pace** (Parsed -> :class:`Paced`): a send time at the business number's rate (:mod:`rate_limiter`, one request
    per number) within the invocation's wait budget, or held back (``rate_limited``) before anything is claimed, so a
    message held back leaves no claim behind to release.
-5. **claim** (Paced -> :class:`Claimed`): every key in one request (:mod:`idempotency`). A stored outcome is answered
-   again (``replayed``), a key held by an unfinished delivery is in progress, a key reused for another message is
-   refused, and an attempt that started and never finished is an unknown outcome (``interrupted``).
+5. **claim** (Paced -> :class:`Claimed`): every key in one request (:mod:`idempotency`; one more reads the keys found
+   taken). A stored outcome is answered again (``replayed``), a key held by an unfinished delivery is in progress, a
+   key reused for another message is refused, and an attempt that started and never finished is an unknown outcome
+   (``interrupted``); a key DynamoDB would not claim for a reason of its own fails as a claim that raised.
 6. **send** (Claimed -> Attempted): to NXCloud, concurrently, each at its send time; then the slots no message went
    out in are given back (:func:`fate.slot_unused`), so the number's rate goes to messages WhatsApp counts.
 7. **dispose** (Attempted -> Outcome, :func:`fate.dispose`): final as it is, or once its dead letter or its delayed
@@ -49,6 +50,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from botocore.exceptions import ClientError
+
 import fate
 import idempotency
 import observability
@@ -61,7 +64,7 @@ from nxcloud_wa.audience import AudienceSettings
 from nxcloud_wa.catalogue import TemplateCatalogue, category_of
 from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.credentials import Credentials
-from nxcloud_wa.dynamo import Item
+from nxcloud_wa.dynamo import Item, error_code
 from nxcloud_wa.error_codes import IN_PROGRESS, INTERRUPTED, INVALID_MESSAGE, KEY_REUSED
 from nxcloud_wa.exceptions import InvalidMessageError
 from nxcloud_wa.failures import Failure, failure, failure_for, rate_limited, unknown
@@ -370,6 +373,12 @@ class Delivery:
         except Exception as exc:
             observability.logger.exception("could not claim the idempotency keys: the messages will be retried")
             results = dict.fromkeys(leaders, failure_for(exc))
+        unclaimed = [r.error for r in results.values() if isinstance(r, idempotency.Unclaimed)]
+        if unclaimed:
+            observability.logger.warning(
+                "could not claim some idempotency keys: those messages will be retried",
+                extra={"unclaimed": len(unclaimed), "errors": sorted({_error_name(e) for e in unclaimed})},
+            )
         claimed: list[Attempted | Claimed] = []
         for p in live:
             leader = leaders[p.message.claim.record_id]
@@ -556,6 +565,8 @@ def _screened(p: Parsed, verdict: Verdict, defaults: Defaults) -> Attempted | Pa
 
 def _claimed(p: Paced, result: ClaimResult | Failure) -> Attempted | Claimed:
     """The state a claim's result (or the claim's failure) leaves a message in."""
+    if isinstance(result, idempotency.Unclaimed):  # as if its claim had raised (Delivery._claim)
+        result = failure_for(result.error)
     if isinstance(result, Failure):
         return p.ended(result)
     if isinstance(result, idempotency.Claimed):
@@ -567,6 +578,11 @@ def _claimed(p: Paced, result: ClaimResult | Failure) -> Attempted | Claimed:
     if isinstance(result, idempotency.Interrupted):
         return p.ended(unknown(failure(INTERRUPTED)))
     return p.ended(failure(KEY_REUSED))
+
+
+def _error_name(exc: Exception) -> str:
+    """DynamoDB's error code of a failed claim (``ThrottlingError``, ...), else the exception's type."""
+    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
 
 
 def _send_record(message: Parsed, sent: Sent, defaults: Defaults, kept: str | None = None) -> SendRecord:

@@ -2,17 +2,19 @@
 
 Why not Powertools' idempotency utility: it guards one call at a time, so a batch of ten costs twenty DynamoDB
 requests (a conditional put and an update per message), about two thirds of the function's CPU per message. Here a
-batch costs two: one ``TransactWriteItems`` claims every key (one conditional put each), one ``BatchWriteItem``
-settles them (the outcome stored, or the claim released). A key claimed once is never sent twice while its record
-lives.
+batch costs two: one ``BatchExecuteStatement`` claims every key (a PartiQL ``INSERT`` each, 1 write unit), one
+``BatchWriteItem`` settles them (the outcome stored, or the claim released). A key claimed once is never sent twice
+while its record lives.
 
-Why ``TransactWriteItems`` for the claim: it is the only multi-item write with a condition per item whose failure
-reports which item failed and what it held (``CancellationReasons`` with the old item), and it is what the local
-stack (moto) implements faithfully. ``BatchExecuteStatement`` with PartiQL ``INSERT`` would cost half as much per
-claim (1 write unit instead of 2), and the local stack now refuses a duplicate ``INSERT`` as DynamoDB does
-(``local_stack.moto_fixes``), but a duplicate's error carries no old item, so the claim would need a read to tell a
-replay from a reuse; the price is written down in ``docs/costs.md``. A single key (the API) is claimed
-with a conditional ``PutItem`` (1 write unit).
+Why PartiQL ``INSERT``: it is the cheapest write that refuses an existing key (1 write unit; a
+``TransactWriteItems`` put costs 2), and each statement succeeds or fails alone. Its refusal (``DuplicateItem``)
+carries no old item, so the keys refused, and only they, are read in one consistent ``BatchGetItem`` and interpreted;
+a refused key whose record is stale (expired, or an interrupted claim under ``retry``) is taken with a conditional
+``PutItem`` on the same condition a lone key's claim has, so of two deliveries racing for it one wins. A statement
+refused for any other reason (throttled, ...) leaves its key :class:`Unclaimed`, treated as a claim that failed.
+The local stack's DynamoDB refuses a duplicate ``INSERT`` as DynamoDB does (``local_stack.moto_fixes``), and the soak
+proves the guarantee against it. A single key (the API) is claimed with a conditional ``PutItem`` (1 write unit),
+whose failed condition returns the old item at once.
 
 Records keep Powertools' format (attribute names, key ``<prefix>#md5(json(key))`` (``nxcloud_wa.idempotency_keys``,
 which GET /messages/{id} reads a key's message through), payload hash, ``INPROGRESS`` / ``COMPLETED``, in-progress
@@ -39,12 +41,16 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nxcloud_wa.dynamo import CONDITION_FAILED, Item, error_code, text
+from nxcloud_wa.dynamo import CONDITION_FAILED, Item, batch_get, error_code, text
 from nxcloud_wa.idempotency_keys import COMPLETED, powertools_hash, record_id
 
 INPROGRESS: Final = "INPROGRESS"
 BATCH_WRITE_LIMIT: Final = 25
 """Most writes one ``BatchWriteItem`` takes, over all its tables."""
+STATEMENT_LIMIT: Final = 25
+"""Most statements one ``BatchExecuteStatement`` takes."""
+DUPLICATE_ITEM: Final = "DuplicateItem"
+"""A ``BatchExecuteStatement`` entry's error code for an ``INSERT`` whose key exists (it carries no item)."""
 SETTLE_ATTEMPTS: Final = 3
 """``BatchWriteItem`` calls per settlement: the first, then retries of what DynamoDB left unprocessed (throttling)."""
 
@@ -88,7 +94,16 @@ class KeyReused:
     """The key was used for a different message."""
 
 
-ClaimResult = Claimed | Completed | InProgress | Interrupted | KeyReused
+@dataclass(frozen=True, slots=True)
+class Unclaimed:
+    """DynamoDB refused this key's claim for a reason of its own (its statement throttled, the read of its record
+    failed, ...) while others of the batch were claimed: ``error`` is what a claim that raised would have raised,
+    and the caller treats it as such (the message is tried again)."""
+
+    error: Exception
+
+
+ClaimResult = Claimed | Completed | InProgress | Interrupted | KeyReused | Unclaimed
 
 
 class IdempotencyStore:
@@ -112,64 +127,98 @@ class IdempotencyStore:
     # --- claim
 
     def claim(self, claims: Sequence[Claim], in_progress_until_ms: int) -> dict[str, ClaimResult]:
-        """Claim every key (distinct record ids); return each one's result. Raises what boto3 raises.
+        """Claim every key (distinct record ids); return each one's result.
 
-        One request when every key is free; one more for the keys left after some were found taken (a transaction
-        with a failed condition writes nothing).
+        A lone key: one conditional ``PutItem``, which raises what boto3 raises. Several: one
+        ``BatchExecuteStatement`` of ``INSERT``; then, only when some keys were taken, one consistent ``BatchGetItem``
+        of those, and a conditional ``PutItem`` for each whose record is stale. Never raises once a key may have
+        been claimed: a key that could not be claimed is :class:`Unclaimed`, and the keys claimed stand.
         """
         token = uuid.uuid4().hex
-        results: dict[str, ClaimResult] = {}
-        pending = list(claims)
-        while pending:
-            failed = self._put_claims(pending, in_progress_until_ms, token)
-            for claim in pending:
-                if claim.record_id in failed:
-                    results[claim.record_id] = self._interpret(claim, failed[claim.record_id], token)
-                elif not failed:
-                    results[claim.record_id] = Claimed()
-            pending = [c for c in pending if c.record_id not in results]
+        if len(claims) == 1:
+            return {claims[0].record_id: self._put_claim(claims[0], in_progress_until_ms, token)}
+        results, refused = self._insert(claims, in_progress_until_ms, token)
+        if refused:
+            results |= self._claim_refused(refused, in_progress_until_ms, token)
         return results
 
-    def _put_claims(self, claims: Sequence[Claim], until_ms: int, token: str) -> dict[str, Item | None]:
-        """Write the claims; return {record id: its old item} for those whose condition failed (none: all written).
-
-        A condition that failed for another reason than an existing item (a concurrent transaction on the same key)
-        maps to ``None``: that key is in progress elsewhere.
-        """
+    def _insert(self, claims: Sequence[Claim], until_ms: int, token: str) -> tuple[dict[str, ClaimResult], list[Claim]]:
+        """``INSERT`` the claims, 25 statements a request: the results of the keys claimed or refused for a failure
+        of their own, and the claims whose key exists (``DuplicateItem``, which returns no item)."""
         now = self._clock()
-        put = {
-            "TableName": self.table,
-            "ConditionExpression": self._condition(),
-            "ExpressionAttributeNames": _NAMES if self.take_over_interrupted else _NAMES_NOT_TAKEN_OVER,
-            "ExpressionAttributeValues": self._condition_values(now),
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-        items = [self._in_progress_item(c, now, until_ms, token) for c in claims]
-        if len(items) == 1:
+        results: dict[str, ClaimResult] = {}
+        refused: list[Claim] = []
+        for start in range(0, len(claims), STATEMENT_LIMIT):
+            chunk = claims[start : start + STATEMENT_LIMIT]
+            items = [self._in_progress_item(c, now, until_ms, token) for c in chunk]
             try:
-                self.client.put_item(Item=items[0], **put)
-            except ClientError as exc:
-                if error_code(exc) != CONDITION_FAILED:
-                    raise
-                return {claims[0].record_id: exc.response.get("Item")}
-            return {}
+                answer = self.client.batch_execute_statement(Statements=[self._statement(item) for item in items])
+            except (ClientError, BotoCoreError) as exc:
+                if not start:
+                    raise  # nothing written yet: the caller's failure, as for any call that raised
+                results |= {c.record_id: Unclaimed(exc) for c in chunk}
+                continue
+            for claim, response in zip(chunk, answer.get("Responses") or [], strict=True):
+                error = response.get("Error")
+                if error is None:
+                    results[claim.record_id] = Claimed()
+                elif error.get("Code") == DUPLICATE_ITEM:
+                    refused.append(claim)
+                else:
+                    results[claim.record_id] = Unclaimed(ClientError({"Error": error}, "BatchExecuteStatement"))
+        return results, refused
+
+    def _statement(self, item: Item) -> dict[str, Any]:
+        """One ``INSERT`` of ``item``, its values bound as parameters (the names are this module's own)."""
+        names = ", ".join(f"'{name}': ?" for name in item)
+        return {"Statement": f'INSERT INTO "{self.table}" VALUE {{{names}}}', "Parameters": list(item.values())}
+
+    def _claim_refused(self, refused: Sequence[Claim], until_ms: int, token: str) -> dict[str, ClaimResult]:
+        """The keys an ``INSERT`` found taken: each record read (consistently) and interpreted, a stale one (or one
+        gone since) claimed as a lone key is (:meth:`_put_claim`), so that of two deliveries racing for it one wins."""
         try:
-            self.client.transact_write_items(TransactItems=[{"Put": {"Item": item, **put}} for item in items])
+            read = batch_get(self.client, self.table, [_key(c) for c in refused], consistent=True)
+        except (ClientError, BotoCoreError) as exc:
+            return {c.record_id: Unclaimed(exc) for c in refused}
+        found = {text(item, "id"): item for item in read.items}
+        unread = {text(key, "id") for key in read.unread}
+        now = self._clock()
+        results: dict[str, ClaimResult] = {}
+        for claim in refused:
+            old = found.get(claim.record_id)
+            if claim.record_id in unread:
+                results[claim.record_id] = Unclaimed(_unread(claim))
+            elif old is not None and not self._stale(old, now):
+                results[claim.record_id] = self._interpret(claim, old, token)
+            else:
+                try:
+                    results[claim.record_id] = self._put_claim(claim, until_ms, token)
+                except (ClientError, BotoCoreError) as exc:
+                    results[claim.record_id] = Unclaimed(exc)
+        return results
+
+    def _put_claim(self, claim: Claim, until_ms: int, token: str) -> ClaimResult:
+        """One conditional ``PutItem`` (:meth:`_condition`); a failed condition returns the record it met. Raises what
+        boto3 raises."""
+        now = self._clock()
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=self._in_progress_item(claim, now, until_ms, token),
+                ConditionExpression=self._condition(),
+                ExpressionAttributeNames=_NAMES if self.take_over_interrupted else _NAMES_NOT_TAKEN_OVER,
+                ExpressionAttributeValues=self._condition_values(now),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
         except ClientError as exc:
-            if error_code(exc) != "TransactionCanceledException":
+            if error_code(exc) != CONDITION_FAILED:
                 raise
-            reasons = exc.response.get("CancellationReasons") or []
-            failed = {
-                claim.record_id: reason.get("Item")
-                for claim, reason in zip(claims, reasons, strict=False)
-                if reason.get("Code") not in (None, "None")
-            }
-            if len(reasons) != len(claims) or not failed:  # cancelled, and not for an item's sake: retry later
-                raise
-            return failed
-        return {}
+            return self._interpret(claim, exc.response.get("Item"), token)
+        return Claimed()
 
     def _condition(self) -> str:
+        """When a claim may replace a record: none, an expired one, or (under ``retry``) an interrupted claim.
+        :meth:`_stale` is the same rule, read from a record in hand: change both together."""
         free = "attribute_not_exists(#id) OR #expiry < :now"
         if not self.take_over_interrupted:
             return free
@@ -180,6 +229,15 @@ class IdempotencyStore:
         if self.take_over_interrupted:
             values |= {":now_ms": {"N": str(int(now * 1000))}, ":inprogress": {"S": INPROGRESS}}
         return values
+
+    def _stale(self, old: Item, now: float) -> bool:
+        """Whether :meth:`_condition` would let a claim replace the existing record ``old`` at ``now`` (a test holds
+        the two to the same answers). A stale record read is only a hint: the conditional put decides."""
+        expiry, deadline = _number(old, "expiration"), _number(old, "in_progress_expiration")
+        if expiry is not None and expiry < int(now):
+            return True
+        interrupted = text(old, "status") == INPROGRESS and deadline is not None and deadline < int(now * 1000)
+        return self.take_over_interrupted and interrupted
 
     def _in_progress_item(self, claim: Claim, now: float, until_ms: int, token: str) -> Item:
         return {
@@ -263,6 +321,21 @@ class IdempotencyStore:
 
 _NAMES_NOT_TAKEN_OVER: Final = {"#id": "id", "#expiry": "expiration"}
 _NAMES: Final = {**_NAMES_NOT_TAKEN_OVER, "#status": "status", "#ipe": "in_progress_expiration"}
+
+
+def _key(claim: Claim) -> Item:
+    return {"id": {"S": claim.record_id}}
+
+
+def _number(item: Item, name: str) -> int | None:
+    value = item.get(name, {}).get("N")
+    return int(value) if value is not None else None
+
+
+def _unread(claim: Claim) -> ClientError:
+    """What a key ``BatchGetItem`` left unprocessed after its retries is refused with (DynamoDB's throttling code)."""
+    error = {"Code": "ProvisionedThroughputExceededException", "Message": f"{claim.record_id} left unread"}
+    return ClientError({"Error": error}, "BatchGetItem")
 
 
 def _request_id(request: Mapping[str, Any]) -> str:

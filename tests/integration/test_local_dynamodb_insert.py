@@ -5,6 +5,7 @@ entry of its own in a ``BatchExecuteStatement`` (``local_stack.moto_fixes``)."""
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -42,3 +43,26 @@ def test_the_idempotency_table_refuses_a_duplicate_insert_alone(moto_server: Mot
         ("new2", "b"),
         ("taken", "first"),
     ]
+
+
+def test_of_inserts_of_one_key_racing_on_the_server_exactly_one_is_written(moto_server: MotoServer) -> None:
+    """moto's server answers on several threads; DynamoDB writes one of several concurrent ``INSERT`` of a key and
+    refuses the others, and so must the local stack (the claim's at-most-once rests on it)."""
+    res = provision(moto_server.url, prefix=f"race{uuid.uuid4().hex[:8]}", secret=LOCAL_SECRET)
+    insert = f"INSERT INTO \"{res.table_name}\" VALUE {{'id': ?, 'claim': ?}}"
+    racers = 8
+
+    def claim(n: int) -> dict[str, Any]:
+        client = res.client("dynamodb")  # a client (a connection) each, as containers have
+        statement = {"Statement": insert, "Parameters": [{"S": "contested"}, {"S": f"racer{n}"}]}
+        [response] = client.batch_execute_statement(Statements=[statement])["Responses"]
+        return dict(response)
+
+    with ThreadPoolExecutor(max_workers=racers) as pool:
+        responses = list(pool.map(claim, range(racers)))
+
+    winners = [n for n, response in enumerate(responses) if "Error" not in response]
+    assert len(winners) == 1
+    assert sorted(r["Error"]["Code"] for r in responses if "Error" in r) == ["DuplicateItem"] * (racers - 1)
+    stored = res.client("dynamodb").get_item(TableName=res.table_name, Key={"id": {"S": "contested"}})["Item"]
+    assert stored["claim"] == {"S": f"racer{winners[0]}"}

@@ -60,7 +60,7 @@ def test_ci_soak_injected_every_kind_of_fault(ci_ledgers: list[Ledger]) -> None:
     for kind in ("http_status 500", "http_status 429", "drop", "code 1003", "read_timeout_after_accept", "garbage"):
         assert kind in upstream, kind
     operations = (
-        "DynamoDB.TransactWriteItems",
+        "DynamoDB.BatchExecuteStatement",
         "DynamoDB.BatchWriteItem",
         "SecretsManager.GetSecretValue",
         "SQS.SendMessageBatch",

@@ -56,7 +56,7 @@ def test_a_batch_of_ten_new_messages_costs_three_dynamodb_requests_and_the_suppr
     assert len(event["Records"]) == 10
     assert response == {"batchItemFailures": []}
     assert len(simulator.accepted) == 10
-    expected = Counter({"TransactWriteItems": 1, "BatchWriteItem": 1, "UpdateItem": 1, "BatchGetItem": reads})
+    expected = Counter({"BatchExecuteStatement": 1, "BatchWriteItem": 1, "UpdateItem": 1, "BatchGetItem": reads})
     assert requests == +expected
     assert sum(requests.values()) <= 3 + reads
 

@@ -81,6 +81,30 @@ def test_a_batch_refuses_its_duplicate_insert_alone_and_writes_the_others(dynamo
     ]
 
 
+def test_a_duplicate_carries_no_item_even_when_the_statement_asks_for_the_old_one(dynamodb: Any) -> None:
+    """``ReturnValuesOnConditionCheckFailure: ALL_OLD`` returns the item of a failed condition check (DynamoDB's
+    ``BatchStatementError.Item``); a ``DuplicateItem`` is not one, so a claim must read the record it met."""
+    dynamodb.put_item(TableName=TABLE, Item={"id": {"S": "taken"}, "v": {"S": "old"}})
+    insert = f"INSERT INTO \"{TABLE}\" VALUE {{'id': ?, 'v': ?}}"
+
+    answer = dynamodb.batch_execute_statement(
+        Statements=[
+            {
+                "Statement": insert,
+                "Parameters": [{"S": "taken"}, {"S": "new"}],
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            },
+            {
+                "Statement": insert,
+                "Parameters": [{"S": "free"}, {"S": "new"}],
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            },
+        ]
+    )
+
+    assert answer["Responses"] == [{"Error": DUPLICATE}, {"TableName": TABLE}]
+
+
 def test_the_key_is_the_whole_primary_key_of_a_ranged_table(dynamodb: Any) -> None:
     insert = f"INSERT INTO \"{RANGED}\" VALUE {{'pk': ?, 'sk': ?}}"
     dynamodb.execute_statement(Statement=insert, Parameters=[{"S": "a"}, {"N": "1"}])

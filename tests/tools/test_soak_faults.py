@@ -9,7 +9,10 @@ import json
 import botocore.parsers
 import botocore.session
 import pytest
-from soak.aws_faults import AwsFault, FaultDecider, put_events_answer, put_events_without
+from soak.aws_faults import AwsFault, FaultDecider, batch_statements_answer, put_events_answer, request_without
+
+PUT_EVENTS = "EventBridge.PutEvents"
+STATEMENTS = "DynamoDB.BatchExecuteStatement"
 
 # --- PutEvents answered with some entries failed
 
@@ -31,7 +34,7 @@ def _parse_put_events_answer(body: bytes) -> dict[str, object]:
 def test_a_partial_failure_forwards_only_the_entries_that_pass_and_answers_in_the_requests_order() -> None:
     failing = [(1, "InternalFailure", "unknown error"), (3, "ThrottlingException", "throttled")]
 
-    forwarded = put_events_without(_put_events(4), failing)
+    forwarded = request_without(PUT_EVENTS, _put_events(4), failing)
     assert forwarded is not None
     moto_answer = json.dumps({"FailedEntryCount": 0, "Entries": [{"EventId": "e0"}, {"EventId": "e2"}]}).encode()
     parsed = _parse_put_events_answer(put_events_answer(4, failing, moto_answer))
@@ -49,7 +52,7 @@ def test_a_partial_failure_forwards_only_the_entries_that_pass_and_answers_in_th
 def test_when_every_entry_fails_nothing_reaches_the_bus() -> None:
     failing = [(0, "InternalFailure", "x"), (1, "InternalFailure", "x")]
 
-    assert put_events_without(_put_events(2), failing) is None
+    assert request_without(PUT_EVENTS, _put_events(2), failing) is None
     parsed = _parse_put_events_answer(put_events_answer(2, failing, None))
 
     assert parsed["FailedEntryCount"] == 2
@@ -67,9 +70,44 @@ def test_a_partial_fault_fails_at_least_one_entry_with_a_retryable_code() -> Non
     assert decider.injected[f"{rule.label}: entries failed"] == sum(len(p) for p in picks)
 
 
-def test_partial_failures_are_put_events_only() -> None:
-    with pytest.raises(ValueError, match="PutEvents"):
+def test_partial_failures_are_put_events_and_batch_statements_only() -> None:
+    with pytest.raises(ValueError, match=r"PutEvents and DynamoDB\.BatchExecuteStatement"):
         AwsFault("DynamoDB.UpdateItem", "partial", 0.1)
+
+
+# --- BatchExecuteStatement answered with some statements failed
+
+
+def _statements(count: int) -> bytes:
+    insert = "INSERT INTO \"t\" VALUE {'id': ?}"
+    return json.dumps({"Statements": [{"Statement": insert, "Parameters": [{"S": f"k{n}"}]} for n in range(count)]})
+
+
+def test_a_partial_batch_of_statements_forwards_the_others_and_answers_each_failed_one_in_its_place() -> None:
+    failing = [(0, "ThrottlingError", "throttled"), (2, "InternalServerError", "oops")]
+
+    forwarded = request_without(STATEMENTS, _statements(3).encode(), failing)
+    assert forwarded is not None
+    moto_answer = json.dumps({"Responses": [{"TableName": "t"}]}).encode()
+    model = botocore.session.get_session().get_service_model("dynamodb").operation_model("BatchExecuteStatement")
+    answer = {"body": batch_statements_answer(3, failing, moto_answer), "headers": {}, "status_code": 200}
+    parsed = botocore.parsers.create_parser("json").parse(answer, model.output_shape)
+
+    assert [s["Parameters"] for s in json.loads(forwarded)["Statements"]] == [[{"S": "k1"}]]
+    assert parsed["Responses"] == [
+        {"Error": {"Code": "ThrottlingError", "Message": "throttled"}},
+        {"TableName": "t"},
+        {"Error": {"Code": "InternalServerError", "Message": "oops"}},
+    ]
+
+
+def test_a_statement_fails_with_a_code_that_is_not_about_its_item() -> None:
+    rule = AwsFault(STATEMENTS, "partial", 1.0)
+    decider = FaultDecider([rule], seed=1)
+
+    codes = {code for _ in range(50) for _, code, _ in decider.failing_entries(rule, 10)}
+
+    assert codes == {"ThrottlingError", "ProvisionedThroughputExceeded", "InternalServerError"}
 
 
 @pytest.mark.parametrize(

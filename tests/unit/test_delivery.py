@@ -118,7 +118,7 @@ def test_a_batch_is_sent_with_one_claim_and_one_settlement(world: World) -> None
     outcomes = deliver(world.delivery(), *messages)
 
     assert all(isinstance(o, Sent) and not o.replayed and o.latency_ms is not None for o in outcomes)
-    assert seen == Counter({"TransactWriteItems": 1, "BatchWriteItem": 1})
+    assert seen == Counter({"BatchExecuteStatement": 1, "BatchWriteItem": 1})
     assert sum(world.sender.sent.values()) == 10
 
 
@@ -268,14 +268,35 @@ def test_when_the_table_cannot_be_claimed_nothing_is_sent_and_everything_retried
     from botocore.exceptions import ClientError
 
     def down(**_: Any) -> Any:
-        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "TransactWriteItems")
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "BatchExecuteStatement")
 
-    monkeypatch.setattr(world.dynamodb, "transact_write_items", down)
+    monkeypatch.setattr(world.dynamodb, "batch_execute_statement", down)
     outcomes = deliver(world.delivery(), queued(body(), 0), queued(body("8613800000001"), 1))
 
     assert all(isinstance(o, RetryLater) and o.failure.reason == "internal_error" for o in outcomes)
     assert all(o.failure.error_code == "ClientError" for o in outcomes)
     assert not world.sender.sent
+
+
+def test_a_message_whose_claim_statement_is_throttled_is_retried_as_a_failed_claim_and_the_others_sent(
+    world: World,
+) -> None:
+    """DynamoDB refuses one INSERT of the batch for its own sake (a per-statement ``ThrottlingError``): that message
+    fails as when the whole claim raised (the test above), the others, claimed, go out."""
+    real = world.dynamodb.batch_execute_statement
+
+    def first_statement_throttled(**kwargs: Any) -> Any:
+        rest = kwargs["Statements"][1:]
+        error = {"Error": {"Code": "ThrottlingError", "Message": "Throughput exceeds the current capacity."}}
+        return {"Responses": [error, *real(Statements=rest)["Responses"]]}
+
+    world.dynamodb.batch_execute_statement = first_statement_throttled
+    outcomes = deliver(world.delivery(), queued(body(), 0), queued(body("8613800000001"), 1))
+
+    assert isinstance(outcomes[0], RetryLater) and outcomes[0].failure.reason == "internal_error"
+    assert outcomes[0].failure.error_code == "ClientError"
+    assert isinstance(outcomes[1], Sent)
+    assert world.sender.sent == Counter({"8613800000001": 1})
 
 
 def test_the_key_is_the_bodys_else_the_triggers_else_the_message_id(world: World) -> None:

@@ -153,7 +153,7 @@ def test_a_batch_far_from_the_rate_costs_one_limiter_request_and_no_wait(world: 
     outcomes = deliver(world.delivery(), *batch())
 
     assert all(isinstance(o, Sent) for o in outcomes)
-    assert seen == Counter({"UpdateItem": 1, "TransactWriteItems": 1, "BatchWriteItem": 1})
+    assert seen == Counter({"UpdateItem": 1, "BatchExecuteStatement": 1, "BatchWriteItem": 1})
     assert world.clock.waits == []  # a burst of ten: nobody waited for a slot
 
 
@@ -314,7 +314,7 @@ def test_the_slots_of_a_batch_whose_claim_failed_are_given_back(world: World, mo
     claim = delivery.store.claim
 
     def down(*_: Any) -> None:
-        raise ClientError({"Error": {"Code": "InternalServerError"}}, "TransactWriteItems")
+        raise ClientError({"Error": {"Code": "InternalServerError"}}, "BatchExecuteStatement")
 
     monkeypatch.setattr(delivery.store, "claim", down)
 

@@ -582,7 +582,7 @@ EXPECTED_STATEMENTS = {
     ),
     "SendToQueues": ({"sqs:SendMessage"}, [getatt("SendQueue", "Arn"), getatt("DeadLetterQueue", "Arn")]),
     "IdempotencyRecords": (
-        {"dynamodb:PutItem", "dynamodb:BatchWriteItem"},
+        {"dynamodb:PartiQLInsert", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"},
         [getatt("IdempotencyTable", "Arn")],
     ),
     "RateLimiter": ({"dynamodb:UpdateItem"}, [getatt("RateLimitTable", "Arn")]),

@@ -137,8 +137,8 @@ def summary_rows(
 
 def _dynamodb_requests(wire: WireCount) -> str:
     """Requests per batch, the idempotency table's, then the rate limiter's (an UpdateItem) and the suppression
-    check's (a BatchGetItem: the sender reads no other table in a batch) named apart: issue 9's goal is about the
-    first."""
+    check's (a BatchGetItem: in a batch of new messages the claim reads nothing, so no other table is read) named
+    apart: issue 9's goal is about the first."""
     limiter = wire.operations.get("dynamodb:UpdateItem", 0) / wire.batches
     suppressions = wire.operations.get("dynamodb:BatchGetItem", 0) / wire.batches
     text = f"{wire.per_batch('dynamodb') - limiter - suppressions:.1f}"

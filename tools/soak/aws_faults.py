@@ -17,11 +17,14 @@ seeded probability. Kinds:
 * ``throttle``: HTTP 400 ``ThrottlingException``, likewise without reaching moto.
 * ``lost_response``: moto carries the request out (the operation HAPPENS), then the connection is closed without an
   answer.
-* ``partial`` (``EventBridge.PutEvents`` only): what PutEvents really does when some entries fail. The call
-  succeeds (HTTP 200) but ``FailedEntryCount`` > 0: a seeded share of the entries (at least one) fail with a
-  retryable ``ErrorCode`` (``InternalFailure`` or ``ThrottlingException``) and an ``ErrorMessage``, and only the
-  others reach the bus (moto gets a request without the failed ones); ``Entries`` keeps the request's order and
-  length, an ``EventId`` for each entry that went through.
+* ``partial`` (``EventBridge.PutEvents`` and ``DynamoDB.BatchExecuteStatement`` only): what those calls really do
+  when some entries fail. The call succeeds (HTTP 200), a seeded share of the entries (at least one) fail and only
+  the others reach moto (it gets a request without the failed ones); the answer keeps the request's order and
+  length. PutEvents: ``FailedEntryCount`` > 0, a failed entry has a retryable ``ErrorCode`` (``InternalFailure`` or
+  ``ThrottlingException``) and an ``ErrorMessage``, the others their ``EventId``. BatchExecuteStatement: a failed
+  statement's response is ``{"Error": {"Code": ..., "Message": ...}}`` with a code of DynamoDB's
+  ``BatchStatementError`` that is not about the item (``ThrottlingError``, ``ProvisionedThroughputExceeded``,
+  ``InternalServerError``), the others moto's.
 
 ``sticky`` decides once per logical call, keyed on botocore's ``amz-sdk-invocation-id`` header (the same on every
 retry attempt of one call): a sticky fault fails every attempt, so the function sees the error after botocore's
@@ -56,14 +59,23 @@ THROTTLES: Final = {
     "EventBridge": (400, "ThrottlingException"),
 }
 KINDS: Final = frozenset({"error", "throttle", "lost_response", "partial"})
-PARTIAL_OPERATION: Final = "EventBridge.PutEvents"
 PARTIAL_SHARE: Final = 0.5
-"""Of a PutEvents request a ``partial`` fault hits, the share of entries that fail (at least one)."""
-ENTRY_ERRORS: Final = (
-    ("InternalFailure", "The request processing has failed because of an unknown error, exception or failure."),
-    ("ThrottlingException", "The request was denied due to request throttling."),
-)
-"""The retryable per-entry errors of PutEvents (PutEventsResultEntry), with AWS's descriptions as messages."""
+"""Of a request a ``partial`` fault hits, the share of entries that fail (at least one)."""
+ENTRY_ERRORS: Final = {
+    "EventBridge.PutEvents": (
+        ("InternalFailure", "The request processing has failed because of an unknown error, exception or failure."),
+        ("ThrottlingException", "The request was denied due to request throttling."),
+    ),
+    "DynamoDB.BatchExecuteStatement": (
+        ("ThrottlingError", "Throughput exceeds the current capacity of your table or index."),
+        ("ProvisionedThroughputExceeded", "The level of configured provisioned throughput for the table was exceeded."),
+        ("InternalServerError", "Internal server error"),
+    ),
+}
+"""Per operation a ``partial`` fault applies to, the per-entry errors it answers (PutEventsResultEntry's retryable
+codes; BatchStatementError's codes that are not about the item), with AWS's descriptions as messages."""
+ENTRIES: Final = {"EventBridge.PutEvents": "Entries", "DynamoDB.BatchExecuteStatement": "Statements"}
+"""Where a request of each such operation lists its entries."""
 STICKY_MEMORY: Final = 20_000
 
 
@@ -87,8 +99,8 @@ class AwsFault:
         service = self.operation.split(".")[0]
         if service not in ERRORS:
             raise ValueError(f"operation must start with one of {sorted(ERRORS)}")
-        if self.kind == "partial" and self.operation != PARTIAL_OPERATION:
-            raise ValueError(f"partial failures are {PARTIAL_OPERATION}'s only")
+        if self.kind == "partial" and self.operation not in ENTRY_ERRORS:
+            raise ValueError(f"partial failures are {' and '.join(ENTRY_ERRORS)}'s only")
         if (self.queue and service != "SQS") or (self.table and service != "DynamoDB"):
             raise ValueError("queue is for SQS operations, table for DynamoDB operations")
 
@@ -152,14 +164,14 @@ class FaultDecider:
         return None
 
     def failing_entries(self, rule: AwsFault, count: int) -> list[tuple[int, str, str]]:
-        """For a ``partial`` fault on a PutEvents of ``count`` entries: which fail (at least one), each with its
-        ``ErrorCode`` and ``ErrorMessage``; counted under the rule's label and ``: entries failed``."""
+        """For a ``partial`` fault on a request of ``count`` entries: which fail (at least one), each with its error
+        code and message; counted under the rule's label and ``: entries failed``."""
         with self._lock:
             failing = [i for i in range(count) if self._rng.random() < PARTIAL_SHARE]
             if not failing and count:
                 failing = [self._rng.randrange(count)]
             self.injected[f"{rule.label}: entries failed"] += len(failing)
-            return [(i, *self._rng.choice(ENTRY_ERRORS)) for i in failing]
+            return [(i, *self._rng.choice(ENTRY_ERRORS[rule.operation])) for i in failing]
 
     def stats(self) -> dict[str, dict[str, int]]:
         with self._lock:
@@ -191,12 +203,38 @@ def _resources(body: bytes) -> tuple[str, ...]:
 # PutEvents with some entries failed, as AWS answers it
 
 
-def put_events_without(body: bytes, failing: list[tuple[int, str, str]]) -> bytes | None:
-    """The PutEvents request with the failing entries left out (what reaches the bus); None when all fail."""
+def entry_count(operation: str, body: bytes) -> int:
+    """How many entries a request of a ``partial`` fault's operation lists."""
+    return len(json.loads(body).get(ENTRIES[operation]) or [])
+
+
+def request_without(operation: str, body: bytes, failing: list[tuple[int, str, str]]) -> bytes | None:
+    """The request with the failing entries left out (what reaches moto); None when all fail."""
     request = json.loads(body)
     dropped = {index for index, _, _ in failing}
-    kept = [entry for n, entry in enumerate(request.get("Entries") or []) if n not in dropped]
-    return json.dumps({**request, "Entries": kept}).encode() if kept else None
+    kept = [entry for n, entry in enumerate(request.get(ENTRIES[operation]) or []) if n not in dropped]
+    return json.dumps({**request, ENTRIES[operation]: kept}).encode() if kept else None
+
+
+def partial_answer(operation: str, count: int, failing: list[tuple[int, str, str]], delivered: bytes | None) -> bytes:
+    """The answer of a ``partial`` fault's operation for ``count`` entries."""
+    if operation == "DynamoDB.BatchExecuteStatement":
+        return batch_statements_answer(count, failing, delivered)
+    return put_events_answer(count, failing, delivered)
+
+
+def batch_statements_answer(count: int, failing: list[tuple[int, str, str]], delivered: bytes | None) -> bytes:
+    """BatchExecuteStatement's answer for ``count`` statements: moto's responses for those ``delivered`` (in order),
+    the failing ones in their places as ``{"Error": {"Code": ..., "Message": ...}}``."""
+    passed = iter(json.loads(delivered)["Responses"] if delivered is not None else [])
+    errors = {index: (code, message) for index, code, message in failing}
+    responses = [
+        {"Error": {"Code": errors[n][0], "Message": errors[n][1]}} if n in errors else next(passed)
+        for n in range(count)
+    ]
+    if next(passed, None) is not None:
+        raise ValueError("moto answered for more statements than were sent")
+    return json.dumps({"Responses": responses}).encode()
 
 
 def put_events_answer(count: int, failing: list[tuple[int, str, str]], delivered: bytes | None) -> bytes:

@@ -201,18 +201,18 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 
     def _partial(self, decider: FaultDecider, rule: AwsFault, body: bytes) -> None:
-        """PutEvents with some entries failed: only the others reach moto (the bus); the answer says which failed."""
-        count = len(json.loads(body).get("Entries") or [])
+        """A batch call with some entries failed: only the others reach moto; the answer says which failed."""
+        count = aws_faults.entry_count(rule.operation, body)
         failing = decider.failing_entries(rule, count)
-        forwarded = aws_faults.put_events_without(body, failing)
-        headers = [("Content-Type", "application/x-amz-json-1.1")]
+        forwarded = aws_faults.request_without(rule.operation, body, failing)
+        headers = [("Content-Type", self.headers.get("Content-Type") or "application/x-amz-json-1.1")]
         delivered = None
         if forwarded is not None:
             status_line, headers, delivered = self.server.app.handle(self._environ(), forwarded)
             if not status_line.startswith("200"):  # moto refused the request itself: hand that back as it is
                 self._reply(int(status_line.split()[0]), headers, delivered)
                 return
-        self._reply(200, headers, aws_faults.put_events_answer(count, failing, delivered))
+        self._reply(200, headers, aws_faults.partial_answer(rule.operation, count, failing, delivered))
 
     def _environ(self) -> dict[str, Any]:
         path, _, query = self.path.partition("?")

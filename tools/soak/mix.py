@@ -135,11 +135,15 @@ UPSTREAM_DEFAULT: Final = (
 )
 
 AWS_DEFAULT: Final = (
-    # Idempotency claims: one transaction per batch, a conditional put for a lone message (the API's).
-    AwsFault("DynamoDB.TransactWriteItems", "error", 0.03),
-    AwsFault("DynamoDB.TransactWriteItems", "throttle", 0.03),
-    AwsFault("DynamoDB.TransactWriteItems", "error", 0.01, sticky=True),
-    AwsFault("DynamoDB.TransactWriteItems", "lost_response", 0.01),
+    # Idempotency claims: one BatchExecuteStatement of INSERTs per batch (some statements failing alone: partial),
+    # a conditional put for a lone message (the API's) or a stale key.
+    AwsFault("DynamoDB.BatchExecuteStatement", "error", 0.03),
+    AwsFault("DynamoDB.BatchExecuteStatement", "throttle", 0.03),
+    AwsFault("DynamoDB.BatchExecuteStatement", "error", 0.01, sticky=True),
+    AwsFault("DynamoDB.BatchExecuteStatement", "lost_response", 0.01),
+    AwsFault("DynamoDB.BatchExecuteStatement", "partial", 0.02),
+    # The keys an INSERT found taken are read (one BatchGetItem): a failed read leaves them unclaimed.
+    AwsFault("DynamoDB.BatchGetItem", "error", 0.03, sticky=True, table="-idempotency"),
     AwsFault("DynamoDB.PutItem", "error", 0.01),
     AwsFault("DynamoDB.PutItem", "throttle", 0.01),
     AwsFault("DynamoDB.PutItem", "error", 0.004, sticky=True),
