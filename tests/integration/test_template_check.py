@@ -171,13 +171,24 @@ def test_warn_sends_it_and_logs_and_counts_the_mismatch(
     assert metrics(capsys.readouterr().out).get("TemplateCheckWarnings") == 1
 
 
-def test_off_fetches_no_catalogue_and_sends_anything(checked: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEMPLATE_CHECK", "off")
-    checked.enqueue(order_update(body_count=2))
-    checked.run_batch()
+@pytest.mark.parametrize("retry_hours", ["0", "24"])
+def test_off_checks_nothing_and_sends_anything(
+    checked: Stack, monkeypatch: pytest.MonkeyPatch, retry_hours: str
+) -> None:
+    """Off: no check. The catalogue is read only for the audience rules' categories: here, with no entry on the list
+    and no cap, only whether the send record keeps its request for a 131049 retry (retries on: one fetch, then the
+    container's cache); with the retry off, not at all."""
+    from tests.stack import reset_function_runtime
 
-    assert len(checked.simulator.accepted) == 1
-    assert checked.simulator.template_requests == []
+    monkeypatch.setenv("TEMPLATE_CHECK", "off")
+    monkeypatch.setenv("MARKETING_LIMIT_RETRY_HOURS", retry_hours)
+    reset_function_runtime()
+    for _ in range(2):
+        checked.enqueue(order_update(body_count=2))
+        checked.run_batch()
+
+    assert len(checked.simulator.accepted) == 2
+    assert len(checked.simulator.template_requests) == (0 if retry_hours == "0" else 1)
 
 
 # --- fail open on the catalogue, never on the message
