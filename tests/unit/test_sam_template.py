@@ -788,7 +788,7 @@ EXPECTED_ALARMS = {
         0,
     ),
 }
-METRIC_MATH_ALARMS = {"FailedDeliveriesAlarm"}
+METRIC_MATH_ALARMS = {"FailedDeliveriesAlarm", "SuppressionCheckFailedAlarm"}
 SENDER_METRIC_ALARMS = {
     # name: (the sender's metric, minutes in a row)
     "NumberAtRateAlarm": ("MessagesRateLimited", ref("RateAlarmMinutes")),
@@ -890,6 +890,37 @@ def test_failed_deliveries_alarm_is_the_failed_share_of_the_ends(
     assert alarm["AlarmActions"] == when("HasAlarmEmail", [ref("AlarmTopic")])
 
 
+def test_suppression_check_failed_alarm_fires_when_the_list_stays_unreadable(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    """The list unreadable in three 5-minute periods running (marketing held back, the rest sent unchecked): the sum
+    of the metric over both of the Actions the sender emits it with, as the template check's alarm is shaped."""
+    from nxcloud_wa.audience import WhenUnreadable
+
+    alarm = props(resources, "SuppressionCheckFailedAlarm")
+    stats = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    actions = set()
+    for stat in stats.values():
+        metric = stat["Metric"]
+        assert (metric["Namespace"], metric["MetricName"]) == (
+            {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
+            "SuppressionCheckFailed",
+        )
+        dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+        assert dimensions.pop("service") == {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]}
+        actions.add(dimensions.pop("Action"))
+        assert dimensions == {}
+        assert (stat["Stat"], stat["Period"]) == ("Sum", 300)
+    assert set(actions) == {str(action) for action in WhenUnreadable}
+    [expression] = [m for m in alarm["Metrics"] if m.get("ReturnData")]
+    assert expression["Expression"] == " + ".join(f"FILL({i}, 0)" for i in stats)
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 3
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == when("HasAlarmEmail", [ref("AlarmTopic")])
+    assert alarm["OKActions"] == when("HasAlarmEmail", [ref("AlarmTopic")])
+
+
 def test_alarm_topic_only_with_an_email(template: dict[str, Any], resources: dict[str, Any]) -> None:
     topic = resources["AlarmTopic"]
     assert topic["Condition"] == "HasAlarmEmail"
@@ -951,6 +982,73 @@ def test_dashboard_shows_the_powertools_metrics_and_the_queues(template: dict[st
     assert (namespace, "TemplateCheckWarnings", "service", service) in plain
     alarms = [a for widget in body["widgets"] for a in widget["properties"].get("alarms", [])]
     assert {"<NumberAtRateAlarm.Arn>", "<UpstreamThrottlesAlarm.Arn>", "<TemplateCheckSkippedAlarm.Arn>"} <= set(alarms)
+
+
+def _source_literals() -> str:
+    """Every Python source the functions and the layer are built from, as one text."""
+    paths = [*(ROOT / "functions").rglob("*.py"), *(ROOT / "layers").rglob("*.py")]
+    return "\n".join(path.read_text(encoding="utf-8") for path in paths)
+
+
+def _powertools_metric_names(template: dict[str, Any]) -> set[str]:
+    """The names of the functions' own metrics the dashboard's rows, its SEARCH expressions and the alarms read."""
+    body = _dashboard(template)
+    rows = [row for widget in body["widgets"] for row in widget["properties"].get("metrics", [])]
+    names = {row[1] for row in rows if row[0] == "NXCloudWhatsApp"}
+    searches = [x["expression"] for row in rows for x in row if isinstance(x, dict) and "expression" in x]
+    names |= {name for s in searches for name in re.findall(r'MetricName=\\?"(\w+)\\?"', s)}
+    namespace = {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]}
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        alarm = resource["Properties"]
+        metrics = [alarm, *(m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m)]
+        names |= {m["MetricName"] for m in metrics if m.get("Namespace") == namespace}
+    return names
+
+
+def test_every_metric_the_dashboard_and_alarms_read_is_one_the_code_emits(template: dict[str, Any]) -> None:
+    """A renamed metric would leave a widget or an alarm silently empty: each name must be a literal in the code."""
+    names = _powertools_metric_names(template)
+    assert {"MessagesSkipped", "SuppressionCheckFailed", "SuppressionsAdded", "RetriesScheduled"} <= names
+    source = _source_literals()
+    assert {name for name in names if f'"{name}"' not in source} == set()
+
+
+def test_dashboard_shows_the_audience_rules(template: dict[str, Any]) -> None:
+    """One row: skipped by reason, the list's entries added / removed, 131049 retries, the list unreadable; each
+    metric with the dimensions and values the code emits it with (docs/audience.md)."""
+    from fate import FREQUENCY_CAP, SUPPRESSED
+    from nxcloud_wa.audience import WhenUnreadable
+    from nxcloud_wa.suppressions import Reason
+
+    body = _dashboard(template)
+    [row_y] = {w["y"] for w in body["widgets"] if "Audience" in w["properties"].get("title", "")}
+    row = [w for w in body["widgets"] if w["y"] == row_y]
+    assert sum(w["width"] for w in row) == 24 and row_y == max(w["y"] for w in body["widgets"])
+    shown: dict[tuple[str, str], set[str]] = {}
+    for widget in row:
+        for metric in widget["properties"]["metrics"]:
+            plain = [x for x in metric if not isinstance(x, dict)]
+            namespace, name, *dimensions = plain
+            assert namespace == "NXCloudWhatsApp"
+            pairs = dict(zip(dimensions[::2], dimensions[1::2], strict=True))
+            service = pairs.pop("service")
+            [(dimension, value)] = pairs.items() or [("", "")]
+            shown.setdefault((service, f"{name}/{dimension}" if dimension else name), set()).add(value)
+    sender, webhook = "nxcloud-wa-sender", "nxcloud-wa-webhook"
+    webhook_reasons = {str(r) for r in Reason} - {Reason.MANUAL}  # a manual entry comes from the API, uncounted
+    assert shown == {
+        (sender, "MessagesSkipped/Reason"): {SUPPRESSED, FREQUENCY_CAP},
+        (sender, "SuppressionCheckFailed/Action"): {str(a) for a in WhenUnreadable},
+        (webhook, "SuppressionsAdded/Reason"): webhook_reasons,
+        (webhook, "SuppressionsRemoved"): {""},
+        (webhook, "SuppressionsUnkeyed"): {""},
+        (webhook, "RetriesScheduled"): {""},
+        (webhook, "RetriesNotScheduled"): {""},
+    }
+    alarms = [a for widget in body["widgets"] for a in widget["properties"].get("alarms", [])]
+    assert "<SuppressionCheckFailedAlarm.Arn>" in alarms
 
 
 EXPECTED_OUTPUTS = {
