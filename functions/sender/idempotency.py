@@ -233,11 +233,10 @@ class IdempotencyStore:
     def _stale(self, old: Item, now: float) -> bool:
         """Whether :meth:`_condition` would let a claim replace the existing record ``old`` at ``now`` (a test holds
         the two to the same answers). A stale record read is only a hint: the conditional put decides."""
-        expiry, deadline = _number(old, "expiration"), _number(old, "in_progress_expiration")
+        expiry = _number(old, "expiration")
         if expiry is not None and expiry < int(now):
             return True
-        interrupted = text(old, "status") == INPROGRESS and deadline is not None and deadline < int(now * 1000)
-        return self.take_over_interrupted and interrupted
+        return self.take_over_interrupted and _interrupted(old, now)
 
     def _in_progress_item(self, claim: Claim, now: float, until_ms: int, token: str) -> Item:
         return {
@@ -259,8 +258,7 @@ class IdempotencyStore:
             return KeyReused()
         if text(old, "status") == COMPLETED:
             return Completed(json.loads(text(old, "data") or "{}"))
-        deadline = old.get("in_progress_expiration", {}).get("N")
-        if deadline is not None and int(deadline) < int(self._clock() * 1000) and not self.take_over_interrupted:
+        if not self.take_over_interrupted and _interrupted(old, self._clock()):
             return Interrupted()
         return InProgress()
 
@@ -330,6 +328,14 @@ def _key(claim: Claim) -> Item:
 def _number(item: Item, name: str) -> int | None:
     value = item.get(name, {}).get("N")
     return int(value) if value is not None else None
+
+
+def _interrupted(old: Item, now: float) -> bool:
+    """Whether ``old`` is a claim whose delivery stopped before it settled: still in progress past its deadline (the
+    invocation that took it has ended). Under ``retry`` such a record may be taken over; under ``dead_letter`` it is
+    an unknown outcome."""
+    deadline = _number(old, "in_progress_expiration")
+    return text(old, "status") == INPROGRESS and deadline is not None and deadline < int(now * 1000)
 
 
 def _unread(claim: Claim) -> ClientError:
