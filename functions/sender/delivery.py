@@ -409,8 +409,7 @@ class Delivery:
         kept: list[str | None] = []
         for c in claimed:
             request = c.message.request
-            catalogue = self.catalogue
-            category = category_of(catalogue, request, defaults, credentials) if catalogue is not None else None
+            category = category_of(self.catalogue, request, defaults, credentials)
             kept.append(request_text(request) if keeps_request(self.audience, category) else None)
         return kept
 
@@ -543,7 +542,7 @@ def _parse(incoming: Incoming) -> Attempted | Parsed:
     except InvalidMessageError as exc:
         return Attempted(incoming, failure_for(exc))
     except InvalidEnvelopeError as exc:
-        return Attempted(incoming, failure(INVALID_MESSAGE, "invalid_retry", str(exc)))
+        return Attempted(incoming, _retry_refused(str(exc)))
     key = request.idempotency_key or incoming.key or incoming.source_id
     payload = request.model_dump(mode="json", exclude_none=True, exclude={"idempotency_key"})
     return Parsed(incoming, request, key, Claim.of(key, payload), retry=retry)
@@ -551,7 +550,12 @@ def _parse(incoming: Incoming) -> Attempted | Parsed:
 
 def _invalid_retry(p: Parsed, why: str) -> Attempted:
     """A retry marker the webhook did not write: refused whole (dead-lettered), never sent as a plain message."""
-    return p.ended(failure(INVALID_MESSAGE, "invalid_retry", f"not a scheduled 131049 retry: {why}"))
+    return p.ended(_retry_refused(f"not a scheduled 131049 retry: {why}"))
+
+
+def _retry_refused(why: str) -> Failure:
+    """The failure of a retry envelope or marker the sender refuses (``invalid_message`` / ``invalid_retry``)."""
+    return failure(INVALID_MESSAGE, "invalid_retry", why)
 
 
 def _screened(p: Parsed, verdict: Verdict, defaults: Defaults) -> Attempted | Parsed:

@@ -126,7 +126,7 @@ class Screen:
 
     def _category(self, request: SendRequest, defaults: Defaults, credentials: Credentials) -> str | None:
         """The template's category from the cached catalogue; None when it cannot be known (counts as marketing)."""
-        return category_of(self.catalogue, request, defaults, credentials) if self.catalogue is not None else None
+        return category_of(self.catalogue, request, defaults, credentials)
 
 
 def _key(request: SendRequest, defaults: Defaults) -> Key | None:

@@ -108,14 +108,14 @@ class TemplateCatalogue:
 
 
 def category_of(
-    catalogue: TemplateCatalogue, request: SendRequest, defaults: Defaults, credentials: Credentials
+    catalogue: TemplateCatalogue | None, request: SendRequest, defaults: Defaults, credentials: Credentials
 ) -> str | None:
-    """The category of the template a message names, from the catalogue; None when it cannot be known (no account, a
-    template the listing lacks, a catalogue that cannot be had, anything unexpected): the audience rules count that as
-    marketing. The suppression check and the 131049 retry's send record both read it here."""
+    """The category of the template a message names, from the catalogue; None when it cannot be known (no catalogue,
+    no account, a template the listing lacks, a catalogue that cannot be had, anything unexpected): the audience rules
+    count that as marketing. The suppression check and the 131049 retry's send record both read it here."""
     appkey = request.appkey or defaults.appkey
     business_phone = request.business_phone or defaults.business_phone
-    if not appkey or not business_phone:
+    if catalogue is None or not appkey or not business_phone:
         return None
     name, language = request.template.name, request.template.language.code
     try:
