@@ -21,6 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from local_stack.stack import LocalStack
+from nxcloud_wa.dynamo import plain
+from nxcloud_wa.idempotency_keys import COMPLETED, record_id
+from nxcloud_wa.messages_table import SendRecord
+from nxcloud_wa.retries import retry_key, root_key
 from soak.journal import token_in
 from soak.mix import PROMO_TEMPLATE
 
@@ -80,34 +84,69 @@ class RetryTally:
     resent: Counter[str] = field(default_factory=Counter)
     """Retries sent, by the soak's message token."""
 
+    ended: int = 0
+    """Retries sent and ended otherwise (dead-lettered: an unknown outcome, a failure), recorded by their keys'
+    idempotency records only."""
+
     @property
     def lost(self) -> int:
-        return max(0, self.scheduled - self.sent - self.skipped)
+        return max(0, self.scheduled - self.sent - self.skipped - self.ended)
 
 
-def tally(dynamodb: Any, table: str) -> RetryTally:
-    """Read the whole messages table (a local one: a scan is fine here) and count."""
+def tally(dynamodb: Any, table: str, idempotency_table: str = "") -> RetryTally:
+    """Read the whole messages table (a local one: a scan is fine here) and count. A retry with neither a send record
+    nor a skip record whose key's idempotency record is settled (``idempotency_table``) ended otherwise: dead-lettered,
+    an unknown outcome among them (NXCloud may have accepted it, so its token counts as resent too)."""
     found = RetryTally()
-    scheduled: set[tuple[str, int]] = set()
+    scheduled: dict[tuple[str, int], dict[str, Any]] = {}
     sent: set[tuple[str, int]] = set()
+    sends: dict[str, dict[str, Any]] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for item in page.get("Items", []):
             item_id = item["id"]["S"]
             if item_id.startswith("status#") and _is_131049(item):
                 if "retry_attempt" in item:
-                    scheduled.add((item_id.removeprefix("status#"), int(item["retry_attempt"]["N"])))
+                    scheduled[(item_id.removeprefix("status#"), int(item["retry_attempt"]["N"]))] = item
                 else:
                     found.final += 1
-            elif item.get("kind", {}).get("S") == "send" and "retry_of" in item:
-                sent.add((item["retry_of"]["S"], int(item["attempt"]["N"])))
-                token = token_in(item.get("retry_request", {}).get("S"))
-                if token:
-                    found.resent[token] += 1
+            elif item.get("kind", {}).get("S") == "send":
+                sends[item_id] = item
+                if "retry_of" in item:
+                    sent.add((item["retry_of"]["S"], int(item["attempt"]["N"])))
+                    token = token_in(item.get("retry_request", {}).get("S"))
+                    if token:
+                        found.resent[token] += 1
             elif item_id.startswith("skip#") and "#retry" in item_id:
                 found.skipped += 1
     # A retry's mark is on the attempt it follows; its send names the original: count each retry once, by attempt.
     found.scheduled, found.sent = len(scheduled), len(sent)
+    if idempotency_table:
+        _count_ended(found, dynamodb, idempotency_table, [(sends.get(a), n) for a, n in scheduled], sent)
     return found
+
+
+def _count_ended(
+    found: RetryTally,
+    dynamodb: Any,
+    idempotency_table: str,
+    scheduled: list[tuple[dict[str, Any] | None, int]],
+    sent: set[tuple[str, int]],
+) -> None:
+    """The retries (the failed attempt's send item, the attempt) without a send record whose key's idempotency record
+    is settled: sent and ended otherwise."""
+    for failed, attempt in scheduled:
+        if failed is None:
+            continue
+        record = SendRecord.from_image(plain(failed))
+        if (record.retry_of or record.message_id, attempt) in sent:
+            continue
+        key = record_id(retry_key(root_key(record), attempt))
+        stored = dynamodb.get_item(TableName=idempotency_table, Key={"id": {"S": key}}, ConsistentRead=True)
+        if stored.get("Item", {}).get("status", {}).get("S") == COMPLETED:
+            found.ended += 1
+            token = token_in(record.retry_request)
+            if token:
+                found.resent[token] += 1
 
 
 def _is_131049(item: dict[str, Any]) -> bool:

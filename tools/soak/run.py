@@ -206,7 +206,9 @@ class _Soak:
             if self.rig is not None:
                 unsettled |= not self._settle_retries(started)
                 self.lifecycle = self.rig.finish(self.s.lifecycle_limit())
-                self.retries = retries.tally(self.stack.res.client("dynamodb"), self.stack.res.messages_table)
+                self.retries = retries.tally(
+                    self.stack.res.client("dynamodb"), self.stack.res.messages_table, self.stack.res.table_name
+                )
             if self.watch is not None:
                 self.watch.stop()  # its last read of the list, after the last callback was stored
         finally:
