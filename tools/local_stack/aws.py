@@ -227,6 +227,26 @@ def suppressions_table(dynamodb: Any, name: str) -> str:
     return name
 
 
+def campaigns_table(dynamodb: Any, name: str) -> str:
+    """The campaigns table as template.yaml declares it: key (``campaign_id``, ``sk``), the ``by_created`` index, TTL
+    on ``expiration`` (the unit tests of ``nxcloud_wa.campaigns_table`` create theirs here too)."""
+    from local_stack.template import resource_properties
+
+    properties = resource_properties("CampaignsTable")
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+        GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
+        BillingMode=properties["BillingMode"],
+    )
+    ttl = properties["TimeToLiveSpecification"]
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": ttl["Enabled"], "AttributeName": ttl["AttributeName"]}
+    )
+    return name
+
+
 def _messages_table(dynamodb: Any, name: str) -> str:
     """The messages table as template.yaml declares it: key ``id``, TTL, the stream, no index."""
     from local_stack.template import resource_properties

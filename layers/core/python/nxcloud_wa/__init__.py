@@ -15,7 +15,8 @@ Modules, one concern each:
 * audience rules: ``audience`` (what opts a recipient out or in, and what an entry suppresses), ``suppressions``
   (the suppression list's table), ``suppression_sources`` (the webhook: whose entry a callback changes, and storing
   it), ``retries`` (Meta's marketing limit, 131049: the retry's schedule, its marker, its checks);
-* campaigns: ``audience_file`` (an audience file read as a stream, with resumable checkpoints), ``audience_rows``
+* campaigns: ``campaigns`` (statuses and their moves, row states, counts, a row's key and queue body),
+  ``campaigns_table`` (the campaigns table: campaigns, checkpoints, counts, rows' outcomes), ``audience_file`` (an audience file read as a stream, with resumable checkpoints), ``audience_rows``
   (its columns against the template, each row's message, duplicate numbers), ``quiet_hours`` (the recipient's night);
 * plumbing: ``dynamo`` (DynamoDB items, errors, batch reads), ``sqs`` (text and attributes SQS takes),
   ``telemetry`` (the functions' Logger and Metrics).

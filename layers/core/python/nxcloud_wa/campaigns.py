@@ -1,0 +1,159 @@
+"""A campaign: one template sent to every row of an audience file, and the rules its life follows.
+
+This module holds the facts every part of a campaign agrees on, and nothing that talks to AWS: the statuses and
+which action moves a campaign from one to the next (:func:`transition`), the row states and the counts kept of them
+(:data:`COUNTS`), when a campaign is complete (:func:`is_complete`), a campaign message's idempotency key
+(:func:`message_key`: one send per recipient, whatever the file, the planner or the queue do) and the queue body
+the planner hands the sender (:func:`envelope` / :func:`unwrap`). The table's item format is
+:mod:`nxcloud_wa.campaigns_table`'s; docs/campaigns.md is the contract.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+
+class Status(StrEnum):
+    """Where a campaign is: waiting for ``start_at`` (``scheduled``), sending (``running``), stopped by a person
+    (``paused``), ended by a person (``cancelled``) or every row has a final state (``completed``)."""
+
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+class Action(StrEnum):
+    """What moves a campaign: the API's ``pause``/``resume``/``cancel``/``retry``, and the engine's ``start``
+    (``start_at`` came) and ``complete`` (the last row ended)."""
+
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    RETRY = "retry"
+    COMPLETE = "complete"
+
+
+_MOVES: Final[Mapping[tuple[Status, Action], Status]] = {
+    (Status.SCHEDULED, Action.START): Status.RUNNING,
+    (Status.SCHEDULED, Action.PAUSE): Status.PAUSED,
+    (Status.SCHEDULED, Action.CANCEL): Status.CANCELLED,
+    (Status.RUNNING, Action.PAUSE): Status.PAUSED,
+    (Status.RUNNING, Action.CANCEL): Status.CANCELLED,
+    (Status.RUNNING, Action.COMPLETE): Status.COMPLETED,
+    (Status.PAUSED, Action.RESUME): Status.RUNNING,
+    (Status.PAUSED, Action.CANCEL): Status.CANCELLED,
+    (Status.COMPLETED, Action.RETRY): Status.RUNNING,
+}
+"""Every move there is; anything else is refused (:class:`TransitionError`, the API's 409). A paused campaign that
+never started resumes as ``running``: the engine then waits for ``start_at`` itself."""
+
+
+class TransitionError(ValueError):
+    """``action`` cannot be taken from ``status``: the text names both, as the API's 409 does."""
+
+    def __init__(self, status: Status, action: Action) -> None:
+        self.status, self.action = status, action
+        allowed = sorted(a.value for (s, a) in _MOVES if s is status)
+        can = f"; a {status.value} campaign can {', '.join(allowed)}" if allowed else ""
+        super().__init__(f"cannot {action.value} a campaign that is {status.value}{can}")
+
+
+def transition(status: Status, action: Action) -> Status:
+    """The status ``action`` moves a ``status`` campaign to; raises :class:`TransitionError` when it cannot."""
+    try:
+        return _MOVES[(status, action)]
+    except KeyError:
+        raise TransitionError(status, action) from None
+
+
+class RowState(StrEnum):
+    """A row's state. ``queued`` is on its way to the sender; the rest are final (:data:`FINAL_STATES`)."""
+
+    QUEUED = "queued"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    SENT = "sent"
+    DEAD_LETTERED = "dead_lettered"
+    SKIPPED = "skipped"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATES: Final = frozenset(RowState) - {RowState.QUEUED}
+
+DELIVERY_COUNTS: Final = ("delivered", "read", "failed")
+"""Counted from NXCloud's callbacks after the send: they go on moving once the campaign is ``completed``."""
+COUNTS: Final = ("rows", *(state.value for state in RowState), *DELIVERY_COUNTS)
+"""Every count a campaign keeps, in the order the API shows them. ``rows`` is the file's records read so far;
+``queued`` counts rows handed to the sender (it is not decreased when they end: counts never go backwards)."""
+
+
+def is_complete(counts: Mapping[str, int], planned: bool) -> bool:
+    """Whether every row has a final state: the file was read to its end (``planned``) and the final states add up
+    to its rows."""
+    return planned and sum(counts.get(state.value, 0) for state in FINAL_STATES) >= counts.get("rows", 0)
+
+
+KEY_PREFIX: Final = "campaign:"
+_KEY = re.compile(r"campaign:([A-Za-z0-9-]{1,64}):([0-9]{1,15})")
+
+
+def message_key(campaign_id: str, digits: str) -> str:
+    """The idempotency key of the campaign's one message to ``digits`` (E.164 digits after normalisation)."""
+    return f"{KEY_PREFIX}{campaign_id}:{digits}"
+
+
+def campaign_of(key: str | None) -> str | None:
+    """The campaign id a message's idempotency key names, or None for any other message."""
+    match = _KEY.fullmatch(key or "")
+    return match.group(1) if match else None
+
+
+ENVELOPE_KEY: Final = "nxwa_campaign"
+"""The queue body of a campaign message: ``{"nxwa_campaign": {"id", "row", "ref"?}, "message": <the request>}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowTag:
+    """Which campaign row a queued message is: the sender records the row's outcome under it, and events carry it."""
+
+    campaign_id: str
+    row: int
+    ref: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.campaign_id, "row": self.row, **({"ref": self.ref} if self.ref else {})}
+
+
+class InvalidEnvelopeError(ValueError):
+    """A body that names ``nxwa_campaign`` but is not a campaign envelope."""
+
+
+def envelope(tag: RowTag, message: Mapping[str, Any]) -> str:
+    """The queue body of one campaign row's message."""
+    return json.dumps({ENVELOPE_KEY: tag.to_json(), "message": message}, separators=(",", ":"))
+
+
+def unwrap(body: Mapping[str, Any]) -> tuple[RowTag | None, Mapping[str, Any]]:
+    """A queue body as (tag, message): a campaign envelope's parts, or (None, the body) for any other message."""
+    if ENVELOPE_KEY not in body:
+        return None, body
+    tag, message = body.get(ENVELOPE_KEY), body.get("message")
+    if set(body) != {ENVELOPE_KEY, "message"} or not isinstance(tag, dict) or not isinstance(message, dict):
+        raise InvalidEnvelopeError(f"{ENVELOPE_KEY} must be a campaign row's tag beside a message")
+    campaign_id, row, ref = tag.get("id"), tag.get("row"), tag.get("ref")
+    if not isinstance(campaign_id, str) or not isinstance(row, int) or isinstance(row, bool) or row < 1:
+        raise InvalidEnvelopeError(f"{ENVELOPE_KEY} needs a campaign id and a row number of 1 or more")
+    if ref is not None and not isinstance(ref, str):
+        raise InvalidEnvelopeError(f"{ENVELOPE_KEY}.ref must be a string")
+    if campaign_of(message.get("idempotency_key")) != campaign_id:
+        raise InvalidEnvelopeError(f"a campaign message's idempotency key must be {KEY_PREFIX}{campaign_id}:<number>")
+    return RowTag(campaign_id, row, ref), message

@@ -1,0 +1,342 @@
+"""The campaigns table (env ``CAMPAIGNS_TABLE``): each campaign, its progress and its rows' outcomes.
+
+This module is the table's one owner: the item format (encoded and decoded here only) and every request made to it.
+The rules (statuses, row states, counts) are :mod:`nxcloud_wa.campaigns`'; docs/campaigns.md is the contract.
+
+Key ``campaign_id`` (partition) and ``sk`` (sort):
+
+* ``sk = "campaign"``: the campaign (:class:`Campaign`). Besides what it was created with it holds ``status``,
+  ``version`` (raised by every status change, so a planner tick can tell that the campaign moved under it), the
+  planner's checkpoint (``cp_offset``, ``cp_line``, ``cp_rows``, ``cp_tick``, ``planned``) and one number attribute per
+  count (``n_<count>``, :data:`nxcloud_wa.campaigns.COUNTS`). Counts only ever grow by ``ADD``: one UpdateItem per
+  batch, never a scan. ``listed`` (a constant) and ``created`` (``created_at#campaign_id``) key the index
+  ``by_created``, so ``GET /campaigns`` is a Query, newest first.
+* ``sk = "row#<row, 9 digits>"``: a sent row's outcome as the sender settled it (:class:`RowOutcome`), written in the
+  settlement's BatchWriteItem. Invalid and duplicate rows have no item: the planner's row log holds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from .campaigns import COUNTS, Action, RowState, Status, transition
+from .dynamo import CONDITION_FAILED, Item, error_code
+
+CAMPAIGN_SK: Final = "campaign"
+ROW_PREFIX: Final = "row#"
+INDEX: Final = "by_created"
+LISTED: Final = "campaign"
+MAX_PAGE: Final = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where the planner stands: the next record's byte ``offset``, ``line`` and the ``rows`` read before it; ``tick``
+    counts the planner's passes (a pass is taken only from the checkpoint it read); ``planned``: the file is read."""
+
+    offset: int = 0
+    line: int = 1
+    rows: int = 0
+    tick: int = 0
+    planned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """A campaign as stored. Times are ISO 8601 strings with an offset; ``quiet_hours`` is ``{"start", "end"}``."""
+
+    campaign_id: str
+    name: str
+    template_name: str
+    language: str
+    audience_key: str
+    created_at: str
+    start_at: str
+    rate: float
+    status: Status = Status.SCHEDULED
+    business_phone: str | None = None
+    tenant_id: str | None = None
+    appkey: str | None = None
+    expires_at: str | None = None
+    quiet_hours: Mapping[str, str] | None = None
+    audience_etag: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    status_reason: str | None = None
+    version: int = 0
+    checkpoint: Checkpoint = field(default_factory=Checkpoint)
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+_TEXT: Final = (
+    "name",
+    "template_name",
+    "language",
+    "audience_key",
+    "created_at",
+    "start_at",
+    "business_phone",
+    "tenant_id",
+    "appkey",
+    "expires_at",
+    "audience_etag",
+    "started_at",
+    "finished_at",
+    "status_reason",
+)
+
+
+def campaign_key(campaign_id: str) -> Item:
+    return {"campaign_id": {"S": campaign_id}, "sk": {"S": CAMPAIGN_SK}}
+
+
+def row_key(campaign_id: str, row: int) -> Item:
+    return {"campaign_id": {"S": campaign_id}, "sk": {"S": f"{ROW_PREFIX}{row:09d}"}}
+
+
+def encode(campaign: Campaign) -> Item:
+    """The whole item of a new campaign: every count at 0, so ``ADD`` and the API read one shape."""
+    item: Item = {
+        **campaign_key(campaign.campaign_id),
+        "status": {"S": campaign.status.value},
+        "rate": {"N": repr(campaign.rate)},
+        "version": {"N": str(campaign.version)},
+        "listed": {"S": LISTED},
+        "created": {"S": f"{campaign.created_at}#{campaign.campaign_id}"},
+        **_checkpoint_item(campaign.checkpoint),
+        **{f"n_{name}": {"N": str(campaign.counts.get(name, 0))} for name in COUNTS},
+    }
+    for name in _TEXT:
+        value = getattr(campaign, name)
+        if value is not None:
+            item[name] = {"S": value}
+    if campaign.quiet_hours:
+        item["quiet_hours"] = {"M": {k: {"S": v} for k, v in campaign.quiet_hours.items()}}
+    return item
+
+
+def decode(item: Mapping[str, Any]) -> Campaign:
+    """The campaign a stored item holds."""
+    texts = {name: item[name]["S"] for name in _TEXT if name in item}
+    quiet = item.get("quiet_hours", {}).get("M")
+    return Campaign(
+        campaign_id=item["campaign_id"]["S"],
+        status=Status(item["status"]["S"]),
+        rate=float(item["rate"]["N"]),
+        version=int(item["version"]["N"]),
+        quiet_hours={k: v["S"] for k, v in quiet.items()} if quiet else None,
+        checkpoint=Checkpoint(
+            offset=_number(item, "cp_offset"),
+            line=_number(item, "cp_line", 1),
+            rows=_number(item, "cp_rows"),
+            tick=_number(item, "cp_tick"),
+            planned=bool(item.get("planned", {}).get("BOOL", False)),
+        ),
+        counts={name: _number(item, f"n_{name}") for name in COUNTS},
+        **texts,
+    )
+
+
+def _number(item: Mapping[str, Any], name: str, default: int = 0) -> int:
+    value = item.get(name)
+    return int(value["N"]) if isinstance(value, dict) and "N" in value else default
+
+
+def _checkpoint_item(checkpoint: Checkpoint) -> Item:
+    return {
+        "cp_offset": {"N": str(checkpoint.offset)},
+        "cp_line": {"N": str(checkpoint.line)},
+        "cp_rows": {"N": str(checkpoint.rows)},
+        "cp_tick": {"N": str(checkpoint.tick)},
+        "planned": {"BOOL": checkpoint.planned},
+    }
+
+
+class CampaignNotFoundError(KeyError):
+    """No campaign has this id."""
+
+
+class CheckpointMovedError(RuntimeError):
+    """The checkpoint (or the status) changed since the planner read it: another pass moved on; this one stops."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowOutcome:
+    """What the sender settled for one campaign row: a final ``state`` with NXCloud's ``message_id`` or a
+    ``reason`` (and ``error_code`` when NXCloud gave one), ``at`` (ISO 8601, UTC)."""
+
+    campaign_id: str
+    row: int
+    state: RowState
+    at: str
+    message_id: str | None = None
+    reason: str | None = None
+    error_code: str | None = None
+    ref: str | None = None
+
+
+def encode_row(outcome: RowOutcome) -> Item:
+    """A row outcome's item, as a Put for the settlement's BatchWriteItem."""
+    item: Item = {
+        **row_key(outcome.campaign_id, outcome.row),
+        "state": {"S": outcome.state.value},
+        "at": {"S": outcome.at},
+    }
+    for name in ("message_id", "reason", "error_code", "ref"):
+        value = getattr(outcome, name)
+        if value is not None:
+            item[name] = {"S": value}
+    return item
+
+
+def decode_row(item: Mapping[str, Any]) -> RowOutcome:
+    text = {name: item[name]["S"] for name in ("message_id", "reason", "error_code", "ref") if name in item}
+    return RowOutcome(
+        campaign_id=item["campaign_id"]["S"],
+        row=int(item["sk"]["S"].removeprefix(ROW_PREFIX)),
+        state=RowState(item["state"]["S"]),
+        at=item["at"]["S"],
+        **text,
+    )
+
+
+class CampaignStore:
+    """Every request made to the campaigns table."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def create(self, campaign: Campaign) -> None:
+        """Store a new campaign; an id already taken raises (ids are random: it means a bug, not a retry)."""
+        self._client.put_item(
+            TableName=self._table, Item=encode(campaign), ConditionExpression="attribute_not_exists(campaign_id)"
+        )
+
+    def get(self, campaign_id: str, *, consistent: bool = True) -> Campaign:
+        answer = self._client.get_item(TableName=self._table, Key=campaign_key(campaign_id), ConsistentRead=consistent)
+        if "Item" not in answer:
+            raise CampaignNotFoundError(campaign_id)
+        return decode(answer["Item"])
+
+    def newest(self, limit: int = 20, cursor: Mapping[str, Any] | None = None) -> tuple[list[Campaign], Item | None]:
+        """A page of campaigns, newest first, and the cursor of the next page (None: this was the last)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": INDEX,
+            "KeyConditionExpression": "listed = :listed",
+            "ExpressionAttributeValues": {":listed": {"S": LISTED}},
+            "ScanIndexForward": False,
+            "Limit": min(limit, MAX_PAGE),
+        }
+        if cursor:
+            request["ExclusiveStartKey"] = dict(cursor)
+        answer = self._client.query(**request)
+        return [decode(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+
+    def apply(self, campaign: Campaign, action: Action, at: str, reason: str | None = None) -> Campaign:
+        """Take ``action`` on ``campaign`` as read: one conditional UpdateItem on its status and version, so two
+        people (or a person and the engine) racing cannot both move it. Raises :class:`TransitionError` when the
+        action does not apply to the status now stored (re-read after a lost race)."""
+        new = transition(campaign.status, action)
+        names = {"#s": "status"}
+        values: Item = {
+            ":new": {"S": new.value},
+            ":old": {"S": campaign.status.value},
+            ":v": {"N": str(campaign.version)},
+            ":one": {"N": "1"},
+            ":at": {"S": at},
+        }
+        sets = ["#s = :new", "version = version + :one", "changed_at = :at"]
+        if new is Status.RUNNING and campaign.started_at is None:
+            sets.append("started_at = :at")
+        if new in (Status.COMPLETED, Status.CANCELLED):
+            sets.append("finished_at = :at")
+        removes = ["status_reason"] if reason is None else []
+        if reason is not None:
+            sets.append("status_reason = :reason")
+            values[":reason"] = {"S": reason}
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key=campaign_key(campaign.campaign_id),
+                UpdateExpression=expression,
+                ConditionExpression="#s = :old AND version = :v",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) != CONDITION_FAILED:
+                raise
+            current = self.get(campaign.campaign_id)
+            if current.version == campaign.version:
+                raise
+            transition(current.status, action)  # raises when the stored status refuses it
+            return self.apply(current, action, at, reason)
+        return decode(answer["Attributes"])
+
+    def add_counts(self, campaign_id: str, counts: Mapping[str, int]) -> None:
+        """Add to a campaign's counts in one UpdateItem (the sender's settlement, the webhook's callbacks)."""
+        expression, values = _adds(counts)
+        if not values:
+            return
+        self._client.update_item(
+            TableName=self._table,
+            Key=campaign_key(campaign_id),
+            UpdateExpression=expression,
+            ExpressionAttributeValues=values,
+            ConditionExpression="attribute_exists(campaign_id)",
+        )
+
+    def advance(self, campaign: Campaign, checkpoint: Checkpoint, counts: Mapping[str, int]) -> Campaign:
+        """Move the planner's checkpoint from the one ``campaign`` holds to ``checkpoint`` and add the pass's counts,
+        in one conditional UpdateItem: only if neither the checkpoint nor the status moved meanwhile, so a pass
+        that raced another (a duplicate tick, a pause) counts nothing twice. Raises :class:`CheckpointMovedError`."""
+        adds, values = _adds(counts)
+        values.update({f":{name}": value for name, value in _checkpoint_item(checkpoint).items()})
+        values.update({":tick": {"N": str(campaign.checkpoint.tick)}, ":v": {"N": str(campaign.version)}})
+        sets = ", ".join(f"{name} = :{name}" for name in _checkpoint_item(checkpoint))
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key=campaign_key(campaign.campaign_id),
+                UpdateExpression=f"SET {sets}{' ' + adds if adds else ''}",
+                ConditionExpression="cp_tick = :tick AND version = :v",
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) == CONDITION_FAILED:
+                raise CheckpointMovedError(campaign.campaign_id) from exc
+            raise
+        return decode(answer["Attributes"])
+
+    def rows(self, campaign_id: str, cursor: Mapping[str, Any] | None = None) -> tuple[list[RowOutcome], Item | None]:
+        """A page of the campaign's settled rows in row order, and the next page's cursor (for the report)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "campaign_id = :id AND begins_with(sk, :row)",
+            "ExpressionAttributeValues": {":id": {"S": campaign_id}, ":row": {"S": ROW_PREFIX}},
+        }
+        if cursor:
+            request["ExclusiveStartKey"] = dict(cursor)
+        answer = self._client.query(**request)
+        return [decode_row(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+
+
+def _adds(counts: Mapping[str, int]) -> tuple[str, Item]:
+    """An ``ADD`` clause for the non-zero ``counts`` (unknown names refused: a typo must not start a new count)."""
+    unknown = set(counts) - set(COUNTS)
+    if unknown:
+        raise ValueError(f"not a campaign count: {', '.join(sorted(unknown))}")
+    kept = {name: n for name, n in counts.items() if n}
+    if not kept:
+        return "", {}
+    clause = "ADD " + ", ".join(f"n_{name} :n_{name}" for name in kept)
+    return clause, {f":n_{name}": {"N": str(n)} for name, n in kept.items()}
