@@ -42,6 +42,12 @@ class Resources:
     """The schedule group of 131049 retries (``RETRY_SCHEDULE_GROUP``; fired locally by ``local_stack.schedules``)."""
     send_queue_arn: str = ""
     retry_role_arn: str = ""
+    campaigns_table: str = ""
+    """Each campaign, its checkpoint, counts and rows' outcomes (``CAMPAIGNS_TABLE``, docs/campaigns.md)."""
+    campaign_bucket: str = ""
+    """Audience files and reports (``CAMPAIGN_BUCKET``)."""
+    campaign_tick_queue_url: str = ""
+    """The campaign engine's passes (``CAMPAIGN_TICK_QUEUE_URL``)."""
 
     def function_env(self) -> dict[str, str]:
         """The environment variables the Lambda function reads for these resources."""
@@ -153,6 +159,7 @@ def provision(
         "QueueArn"
     ]
     retry_group, retry_role = _retry_schedules(endpoint_url, region, prefix, send_queue_arn)
+    campaign_bucket, tick_url = _campaign_resources(endpoint_url, region, prefix, sqs)
     return Resources(
         region,
         endpoint_url,
@@ -169,7 +176,43 @@ def provision(
         retry_group,
         send_queue_arn,
         retry_role,
+        campaigns_table(dynamodb, f"{prefix}-campaigns"),
+        campaign_bucket,
+        tick_url,
     )
+
+
+def _campaign_resources(endpoint_url: str, region: str, prefix: str, sqs: Any) -> tuple[str, str]:
+    """The campaign bucket and the engine's tick queue (with its dead-letter queue), as template.yaml declares them."""
+    from local_stack.template import resource_properties
+
+    s3 = local_client("s3", endpoint_url, region)
+    bucket = f"{prefix}-campaigns".lower()
+    s3.create_bucket(Bucket=bucket)
+    rules = resource_properties("CampaignBucket")["LifecycleConfiguration"]["Rules"]
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": r["Id"],
+                    "Filter": {"Prefix": r["Prefix"]},
+                    "Status": r["Status"],
+                    "Expiration": {"Days": r["ExpirationInDays"]},
+                }
+                for r in rules
+            ]
+        },
+    )
+    tick = resource_properties("CampaignTickQueue")
+    dlq_url = sqs.create_queue(QueueName=f"{prefix}-campaign-ticks-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(tick["RedrivePolicy"]["maxReceiveCount"])}
+    tick_url = sqs.create_queue(
+        QueueName=f"{prefix}-campaign-ticks",
+        Attributes={"VisibilityTimeout": str(tick["VisibilityTimeout"]), "RedrivePolicy": json.dumps(redrive)},
+    )["QueueUrl"]
+    return bucket, tick_url
 
 
 def _retry_schedules(endpoint_url: str, region: str, prefix: str, send_queue_arn: str) -> tuple[str, str]:
