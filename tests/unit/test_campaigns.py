@@ -242,3 +242,19 @@ def test_row_outcomes_read_back_in_row_order(store: CampaignStore, dynamodb: Any
     assert cursor is None
     listed, _ = store.newest()
     assert [c.campaign_id for c in listed] == ["c-1"]
+
+
+def test_a_tick_names_its_campaign_and_nothing_else_is_one() -> None:
+    from nxcloud_wa.campaigns import tick, tick_campaign
+
+    assert tick_campaign(tick("c-1f")) == "c-1f"
+    for body in ('{"campaign_id": "../x"}', '{"id": "c-1"}', "[1]", '{"campaign_id": 3}'):
+        with pytest.raises(ValueError):
+            tick_campaign(body)
+
+
+def test_add_counts_answers_the_campaign_after(store: CampaignStore) -> None:
+    store.create(campaign())
+    after = store.add_counts("c-1", {"rows": 2, "sent": 2})
+    assert after is not None and after.counts["sent"] == 2
+    assert store.add_counts("c-1", {"sent": 0}) is None

@@ -103,7 +103,9 @@ def is_complete(counts: Mapping[str, int], planned: bool) -> bool:
 
 
 KEY_PREFIX: Final = "campaign:"
-_KEY = re.compile(r"campaign:([A-Za-z0-9-]{1,64}):([0-9]{1,15})")
+_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+"""A campaign id: what the API generates (``c-`` and hex), kept to characters that need no escaping anywhere."""
+_KEY = re.compile(rf"campaign:({_ID.pattern}):([0-9]{{1,15}})")
 
 
 def message_key(campaign_id: str, digits: str) -> str:
@@ -115,6 +117,20 @@ def campaign_of(key: str | None) -> str | None:
     """The campaign id a message's idempotency key names, or None for any other message."""
     match = _KEY.fullmatch(key or "")
     return match.group(1) if match else None
+
+
+def tick(campaign_id: str) -> str:
+    """The body of one planner pass for ``campaign_id`` on the tick queue (env ``CAMPAIGN_TICK_QUEUE_URL``)."""
+    return json.dumps({"campaign_id": campaign_id}, separators=(",", ":"))
+
+
+def tick_campaign(body: str) -> str:
+    """The campaign a tick's body names; raises ``ValueError`` for any other body."""
+    data = json.loads(body)
+    campaign_id = data.get("campaign_id") if isinstance(data, dict) else None
+    if not isinstance(campaign_id, str) or not _ID.fullmatch(campaign_id):
+        raise ValueError('a tick is {"campaign_id": <id>}')
+    return campaign_id
 
 
 ENVELOPE_KEY: Final = "nxwa_campaign"

@@ -281,18 +281,21 @@ class CampaignStore:
             return self.apply(current, action, at, reason)
         return decode(answer["Attributes"])
 
-    def add_counts(self, campaign_id: str, counts: Mapping[str, int]) -> None:
-        """Add to a campaign's counts in one UpdateItem (the sender's settlement, the webhook's callbacks)."""
+    def add_counts(self, campaign_id: str, counts: Mapping[str, int]) -> Campaign | None:
+        """Add to a campaign's counts in one UpdateItem (the sender's settlement, the webhook's callbacks); the
+        campaign as it is after, so the caller can tell whether its rows are all final (None: nothing to add)."""
         expression, values = _adds(counts)
         if not values:
-            return
-        self._client.update_item(
+            return None
+        answer = self._client.update_item(
             TableName=self._table,
             Key=campaign_key(campaign_id),
             UpdateExpression=expression,
             ExpressionAttributeValues=values,
             ConditionExpression="attribute_exists(campaign_id)",
+            ReturnValues="ALL_NEW",
         )
+        return decode(answer["Attributes"])
 
     def advance(self, campaign: Campaign, checkpoint: Checkpoint, counts: Mapping[str, int]) -> Campaign:
         """Move the planner's checkpoint from the one ``campaign`` holds to ``checkpoint`` and add the pass's counts,
