@@ -49,7 +49,7 @@ from nxcloud_wa.error_codes import (
 from nxcloud_wa.failures import Failure, dead_letter_failed, exhausted, failure, is_throttle, unknown
 from nxcloud_wa.phone import redact_numbers
 from nxcloud_wa.suppressions import Key, Suppression
-from outcomes import DeadLettered, Delayed, Outcome, Rejected, RetryLater, Sent, Skipped, now
+from outcomes import UNKNOWN_CATEGORY, DeadLettered, Delayed, Outcome, Rejected, RetryLater, Sent, Skipped, now
 
 Result = Sent | Skipped | Failure | StoredUnknown
 """What an attempt came to: sent (now, or by an earlier delivery), skipped (suppressed), why not, or an unknown
@@ -114,10 +114,10 @@ def screen(found: Mapping[Key, Suppression] | None, key: Key | None, category: s
         unreadable = when_unreadable(category) is WhenUnreadable.RETRY_LATER
         return failure(SUPPRESSIONS_UNAVAILABLE) if unreadable else None
     entry = suppression_for(found, key, category)
-    return skipped(entry) if entry is not None else None
+    return skipped(entry, category) if entry is not None else None
 
 
-def skipped(entry: Suppression) -> Skipped:
+def skipped(entry: Suppression, category: str | None = None) -> Skipped:
     """The outcome of a message ``entry`` stops (the API's body says the entry's reason, scope and source)."""
     source = redact_numbers(entry.source)  # a hand-written source may quote a number: never in an answer
     text = f"the recipient is on the suppression list ({entry.reason}, scope {entry.scope}, source {source}): "
@@ -129,6 +129,7 @@ def skipped(entry: Suppression) -> Skipped:
         suppression_reason=str(entry.reason),
         scope=str(entry.scope),
         source=entry.source,
+        category=category or UNKNOWN_CATEGORY,
     )
 
 
@@ -144,7 +145,9 @@ def capped(tally: CapTally, key: Key, tag: str, category: str | None) -> Skipped
     cap = str(tally.cap)
     text = f"the recipient has reached the marketing frequency cap ({cap} per recipient and business number): "
     text += "the message was not sent"
-    return Skipped(failure(FREQUENCY_CAPPED, cap, text), FREQUENCY_CAP, now(), cap=cap)
+    return Skipped(
+        failure(FREQUENCY_CAPPED, cap, text), FREQUENCY_CAP, now(), cap=cap, category=category or UNKNOWN_CATEGORY
+    )
 
 
 def may_have_sent(result: Result, requested: bool) -> bool:

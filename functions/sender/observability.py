@@ -199,6 +199,7 @@ def _skipped(outcome: Skipped, request: SendRequest | None, key: str | None, whe
             if request is not None and request.business_phone
             else None,
             "template": request.template.name if request is not None else None,
+            "category": outcome.category,
             "idempotency_key": key,
             **where,
         },

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 from nxcloud_wa.failures import Failure
 
@@ -62,6 +63,10 @@ class Delayed:
     queue_message_id: str
 
 
+UNKNOWN_CATEGORY: Final = "unknown"
+"""A skip's ``category`` when the catalogue could not say (the audience rules then count it as marketing)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Skipped:
     """Not sent, on purpose, and final (docs/audience.md): the recipient is on the business number's suppression list
@@ -81,6 +86,9 @@ class Skipped:
     source: str = ""
     cap: str = ""
     """The frequency cap it reached, as configured (``1/24h``)."""
+    category: str = UNKNOWN_CATEGORY
+    """The template category the check judged by: the catalogue's, or ``unknown`` (no catalogue could say, so it
+    counted as marketing): the log line says it, so a UTILITY message stopped by a marketing entry is explained."""
 
 
 Outcome = Sent | Skipped | DeadLettered | Rejected | RetryLater | Delayed

@@ -131,3 +131,15 @@ def test_a_message_skipped_without_an_entry_for_its_category_fails_the_run() -> 
 
     assert ledger.suppressed_without_entry == 1
     assert ledger.failures() == ["1 skipped though their recipient had no entry"]
+
+
+def test_a_utility_message_judged_unknown_and_stopped_by_a_marketing_entry_is_the_fail_safe() -> None:
+    # getTemplate was failing: the check could not learn soak_notice's category and counted it as marketing (the
+    # documented fail-safe); its skip line says "unknown", and the ledger judges it by that, not by the truth.
+    utility = _journey("utility", "soak_notice", starts=[STORED + 2])
+    utility.skipped, utility.skipped_category = "marketing_stopped", "unknown"
+
+    ledger = _account([utility], {}, _watch(_entry(STORED)))
+
+    assert ledger.suppressed_without_entry == 0
+    assert ledger.failures() == []

@@ -238,6 +238,7 @@ def test_a_marketing_entry_skips_marketing_and_unknown_categories(category: str 
         "Stop promotions",
     )
     assert verdict.failure.reason == "recipient_suppressed" and verdict.failure.error_code == "opted_out"
+    assert verdict.category == (category or "unknown")  # the skip's log line says what it was judged by
     assert verdict.failure.api_status == 422
 
 

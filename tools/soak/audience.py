@@ -37,6 +37,8 @@ from soak.retries import RetryTally
 
 POLL_S: Final = 0.5
 MARKETING: Final = "MARKETING"
+UNKNOWN: Final = "unknown"
+"""A skip line's ``category`` when the product's catalogue could not say (functions/sender/outcomes.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,13 @@ class AudienceLedger:
         return problems
 
 
+def judged_category(category: str, skipped_category: str) -> str:
+    """The category the product judged a message by: its template's, unless the check could not learn it (a
+    getTemplate fault, whose error the catalogue keeps for a while), which its skip line says as ``unknown``; the
+    documented fail-safe then counts it as marketing (docs/audience.md), so a marketing entry rightly stops it."""
+    return MARKETING if skipped_category == UNKNOWN else category
+
+
 def account(
     journeys: Iterable[Any],
     upstream: Callable[[str], Any],
@@ -150,7 +159,11 @@ def account(
     ledger.entries_stored_again = sum(1 for versions in watch.versions.values() if len({v.at for v in versions}) > 1)
     for journey in journeys:
         message = journey.message
-        stored = watch.stored(message.to, message.category) if message.to else None
+        stored = (
+            watch.stored(message.to, judged_category(message.category, journey.skipped_category))
+            if message.to
+            else None
+        )
         rejected = journey.api_final is not None and journey.api_final[1] == "recipient_suppressed"
         if journey.skipped is not None:
             ledger.skipped[journey.skipped] += 1

@@ -78,6 +78,8 @@ class Journey:
     skipped: str | None = None
     """Why the function reported it skipped (the queue's path): the suppression entry's reason, or
     ``frequency_cap`` (:func:`skip_reason`)."""
+    skipped_category: str = ""
+    """The category the check judged the skip by (its log line's ``category``; ``unknown`` counts as marketing)."""
 
 
 class Tracker:
@@ -181,6 +183,7 @@ def _note(journey: Journey, line: dict[str, Any], now: float) -> None:
         journey.sent_replayed_only = bool(line.get("replayed"))
     elif outcome == "skipped" and journey.skipped is None:
         journey.skipped = skip_reason(line)
+        journey.skipped_category = str(line.get("category", ""))
     elif outcome == "retry":
         journey.retries[str(reason)] += 1
     elif outcome == "delayed":
