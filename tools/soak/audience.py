@@ -171,7 +171,8 @@ def account(
         suppressed = journey.skipped is not None and journey.skipped != CAPPED
         if (suppressed or rejected) and stored is None:
             ledger.suppressed_without_entry += 1
-            _example(ledger, f"{message.token} template={message.template} skipped without an entry")
+            judged = journey.skipped_category or "not said"
+            _example(ledger, f"{message.token} template={message.template} (judged {judged}) skipped without an entry")
         if stored is None:
             continue
         for accepted in upstream(message.token).accepted_at:
