@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from waops import cli, suppressions
+from waops import cli, rest, suppressions
+from waops.targets import Targets
 
 from local_stack.emulators import ApiServer, Invoker
 from tests.stack import Stack
@@ -176,11 +177,11 @@ def test_a_throttled_request_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> 
     """429 and 5xx are tried again (after Retry-After when given), up to ATTEMPTS; a 4xx is not."""
     answers = iter([(429, {"message": "Too Many Requests"}, 2.0), (503, {"error": "x"}, None), (201, {}, None)])
     waits: list[float] = []
-    monkeypatch.setattr(suppressions, "_http", lambda request: next(answers))
-    api = suppressions.Api(suppressions.Targets(api_url="http://127.0.0.1:9/v1/messages", api_key="k"), waits.append)
+    monkeypatch.setattr(rest, "_http", lambda request: next(answers))
+    api = suppressions.Api(Targets(api_url="http://127.0.0.1:9/v1/messages", api_key="k"), waits.append)
 
     assert api.put("8613800138000", {}).status == 201
     assert waits == [2.0, 2.0]
-    monkeypatch.setattr(suppressions, "_http", lambda request: (400, {"errors": []}, None))
+    monkeypatch.setattr(rest, "_http", lambda request: (400, {"errors": []}, None))
     assert api.put("8613800138000", {}).status == 400
     assert waits == [2.0, 2.0]

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
-from waops.targets import Targets
+from waops.rest import Answer, RestApi
 
 COLUMNS: Final = ("number", "scope", "reason", "expires_at")
 """What import reads: ``number`` required, the others optional (an empty cell is the API's default)."""
@@ -36,32 +35,10 @@ AS_A_PERSONS: Final = {"marketing_stopped": "opted_out", "undeliverable": "manua
 """WhatsApp's reasons as import stores them: the person's reason an opt-in lifts (or not) the same way."""
 PAGE: Final = 1000
 """Entries asked for per page (the API's most)."""
-ATTEMPTS: Final = 4
-"""Tries of one request the API answered 429 or 5xx (throttled, the list unavailable): the first and 3 more."""
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    body: Any
-
-    @property
-    def error(self) -> str:
-        """What a refusal says: its field errors (``number: must be ...``), else its message."""
-        if not isinstance(self.body, dict):
-            return str(self.body)[:200]
-        fields = [f"{'.'.join(map(str, e.get('loc', [])[1:]))}: {e.get('msg')}" for e in self.body.get("errors") or []]
-        return "; ".join(fields) or str(self.body.get("message", self.body))
-
-
-class Api:
-    """The REST API's /suppressions routes, with the key; ``sleep`` waits between retries (tests pass their own)."""
-
-    def __init__(self, targets: Targets, sleep: Callable[[float], None] = time.sleep) -> None:
-        targets.require("api_url", "api_key")
-        self.root = (targets.api_url or "").removesuffix("/").removesuffix("/messages")
-        self.key = targets.api_key or ""
-        self.sleep = sleep
+class Api(RestApi):
+    """The REST API's /suppressions routes, with the key."""
 
     def put(self, number: str, body: dict[str, Any]) -> Answer:
         return self._call("PUT", _path(number), {}, json.dumps(body).encode())
@@ -89,40 +66,9 @@ class Api:
             if cursor is None:
                 return
 
-    def _call(self, method: str, path: str, query: dict[str, str | None], data: bytes | None = None) -> Answer:
-        """One request, tried again after a throttle or a 5xx (``Retry-After`` when the API gives one)."""
-        asked = {name: value for name, value in query.items() if value}
-        url = self.root + path + (f"?{urllib.parse.urlencode(asked)}" if asked else "")
-        headers = {"x-api-key": self.key} | ({"Content-Type": "application/json"} if data is not None else {})
-        for attempt in range(1, ATTEMPTS + 1):
-            status, body, retry_after = _http(urllib.request.Request(url, data, headers, method=method))  # noqa: S310
-            if (status != 429 and status < 500) or attempt == ATTEMPTS:
-                return Answer(status, body)
-            self.sleep(retry_after if retry_after is not None else float(attempt))
-        raise AssertionError("unreachable")
-
 
 def _path(number: str) -> str:
     return "/suppressions/" + urllib.parse.quote(number, safe="")
-
-
-def _http(request: urllib.request.Request) -> tuple[int, Any, float | None]:
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - the operator's own URL
-            return response.status, _decode(response.read()), None
-    except urllib.error.HTTPError as error:
-        retry_after = error.headers.get("Retry-After")
-        seconds = float(retry_after) if retry_after and retry_after.isdecimal() else None
-        return error.code, _decode(error.read()), seconds
-
-
-def _decode(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", "replace")
 
 
 def request_body(
