@@ -29,7 +29,10 @@ from typing import Any
 from tqdm import tqdm
 
 from nxcloud_wa.exceptions import TemplateApiError
-from waops import dlq, suppressions, templates
+from waops import campaigns, dlq, suppressions, templates
+from waops.rest import answered as _answered
+from waops.rest import print_json as _print
+from waops.rest import table as _table
 from waops.targets import Targets, from_stack, from_state_file
 
 
@@ -104,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_templates(commands)
     _add_suppressions(commands)
+    campaigns.add_commands(commands)
     return parser
 
 
@@ -397,12 +401,6 @@ def _suppressions_check(args: argparse.Namespace, targets: Targets) -> int:
     return _answered(suppressions.Api(targets).get(args.number, args.business_phone))
 
 
-def _answered(answer: suppressions.Answer) -> int:
-    """The API's answer as one JSON line; exit status 0 for a 2xx (a 404 is 1: no entry)."""
-    _print({"http_status": answer.status, **(answer.body if isinstance(answer.body, dict) else {})})
-    return 0 if answer.status < 300 else 1
-
-
 def _suppressions_list(args: argparse.Namespace, targets: Targets) -> int:
     entries = list(suppressions.Api(targets).entries(args.business_phone, args.limit))
     if args.json:
@@ -450,13 +448,3 @@ def _decode(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw.decode("utf-8", "replace")
-
-
-def _print(document: dict[str, Any]) -> None:
-    print(json.dumps(document, ensure_ascii=False))
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
-    for row in (header, *rows):
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

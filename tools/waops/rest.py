@@ -75,3 +75,19 @@ def _decode(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw.decode("utf-8", "replace")
+
+
+def answered(answer: Answer) -> int:
+    """The API's answer as one JSON line; exit status 0 for a 2xx (a 404 is 1: none)."""
+    print_json({"http_status": answer.status, **(answer.body if isinstance(answer.body, dict) else {})})
+    return 0 if answer.status < 300 else 1
+
+
+def print_json(document: dict[str, Any]) -> None:
+    print(json.dumps(document, ensure_ascii=False))
+
+
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
