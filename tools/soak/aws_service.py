@@ -45,7 +45,6 @@ from typing import Any, Final
 from local_stack.moto_fixes import refuse_duplicate_partiql_inserts
 from soak import aws_faults
 from soak.aws_faults import AwsFault, FaultDecider
-from soak.transactions import roll_back_transactions_by_item
 
 POLL_INTERVAL: Final = 0.1
 """How often a waiting receive looks again when nothing was sent meanwhile (visibility timeouts end by the clock)."""
@@ -93,7 +92,6 @@ def speed_up_moto() -> None:
     models.unix_time = unix_time
     models.unix_time_millis = unix_time_millis
     models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
-    roll_back_transactions_by_item()
     models._soak_fast = True  # type: ignore[attr-defined]
 
 
