@@ -177,6 +177,11 @@ class RowOutcome:
     reason: str | None = None
     error_code: str | None = None
     ref: str | None = None
+    delivery: str | None = None
+    """The latest delivery status NXCloud's callbacks gave (``delivered``, ``read``, ``failed``), for the report."""
+
+
+_ROW_TEXT: Final = ("message_id", "reason", "error_code", "ref", "delivery")
 
 
 def encode_row(outcome: RowOutcome) -> Item:
@@ -186,7 +191,7 @@ def encode_row(outcome: RowOutcome) -> Item:
         "state": {"S": outcome.state.value},
         "at": {"S": outcome.at},
     }
-    for name in ("message_id", "reason", "error_code", "ref"):
+    for name in _ROW_TEXT:
         value = getattr(outcome, name)
         if value is not None:
             item[name] = {"S": value}
@@ -194,7 +199,7 @@ def encode_row(outcome: RowOutcome) -> Item:
 
 
 def decode_row(item: Mapping[str, Any]) -> RowOutcome:
-    text = {name: item[name]["S"] for name in ("message_id", "reason", "error_code", "ref") if name in item}
+    text = {name: item[name]["S"] for name in _ROW_TEXT if name in item}
     return RowOutcome(
         campaign_id=item["campaign_id"]["S"],
         row=int(item["sk"]["S"].removeprefix(ROW_PREFIX)),

@@ -1,0 +1,102 @@
+"""A campaign's report: one CSV line per row of its audience file, from what the planner and the sender recorded.
+
+Two sources, both in row order, merged as streams (a million rows never sit in memory):
+
+* the planner's row log (one JSON object per row it read: ``row``, ``ref``, ``to``, ``state`` ``valid``/``invalid``/
+  ``duplicate``/``expired``, ``reason``), in pass order, which is file order;
+* the rows' outcomes the sender settled (:class:`~nxcloud_wa.campaigns_table.RowOutcome`, sk ``row#<row>``: a Query
+  returns them in row order).
+
+A row the planner queued (``valid``) takes its outcome's state; one with no outcome yet is ``queued``. The report is
+the customer's own file, so ``to`` is the number as the row gave it (logs still mask numbers).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import astuple, dataclass
+from typing import IO, Any, Final
+
+from .campaigns import RowState
+from .campaigns_table import RowOutcome
+
+COLUMNS: Final = ("row", "ref", "to", "state", "reason", "message_id", "delivery", "error_code", "at")
+VALID: Final = "valid"
+"""The row log's state of a row the planner queued: its outcome (or ``queued``) is the report's."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLine:
+    row: int
+    ref: str
+    to: str
+    state: str
+    reason: str
+    message_id: str
+    delivery: str
+    error_code: str
+    at: str
+
+
+def report_lines(logged: Iterable[Mapping[str, Any]], outcomes: Iterable[RowOutcome]) -> Iterator[ReportLine]:
+    """Every logged row with its outcome; both inputs in increasing row order (an outcome whose row the log lacks
+    is a bug upstream: it is reported too, rather than dropped)."""
+    pending = iter(outcomes)
+    outcome = next(pending, None)
+    for entry in logged:
+        row = int(entry["row"])
+        while outcome is not None and outcome.row < row:
+            yield _orphan(outcome)
+            outcome = next(pending, None)
+        mine = outcome if outcome is not None and outcome.row == row else None
+        if mine is not None:
+            outcome = next(pending, None)
+        yield _line(entry, mine)
+    while outcome is not None:
+        yield _orphan(outcome)
+        outcome = next(pending, None)
+
+
+def _line(entry: Mapping[str, Any], outcome: RowOutcome | None) -> ReportLine:
+    state = str(entry.get("state") or "")
+    if state == VALID:
+        state = outcome.state.value if outcome is not None else RowState.QUEUED.value
+    return ReportLine(
+        row=int(entry["row"]),
+        ref=str(entry.get("ref") or ""),
+        to=str(entry.get("to") or ""),
+        state=state,
+        reason=(outcome.reason if outcome is not None and outcome.reason else str(entry.get("reason") or "")),
+        message_id=(outcome.message_id or "") if outcome is not None else "",
+        delivery=(outcome.delivery or "") if outcome is not None else "",
+        error_code=(outcome.error_code or "") if outcome is not None else "",
+        at=outcome.at if outcome is not None else "",
+    )
+
+
+def _orphan(outcome: RowOutcome) -> ReportLine:
+    return ReportLine(
+        outcome.row,
+        outcome.ref or "",
+        "",
+        outcome.state.value,
+        outcome.reason or "",
+        outcome.message_id or "",
+        outcome.delivery or "",
+        outcome.error_code or "",
+        outcome.at,
+    )
+
+
+def write_csv(lines: Iterable[ReportLine], out: IO[str]) -> Counter[str]:
+    """Write the header and ``lines`` as CSV; the count of lines per state (what the campaign's counts must equal
+    once it is completed)."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    states: Counter[str] = Counter()
+    for line in lines:
+        writer.writerow(astuple(line))
+        states[line.state] += 1
+    return states
