@@ -26,7 +26,7 @@ import pytest
 
 from local_stack.aws import MotoServer, Resources, provision, queue_depth, send_message
 from local_stack.lambda_events import LambdaContext, api_event, http_api_event, receive_sqs_event, settle_sqs_batch
-from local_stack.streams import StreamReader
+from local_stack.streams import CAMPAIGNS, StreamReader
 from nxcloud_simulator import NXCloudSimulator
 
 ACCESS_KEY = "AK"
@@ -93,6 +93,7 @@ class Stack:
     sqs: Any
     simulator: NXCloudSimulator
     _stream: StreamReader | None = None
+    _campaign_stream: StreamReader | None = None
 
     # --- driving the function
 
@@ -149,6 +150,16 @@ class Stack:
         if self._stream is None:
             self._stream = StreamReader(self.resources)
         return self._stream.deliver(lambda event: publisher.lambda_handler(event, LambdaContext(timeout_seconds=30)))
+
+    def publish_campaigns(self) -> int:
+        """Hand the campaigns table's new stream records to the publisher, as its second event source does."""
+        import publisher
+
+        if self._campaign_stream is None:
+            self._campaign_stream = StreamReader(self.resources, CAMPAIGNS)
+        return self._campaign_stream.deliver(
+            lambda event: publisher.lambda_handler(event, LambdaContext(timeout_seconds=30))
+        )
 
     # --- reading what it did
 

@@ -10,6 +10,8 @@ batch over again until the function reports it done. So every stored status chan
   (``nxcloud_wa.retries``) is published as ``retry_scheduled``, so a subscriber's fallback does not fire for it;
   a retry's events name the original message (``retry_of``) and the attempt.
 * ``WhatsApp Template Button Clicked``: once per click.
+* ``WhatsApp Campaign Status Changed``: when a campaign's status moves, from the campaigns table's stream (its other
+  changes, the counts, publish nothing); ``dedupe_id`` is the campaign and its status version.
 
 Events go to the customer's own bus (``EVENT_BUS_NAME``), so they carry the full recipient number, which the
 customer needs to act on them; logs never do. A ``PutEvents`` entry that fails is retried, never ignored; one that
@@ -40,6 +42,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from nxcloud_wa.campaigns_table import CAMPAIGN_SK, Campaign, from_image
 from nxcloud_wa.config import EnvReader
 from nxcloud_wa.messages_table import CLICK_PREFIX, RETRY_SCHEDULED, STATUS_PREFIX, Click, SendRecord, StatusItem
 from nxcloud_wa.statuses import ACCEPTED, CALLBACK_STATUSES
@@ -49,6 +52,7 @@ from nxcloud_wa.timeline import Timeline
 SOURCE: Final = "nxcloud.whatsapp"
 STATUS_CHANGED: Final = "WhatsApp Message Status Changed"
 BUTTON_CLICKED: Final = "WhatsApp Template Button Clicked"
+CAMPAIGN_STATUS_CHANGED: Final = "WhatsApp Campaign Status Changed"
 PUT_EVENTS_LIMIT: Final = 10
 PUT_ATTEMPTS: Final = 4
 TELEMETRY: Final = Telemetry.of("nxcloud-wa-publisher")
@@ -99,7 +103,22 @@ class Clicked:
     click: Click
 
 
-Change = StatusChange | Clicked
+@dataclass(frozen=True, slots=True)
+class CampaignMoved:
+    """A stream record that moved a campaign's status."""
+
+    sequence_number: str
+    campaign: Campaign
+    """The campaign after the move."""
+    previous: str | None
+
+
+Change = StatusChange | Clicked | CampaignMoved
+
+
+def _message_of(change: Change) -> str:
+    """The message a change concerns ("" for a campaign's)."""
+    return "" if isinstance(change, CampaignMoved) else change.message_id
 
 
 class Publisher:
@@ -116,17 +135,17 @@ class Publisher:
         changes = [change for record in records for change in _changes(record)]
         if not changes:
             return []
-        sends = self.timeline.send_records([c.message_id for c in changes])
-        unread = {c.sequence_number for c in changes if c.message_id in sends.unread}
+        message_ids = [c.message_id for c in changes if not isinstance(c, CampaignMoved)]
+        sends = self.timeline.send_records(message_ids) if message_ids else None
+        unread = {c.sequence_number for c in changes if sends is not None and _message_of(c) in sends.unread}
         if unread:
             logger.warning(
                 "send records left unread: the stream hands their records over again", extra={"n": len(unread)}
             )
         entries: list[tuple[Change, dict[str, Any]]] = []
         for change in changes:
-            entry = (
-                None if change.sequence_number in unread else self._entry(change, sends.found.get(change.message_id))
-            )
+            send = sends.found.get(_message_of(change)) if sends is not None else None
+            entry = None if change.sequence_number in unread else self._entry(change, send)
             if entry is not None:
                 entries.append((change, entry))
         failed = self._put([e for _, e in entries])
@@ -137,6 +156,8 @@ class Publisher:
 
     def _entry(self, change: Change, send: SendRecord | None) -> dict[str, Any] | None:
         """The event for one change (None for a status not published), counting what the dashboards show."""
+        if isinstance(change, CampaignMoved):
+            return self._event(CAMPAIGN_STATUS_CHANGED, campaign_detail(change))
         if isinstance(change, Clicked):
             return self._event(BUTTON_CLICKED, _click_detail(change, send))
         item = change.item
@@ -223,6 +244,31 @@ def _changes(record: DynamoDBRecord) -> Iterator[Change]:
                 yield Clicked(sequence, message_id, click)
     elif item_id.startswith(CLICK_PREFIX) and record.event_name is DynamoDBRecordEventName.INSERT:
         yield Clicked(sequence, "", Click.from_image(stream.new_image))
+    elif stream.keys.get("sk") == CAMPAIGN_SK and stream.new_image:
+        yield from _campaign_moved(sequence, stream.new_image, stream.old_image)
+
+
+def _campaign_moved(sequence: str, new_image: dict[str, Any], old_image: dict[str, Any]) -> Iterator[CampaignMoved]:
+    """A campaign's status move (not a counts or checkpoint update, which leave the status as it was)."""
+    campaign = from_image(new_image)
+    previous = str(old_image["status"]) if old_image.get("status") else None
+    if campaign.status.value != previous:
+        yield CampaignMoved(sequence, campaign, previous)
+
+
+def campaign_detail(change: CampaignMoved) -> dict[str, Any]:
+    """A campaign status event's detail: who moved where, why, and its counts then."""
+    campaign = change.campaign
+    return {
+        "campaign_id": campaign.campaign_id,
+        "name": campaign.name,
+        "status": campaign.status.value,
+        "previous_status": change.previous,
+        "reason": campaign.status_reason,
+        "counts": dict(campaign.counts),
+        "at": campaign.changed_at or campaign.created_at,
+        "dedupe_id": hashlib.sha256(f"campaign:{campaign.campaign_id}:{campaign.version}".encode()).hexdigest()[:32],
+    }
 
 
 def _click_detail(change: Clicked, send: SendRecord | None) -> dict[str, Any]:

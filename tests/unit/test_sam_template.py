@@ -704,9 +704,12 @@ PUBLISHER_STATEMENTS = {
     "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, [getatt("PublisherLogGroup", "Arn")]),
     "ReadTimelineStream": (
         {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"},
-        [getatt("MessagesTable", "StreamArn")],
+        [getatt("MessagesTable", "StreamArn"), getatt("CampaignsTable", "StreamArn")],
     ),
-    "ListStreams": ({"dynamodb:ListStreams"}, [{"Fn::Sub": "${MessagesTable.Arn}/stream/*"}]),
+    "ListStreams": (
+        {"dynamodb:ListStreams"},
+        [{"Fn::Sub": "${MessagesTable.Arn}/stream/*"}, {"Fn::Sub": "${CampaignsTable.Arn}/stream/*"}],
+    ),
     "ReadSendRecords": ({"dynamodb:BatchGetItem"}, [getatt("MessagesTable", "Arn")]),
     "PublishToTheBus": (
         {"events:PutEvents"},
@@ -1106,12 +1109,23 @@ def test_webhook_access_log_names_the_route_never_the_token(resources: dict[str,
     assert not re.search(r"\$context\.(path|resourcePath)|\$request", fmt)
 
 
-def test_publisher_reads_the_stream_as_an_outbox(template: dict[str, Any], resources: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("name", "table", "keys"),
+    [
+        ("TimelineChanges", "MessagesTable", {"id": {"S": [{"prefix": "status#"}, {"prefix": "click#"}]}}),
+        ("CampaignChanges", "CampaignsTable", {"sk": {"S": ["campaign"]}}),
+    ],
+)
+def test_publisher_reads_the_streams_as_outboxes(
+    template: dict[str, Any], resources: dict[str, Any], name: str, table: str, keys: dict[str, Any]
+) -> None:
     publisher = props(resources, "PublisherFunction")
-    [event] = publisher["Events"].values()
+    assert set(publisher["Events"]) == {"TimelineChanges", "CampaignChanges"}
+    event = publisher["Events"][name]
     assert event["Type"] == "DynamoDB"
     source = event["Properties"]
-    assert source["Stream"] == getatt("MessagesTable", "StreamArn")
+    assert source["Stream"] == getatt(table, "StreamArn")
+    assert props(resources, table)["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert source["StartingPosition"] == "TRIM_HORIZON"
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert source["BisectBatchOnFunctionError"] is True
@@ -1119,9 +1133,7 @@ def test_publisher_reads_the_stream_as_an_outbox(template: dict[str, Any], resou
         "OnFailure": {"Type": "SQS", "Destination": getatt("PublisherFailureQueue", "Arn")}
     }
     [pattern] = source["FilterCriteria"]["Filters"]
-    assert json.loads(pattern["Pattern"]) == {
-        "dynamodb": {"Keys": {"id": {"S": [{"prefix": "status#"}, {"prefix": "click#"}]}}}
-    }
+    assert json.loads(pattern["Pattern"]) == {"dynamodb": {"Keys": keys}}
     env = publisher["Environment"]["Variables"]
     assert env["EVENT_BUS_NAME"] == ref("EventBusName")
     assert env["PUBLISH_STATUSES"] == ref("PublishStatuses")

@@ -68,9 +68,9 @@ class Resources:
             "RETRY_ROLE_ARN": self.retry_role_arn,
         }
 
-    def stream_arn(self) -> str:
-        """The messages table's stream, which the publisher reads."""
-        table = self.client("dynamodb").describe_table(TableName=self.messages_table)["Table"]
+    def stream_arn(self, table_name: str | None = None) -> str:
+        """A table's stream (by default the messages table's), which the publisher reads."""
+        table = self.client("dynamodb").describe_table(TableName=table_name or self.messages_table)["Table"]
         return str(table["LatestStreamArn"])
 
     def client(self, service: str) -> Any:
@@ -282,6 +282,7 @@ def campaigns_table(dynamodb: Any, name: str) -> str:
         KeySchema=properties["KeySchema"],
         GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
         BillingMode=properties["BillingMode"],
+        StreamSpecification={"StreamEnabled": True, **properties["StreamSpecification"]},
     )
     ttl = properties["TimeToLiveSpecification"]
     dynamodb.update_time_to_live(

@@ -1,7 +1,9 @@
 """A DynamoDB stream read the way Lambda's event source mapping reads it, for the publisher function.
 
-It keeps one iterator per shard, hands over only records the template's filter lets through (``FilterCriteria`` of
-``PublisherFunction``: ids beginning ``status#`` or ``click#``), at most the template's ``BatchSize`` at a time, and,
+The publisher reads two streams, each an event of ``PublisherFunction`` in template.yaml: the messages table's
+(``TimelineChanges``) and the campaigns table's (``CampaignChanges``). A reader keeps one iterator per shard, hands
+over only records its event's filter lets through (``FilterCriteria``: ids beginning ``status#`` or ``click#``; the
+campaign items, ``sk`` ``campaign``), at most the template's ``BatchSize`` at a time, and,
 like Lambda with ``ReportBatchItemFailures``, hands a batch over again from the first record the function reports
 failed; when the invocation fails (the handler raises, or its container is killed) the whole batch is handed over
 again. (Lambda would also split a failing batch, ``BisectBatchOnFunctionError``, and give up after
@@ -12,41 +14,57 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from local_stack.aws import Resources
 from local_stack.template import resource_properties
 
+TIMELINE: Final = "TimelineChanges"
+CAMPAIGNS: Final = "CampaignChanges"
+_TABLES: Final = {TIMELINE: "messages_table", CAMPAIGNS: "campaigns_table"}
+"""Each stream event's table, as a :class:`~local_stack.aws.Resources` field."""
 
-def _stream_event() -> dict[str, Any]:
-    """The publisher's DynamoDB event source, as template.yaml declares it."""
-    return dict(next(iter(resource_properties("PublisherFunction")["Events"].values()))["Properties"])
+
+def _stream_event(event: str = TIMELINE) -> dict[str, Any]:
+    """One of the publisher's DynamoDB event sources, as template.yaml declares it."""
+    return dict(resource_properties("PublisherFunction")["Events"][event]["Properties"])
+
+
+def _key_filter(event: str = TIMELINE) -> dict[str, list[Any]]:
+    """The event's filter on the record's keys: attribute name -> the accepted values (a string, or a prefix)."""
+    [pattern] = _stream_event(event)["FilterCriteria"]["Filters"]
+    keys = json.loads(pattern["Pattern"])["dynamodb"]["Keys"]
+    return {name: list(value["S"]) for name, value in keys.items()}
 
 
 def filter_prefixes() -> tuple[str, ...]:
-    """The ``id`` prefixes of the publisher's event filter, read from template.yaml."""
-    [pattern] = _stream_event()["FilterCriteria"]["Filters"]
-    return tuple(p["prefix"] for p in json.loads(pattern["Pattern"])["dynamodb"]["Keys"]["id"]["S"])
+    """The ``id`` prefixes of the messages stream's filter, read from template.yaml."""
+    return tuple(p["prefix"] for p in _key_filter()["id"])
 
 
-def batch_size() -> int:
+def batch_size(event: str = TIMELINE) -> int:
     """The most records the publisher gets in one invocation (``BatchSize`` of its stream event)."""
-    return int(_stream_event()["BatchSize"])
+    return int(_stream_event(event)["BatchSize"])
 
 
-def batching_window() -> float:
+def batching_window(event: str = TIMELINE) -> float:
     """Seconds the mapping waits to fill a batch (``MaximumBatchingWindowInSeconds`` of the publisher's stream)."""
-    return float(_stream_event().get("MaximumBatchingWindowInSeconds", 0))
+    return float(_stream_event(event).get("MaximumBatchingWindowInSeconds", 0))
+
+
+def _accepts(accepted: list[Any], value: str) -> bool:
+    return any(value == a if isinstance(a, str) else value.startswith(a["prefix"]) for a in accepted)
 
 
 class StreamReader:
-    """Reads the messages table's stream from its start (``TRIM_HORIZON``, as the template's mapping does)."""
+    """Reads one of the publisher's streams (by default the messages table's) from its start (``TRIM_HORIZON``, as
+    the template's mapping does)."""
 
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: Resources, event: str = TIMELINE) -> None:
         self.client = resources.client("dynamodbstreams")
-        self.arn = resources.stream_arn()
-        self.prefixes = filter_prefixes()
-        self.batch_size = batch_size()
+        self.arn = resources.stream_arn(getattr(resources, _TABLES[event]))
+        self.keys = _key_filter(event)
+        self.batch_size = batch_size(event)
         self._iterators: dict[str, str] = {}
         self._pending: list[dict[str, Any]] = []
         self.caught_up = False
@@ -94,8 +112,8 @@ class StreamReader:
         return len(batch)
 
     def _passes(self, record: dict[str, Any]) -> bool:
-        item_id = record.get("dynamodb", {}).get("Keys", {}).get("id", {}).get("S", "")
-        return item_id.startswith(self.prefixes)
+        keys = record.get("dynamodb", {}).get("Keys", {})
+        return all(_accepts(accepted, keys.get(name, {}).get("S", "")) for name, accepted in self.keys.items())
 
     def _as_event(self, record: dict[str, Any]) -> dict[str, Any]:
         return {**record, "eventSource": "aws:dynamodb", "eventSourceARN": self.arn}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -67,6 +68,8 @@ class Campaign:
     started_at: str | None = None
     finished_at: str | None = None
     status_reason: str | None = None
+    changed_at: str | None = None
+    """When the status last moved."""
     version: int = 0
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
     counts: Mapping[str, int] = field(default_factory=dict)
@@ -87,6 +90,7 @@ _TEXT: Final = (
     "started_at",
     "finished_at",
     "status_reason",
+    "changed_at",
 )
 
 
@@ -139,6 +143,21 @@ def decode(item: Mapping[str, Any]) -> Campaign:
         counts={name: _number(item, f"n_{name}") for name in COUNTS},
         **texts,
     )
+
+
+def from_image(image: Mapping[str, Any]) -> Campaign:
+    """The campaign a stream image holds, as Powertools decodes it (plain values: ``Decimal`` numbers)."""
+    typed: Item = {}
+    for name, value in image.items():
+        if isinstance(value, bool):
+            typed[name] = {"BOOL": value}
+        elif isinstance(value, int | float | Decimal):
+            typed[name] = {"N": str(value)}
+        elif isinstance(value, Mapping):
+            typed[name] = {"M": {k: {"S": str(v)} for k, v in value.items()}}
+        else:
+            typed[name] = {"S": str(value)}
+    return decode(typed)
 
 
 def _number(item: Mapping[str, Any], name: str, default: int = 0) -> int:
