@@ -219,6 +219,7 @@ EXPECTED_ENVIRONMENT = {
     "MESSAGES_PER_SECOND": ref("MessagesPerSecond"),
     "RATE_WAIT_SECONDS": "2",
     "MAX_RECEIVE_COUNT": ref("MaxReceiveCount"),
+    "CAMPAIGNS_TABLE": ref("CampaignsTable"),
     **AUDIENCE_ENVIRONMENT,
     "MARKETING_LIMIT_RETRY_HOURS": ref("MarketingLimitRetryHours"),
     "POWERTOOLS_SERVICE_NAME": {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]},
@@ -597,6 +598,10 @@ EXPECTED_STATEMENTS = {
             "dynamodb:BatchWriteItem",
         },
         [getatt("SuppressionsTable", "Arn")],
+    ),
+    "CampaignRowsSettle": (
+        {"dynamodb:BatchGetItem", "dynamodb:PartiQLInsert", "dynamodb:UpdateItem"},
+        [getatt("CampaignsTable", "Arn")],
     ),
     "ListSuppressionsByNumber": (
         {"dynamodb:Query"},
