@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -313,3 +314,34 @@ def test_the_api_refuses_a_campaign_envelope(stack: Stack) -> None:
     assert answer["statusCode"] == 400
     assert "nxwa_campaign" in answer["body"]
     assert sent_to(stack) == []
+
+
+def test_a_batch_of_one_campaigns_rows_costs_three_requests_more_than_plain_messages(
+    stack: Stack, clock: Clock
+) -> None:
+    """The sender's extra cost per campaign batch: one status read (none while cached), one INSERT request for the
+    rows' items, one ADD for the counts."""
+    import runtime
+
+    seen: Counter[str] = Counter()
+    runtime.get().delivery.store.client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: seen.update([model.name])
+    )
+    for n in range(10):
+        stack.enqueue(message(f"86139000000{n:02d}") | {"idempotency_key": f"plain-{n}"})
+    stack.run_batch()
+    plain = Counter(seen)
+    seen.clear()
+    create(stack, rows=20)
+    for n in range(1, 21):
+        stack.enqueue(row(n, f"86137000000{n:02d}"))
+
+    stack.run_batch()
+    first = Counter(seen)
+    seen.clear()
+    stack.run_batch()  # within the 2 s the status is cached
+
+    assert first - plain == Counter({"BatchGetItem": 1, "BatchExecuteStatement": 1, "UpdateItem": 1})
+    assert plain - first == Counter() and plain - seen == Counter()
+    assert seen - plain == Counter({"BatchExecuteStatement": 1, "UpdateItem": 1})
+    assert counts(stack)["sent"] == 20
