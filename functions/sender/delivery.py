@@ -648,6 +648,8 @@ def _send_record(message: Parsed, sent: Sent, defaults: Defaults, kept: str | No
         retry_request=kept,
         retry_of=retry.original_message_id if retry else None,
         attempt=retry.attempt if retry else 0,
+        campaign_id=message.campaign.campaign_id if message.campaign else None,
+        campaign_ref=message.campaign.ref if message.campaign else None,
         **_record_fields(message, defaults),
     )
 

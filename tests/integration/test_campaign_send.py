@@ -345,3 +345,59 @@ def test_a_batch_of_one_campaigns_rows_costs_three_requests_more_than_plain_mess
     assert plain - first == Counter() and plain - seen == Counter()
     assert seen - plain == Counter({"BatchExecuteStatement": 1, "UpdateItem": 1})
     assert counts(stack)["sent"] == 20
+
+
+def delivered(message_id: str) -> dict[str, Any]:
+    """NXCloud's status callback: the message delivered a minute from now (after its acceptance)."""
+    status = {"id": message_id, "status": "delivered", "timestamp": str(int(time.time()) + 60)}
+    return {
+        "statuses": [status | {"recipient_id": "8613800000000"}],
+        "business_phone": "8618512348399",
+        "messaging_product": "whatsapp",
+    }
+
+
+def clicked(message_id: str) -> dict[str, Any]:
+    """NXCloud's button click callback, in reply to the message."""
+    entry = {
+        "from": "8613800000000",
+        "id": "evt-1",
+        "timestamp": str(int(time.time()) + 90),
+        "type": "button",
+        "button": {"payload": "yes", "text": "Yes"},
+        "context": {"from": "8618512348399", "id": message_id},
+    }
+    return {
+        "contacts": [{"wa_id": "8613800000000", "profile": {"name": "David"}}],
+        "messages": [entry],
+        "business_phone": "8618512348399",
+        "messaging_product": "whatsapp",
+    }
+
+
+def test_a_campaign_messages_status_and_click_events_carry_the_campaign_and_ref(stack: Stack, clock: Clock) -> None:
+    create(stack, rows=2)
+    stack.enqueue(row(1, "8613800000000", ref="cust-1"))
+    run_until_drained(stack, clock)
+    message_id = str(outcomes(stack)[1].message_id)
+
+    assert stack.call_webhook(delivered(message_id))["statusCode"] == 200
+    assert stack.call_webhook(clicked(message_id))["statusCode"] == 200
+    stack.publish()
+
+    by_type = {e["detail-type"]: e["detail"] for e in stack.events()}
+    status, click = by_type["WhatsApp Message Status Changed"], by_type["WhatsApp Template Button Clicked"]
+    assert (status["status"], status["campaign_id"], status["ref"]) == ("delivered", CID, "cust-1")
+    assert (click["message_id"], click["campaign_id"], click["ref"]) == (message_id, CID, "cust-1")
+
+
+def test_a_plain_messages_events_name_no_campaign(stack: Stack, clock: Clock) -> None:
+    stack.enqueue(message() | {"idempotency_key": "plain-1"})
+    stack.run_batch()
+    [sent] = [r for r in stack.simulator.requests if r.accepted]
+    message_id = str(sent.message_id)
+    assert stack.call_webhook(delivered(message_id))["statusCode"] == 200
+    stack.publish()
+
+    [event] = stack.events()
+    assert "campaign_id" not in event["detail"] and "ref" not in event["detail"]
