@@ -347,11 +347,11 @@ def test_a_batch_of_one_campaigns_rows_costs_three_requests_more_than_plain_mess
     assert counts(stack)["sent"] == 20
 
 
-def delivered(message_id: str) -> dict[str, Any]:
-    """NXCloud's status callback: the message delivered a minute from now (after its acceptance)."""
-    status = {"id": message_id, "status": "delivered", "timestamp": str(int(time.time()) + 60)}
+def delivered(message_id: str, status: str = "delivered", after: int = 60, **extra: Any) -> dict[str, Any]:
+    """NXCloud's status callback: the message's ``status`` ``after`` seconds from now (after its acceptance)."""
+    entry = {"id": message_id, "status": status, "timestamp": str(int(time.time()) + after), **extra}
     return {
-        "statuses": [status | {"recipient_id": "8613800000000"}],
+        "statuses": [entry | {"recipient_id": "8613800000000"}],
         "business_phone": "8618512348399",
         "messaging_product": "whatsapp",
     }
@@ -401,3 +401,34 @@ def test_a_plain_messages_events_name_no_campaign(stack: Stack, clock: Clock) ->
 
     [event] = stack.events()
     assert "campaign_id" not in event["detail"] and "ref" not in event["detail"]
+
+
+def test_the_webhook_counts_a_campaign_messages_new_statuses_once(stack: Stack, clock: Clock) -> None:
+    create(stack, rows=3)
+    for n in (1, 2, 3):
+        stack.enqueue(row(n))
+    run_until_drained(stack, clock)
+    ids = [str(outcomes(stack)[n].message_id) for n in (1, 2, 3)]
+    undeliverable = {"errors": [{"code": 131026, "title": "Message undeliverable"}]}
+
+    for body in (
+        delivered(ids[0]),
+        delivered(ids[0]),  # NXCloud repeats a callback: counted once
+        delivered(ids[0], "read", 90),
+        delivered(ids[1], "read", 90),  # read before its delivered: read is delivered too
+        delivered(ids[1], "delivered", 60),  # which then changes nothing
+        delivered(ids[2], "failed", 60, **undeliverable),
+    ):
+        assert stack.call_webhook(body)["statusCode"] == 200
+
+    assert counts(stack) == {"rows": 3, "queued": 3, "sent": 3, "delivered": 2, "read": 2, "failed": 1}
+
+
+def test_a_plain_messages_statuses_count_in_no_campaign(stack: Stack, clock: Clock) -> None:
+    create(stack, rows=1)
+    stack.enqueue(message() | {"idempotency_key": "plain-1"})
+    stack.run_batch()
+    [sent] = [r for r in stack.simulator.requests if r.accepted]
+
+    assert stack.call_webhook(delivered(str(sent.message_id)))["statusCode"] == 200
+    assert counts(stack) == {"rows": 1, "queued": 1}

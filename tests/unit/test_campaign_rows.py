@@ -234,3 +234,23 @@ def test_get_many_answers_the_campaigns_that_exist(table: CampaignStore) -> None
     table.create(campaign())
     found = table.get_many(["c-1", "c-9", "c-1"])
     assert list(found) == ["c-1"] and found["c-1"].status is Status.RUNNING
+
+
+@pytest.mark.parametrize(
+    ("status", "previous", "counts"),
+    [
+        ("delivered", "sent", ("delivered",)),
+        ("read", "delivered", ("read",)),
+        ("read", "sent", ("read", "delivered")),
+        ("read", None, ("read", "delivered")),
+        ("failed", "sent", ("failed",)),
+        ("sent", None, ()),
+        ("deleted", "read", ()),
+    ],
+)
+def test_a_new_current_status_adds_its_delivery_counts(
+    status: str, previous: str | None, counts: tuple[str, ...]
+) -> None:
+    from nxcloud_wa.campaigns import delivery_counts
+
+    assert delivery_counts(status, previous) == counts

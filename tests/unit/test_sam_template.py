@@ -686,6 +686,7 @@ WEBHOOK_STATEMENTS = {
     "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, [getatt("WebhookLogGroup", "Arn")]),
     "StoreCallbacks": ({"dynamodb:UpdateItem", "dynamodb:PutItem"}, [getatt("MessagesTable", "Arn")]),
     "ReadSendRecords": ({"dynamodb:BatchGetItem"}, [getatt("MessagesTable", "Arn")]),
+    "CampaignDeliveryCounts": ({"dynamodb:UpdateItem"}, [getatt("CampaignsTable", "Arn")]),
     "RecordSuppressions": (
         {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
         [getatt("SuppressionsTable", "Arn")],
@@ -1290,6 +1291,10 @@ def test_retry_schedules_go_to_the_send_queue_through_a_role_that_can_only_send_
     assert resources["RetryScheduleGroup"]["Type"] == "AWS::Scheduler::ScheduleGroup"
     webhook = statements_of(resources, "WebhookFunctionRole")["PassRetrySchedulerRole"]
     assert webhook["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+
+
+def test_the_webhook_counts_campaign_deliveries_in_the_campaigns_table(resources: dict[str, Any]) -> None:
+    assert props(resources, "WebhookFunction")["Environment"]["Variables"]["CAMPAIGNS_TABLE"] == ref("CampaignsTable")
 
 
 def test_the_webhook_schedules_retries_where_the_stack_says(
