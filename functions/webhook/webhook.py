@@ -37,7 +37,7 @@ from nxcloud_wa.campaigns_table import CampaignStore
 from nxcloud_wa.config import EnvReader, env_defaults, merge_defaults
 from nxcloud_wa.credentials import Credentials, load_credentials
 from nxcloud_wa.exceptions import InvalidCallbackError
-from nxcloud_wa.messages_table import RetryMark
+from nxcloud_wa.messages_table import RetryMark, SendRecord
 from nxcloud_wa.models import Defaults
 from nxcloud_wa.phone import mask_phone, mask_valid_phone, redact_numbers
 from nxcloud_wa.retries import RetryScheduler, ScheduleTarget, next_attempt
@@ -45,7 +45,7 @@ from nxcloud_wa.sqs import sqs_text
 from nxcloud_wa.suppression_sources import Applied, Unkeyed, apply, implied, keyed
 from nxcloud_wa.suppressions import SuppressionStore
 from nxcloud_wa.telemetry import Telemetry
-from nxcloud_wa.timeline import StatusMove, Timeline
+from nxcloud_wa.timeline import SendRecords, StatusMove, Timeline
 
 MAX_BODY_BYTES: Final = 64 * 1024
 MIN_TOKEN_LENGTH: Final = 32
@@ -164,10 +164,13 @@ class Receiver:
                 "recipients": sorted({mask_phone(s.recipient_id) for s in body.statuses if s.recipient_id}),
             },
         )
-        self.count_campaigns([(s, move) for s, move in changed if s.id not in retries])
-        self.record_suppressions(body)
+        send_records = SendRecordsOnce(self.timeline)
+        self.count_campaigns([(s, move) for s, move in changed if s.id not in retries], send_records)
+        self.record_suppressions(body, send_records)
 
-    def count_campaigns(self, changed: list[tuple[StatusCallback, StatusMove]]) -> None:
+    def count_campaigns(
+        self, changed: list[tuple[StatusCallback, StatusMove]], send_records: Callable[[list[str]], SendRecords]
+    ) -> None:
         """Add the campaign messages' new current statuses to their campaigns' ``delivered``, ``read`` and ``failed``
         counts (:func:`nxcloud_wa.campaigns.delivery_counts`): one read of the changed messages' send records, one
         ``ADD`` per campaign. Only a status that changed the message's current status counts (its conditional write
@@ -178,7 +181,7 @@ class Receiver:
         if self.campaigns is None or not counted:
             return
         try:
-            sends = self.timeline.send_records([s.id for s, _ in counted]).found
+            sends = send_records([s.id for s, _ in counted]).found
             by_campaign: dict[str, Counter[str]] = {}
             for status, names in counted:
                 send = sends.get(status.id)
@@ -230,12 +233,12 @@ class Receiver:
                 metrics.add_metric(name="RetriesScheduled", unit=MetricUnit.Count, value=1)
         return marks
 
-    def record_suppressions(self, body: WebhookBody) -> None:
+    def record_suppressions(self, body: WebhookBody, send_records: Callable[[list[str]], SendRecords]) -> None:
         """Add and remove the suppression list's entries the body implies, each reported as it is done."""
         changes = implied(body, self.settings.audience)
         if not changes:
             return
-        ready, unkeyed = keyed(changes, self.timeline.send_records, self.default_business_phone)
+        ready, unkeyed = keyed(changes, send_records, self.default_business_phone)
         for missing in unkeyed:
             _report_unkeyed(missing)
         for applied in apply(ready, self.suppressions):
@@ -270,6 +273,29 @@ class Receiver:
         metrics.add_metric(name="CallbacksKept", unit=MetricUnit.Count, value=1)
         logger.warning("callback kept for replay", extra={"reason": reason, "problem": problem[:300]})
         return True
+
+
+class SendRecordsOnce:
+    """A callback body's send records, each read at most once: the campaign counts and the suppression list's keys
+    often need the same messages', and one read serves both."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self._timeline = timeline
+        self._found: dict[str, SendRecord] = {}
+        self._unread: set[str] = set()
+        self._asked: set[str] = set()
+
+    def __call__(self, message_ids: list[str]) -> SendRecords:
+        missing = [m for m in dict.fromkeys(message_ids) if m not in self._asked]
+        if missing:
+            read = self._timeline.send_records(missing)
+            self._found |= read.found
+            self._unread |= read.unread
+            self._asked |= set(missing)
+        return SendRecords(
+            {m: self._found[m] for m in message_ids if m in self._found},
+            frozenset(m for m in message_ids if m in self._unread),
+        )
 
 
 def _iso(at: datetime) -> str:
