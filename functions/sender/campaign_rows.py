@@ -60,11 +60,23 @@ def verdict(campaign: Campaign | None, at: datetime) -> Verdict:
         return failure(INVALID_MESSAGE, NOT_FOUND, "the campaign this row names does not exist")
     if campaign.status is Status.CANCELLED:
         return Skipped(failure(CAMPAIGN_CANCELLED), CANCELLED, now())
-    if campaign.expires_at is not None and at >= datetime.fromisoformat(campaign.expires_at):
+    if _expired(campaign.expires_at, at):
         return Skipped(failure(CAMPAIGN_EXPIRED), EXPIRED, now())
     if campaign.status in (Status.PAUSED, Status.SCHEDULED):
         return Failure(CAMPAIGN_PAUSED, campaign.status.value, CAMPAIGN_PAUSED.meaning, retry_after=PAUSE_DELAY)
     return None
+
+
+def _expired(expires_at: str | None, at: datetime) -> bool:
+    """Whether ``expires_at`` (ISO 8601; one without an offset is UTC) has come. One that cannot be read never
+    expires a row here: the API refuses it at creation, and a batch must not fail on it."""
+    if not expires_at:
+        return False
+    try:
+        expires = datetime.fromisoformat(expires_at)
+    except ValueError:
+        return False
+    return at >= (expires if expires.tzinfo is not None else expires.replace(tzinfo=UTC))
 
 
 def row_outcome(tag: RowTag, outcome: Outcome, at: str) -> RowOutcome | None:

@@ -56,6 +56,12 @@ def test_cancelled_wins_then_expired_then_paused() -> None:
     assert verdict(campaign(expires_at="2026-12-06T09:00:01+00:00"), NOW) is None
 
 
+def test_an_expiry_without_an_offset_is_utc_and_an_unreadable_one_expires_nothing() -> None:
+    assert isinstance(verdict(campaign(expires_at="2026-12-06T09:00:00"), NOW), Skipped)
+    assert verdict(campaign(expires_at="2026-12-06T09:00:01"), NOW) is None
+    assert verdict(campaign(expires_at="tomorrow"), NOW) is None
+
+
 def test_a_missing_campaign_is_a_permanent_failure() -> None:
     missing = verdict(None, NOW)
     assert isinstance(missing, Failure)
