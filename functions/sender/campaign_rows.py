@@ -38,8 +38,8 @@ PAUSE_DELAY: Final = 2.0
 does (``requeue.delay_seconds``), so a long pause polls each queued row about every minute and a half at most."""
 NOT_FOUND: Final = "campaign_not_found"
 DISABLED: Final = "campaigns_disabled"
-CANCELLED: Final = "campaign_cancelled"
-EXPIRED: Final = "campaign_expired"
+CANCELLED: Final = CAMPAIGN_CANCELLED.reason
+EXPIRED: Final = CAMPAIGN_EXPIRED.reason
 _ENDED: Final = {CANCELLED: RowState.CANCELLED, EXPIRED: RowState.EXPIRED}
 """A skipped row's state by the skip's reason; any other skip (suppressed, capped) is ``skipped``."""
 
