@@ -13,6 +13,8 @@ batch over again until the function reports it done. So every stored status chan
 * ``WhatsApp Campaign Status Changed``: when a campaign's status moves, from the campaigns table's stream (its other
   changes, the counts, publish nothing); ``dedupe_id`` is the campaign and its status version.
 
+Both events of a campaign's message carry ``campaign_id`` and ``ref`` (the row's reference), from its send record.
+
 Events go to the customer's own bus (``EVENT_BUS_NAME``), so they carry the full recipient number, which the
 customer needs to act on them; logs never do. A ``PutEvents`` entry that fails is retried, never ignored; one that
 still fails reports its stream record as failed, and Lambda hands the batch over again from there. So does a record
@@ -187,7 +189,7 @@ class Publisher:
             detail["retry"] = {"attempt": item.retry.attempt, "retry_at": item.retry.retry_at}
         if send is not None and send.retry_of:
             detail |= {"retry_of": send.retry_of, "attempt": send.attempt}
-        return self._event(STATUS_CHANGED, detail)
+        return self._event(STATUS_CHANGED, detail | _campaign(send))
 
     def _event(self, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -271,9 +273,16 @@ def campaign_detail(change: CampaignMoved) -> dict[str, Any]:
     }
 
 
+def _campaign(send: SendRecord | None) -> dict[str, Any]:
+    """A campaign message's ``campaign_id`` and ``ref`` (docs/campaigns.md); nothing for any other message."""
+    if send is None or not send.campaign_id:
+        return {}
+    return {"campaign_id": send.campaign_id, "ref": send.campaign_ref}
+
+
 def _click_detail(change: Clicked, send: SendRecord | None) -> dict[str, Any]:
     click = change.click
-    return {
+    return _campaign(send) | {
         "message_id": change.message_id if send else None,
         "context_message_id": change.message_id or None,
         "from": click.from_,

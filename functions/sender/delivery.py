@@ -12,6 +12,8 @@ Adding a step: write a method from one state's list to the next one's, and chain
    ``idempotency_key``, else the trigger's (message attribute, ``Idempotency-Key`` header), else the trigger's own id
    for the message (SQS message id, API request id); the claim guarding the key. An invalid body is a permanent
    failure. The credentials are then read once for all; when they cannot be, every parsed message fails with that.
+   A campaign row's envelope is opened there too (:mod:`envelopes`), and its campaign's status checked next
+   (:mod:`campaign_rows`): paused, it is put back delayed; cancelled or expired, skipped; running, it goes on.
 2. **check** (Parsed -> Parsed): each message against its template in the account's catalogue (:mod:`template_gate`):
    under ``TEMPLATE_CHECK=enforce`` one that does not fit is a permanent failure (``template_mismatch``), never paced,
    claimed or sent; the check fails open when the catalogue is unavailable.
@@ -34,6 +36,7 @@ Adding a step: write a method from one state's list to the next one's, and chain
 8. **settle** every claim in one request (:func:`fate.settlement`): outcomes stored, the other claims released; each
    message sent now (or skipped) recorded in the messages table, and the frequency cap's count of each pair a counted
    message went to (:meth:`screen.Screen.counts`), in the same request.
+   Then each campaign row that ended gets its outcome item and is counted once (:mod:`campaign_rows`).
 9. **report**: one log line and the metrics of each outcome (:mod:`observability`).
 
 Nothing final is lost on the way: a message whose outcome could not be stored is still reported as it ended (its key
@@ -50,7 +53,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+import campaign_rows
 from botocore.exceptions import ClientError
+from campaign_rows import CampaignRows
+from envelopes import INVALID_RETRY, EnvelopeError, Opened, open_body
 
 import fate
 import idempotency
@@ -61,6 +67,7 @@ from idempotency import Claim, ClaimResult, IdempotencyStore
 from idempotency_record import from_stored, stored_data
 from incoming import Incoming
 from nxcloud_wa.audience import AudienceSettings
+from nxcloud_wa.campaigns import RowTag
 from nxcloud_wa.catalogue import TemplateCatalogue, category_of
 from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.credentials import Credentials
@@ -70,7 +77,7 @@ from nxcloud_wa.exceptions import InvalidMessageError
 from nxcloud_wa.failures import Failure, failure, failure_for, rate_limited, unknown
 from nxcloud_wa.messages_table import SendRecord, SkipRecord, attempt_link
 from nxcloud_wa.models import Defaults, SendRequest, parse_message
-from nxcloud_wa.retries import InvalidEnvelopeError, RetryMarker, keeps_request, marker_problem, request_text, unwrap
+from nxcloud_wa.retries import RetryMarker, keeps_request, marker_problem, request_text
 from nxcloud_wa.sender import Sender
 from nxcloud_wa.timeline import Timeline
 from outbox import DeadLetter, Entry, PutBackCopy, send_all
@@ -92,6 +99,9 @@ class Parsed:
     """A marketing message under the frequency cap: its send counts (the settlement writes its pair's count)."""
     retry: RetryMarker | None = None
     """A 131049 retry's marker (:mod:`nxcloud_wa.retries`), once checked against the messages table."""
+    campaign: RowTag | None = None
+    """The campaign row it is (:mod:`nxcloud_wa.campaigns`): its status is checked before the send, its outcome
+    recorded and counted at the settlement (:mod:`campaign_rows`)."""
 
     def ended(self, result: Result) -> Attempted:
         return Attempted(self.incoming, result, self)
@@ -214,6 +224,7 @@ class Delivery:
         max_receive_count: int = 0,
         audience: AudienceSettings | None = None,
         catalogue: TemplateCatalogue | None = None,
+        campaigns: CampaignRows | None = None,
     ) -> None:
         self.sender = sender
         self.store = store
@@ -237,6 +248,8 @@ class Delivery:
         """The 131049 retry settings: whether a send record keeps its request (:func:`retries.keeps_request`)."""
         self.catalogue = catalogue
         """The templates' categories (None: unknown, so marketing)."""
+        self.campaigns = campaigns
+        """Campaign rows' status checks and settlement (``CAMPAIGNS_TABLE``); None: a campaign row is dead-lettered."""
 
     def deliver(
         self, messages: Sequence[Incoming], *, remaining_ms: int, dead_letter_rejections: bool
@@ -247,10 +260,12 @@ class Delivery:
         permanent failure goes to the dead-letter queue (queue) or back to the caller (API).
         """
         parsed = _advance([_parse(m) for m in messages], self._verify_retries)
+        parsed = _advance(parsed, self._check_campaigns)
         attempts = _advance(parsed, lambda live: self._attempt(live, remaining_ms))
         rules = fate.Rules(dead_letter_rejections, bool(self.send_queue_url), self.max_receive_count)
         outcomes = self._dispose(attempts, rules)
         self._settle(attempts, outcomes)
+        outcomes = self._settle_rows(attempts, outcomes)
         for attempt, outcome in zip(attempts, outcomes, strict=True):
             observability.report(outcome, attempt.request, attempt.key, attempt.incoming, waited_ms=attempt.waited_ms)
         return outcomes
@@ -293,6 +308,23 @@ class Delivery:
                     continue
                 why = marker_problem(p.retry, p.request, p.key, failed, status)
                 checked.append(p if why is None else _invalid_retry(p, why))
+        return checked
+
+    # --- 1c. a campaign row's campaign
+
+    def _check_campaigns(self, live: list[Parsed]) -> list[Attempted | Parsed]:
+        """What each campaign row's campaign says before anything else is done (:mod:`campaign_rows`): one read per
+        distinct campaign the container has not seen within the last seconds; messages of no campaign pay nothing."""
+        tags = [p.campaign.campaign_id for p in live if p.campaign is not None]
+        if not tags:
+            return list(live)
+        if self.campaigns is None:
+            return [p.ended(campaign_rows.disabled()) if p.campaign is not None else p for p in live]
+        verdicts = iter(self.campaigns.verdicts(tags))
+        checked: list[Attempted | Parsed] = []
+        for p in live:
+            verdict = next(verdicts) if p.campaign is not None else None
+            checked.append(p if verdict is None else p.ended(verdict))
         return checked
 
     # --- 2. check
@@ -498,6 +530,25 @@ class Delivery:
                     extra={"idempotency_key": a.key},
                 )
 
+    def _settle_rows(self, attempts: list[Attempted], outcomes: list[Outcome]) -> list[Outcome]:
+        """Record and count the campaign rows that ended (:meth:`campaign_rows.CampaignRows.settle`); the outcomes,
+        with a retry in place of an unsent row whose outcome could not be recorded. Never raises: the messages'
+        fates are decided and written already."""
+        rows = {
+            i: (a.message.campaign, outcome)
+            for i, (a, outcome) in enumerate(zip(attempts, outcomes, strict=True))
+            if a.message is not None and a.message.campaign is not None
+        }
+        if not rows or self.campaigns is None:
+            return outcomes
+        try:
+            retry = self.campaigns.settle(rows)
+        except Exception as exc:
+            observability.logger.exception("could not settle the campaign rows")
+            observability.campaign_rows_unrecorded(len(rows), "row", exc)
+            return outcomes
+        return [retry.get(i, outcome) for i, outcome in enumerate(outcomes)]
+
     def _counts(self, attempts: list[Attempted]) -> dict[str, list[Item]]:
         """The frequency cap's counts of the pairs whose counted messages may have gone out
         (:func:`fate.may_have_sent`): written whether or not delivery tracking is on."""
@@ -532,20 +583,20 @@ class Delivery:
 
 
 def _parse(incoming: Incoming) -> Attempted | Parsed:
-    retry: RetryMarker | None = None
+    opened = Opened(incoming.body)
     try:
         if incoming.request is not None:
             request = incoming.request
         else:
-            retry, body = unwrap(incoming.body) if incoming.queued else (None, incoming.body)
-            request = parse_message(body)
+            opened = open_body(incoming.body) if incoming.queued else opened
+            request = parse_message(opened.message)
     except InvalidMessageError as exc:
         return Attempted(incoming, failure_for(exc))
-    except InvalidEnvelopeError as exc:
-        return Attempted(incoming, _retry_refused(str(exc)))
+    except EnvelopeError as exc:
+        return Attempted(incoming, failure(INVALID_MESSAGE, exc.code, str(exc)))
     key = request.idempotency_key or incoming.key or incoming.source_id
     payload = request.model_dump(mode="json", exclude_none=True, exclude={"idempotency_key"})
-    return Parsed(incoming, request, key, Claim.of(key, payload), retry=retry)
+    return Parsed(incoming, request, key, Claim.of(key, payload), retry=opened.retry, campaign=opened.campaign)
 
 
 def _invalid_retry(p: Parsed, why: str) -> Attempted:
@@ -554,8 +605,8 @@ def _invalid_retry(p: Parsed, why: str) -> Attempted:
 
 
 def _retry_refused(why: str) -> Failure:
-    """The failure of a retry envelope or marker the sender refuses (``invalid_message`` / ``invalid_retry``)."""
-    return failure(INVALID_MESSAGE, "invalid_retry", why)
+    """The failure of a retry marker the sender refuses (``invalid_message`` / ``invalid_retry``)."""
+    return failure(INVALID_MESSAGE, INVALID_RETRY, why)
 
 
 def _screened(p: Parsed, verdict: Verdict, defaults: Defaults) -> Attempted | Parsed:
@@ -597,6 +648,8 @@ def _send_record(message: Parsed, sent: Sent, defaults: Defaults, kept: str | No
         retry_request=kept,
         retry_of=retry.original_message_id if retry else None,
         attempt=retry.attempt if retry else 0,
+        campaign_id=message.campaign.campaign_id if message.campaign else None,
+        campaign_ref=message.campaign.ref if message.campaign else None,
         **_record_fields(message, defaults),
     )
 

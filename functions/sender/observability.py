@@ -9,8 +9,10 @@
   (put back on the queue for a throttle, by code), ``MessagesThrottled`` (refused upstream for a rate, by code),
   ``MessagesRateLimited`` (found its number at its rate: waited for its slot or was held back; the alarm's metric),
   ``RateLimitWait`` (ms a message waited for its slot) and ``RateLimiterErrors`` (the limiter failed open). Audience
-  (docs/audience.md): ``MessagesSkipped`` (dimension ``Reason``: ``suppressed``, ``frequency_cap``), and
-  ``SuppressionCheckFailed`` (dimension ``Action``: ``send`` or ``retry_later``: the list could not be read).
+  (docs/audience.md): ``MessagesSkipped`` (dimension ``Reason``: ``suppressed``, ``frequency_cap``, and a campaign
+  row's ``campaign_cancelled``, ``campaign_expired``), and ``SuppressionCheckFailed`` (dimension ``Action``: ``send``
+  or ``retry_later``: the list could not be read). Campaigns (docs/campaigns.md): ``CampaignRowsUnrecorded``
+  (dimension ``What``: ``row`` or ``counts``: a settled row the campaign's counts may miss).
 * Tracer: created only when tracing is on. ``Tracer()`` imports the X-Ray SDK (~0.8 s of cold start) even when
   disabled, so outside Lambda or with ``POWERTOOLS_TRACE_DISABLED=true`` a no-op stands in and costs nothing.
 * The Logger and Metrics are built as the three functions build them (``nxcloud_wa.telemetry``), which also holds
@@ -174,22 +176,23 @@ def report(
 
 
 def _skipped(outcome: Skipped, request: SendRequest | None, key: str | None, where: dict[str, object]) -> None:
-    """A message skipped on purpose (its recipient is suppressed, or capped): not a failure, so no error class or
-    code."""
+    """A message skipped on purpose (its recipient is suppressed, or capped; its campaign cancelled or expired): not
+    a failure, so no error class or code."""
     count_by("MessagesSkipped", "Reason", outcome.reason)
-    why: dict[str, object] = (
-        {"cap": outcome.cap}
-        if outcome.cap
-        else {
+    why: dict[str, object]
+    if outcome.cap:
+        text, why = "message skipped: the recipient has reached the marketing frequency cap", {"cap": outcome.cap}
+    elif outcome.suppression_reason:
+        text = "message skipped: the recipient is suppressed"
+        why = {
             "suppression_reason": outcome.suppression_reason,
             "scope": outcome.scope,
             "source": redact_numbers(outcome.source),
         }
-    )
+    else:
+        text, why = f"message skipped: {outcome.failure.error_message}", {}
     logger.info(
-        "message skipped: the recipient has reached the marketing frequency cap"
-        if outcome.cap
-        else "message skipped: the recipient is suppressed",
+        text,
         extra={
             "outcome": "skipped",
             "reason": outcome.reason,
@@ -278,3 +281,13 @@ def log_unrecorded(outcome: Outcome | None, key: str | None) -> None:
         "in-progress expiry",
         extra={"idempotency": "unrecorded", "outcome": type(outcome).__name__, "idempotency_key": key},
     )
+
+
+def campaign_rows_unrecorded(rows: int, what: str, error: BaseException) -> None:
+    """Campaign rows whose outcome item (``what`` = ``row``) or count (``counts``) the settlement could not write:
+    the campaign's counts fall short of its report by ``rows`` (docs/campaigns.md, "Sending")."""
+    logger.warning(
+        "campaign rows could not be recorded: the campaign's counts may fall short of its report",
+        extra={"campaign_rows": "unrecorded", "what": what, "rows": rows, "error": type(error).__name__},
+    )
+    count_by("CampaignRowsUnrecorded", "What", what, rows)

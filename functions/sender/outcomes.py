@@ -71,8 +71,10 @@ UNKNOWN_CATEGORY: Final = "unknown"
 class Skipped:
     """Not sent, on purpose, and final (docs/audience.md): the recipient is on the business number's suppression list
     for the template's category (``reason`` ``suppressed``), or has had as many marketing templates as the frequency
-    cap allows in its window (``frequency_cap``). Not a failure: never claimed, never dead-lettered, deleted from the
-    queue, recorded in the messages table; the API answers 422 (``recipient_suppressed``, ``frequency_capped``).
+    cap allows in its window (``frequency_cap``); or, for a campaign row, its campaign was cancelled
+    (``campaign_cancelled``) or its ``expires_at`` passed (``campaign_expired``; docs/campaigns.md). Not a failure:
+    never claimed, never dead-lettered, deleted from the queue, recorded in the messages table (a campaign's skip in
+    the campaigns table instead); the API answers 422 (``recipient_suppressed``, ``frequency_capped``).
 
     ``failure`` says it the way every other outcome does, for the API's body; ``reason`` is why it was skipped (the
     metric's ``Reason``); the other fields say the rest: the entry's reason, scope and source, or the cap."""

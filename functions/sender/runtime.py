@@ -13,8 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from campaign_rows import CampaignRows
+
 from delivery import Delivery, Pacing
 from idempotency import IdempotencyStore
+from nxcloud_wa.campaigns_table import CampaignStore
 from nxcloud_wa.catalogue import TemplateCatalogue
 from nxcloud_wa.config import TemplateCheckMode, UnknownOutcomePolicy
 from nxcloud_wa.sender import Sender
@@ -139,6 +142,7 @@ def _build(settings: SenderSettings) -> Runtime:
         max_receive_count=settings.max_receive_count,
         audience=settings.audience,
         catalogue=catalogue,
+        campaigns=CampaignRows(CampaignStore(writer, settings.campaigns_table)) if settings.campaigns_table else None,
     )
     return Runtime(
         settings=settings,

@@ -40,6 +40,9 @@ class SenderSettings:
     rate_wait_seconds: float = DEFAULT_RATE_WAIT_SECONDS
     max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
     """The send queue's ``maxReceiveCount``: a put-back copy's failures count against it with its original's."""
+    campaigns_table: str = ""
+    """The campaigns table (docs/campaigns.md); empty: campaigns are disabled, and a campaign row is dead-lettered
+    (``campaigns_disabled``)."""
     audience: AudienceSettings = field(default_factory=AudienceSettings)
     """The suppression list and its check (``SUPPRESSIONS_TABLE``, ``SUPPRESSION_CHECK``; docs/audience.md)."""
 
@@ -75,6 +78,7 @@ class SenderSettings:
             messages_per_second=env.positive_int("MESSAGES_PER_SECOND", DEFAULT_MESSAGES_PER_SECOND),
             rate_wait_seconds=env.positive_float("RATE_WAIT_SECONDS", DEFAULT_RATE_WAIT_SECONDS),
             max_receive_count=env.positive_int("MAX_RECEIVE_COUNT", DEFAULT_MAX_RECEIVE_COUNT),
+            campaigns_table=env.text("CAMPAIGNS_TABLE"),
             audience=AudienceSettings.read(env),
         )
         env.check()

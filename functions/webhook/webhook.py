@@ -9,7 +9,9 @@ table (``nxcloud_wa.timeline``), and what it implies stored in the suppression l
 (``nxcloud_wa.suppression_sources``: opt-out and opt-in clicks and texts, 131050 and 131026 failures), or, if any of
 those writes fails, the whole raw body put on the kept-callbacks queue to be replayed (``nxwa webhooks replay``; every
 write is idempotent); if that fails too, 503. A body that is not JSON or not NXCloud's shape is a 400 and is kept the
-same way with its reason, and so is an oversized one (413, first 64 KiB): never dropped silently. The token never
+same way with its reason, and so is an oversized one (413, first 64 KiB): never dropped silently. A status that
+changes a campaign message's current status adds to its campaign's ``delivered``, ``read`` or ``failed`` count
+(:meth:`Receiver.count_campaigns`). The token never
 appears in a log line, a metric or an answer; phone numbers only masked.
 """
 
@@ -19,6 +21,7 @@ import base64
 import hmac
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,11 +31,13 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nxcloud_wa.audience import AddEntry, AudienceSettings, RetryLater, status_action
-from nxcloud_wa.callbacks import WebhookBody, parse_callback
+from nxcloud_wa.callbacks import StatusCallback, WebhookBody, parse_callback
+from nxcloud_wa.campaigns import delivery_counts
+from nxcloud_wa.campaigns_table import CampaignStore
 from nxcloud_wa.config import EnvReader, env_defaults, merge_defaults
 from nxcloud_wa.credentials import Credentials, load_credentials
 from nxcloud_wa.exceptions import InvalidCallbackError
-from nxcloud_wa.messages_table import RetryMark
+from nxcloud_wa.messages_table import RetryMark, SendRecord
 from nxcloud_wa.models import Defaults
 from nxcloud_wa.phone import mask_phone, mask_valid_phone, redact_numbers
 from nxcloud_wa.retries import RetryScheduler, ScheduleTarget, next_attempt
@@ -40,7 +45,7 @@ from nxcloud_wa.sqs import sqs_text
 from nxcloud_wa.suppression_sources import Applied, Unkeyed, apply, implied, keyed
 from nxcloud_wa.suppressions import SuppressionStore
 from nxcloud_wa.telemetry import Telemetry
-from nxcloud_wa.timeline import Timeline
+from nxcloud_wa.timeline import SendRecords, StatusMove, Timeline
 
 MAX_BODY_BYTES: Final = 64 * 1024
 MIN_TOKEN_LENGTH: Final = 32
@@ -67,6 +72,9 @@ class WebhookSettings:
     retry_target: ScheduleTarget | None = None
     """Where 131049 retries are scheduled (``RETRY_SCHEDULE_GROUP``, ``RETRY_QUEUE_ARN``, ``RETRY_ROLE_ARN``); None
     when the stack gives none: every 131049 failure is then final."""
+    campaigns_table: str = ""
+    """Where a campaign message's delivered, read and failed counts are added (``CAMPAIGNS_TABLE``,
+    docs/campaigns.md); empty: none are counted."""
 
     @classmethod
     def from_env(cls) -> WebhookSettings:
@@ -80,6 +88,7 @@ class WebhookSettings:
             audience=AudienceSettings.read(env),
             defaults=env_defaults(env),
             retry_target=_retry_target(env),
+            campaigns_table=env.text("CAMPAIGNS_TABLE"),
         )
         env.required("SUPPRESSIONS_TABLE", "the suppression list's table, where callbacks' opt-outs are stored")
         env.check()
@@ -105,6 +114,8 @@ class Receiver:
         self.sqs = session.client("sqs")
         target = settings.retry_target
         self.scheduler = RetryScheduler(session.client("scheduler"), target) if target is not None else None
+        table = settings.campaigns_table
+        self.campaigns = CampaignStore(dynamodb, table) if table else None
         self.clock = clock
         self._refreshed_at = 0.0
 
@@ -130,10 +141,12 @@ class Receiver:
     def store(self, body: WebhookBody) -> None:
         """Store every entry, then what the body implies for the suppression list (each write is idempotent, so a
         replay of the same body changes nothing more). Raises when a write fails: the caller keeps the body."""
-        changed = 0
+        changed: list[tuple[StatusCallback, StatusMove]] = []
         retries = self.schedule_retries(body)
         for status in body.statuses:
-            changed += self.timeline.record_status(status, retries.get(status.id))
+            move = self.timeline.record_status_move(status, retries.get(status.id))
+            if move is not None:
+                changed.append((status, move))
         clicks = [m for m in body.messages if m.is_button_click]
         for click in clicks:
             self.timeline.record_click(click)
@@ -144,14 +157,46 @@ class Receiver:
             "callback stored",
             extra={
                 "statuses": [f"{s.status}" for s in body.statuses],
-                "status_changes": changed,
+                "status_changes": len(changed),
                 "clicks": len(clicks),
                 "texts": texts,
                 "ignored_messages": len(body.messages) - len(clicks) - texts,
                 "recipients": sorted({mask_phone(s.recipient_id) for s in body.statuses if s.recipient_id}),
             },
         )
-        self.record_suppressions(body)
+        send_records = SendRecordsOnce(self.timeline)
+        self.count_campaigns([(s, move) for s, move in changed if s.id not in retries], send_records)
+        self.record_suppressions(body, send_records)
+
+    def count_campaigns(
+        self, changed: list[tuple[StatusCallback, StatusMove]], send_records: Callable[[list[str]], SendRecords]
+    ) -> None:
+        """Add the campaign messages' new current statuses to their campaigns' ``delivered``, ``read`` and ``failed``
+        counts (:func:`nxcloud_wa.campaigns.delivery_counts`): one read of the changed messages' send records, one
+        ``ADD`` per campaign. Only a status that changed the message's current status counts (its conditional write
+        is the token), so a repeated or replayed callback counts nothing, and a 131049 failure that will be retried
+        is not ``failed``. At most once: a failure here is logged and counted (``CampaignCountsLost``), not raised,
+        since a replay of the body would count nothing."""
+        counted = [(s, names) for s, move in changed if (names := delivery_counts(s.status, move.previous))]
+        if self.campaigns is None or not counted:
+            return
+        try:
+            sends = send_records([s.id for s, _ in counted]).found
+            by_campaign: dict[str, Counter[str]] = {}
+            for status, names in counted:
+                send = sends.get(status.id)
+                if send is not None and send.campaign_id:
+                    by_campaign.setdefault(send.campaign_id, Counter()).update(names)
+        except Exception:
+            logger.exception("could not read the send records of a callback's statuses: campaign counts lost")
+            metrics.add_metric(name="CampaignCountsLost", unit=MetricUnit.Count, value=len(counted))
+            return
+        for campaign_id, counts in by_campaign.items():
+            try:
+                self.campaigns.add_counts(campaign_id, counts)
+            except Exception:
+                logger.exception("could not add a campaign's delivery counts", extra={"campaign_id": campaign_id})
+                metrics.add_metric(name="CampaignCountsLost", unit=MetricUnit.Count, value=sum(counts.values()))
 
     def schedule_retries(self, body: WebhookBody) -> dict[str, RetryMark]:
         """Schedule the retry each 131049 failure asks for (``nxcloud_wa.retries``) before its status is stored, and
@@ -188,12 +233,12 @@ class Receiver:
                 metrics.add_metric(name="RetriesScheduled", unit=MetricUnit.Count, value=1)
         return marks
 
-    def record_suppressions(self, body: WebhookBody) -> None:
+    def record_suppressions(self, body: WebhookBody, send_records: Callable[[list[str]], SendRecords]) -> None:
         """Add and remove the suppression list's entries the body implies, each reported as it is done."""
         changes = implied(body, self.settings.audience)
         if not changes:
             return
-        ready, unkeyed = keyed(changes, self.timeline.send_records, self.default_business_phone)
+        ready, unkeyed = keyed(changes, send_records, self.default_business_phone)
         for missing in unkeyed:
             _report_unkeyed(missing)
         for applied in apply(ready, self.suppressions):
@@ -228,6 +273,29 @@ class Receiver:
         metrics.add_metric(name="CallbacksKept", unit=MetricUnit.Count, value=1)
         logger.warning("callback kept for replay", extra={"reason": reason, "problem": problem[:300]})
         return True
+
+
+class SendRecordsOnce:
+    """A callback body's send records, each read at most once: the campaign counts and the suppression list's keys
+    often need the same messages', and one read serves both."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self._timeline = timeline
+        self._found: dict[str, SendRecord] = {}
+        self._unread: set[str] = set()
+        self._asked: set[str] = set()
+
+    def __call__(self, message_ids: list[str]) -> SendRecords:
+        missing = [m for m in dict.fromkeys(message_ids) if m not in self._asked]
+        if missing:
+            read = self._timeline.send_records(missing)
+            self._found |= read.found
+            self._unread |= read.unread
+            self._asked |= set(missing)
+        return SendRecords(
+            {m: self._found[m] for m in message_ids if m in self._found},
+            frozenset(m for m in message_ids if m in self._unread),
+        )
 
 
 def _iso(at: datetime) -> str:

@@ -219,6 +219,7 @@ EXPECTED_ENVIRONMENT = {
     "MESSAGES_PER_SECOND": ref("MessagesPerSecond"),
     "RATE_WAIT_SECONDS": "2",
     "MAX_RECEIVE_COUNT": ref("MaxReceiveCount"),
+    "CAMPAIGNS_TABLE": ref("CampaignsTable"),
     **AUDIENCE_ENVIRONMENT,
     "MARKETING_LIMIT_RETRY_HOURS": ref("MarketingLimitRetryHours"),
     "POWERTOOLS_SERVICE_NAME": {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]},
@@ -598,6 +599,10 @@ EXPECTED_STATEMENTS = {
         },
         [getatt("SuppressionsTable", "Arn")],
     ),
+    "CampaignRowsSettle": (
+        {"dynamodb:BatchGetItem", "dynamodb:PartiQLInsert", "dynamodb:UpdateItem"},
+        [getatt("CampaignsTable", "Arn")],
+    ),
     "ListSuppressionsByNumber": (
         {"dynamodb:Query"},
         [{"Fn::Sub": "${SuppressionsTable.Arn}/index/by_business_phone"}],
@@ -681,6 +686,7 @@ WEBHOOK_STATEMENTS = {
     "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, [getatt("WebhookLogGroup", "Arn")]),
     "StoreCallbacks": ({"dynamodb:UpdateItem", "dynamodb:PutItem"}, [getatt("MessagesTable", "Arn")]),
     "ReadSendRecords": ({"dynamodb:BatchGetItem"}, [getatt("MessagesTable", "Arn")]),
+    "CampaignDeliveryCounts": ({"dynamodb:UpdateItem"}, [getatt("CampaignsTable", "Arn")]),
     "RecordSuppressions": (
         {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
         [getatt("SuppressionsTable", "Arn")],
@@ -1297,6 +1303,10 @@ def test_retry_schedules_go_to_the_send_queue_through_a_role_that_can_only_send_
     assert resources["RetryScheduleGroup"]["Type"] == "AWS::Scheduler::ScheduleGroup"
     webhook = statements_of(resources, "WebhookFunctionRole")["PassRetrySchedulerRole"]
     assert webhook["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+
+
+def test_the_webhook_counts_campaign_deliveries_in_the_campaigns_table(resources: dict[str, Any]) -> None:
+    assert props(resources, "WebhookFunction")["Environment"]["Variables"]["CAMPAIGNS_TABLE"] == ref("CampaignsTable")
 
 
 def test_the_webhook_schedules_retries_where_the_stack_says(

@@ -366,3 +366,12 @@ def test_a_read_with_nothing_unprocessed_does_not_wait() -> None:
     assert set(timeline.send_records([f"m-{n}" for n in range(150)]).found) == {f"m-{n}" for n in range(150)}
     assert [len(call) for call in client.calls] == [100, 50]  # BatchGetItem's limit
     assert slept == []
+
+
+def test_a_status_move_says_which_status_it_replaced(dynamodb: Any) -> None:
+    timeline = Timeline(dynamodb, TABLE, retention_days=30, clock=lambda: 1_800_000_000.0)
+    moves = [
+        timeline.record_status_move(callback("mv-1", status, second))
+        for status, second in (("sent", 1), ("read", 3), ("delivered", 2), ("read", 3))
+    ]
+    assert [m.previous if m is not None else "unchanged" for m in moves] == [None, "sent", "unchanged", "unchanged"]

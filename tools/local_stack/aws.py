@@ -66,6 +66,7 @@ class Resources:
             "RETRY_SCHEDULE_GROUP": self.retry_group,
             "RETRY_QUEUE_ARN": self.send_queue_arn,
             "RETRY_ROLE_ARN": self.retry_role_arn,
+            "CAMPAIGNS_TABLE": self.campaigns_table,
         }
 
     def stream_arn(self, table_name: str | None = None) -> str:

@@ -91,6 +91,17 @@ FINAL_STATES: Final = frozenset(RowState) - {RowState.QUEUED}
 
 DELIVERY_COUNTS: Final = ("delivered", "read", "failed")
 """Counted from NXCloud's callbacks after the send: they go on moving once the campaign is ``completed``."""
+
+
+def delivery_counts(status: str, previous: str | None) -> tuple[str, ...]:
+    """The delivery counts a campaign message's status adds when it becomes the message's current status, replacing
+    ``previous`` (None: its first). A message read is delivered: a ``read`` that arrives before its ``delivered``
+    (which then changes nothing) counts both, so ``delivered`` >= ``read`` always."""
+    if status == "read":
+        return ("read",) if previous == "delivered" else ("read", "delivered")
+    return (status,) if status in DELIVERY_COUNTS else ()
+
+
 COUNTS: Final = ("rows", *(state.value for state in RowState), *DELIVERY_COUNTS)
 """Every count a campaign keeps, in the order the API shows them. ``rows`` is the file's records read so far;
 ``queued`` counts rows handed to the sender (it is not decreased when they end: counts never go backwards)."""

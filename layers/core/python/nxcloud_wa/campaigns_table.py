@@ -11,27 +11,32 @@ Key ``campaign_id`` (partition) and ``sk`` (sort):
   count (``n_<count>``, :data:`nxcloud_wa.campaigns.COUNTS`). Counts only ever grow by ``ADD``: one UpdateItem per
   batch, never a scan. ``listed`` (a constant) and ``created`` (``created_at#campaign_id``) key the index
   ``by_created``, so ``GET /campaigns`` is a Query, newest first.
-* ``sk = "row#<row, 9 digits>"``: a sent row's outcome as the sender settled it (:class:`RowOutcome`), written in the
-  settlement's BatchWriteItem. Invalid and duplicate rows have no item: the planner's row log holds them.
+* ``sk = "row#<row, 9 digits>"``: a sent row's outcome as the sender settled it (:class:`RowOutcome`), written by
+  :meth:`CampaignStore.insert_rows` (PartiQL ``INSERT``: the first outcome stored is the row's, and the item is the
+  token that counts the row once). Invalid and duplicate rows have no item: the planner's row log holds them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .campaigns import COUNTS, Action, RowState, Status, transition
-from .dynamo import CONDITION_FAILED, Item, error_code
+from .dynamo import CONDITION_FAILED, Item, batch_get, error_code
 
 CAMPAIGN_SK: Final = "campaign"
 ROW_PREFIX: Final = "row#"
 INDEX: Final = "by_created"
 LISTED: Final = "campaign"
 MAX_PAGE: Final = 100
+STATEMENT_LIMIT: Final = 25
+"""Most statements one ``BatchExecuteStatement`` takes."""
+DUPLICATE_ITEM: Final = "DuplicateItem"
+"""A ``BatchExecuteStatement`` entry's error code for an ``INSERT`` whose key exists."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +209,7 @@ _ROW_TEXT: Final = ("message_id", "reason", "error_code", "ref", "delivery")
 
 
 def encode_row(outcome: RowOutcome) -> Item:
-    """A row outcome's item, as a Put for the settlement's BatchWriteItem."""
+    """A row outcome's item (what :meth:`CampaignStore.insert_rows` inserts)."""
     item: Item = {
         **row_key(outcome.campaign_id, outcome.row),
         "state": {"S": outcome.state.value},
@@ -228,6 +233,15 @@ def decode_row(item: Mapping[str, Any]) -> RowOutcome:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RowsInserted:
+    """What :meth:`CampaignStore.insert_rows` did: the outcomes stored now (count these, and only these), and those
+    DynamoDB refused for a reason other than the row having an outcome already (with the error)."""
+
+    inserted: list[RowOutcome] = field(default_factory=list)
+    failed: list[tuple[RowOutcome, Exception]] = field(default_factory=list)
+
+
 class CampaignStore:
     """Every request made to the campaigns table."""
 
@@ -246,6 +260,43 @@ class CampaignStore:
         if "Item" not in answer:
             raise CampaignNotFoundError(campaign_id)
         return decode(answer["Item"])
+
+    def get_many(self, campaign_ids: Sequence[str]) -> dict[str, Campaign]:
+        """The campaigns of ``campaign_ids`` that exist, in one consistent ``BatchGetItem`` (the sender's status check
+        of a batch). Raises when DynamoDB leaves some unread: the caller cannot tell unread from missing."""
+        read = batch_get(
+            self._client, self._table, [campaign_key(i) for i in dict.fromkeys(campaign_ids)], consistent=True
+        )
+        if read.unread:
+            raise RuntimeError(f"{len(read.unread)} campaigns left unread by BatchGetItem")
+        return {c.campaign_id: c for c in map(decode, read.items)}
+
+    def insert_rows(self, outcomes: Sequence[RowOutcome]) -> RowsInserted:
+        """Store each row's outcome unless the row has one already: a PartiQL ``INSERT`` each (1 write unit), 25 a
+        request. A row refused as existing (``DuplicateItem``) was settled before (a redelivery, a settlement run
+        twice): it is neither inserted nor failed, so the caller counts it nowhere. A request that fails whole fails
+        its rows; the others' stand."""
+        unique = list({(o.campaign_id, o.row): o for o in reversed(outcomes)}.values())[::-1]  # first of a row wins
+        done = RowsInserted()
+        for start in range(0, len(unique), STATEMENT_LIMIT):
+            chunk = unique[start : start + STATEMENT_LIMIT]
+            try:
+                answer = self._client.batch_execute_statement(Statements=[self._insert(o) for o in chunk])
+            except (ClientError, BotoCoreError) as exc:
+                done.failed.extend((o, exc) for o in chunk)
+                continue
+            for outcome, response in zip(chunk, answer.get("Responses") or [], strict=True):
+                error = response.get("Error")
+                if error is None:
+                    done.inserted.append(outcome)
+                elif error.get("Code") != DUPLICATE_ITEM:
+                    done.failed.append((outcome, ClientError({"Error": error}, "BatchExecuteStatement")))
+        return done
+
+    def _insert(self, outcome: RowOutcome) -> dict[str, Any]:
+        item = encode_row(outcome)
+        names = ", ".join(f"'{name}': ?" for name in item)
+        return {"Statement": f'INSERT INTO "{self._table}" VALUE {{{names}}}', "Parameters": list(item.values())}
 
     def newest(self, limit: int = 20, cursor: Mapping[str, Any] | None = None) -> tuple[list[Campaign], Item | None]:
         """A page of campaigns, newest first, and the cursor of the next page (None: this was the last)."""

@@ -288,8 +288,28 @@ RATE_LIMITED: Final = Classification(
     "back unsent, and is sent when the number has capacity",
 )
 """This stack's own limiter held the message back (functions/sender/rate_limiter.py): no request was made."""
-THROTTLE_REASONS: Final = frozenset({THROTTLED.reason, RATE_LIMITED.reason})
-"""Reasons that delay a message without counting as one of its failed attempts (docs/throughput.md)."""
+CAMPAIGN_PAUSED: Final = Classification(
+    "campaign_paused",
+    _R,
+    409,
+    "the message's campaign is paused (or not started yet): the row was put back on the queue unsent, and is sent "
+    "once the campaign runs (docs/campaigns.md)",
+)
+"""A campaign row held back by its campaign's status: delayed like a throttle, spending no receive."""
+CAMPAIGN_CANCELLED: Final = Classification(
+    "campaign_cancelled", _P, 409, "the campaign was cancelled before this row was sent: the row ends cancelled, unsent"
+)
+"""Not a failure: the row is skipped (final, deleted from the queue, never dead-lettered)."""
+CAMPAIGN_EXPIRED: Final = Classification(
+    "campaign_expired",
+    _P,
+    409,
+    "the campaign's expires_at passed before this row was sent: the row ends expired, unsent",
+)
+"""Not a failure either: skipped like a cancelled row."""
+THROTTLE_REASONS: Final = frozenset({THROTTLED.reason, RATE_LIMITED.reason, CAMPAIGN_PAUSED.reason})
+"""Reasons that delay a message without counting as one of its failed attempts (docs/throughput.md): a throttle, or a
+paused campaign (docs/campaigns.md)."""
 RETRIES_EXHAUSTED: Final = Classification(
     "retries_exhausted",
     _R,

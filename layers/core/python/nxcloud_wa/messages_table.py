@@ -77,6 +77,10 @@ class SendRecord:
     """A retry's original message id (None: this is the original)."""
     attempt: int = 0
     """0 for the original, n for its n-th retry."""
+    campaign_id: str | None = None
+    """The campaign whose row this message is (docs/campaigns.md), so its events name it."""
+    campaign_ref: str | None = None
+    """The row's ``ref`` (the customer's own reference), echoed in its events."""
 
     def item(self, expiration: int) -> Item:
         """The item the sender writes (``expiration``: when DynamoDB may delete it, in epoch seconds)."""
@@ -92,6 +96,10 @@ class SendRecord:
         if self.retry_of:
             item["retry_of"] = {"S": self.retry_of}
             item["attempt"] = {"N": str(self.attempt)}
+        if self.campaign_id:
+            item["campaign_id"] = {"S": self.campaign_id}
+        if self.campaign_ref:
+            item["campaign_ref"] = {"S": self.campaign_ref}
         return item
 
     @classmethod
@@ -102,6 +110,8 @@ class SendRecord:
             retry_request=image.get("retry_request"),
             retry_of=image.get("retry_of"),
             attempt=int(image.get("attempt", 0)),
+            campaign_id=image.get("campaign_id"),
+            campaign_ref=image.get("campaign_ref"),
             **_message_fields(image),
         )
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from .dynamo import CONDITION_FAILED, batch_get, error_code, plain
+from .dynamo import CONDITION_FAILED, batch_get, error_code, plain, text
 from .idempotency_keys import sent_message_id
 from .messages_table import (
     SKIP_PREFIX,
@@ -47,6 +47,13 @@ class SendRecords:
 
     found: dict[str, SendRecord]
     unread: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusMove:
+    """A status callback that became the message's current status, and the one it replaced (None: the first)."""
+
+    previous: str | None
 
 
 class Timeline:
@@ -80,11 +87,20 @@ class Timeline:
     def record_status(self, callback: StatusCallback, retry: RetryMark | None = None) -> bool:
         """Store one status callback (a failure with the retry scheduled for it, if any); True when it changed the
         current status. A repeat changes nothing."""
+        return self.record_status_move(callback, retry) is not None
+
+    def record_status_move(self, callback: StatusCallback, retry: RetryMark | None = None) -> StatusMove | None:
+        """:meth:`record_status`, saying what the current status was when this one replaced it (None: it did not:
+        a repeat, or outranked). The old status comes back with the write (``UPDATED_OLD``), at no extra cost."""
         current, earlier = status_updates(callback, self.expiration(), retry)
-        if self._update(current):
-            return True
-        self._update(earlier)
-        return False
+        try:
+            answer = self.client.update_item(**current.request(self.table), ReturnValues="UPDATED_OLD")
+        except ClientError as exc:
+            if error_code(exc) != CONDITION_FAILED:
+                raise
+            self._update(earlier)
+            return None
+        return StatusMove(text(answer.get("Attributes", {}), "status"))
 
     def record_click(self, message: InboundMessage) -> bool:
         """Store one button click, linked to the message it answers when it names one; False for a repeat."""
