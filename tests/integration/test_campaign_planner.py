@@ -1,0 +1,427 @@
+"""The campaign planner's real handler against moto's server and the NXCloud simulator's catalogue.
+
+Each test stores a campaign through ``CampaignStore`` and its audience file in the stack's bucket, then hands the
+handler ticks as the SQS event source would. The planner's clock is the test's. What it queues is read from its own
+``SendMessage``/``SendMessageBatch`` calls (recorded on its SQS client as they are made: a delayed message cannot be
+received before its delay) and, where the delay is 0, from the send queue itself. The sender does not take part:
+the planner's job ends at the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from local_stack.lambda_events import LambdaContext
+from nxcloud_wa.campaigns import Status, tick, unwrap
+from nxcloud_wa.campaigns_table import Campaign, CampaignStore
+from tests.integration.conftest import SECRET, Stack
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC).timestamp()
+ORDER_UPDATE = {
+    "name": "order_update",
+    "language": "en_US",
+    "category": "UTILITY",
+    "status": "APPROVED",
+    "components": [{"type": "BODY", "text": "Your order {{1}} has shipped."}],
+}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+@dataclass
+class Clock:
+    now: float = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Engine:
+    """The stack, the planner's handler on it, and what the planner queued."""
+
+    stack: Stack
+    clock: Clock
+    store: CampaignStore
+    bucket: str
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    ticks: list[dict[str, Any]] = field(default_factory=list)
+
+    def upload(self, text: str | bytes, key: str = "audiences/a.csv") -> str:
+        s3 = self.stack.resources.client("s3")
+        body = text.encode("utf-8") if isinstance(text, str) else text
+        return str(s3.put_object(Bucket=self.bucket, Key=key, Body=body)["ETag"])
+
+    def campaign(self, text: str | bytes, *, key: str = "audiences/a.csv", **overrides: Any) -> Campaign:
+        etag = self.upload(text, key)
+        fields: dict[str, Any] = {
+            "campaign_id": f"c-{uuid.uuid4().hex[:12]}",
+            "name": "spring",
+            "template_name": "order_update",
+            "language": "en_US",
+            "audience_key": key,
+            "created_at": _iso(NOW - 60),
+            "start_at": _iso(NOW - 1),
+            "rate": 1000.0,
+            "audience_etag": etag,
+        }
+        campaign = Campaign(**{**fields, **overrides})
+        self.store.create(campaign)
+        return campaign
+
+    def tick(self, body: str) -> dict[str, Any]:
+        """One tick through the handler, as the tick queue's event source delivers it."""
+        import planner
+
+        record = {
+            "messageId": str(uuid.uuid4()),
+            "receiptHandle": "r",
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ticks",
+            "awsRegion": "us-east-1",
+        }
+        response: dict[str, Any] = planner.lambda_handler({"Records": [record]}, LambdaContext("PlannerFunction"))
+        return response
+
+    def run(self, campaign_id: str, limit: int = 50) -> int:
+        """Tick the campaign, then each tick the planner queues, until it queues none; return the passes run."""
+        self.tick(tick(campaign_id))
+        runs = 1
+        while self.ticks and runs < limit:
+            body = self.ticks.pop(0)["MessageBody"]
+            self.tick(body)
+            runs += 1
+        return runs
+
+    def queued(self) -> list[tuple[dict[str, Any], int]]:
+        """Every campaign message the planner queued, decoded, with its delay, in order."""
+        return [(json.loads(e["MessageBody"]), e["DelaySeconds"]) for b in self.batches for e in b["Entries"]]
+
+    def row_log(self, campaign_id: str) -> list[dict[str, Any]]:
+        s3 = self.stack.resources.client("s3")
+        listed = s3.list_objects_v2(Bucket=self.bucket, Prefix=f"state/{campaign_id}/rows-").get("Contents", [])
+        lines: list[dict[str, Any]] = []
+        for item in sorted(listed, key=lambda i: i["Key"]):
+            text = s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read().decode("utf-8")
+            lines += [json.loads(line) for line in text.splitlines()]
+        return lines
+
+    def state_keys(self, campaign_id: str) -> list[str]:
+        s3 = self.stack.resources.client("s3")
+        listed = s3.list_objects_v2(Bucket=self.bucket, Prefix=f"state/{campaign_id}/").get("Contents", [])
+        return sorted(i["Key"] for i in listed)
+
+
+@pytest.fixture
+def engine(stack: Stack) -> Iterator[Engine]:
+    import planner
+
+    stack.simulator.set_templates(str(SECRET["appkey"]), str(SECRET["business_phone"]), [ORDER_UPDATE])
+    clock = Clock()
+    planner.reset()
+    built = planner.planner()
+    built.clock = clock
+    res = stack.resources
+    found = Engine(stack, clock, CampaignStore(res.client("dynamodb"), res.campaigns_table), res.campaign_bucket)
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        (found.batches if "Entries" in params else found.ticks).append(params)
+
+    built.sqs.meta.events.register("provide-client-params.sqs.SendMessageBatch", record)
+    built.sqs.meta.events.register("provide-client-params.sqs.SendMessage", record)
+    yield found
+    planner.reset()
+
+
+MIXED = (
+    "to,body.1,ref\n"
+    "+86 138 0013 8000,A-1,r1\n"  # row 2: valid
+    "8613800138001,A-2,r2\n"  # 3: valid
+    "0086 138-0013-8000,A-3,r3\n"  # 4: a duplicate of row 2, written otherwise
+    "12345,A-4,r4\n"  # 5: not a number
+    "8613800138002,,r5\n"  # 6: empty body.1
+    '8613800138003,"A-6\n'  # 7: an unterminated quote (the line is invalid, the next still read)
+    "8613800138004,A-7,r7,extra\n"  # 8: a field too many
+    "+8613800138001,A-8,r8\n"  # 9: a duplicate of row 3
+    "8613800138005,A-9,r9\n"  # 10: valid
+)
+
+
+def test_a_pass_queues_each_valid_row_once_in_its_envelope_and_logs_every_row(engine: Engine) -> None:
+    campaign = engine.campaign(MIXED)
+    engine.run(campaign.campaign_id)
+
+    queued = engine.queued()
+    tags = [unwrap(body) for body, _ in queued]
+    assert [(tag.row, tag.ref) for tag, _ in tags if tag] == [(2, "r1"), (3, "r2"), (10, "r9")]
+    cid = campaign.campaign_id
+    assert [m["idempotency_key"] for _, m in tags] == [
+        f"campaign:{cid}:8613800138000",
+        f"campaign:{cid}:8613800138001",
+        f"campaign:{cid}:8613800138005",
+    ]
+    first = tags[0][1]
+    assert first["to"] == "8613800138000"
+    assert first["template"] == {
+        "name": "order_update",
+        "language": {"code": "en_US", "policy": "deterministic"},
+        "components": [{"type": "body", "parameters": [{"type": "text", "text": "A-1"}]}],
+    }
+    assert [delay for _, delay in queued] == [0, 0, 0]  # 1000/s: the whole pass fits in its first second
+    received = engine.stack.peek(engine.stack.resources.send_queue_url)
+    assert sorted(json.loads(m["Body"])["nxwa_campaign"]["row"] for m in received) == [2, 3, 10]
+
+    stored = engine.store.get(cid)
+    assert stored.checkpoint.planned
+    assert stored.status is Status.RUNNING  # the sender completes it when the queued rows settle
+    counts = {k: v for k, v in stored.counts.items() if v}
+    assert counts == {"rows": 9, "queued": 3, "invalid": 4, "duplicate": 2}
+
+    log = {line["row"]: line for line in engine.row_log(cid)}
+    assert sorted(log) == [2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert log[4] == {
+        "row": 4,
+        "ref": "r3",
+        "to": "8613800138000",
+        "state": "duplicate",
+        "reason": "the same number as row 2",
+    }
+    assert log[9]["reason"] == "the same number as row 3"
+    assert log[5]["state"] == log[6]["state"] == log[7]["state"] == log[8]["state"] == "invalid"
+    assert log[5]["to"] == "12345" and "to" in log[5]["reason"]
+    assert "body.1" in log[6]["reason"]
+    assert "quote" in log[7]["reason"]
+    assert "3 fields" in log[8]["reason"] or "4 fields" in log[8]["reason"]
+    assert log[2] == {"row": 2, "ref": "r1", "to": "8613800138000", "state": "valid", "reason": None}
+
+
+def test_the_pass_spreads_its_messages_over_its_window_at_the_campaigns_rate(engine: Engine) -> None:
+    rows = "".join(f"86138001390{n:02d},A-{n}\n" for n in range(12))
+    campaign = engine.campaign("to,body.1\n" + rows, rate=0.1)  # 6 rows a pass (60 s), one each 10 s
+
+    import planner
+
+    first = planner.planner().run(tick(campaign.campaign_id))
+    assert [delay for _, delay in engine.queued()] == [0, 10, 20, 30, 40, 50]
+    assert first.next_tick == 60
+    [next_tick] = engine.ticks
+    assert next_tick["DelaySeconds"] == 60
+    assert json.loads(next_tick["MessageBody"]) == {"campaign_id": campaign.campaign_id, "tick": 1}
+
+
+def test_many_passes_resume_where_each_stopped_and_count_every_row_once(engine: Engine) -> None:
+    numbers = [f"86138001{n:05d}" for n in range(40)]
+    spelled = [f"+{n[:2]} {n[2:]}" if i % 2 else f"00{n}" for i, n in enumerate(numbers)]
+    lines = [f"{to},X{i}" for i, to in enumerate(spelled)] + [f"{numbers[3]},again", "bad,row"]
+    campaign = engine.campaign("to,body.1\r\n" + "\r\n".join(lines) + "\r\n", rate=0.1)
+
+    passes = engine.run(campaign.campaign_id)
+
+    assert passes == 7  # 40 valid rows at 6 a pass: the 7th queues 4 and reads the two trailing rows
+    keys = [unwrap(body)[1]["idempotency_key"] for body, _ in engine.queued()]
+    assert keys == [f"campaign:{campaign.campaign_id}:{n}" for n in numbers]
+    stored = engine.store.get(campaign.campaign_id)
+    assert stored.checkpoint.planned and stored.checkpoint.tick == passes
+    assert {k: v for k, v in stored.counts.items() if v} == {"rows": 42, "queued": 40, "duplicate": 1, "invalid": 1}
+    assert [line["row"] for line in engine.row_log(campaign.campaign_id)] == list(range(2, 44))
+    assert engine.state_keys(campaign.campaign_id)[-1] == f"state/{campaign.campaign_id}/seen-{passes - 1}.bin"
+    assert sum(k.endswith(".bin") for k in engine.state_keys(campaign.campaign_id)) == 1  # older snapshots deleted
+
+
+def test_a_planner_killed_after_queueing_redoes_only_that_pass(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import planner
+
+    numbers = [f"86138002{n:05d}" for n in range(15)]
+    campaign = engine.campaign("to,body.1\n" + "".join(f"{n},x\n" for n in numbers), rate=0.1)
+    engine.tick(tick(campaign.campaign_id))  # pass 0: rows 0-5
+    store = planner.planner().store
+    advance = store.advance
+
+    def killed(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(store, "advance", killed)
+    body = engine.ticks.pop(0)["MessageBody"]
+    assert len(engine.tick(body)["batchItemFailures"]) == 1  # Lambda reports the tick failed: SQS hands it over again
+    assert engine.store.get(campaign.campaign_id).checkpoint.tick == 1  # the killed pass moved nothing
+    monkeypatch.setattr(store, "advance", advance)
+    engine.tick(body)  # SQS hands the same tick over again
+    while engine.ticks:
+        engine.tick(engine.ticks.pop(0)["MessageBody"])
+
+    keys = [unwrap(b)[1]["idempotency_key"].rsplit(":", 1)[1] for b, _ in engine.queued()]
+    assert keys == numbers[:6] + numbers[6:12] + numbers[6:12] + numbers[12:]
+    stored = engine.store.get(campaign.campaign_id)
+    assert {k: v for k, v in stored.counts.items() if v} == {"rows": 15, "queued": 15}
+
+
+def test_a_killed_pass_is_reported_failed_to_the_event_source(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import planner
+
+    campaign = engine.campaign("to,body.1\n8613800138000,x\n")
+    monkeypatch.setattr(planner.planner().store, "advance", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
+    response = engine.tick(tick(campaign.campaign_id))
+    assert len(response["batchItemFailures"]) == 1
+    assert engine.store.get(campaign.campaign_id).counts["rows"] == 0
+
+
+def test_a_duplicate_pass_counts_nothing(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import planner
+
+    campaign = engine.campaign("to,body.1\n8613800138000,x\n8613800138001,y\n", rate=0.01)  # 1 row a pass
+    engine.tick(tick(campaign.campaign_id))
+    before = engine.store.get(campaign.campaign_id)
+    assert before.counts["queued"] == 1
+    # The same pass again, as a twin that read the campaign before the first advanced (a duplicate delivery).
+    monkeypatch.setattr(planner.planner().store, "get", lambda *_a, **_k: campaign_as_read(engine, campaign))
+    result = planner.planner().run(tick(campaign.campaign_id, 0))
+    assert result.outcome == "duplicate pass: the checkpoint moved"
+    monkeypatch.undo()
+    after = engine.store.get(campaign.campaign_id)
+    assert after.counts == before.counts
+    assert after.checkpoint == before.checkpoint
+    # A numbered tick for the pass already taken is dropped before reading anything.
+    assert planner.planner().run(tick(campaign.campaign_id, 0)).outcome == "stale tick"
+
+
+def campaign_as_read(engine: Engine, campaign: Campaign) -> Campaign:
+    """The running campaign as a twin pass read it, before the first pass moved the checkpoint."""
+    return replace(engine.store.get(campaign.campaign_id), checkpoint=campaign.checkpoint, counts=campaign.counts)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("delete", "the audience file was deleted"),
+        ("replace", "the audience file was replaced (its ETag changed) after the campaign was created"),
+    ],
+)
+def test_a_deleted_or_replaced_file_pauses_the_campaign_with_the_reason(
+    engine: Engine, change: str, reason: str
+) -> None:
+    numbers = "".join(f"86138003{n:05d},x\n" for n in range(10))
+    campaign = engine.campaign("to,body.1\n" + numbers, rate=0.1)
+    engine.tick(tick(campaign.campaign_id))
+    s3 = engine.stack.resources.client("s3")
+    if change == "delete":
+        s3.delete_object(Bucket=engine.bucket, Key=campaign.audience_key)
+    else:
+        engine.upload("to,body.1\n8613800138000,other\n" + numbers, campaign.audience_key)
+    engine.tick(engine.ticks.pop(0)["MessageBody"])
+
+    stored = engine.store.get(campaign.campaign_id)
+    assert stored.status is Status.PAUSED
+    assert stored.status_reason == reason
+    assert stored.counts["queued"] == 6  # the first pass's rows only
+    assert not engine.ticks  # resume queues the next tick
+
+
+def test_a_future_start_waits_then_starts(engine: Engine) -> None:
+    campaign = engine.campaign("to,body.1\n8613800138000,x\n", start_at=_iso(NOW + 3600))
+    engine.tick(tick(campaign.campaign_id))
+    assert engine.store.get(campaign.campaign_id).status is Status.SCHEDULED
+    assert [t["DelaySeconds"] for t in engine.ticks] == [900]  # SQS's longest delay, then it looks again
+    assert not engine.batches
+
+    engine.clock.now = NOW + 3000
+    engine.tick(engine.ticks.pop(0)["MessageBody"])
+    assert [t["DelaySeconds"] for t in engine.ticks] == [600]
+
+    engine.clock.now = NOW + 3600
+    engine.tick(engine.ticks.pop(0)["MessageBody"])
+    stored = engine.store.get(campaign.campaign_id)
+    assert stored.status is Status.RUNNING
+    assert stored.started_at is not None
+    assert len(engine.queued()) == 1
+
+
+def test_rows_left_at_expiry_end_expired_and_are_never_queued(engine: Engine) -> None:
+    numbers = [f"86138004{n:05d}" for n in range(9)]
+    lines = "".join(f"{n},x\n" for n in numbers) + f"{numbers[0]},again\nnope,x\n"
+    campaign = engine.campaign("to,body.1\n" + lines, rate=0.1, expires_at=_iso(NOW + 30))
+    engine.tick(tick(campaign.campaign_id))  # 6 rows queued
+    engine.clock.now = NOW + 60  # expired before the next pass
+    engine.tick(engine.ticks.pop(0)["MessageBody"])
+
+    assert len(engine.queued()) == 6
+    stored = engine.store.get(campaign.campaign_id)
+    assert {k: v for k, v in stored.counts.items() if v} == {
+        "rows": 11,
+        "queued": 6,
+        "expired": 3,
+        "duplicate": 1,
+        "invalid": 1,
+    }
+    log = engine.row_log(campaign.campaign_id)
+    assert [line["state"] for line in log[6:]] == ["expired"] * 3 + ["duplicate", "invalid"]
+    assert log[6]["reason"] == "not sent by expires_at"
+    assert stored.checkpoint.planned and stored.status is Status.RUNNING  # the 6 queued rows are not final yet
+
+
+def test_a_file_with_no_row_to_send_completes_the_campaign(engine: Engine) -> None:
+    campaign = engine.campaign("to,body.1\nnot-a-number,x\n8613800138000,\n")
+    engine.run(campaign.campaign_id)
+    stored = engine.store.get(campaign.campaign_id)
+    assert stored.status is Status.COMPLETED
+    assert stored.finished_at is not None
+    assert {k: v for k, v in stored.counts.items() if v} == {"rows": 2, "invalid": 2}
+    assert not engine.batches
+
+
+def test_columns_that_no_longer_fit_the_template_pause_with_the_problem(engine: Engine) -> None:
+    campaign = engine.campaign("to,body.1,body.2\n8613800138000,x,y\n")
+    engine.run(campaign.campaign_id)
+    stored = engine.store.get(campaign.campaign_id)
+    assert stored.status is Status.PAUSED
+    assert "takes 1 body parameter" in (stored.status_reason or "")
+    assert not engine.batches
+
+
+def test_an_unavailable_catalogue_puts_the_pass_off(engine: Engine) -> None:
+    engine.stack.simulator.clear_templates()
+    campaign = engine.campaign("to,body.1\n8613800138000,x\n")
+    engine.tick(tick(campaign.campaign_id))
+    stored = engine.store.get(campaign.campaign_id)
+    assert stored.status is Status.RUNNING and stored.checkpoint.tick == 0
+    assert [(json.loads(t["MessageBody"]), t["DelaySeconds"]) for t in engine.ticks] == [
+        ({"campaign_id": campaign.campaign_id, "tick": 0}, 60)
+    ]
+
+
+@pytest.mark.parametrize("status", ["pause", "cancel"])
+def test_a_stopped_campaign_drops_its_tick(engine: Engine, status: str) -> None:
+    from nxcloud_wa.campaigns import Action
+
+    campaign = engine.campaign("to,body.1\n8613800138000,x\n")
+    engine.store.apply(campaign, Action(status), _iso(NOW))
+    engine.tick(tick(campaign.campaign_id))
+    assert not engine.batches and not engine.ticks
+
+
+def test_a_jsonl_file_plans_as_a_csv_does(engine: Engine) -> None:
+    rows = [{"to": f"+86 138 0013 {n:04d}", "body.1": f"J{n}", "ref": f"j{n}"} for n in range(8)]
+    rows.append({"to": "8613800130001", "body.1": "again"})
+    text = "\n".join(json.dumps(r) for r in rows) + "\n{not json\n"
+    campaign = engine.campaign(text, key="audiences/a.jsonl", rate=0.1)
+    engine.run(campaign.campaign_id)
+    stored = engine.store.get(campaign.campaign_id)
+    assert {k: v for k, v in stored.counts.items() if v} == {"rows": 10, "queued": 8, "duplicate": 1, "invalid": 1}
+    assert [unwrap(b)[0].ref for b, _ in engine.queued()] == [f"j{n}" for n in range(8)]  # type: ignore[union-attr]
+
+
+def test_a_tick_that_is_not_one_is_dropped(engine: Engine) -> None:
+    assert engine.tick('{"campaign": "x"}') == {"batchItemFailures": []}
+    assert engine.tick(tick("c-nosuchcampaign")) == {"batchItemFailures": []}
