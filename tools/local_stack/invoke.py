@@ -58,6 +58,7 @@ RESOURCE_VARIABLES: Final = {
     "SenderFunction": ("NXCLOUD_SECRET_ID", "DLQ_URL", "SEND_QUEUE_URL", "IDEMPOTENCY_TABLE"),
     "WebhookFunction": ("NXCLOUD_SECRET_ID", "MESSAGES_TABLE", "KEPT_CALLBACKS_QUEUE_URL"),
     "PublisherFunction": ("MESSAGES_TABLE",),
+    "PlannerFunction": ("NXCLOUD_SECRET_ID", "CAMPAIGNS_TABLE", "CAMPAIGN_BUCKET", "CAMPAIGN_TICK_QUEUE_URL"),
 }
 """Per function, what it cannot run without; when all are unset an ephemeral local stack provides them."""
 RECORD_SOURCES: Final = {"aws:sqs": "SQS", "aws:dynamodb": "DynamoDB"}

@@ -1,0 +1,107 @@
+"""The planner's pure pieces: a tick's pass number, the window's delays, where a pass stops, a row's fields."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+import planner
+from nxcloud_wa.audience_file import read_audience
+from nxcloud_wa.campaigns import tick, tick_campaign, tick_number
+from nxcloud_wa.campaigns_table import Campaign
+
+
+def test_a_numbered_tick_names_its_pass_and_an_api_tick_none() -> None:
+    assert tick_number(tick("c-1", 7)) == 7
+    assert tick_campaign(tick("c-1", 7)) == "c-1"
+    assert tick_number(tick("c-1")) is None
+    assert tick("c-1") == '{"campaign_id":"c-1"}'  # the API's ticks are unchanged
+    for wrong in (
+        '{"campaign_id":"c-1","tick":-1}',
+        '{"campaign_id":"c-1","tick":"3"}',
+        '{"campaign_id":"c-1","tick":true}',
+    ):
+        with pytest.raises(ValueError, match="integer from 0"):
+            tick_number(wrong)
+
+
+@pytest.mark.parametrize(
+    ("rate", "elapsed", "expected"),
+    [
+        (2.0, 0.0, [0, 0, 1, 1, 2, 2]),  # two a second, from the pass's start
+        (0.5, 0.0, [0, 2, 4, 6, 8, 10]),
+        (2.0, 1.5, [0, 0, 0, 0, 0, 1]),  # a slow pass: what is due already goes at once (never negative)
+        (2.0, 1.0, [0, 0, 0, 0, 1, 1]),
+    ],
+)
+def test_a_pass_spreads_its_messages_at_the_rate_from_its_start(
+    rate: float, elapsed: float, expected: list[int]
+) -> None:
+    assert [planner._delay(i, rate, elapsed) for i in range(6)] == expected
+
+
+def test_no_delay_exceeds_what_sqs_takes() -> None:
+    assert planner._delay(10_000, 1.0, 0.0) == planner.MAX_DELAY == 900
+
+
+def test_a_full_window_stops_before_the_next_record_and_leaves_it_unread() -> None:
+    reader = read_audience(io.BytesIO(b"to\n1\n2\n3\n"), "a.csv")
+    plan = planner.PassPlan(reader.checkpoint)
+    taken = []
+    for record in planner._until_full(reader, plan, limit=2):
+        taken.append(record.line)
+        plan.queued += 1
+        plan.counts["rows"] += 1
+        plan.position = record.next
+    assert taken == [2, 3]
+    assert not plan.planned
+    assert (plan.position.offset, plan.position.line, plan.position.rows) == (7, 4, 2)  # row 4 is the next pass's
+
+
+def test_a_file_that_ends_inside_the_window_is_planned() -> None:
+    reader = read_audience(io.BytesIO(b"to\n1\n"), "a.csv")
+    plan = planner.PassPlan(reader.checkpoint)
+    assert [r.line for r in planner._until_full(reader, plan, limit=5)] == [2]
+    assert plan.planned
+
+
+def test_a_window_of_rows_read_is_bounded_whatever_their_states(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(planner, "MAX_PASS_ROWS", 3)
+    reader = read_audience(io.BytesIO(b"to\n" + b"x\n" * 10), "a.csv")
+    plan = planner.PassPlan(reader.checkpoint)
+    lines = []
+    for record in planner._until_full(reader, plan, limit=100):
+        plan.counts["rows"] += 1
+        lines.append(record.line)
+    assert lines == [2, 3, 4]
+    assert not plan.planned
+
+
+def _campaign(**fields: object) -> Campaign:
+    base: dict[str, object] = {
+        "campaign_id": "c-1",
+        "name": "n",
+        "template_name": "t",
+        "language": "en_US",
+        "audience_key": "audiences/a.csv",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "start_at": "2026-01-01T00:00:00+00:00",
+        "rate": 10.0,
+    }
+    return Campaign(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def test_a_rows_fields_are_the_campaigns_with_the_tenant_as_a_number() -> None:
+    assert planner._fields(_campaign()) == {}
+    assert planner._fields(_campaign(tenant_id="42", appkey="k", business_phone="8618512348399")) == {
+        "tenant_id": 42,
+        "appkey": "k",
+        "business_phone": "8618512348399",
+    }
+
+
+def test_the_row_logs_sort_in_pass_order() -> None:
+    keys = [planner.rows_key("c-1", n) for n in (10, 9, 100, 0)]
+    assert sorted(keys) == [planner.rows_key("c-1", n) for n in (0, 9, 10, 100)]
+    assert planner.seen_key("c-1", 3) == "state/c-1/seen-3.bin"
