@@ -105,3 +105,16 @@ def test_the_row_logs_sort_in_pass_order() -> None:
     keys = [planner.rows_key("c-1", n) for n in (10, 9, 100, 0)]
     assert sorted(keys) == [planner.rows_key("c-1", n) for n in (0, 9, 10, 100)]
     assert planner.seen_key("c-1", 3) == "state/c-1/seen-3.bin"
+
+
+def _records(arn: str) -> dict[str, object]:
+    return {"Records": [{"eventSource": "aws:sqs", "eventSourceARN": arn, "body": tick("c-1")}]}
+
+
+def test_make_invoke_hands_a_tick_queues_records_to_the_planner_and_others_to_the_sender() -> None:
+    from local_stack.invoke import function_for_event
+
+    region = "arn:aws:sqs:us-east-1:123456789012"
+    assert function_for_event(_records(f"{region}:nxcloud-wa-CampaignTickQueue-1A2B")) == "PlannerFunction"
+    assert function_for_event(_records(f"{region}:nxcloud-wa-sender-SendQueue-7Qd2")) == "SenderFunction"
+    assert function_for_event(_records(f"{region}:local-1a2b3c4d-send")) == "SenderFunction"  # as before the planner
