@@ -425,3 +425,22 @@ def test_a_jsonl_file_plans_as_a_csv_does(engine: Engine) -> None:
 def test_a_tick_that_is_not_one_is_dropped(engine: Engine) -> None:
     assert engine.tick('{"campaign": "x"}') == {"batchItemFailures": []}
     assert engine.tick(tick("c-nosuchcampaign")) == {"batchItemFailures": []}
+
+
+def test_the_tick_queues_event_source_drives_the_planner_end_to_end(engine: Engine) -> None:
+    """The local stack's driver: the real tick queue, polled as Lambda's event source does, the handler invoked."""
+    import planner
+    from local_stack.emulators import Invoker, QueuePoller
+
+    campaign = engine.campaign("to,body.1\n+86 138 0013 8000,x\n0086 138 0013 8000,y\n8613800138001,z\n")
+    sqs, res = engine.stack.sqs, engine.stack.resources
+    sqs.send_message(QueueUrl=res.campaign_tick_queue_url, MessageBody=tick(campaign.campaign_id))
+    poller = QueuePoller(sqs, res.campaign_tick_queue_url, Invoker(planner.lambda_handler), batch_size=1)
+
+    assert poller.poll_once(wait_seconds=1) == 1
+    assert not poller.errors
+    assert engine.stack.queue_depth(res.campaign_tick_queue_url) == 0  # the tick was handled and deleted
+    received = engine.stack.peek(res.send_queue_url)
+    assert sorted(json.loads(m["Body"])["message"]["to"] for m in received) == ["8613800138000", "8613800138001"]
+    stored = engine.store.get(campaign.campaign_id)
+    assert {k: v for k, v in stored.counts.items() if v} == {"rows": 3, "queued": 2, "duplicate": 1}
