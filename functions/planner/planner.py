@@ -24,9 +24,10 @@ A tick (``nxcloud_wa.campaigns.tick``, on ``CAMPAIGN_TICK_QUEUE_URL``) names a c
    the file read, completes the campaign when every row already has a final state (the sender completes it
    otherwise, when the last queued row settles).
 
-Past ``expires_at`` the rows left are read and logged ``expired`` (invalid and duplicate rows keep those states),
-never queued. Why a Lambda planner on a tick queue and not Step Functions, and what a million rows cost:
-docs/campaigns.md, "The engine".
+A valid row that would reach its recipient inside the campaign's quiet hours is held instead of queued, and queued
+by the first pass after the window ends (:mod:`held_rows`). Past ``expires_at`` the rows left, and the rows held,
+are logged ``expired`` (invalid and duplicate rows keep those states), never queued. Why a Lambda planner on a
+tick queue and not Step Functions, and what a million rows cost: docs/campaigns.md, "The engine".
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from nxcloud_wa.audience_file import AudienceFileError, AudienceReader, read_audience
+from held_rows import HeldFile, HeldRows, Pending
+from nxcloud_wa.audience_file import AudienceFileError, AudienceReader, Record, read_audience
 from nxcloud_wa.audience_file import Checkpoint as Position
 from nxcloud_wa.audience_rows import Layout, RowOutcome, SeenNumbers, plan_columns, plan_row
 from nxcloud_wa.campaigns import (
@@ -67,6 +69,7 @@ from nxcloud_wa.config import EnvReader, NXCloudSettings, merge_defaults
 from nxcloud_wa.credentials import load_credentials
 from nxcloud_wa.exceptions import TemplateApiError
 from nxcloud_wa.phone import normalize_phone
+from nxcloud_wa.quiet_hours import QuietHours, hold_until
 from nxcloud_wa.telemetry import Telemetry
 from nxcloud_wa.template_client import TemplateClient
 
@@ -134,17 +137,23 @@ class Later(Exception):
 
 @dataclass
 class PassPlan:
-    """What one pass read: the counts it adds, the row log, where it stopped."""
+    """What one pass did: the counts it adds, the row log, where it stopped in the file, what it held and released."""
 
     position: Position
-    planned: bool = False
+    limit: int
+    file_ended: bool = False
     queued: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: {"rows": 0, "invalid": 0, "duplicate": 0, "queued": 0})
+    counts: dict[str, int] = field(default_factory=lambda: {"rows": 0})
     log: list[str] = field(default_factory=list)
+    held: dict[int, list[Pending]] = field(default_factory=dict)
+    released: list[HeldFile] = field(default_factory=list)
 
     def count(self, state: str) -> None:
-        self.counts["rows"] += 1
         self.counts[state] = self.counts.get(state, 0) + 1
+
+    @property
+    def full(self) -> bool:
+        return self.queued >= self.limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +218,6 @@ class Planner:
             return self._retick(campaign, RETRY_LATER_SECONDS, f"later: {later}")
 
     def _pass(self, campaign: Campaign, started: float) -> PassResult:
-        expired = campaign.expires_at is not None and _epoch(campaign.expires_at) <= started
         try:
             reader = self._reader(campaign)
         except AudienceFileError as exc:
@@ -217,23 +225,38 @@ class Planner:
         layout = self._layout(campaign, reader.columns)
         number = campaign.checkpoint.tick
         seen = self._seen(campaign.campaign_id, number)
-        plan = self._plan(campaign, reader, layout, seen, started, expired=expired)
+        held = HeldRows(self.s3, self.settings.bucket, campaign.campaign_id, number)
+        waiting = held.open()
+        plan = self._plan(campaign, _Window(reader, layout, seen, held, waiting), started)
+        kept = held.keep(plan.held)
+        held.mark_released(plan.released)
         self._put(seen_key(campaign.campaign_id, number), seen.to_bytes())
         self._put(rows_key(campaign.campaign_id, number), "".join(plan.log).encode("utf-8"))
-        moved = Checkpoint(plan.position.offset, plan.position.line, plan.position.rows, number + 1, plan.planned)
+        remaining = [f for f in waiting if f not in plan.released] + kept
+        planned = plan.file_ended and not remaining
+        moved = Checkpoint(plan.position.offset, plan.position.line, plan.position.rows, number + 1, planned)
         try:
             after = self.store.advance(campaign, moved, plan.counts)
         except CheckpointMovedError:
             return PassResult("duplicate pass: the checkpoint moved", counts=plan.counts)
         _count_rows(plan.counts)
+        if plan.released:
+            held.forget_released()
         if number > 0:
             self.s3.delete_object(Bucket=self.settings.bucket, Key=seen_key(campaign.campaign_id, number - 1))
         logger.info("pass done", extra={"campaign_id": campaign.campaign_id, "tick": number, **plan.counts})
-        if not plan.planned:
-            window = plan.queued / campaign.rate - (self.clock() - started)
-            return self._retick(after, max(0, math.ceil(window)), "planned a window", plan.counts)
-        if is_complete(after.counts, planned=True):
-            self._apply(after, Action.COMPLETE, self.clock())
+        return self._next(after, plan, started, remaining)
+
+    def _next(self, campaign: Campaign, plan: PassPlan, started: float, held: list[HeldFile]) -> PassResult:
+        """The next tick (after the window; once the file is read, not before the first held row is due), or, the
+        file read and nothing held, the campaign completed when every row already has a final state."""
+        now = self.clock()
+        if not campaign.checkpoint.planned:
+            window = plan.queued / campaign.rate - (now - started)
+            due = min(f.until for f in held) - now if plan.file_ended and held else 0
+            return self._retick(campaign, math.ceil(max(window, due)), "planned a window", plan.counts)
+        if is_complete(campaign.counts, planned=True):
+            self._apply(campaign, Action.COMPLETE, now)
             return PassResult("completed", counts=plan.counts)
         return PassResult("planned", counts=plan.counts)
 
@@ -301,38 +324,61 @@ class Planner:
 
     # --- planning and queueing
 
-    def _plan(
-        self,
-        campaign: Campaign,
-        reader: AudienceReader,
-        layout: Layout,
-        seen: SeenNumbers,
-        started: float,
-        *,
-        expired: bool,
-    ) -> PassPlan:
-        """Read rows until the window is full; queue the valid ones (unless expired); log every one."""
-        plan = PassPlan(reader.checkpoint)
-        limit = max(1, int(campaign.rate * PASS_SECONDS))
-        fields = _fields(campaign)
+    def _plan(self, campaign: Campaign, window: _Window, started: float) -> PassPlan:
+        """Release the held rows now due, then read rows until the window is full; queue, hold or end each valid
+        row (:meth:`_place`); log every one."""
+        plan = PassPlan(window.reader.checkpoint, limit=max(1, int(campaign.rate * PASS_SECONDS)))
+        placing = _Placing(campaign, started, _quiet(campaign))
         with _Batches(self.sqs, self.settings.send_queue_url) as batches:
-            for record in _until_full(reader, plan, limit):
-                outcome = plan_row(record, layout, seen, fields)
-                if outcome.state == "valid" and expired:
-                    plan.count("expired")
-                    plan.log.append(_log_line(outcome, "expired", "not sent by expires_at", _digits(outcome)))
-                elif outcome.state == "valid":
-                    delay = _delay(plan.queued, campaign.rate, self.clock() - started)
-                    batches.add(_queue_body(campaign, outcome), delay)
-                    plan.queued += 1
-                    plan.count("queued")
-                    plan.log.append(_log_line(outcome, "valid", None, _digits(outcome)))
+            self._release(window, placing, plan, batches)
+            for record in _until_full(window.reader, plan):
+                plan.count("rows")
+                outcome = plan_row(record, window.layout, window.seen, placing.fields)
+                if outcome.state == "valid":
+                    self._place(placing, plan, batches, _pending(campaign, outcome))
                 else:
                     plan.count(outcome.state)
-                    plan.log.append(_log_line(outcome, outcome.state, outcome.reason, _to(outcome, record.values)))
+                    plan.log.append(
+                        _log_line(outcome.line, outcome.ref, _to(outcome, record.values), outcome.state, outcome.reason)
+                    )
                 plan.position = record.next
-        plan.counts = {name: n for name, n in plan.counts.items() if n}
         return plan
+
+    def _release(self, window: _Window, placing: _Placing, plan: PassPlan, batches: _Batches) -> None:
+        """Place the rows of the held files now due, earliest first, whole files, until the window is full (past
+        ``expires_at`` every held file is due: its rows end ``expired``, at most :data:`MAX_PASS_ROWS` a pass)."""
+        released = 0
+        for held in window.waiting:
+            due = placing.expired or held.until <= self.clock()
+            if plan.full or released >= MAX_PASS_ROWS or not due:
+                return
+            for pending in window.held.read(held):
+                self._place(placing, plan, batches, pending)
+                released += 1
+            plan.released.append(held)
+
+    def _place(self, placing: _Placing, plan: PassPlan, batches: _Batches, row: Pending) -> None:
+        """A valid row: ``expired`` past ``expires_at``; held when it would reach its recipient inside the quiet
+        hours (``invalid`` when no moment is ever outside them); else queued, delayed to its turn in the window."""
+        if placing.expired:
+            plan.count("expired")
+            plan.log.append(_log_line(row.row, row.ref, row.to, "expired", "not sent by expires_at"))
+            return
+        elapsed = self.clock() - placing.started
+        at = placing.started + max(elapsed, plan.queued / placing.campaign.rate)
+        try:
+            until = placing.hold_until(row.to, at)
+        except ValueError as exc:
+            plan.count("invalid")
+            plan.log.append(_log_line(row.row, row.ref, row.to, "invalid", f"quiet hours: {exc}"))
+            return
+        if until is not None:
+            plan.held.setdefault(until, []).append(row)
+            return
+        batches.add(row.body, _delay(plan.queued, placing.campaign.rate, elapsed))
+        plan.queued += 1
+        plan.count("queued")
+        plan.log.append(_log_line(row.row, row.ref, row.to, "valid", None))
 
     def _put(self, key: str, data: bytes) -> None:
         self.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=data)
@@ -354,14 +400,45 @@ class Planner:
             return self.store.get(campaign.campaign_id)
 
 
-def _until_full(reader: AudienceReader, plan: PassPlan, limit: int) -> Iterator[Any]:
+def _until_full(reader: AudienceReader, plan: PassPlan) -> Iterator[Record]:
     """The reader's records until the window is full (the record after is left unread for the next pass: the
-    position stays before it); sets ``plan.planned`` when the file ends first."""
+    position stays before it); sets ``plan.file_ended`` when the file ends first."""
     for record in reader:
-        if plan.queued >= limit or plan.counts["rows"] >= MAX_PASS_ROWS:
+        if plan.full or plan.counts["rows"] >= MAX_PASS_ROWS:
             return
         yield record
-    plan.planned = True
+    plan.file_ended = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """What a pass reads from: the file from its checkpoint, the columns' layout, the numbers seen, the held rows."""
+
+    reader: AudienceReader
+    layout: Layout
+    seen: SeenNumbers
+    held: HeldRows
+    waiting: list[HeldFile]
+
+
+class _Placing:
+    """The campaign's rules for a valid row in this pass: its fields, expiry, quiet hours."""
+
+    def __init__(self, campaign: Campaign, started: float, quiet: QuietHours | None) -> None:
+        self.campaign, self.started, self.quiet = campaign, started, quiet
+        self.fields = _fields(campaign)
+        self.expired = campaign.expires_at is not None and _epoch(campaign.expires_at) <= started
+
+    def hold_until(self, digits: str, at: float) -> int | None:
+        """None: the row may reach its recipient at ``at``; else the epoch second from which it may."""
+        if self.quiet is None:
+            return None
+        until = hold_until(digits, datetime.fromtimestamp(at, UTC), self.quiet)
+        return math.ceil(until.timestamp()) if until is not None else None
+
+
+def _quiet(campaign: Campaign) -> QuietHours | None:
+    return QuietHours.parse(campaign.quiet_hours) if campaign.quiet_hours else None
 
 
 def _fields(campaign: Campaign) -> dict[str, Any]:
@@ -375,21 +452,18 @@ def _fields(campaign: Campaign) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
-def _queue_body(campaign: Campaign, outcome: RowOutcome) -> str:
+def _pending(campaign: Campaign, outcome: RowOutcome) -> Pending:
     """A valid row's message in the campaign's envelope, keyed for one send per recipient."""
     assert outcome.message is not None
     message = outcome.message.model_dump(mode="json", exclude_none=True)
     message["idempotency_key"] = message_key(campaign.campaign_id, outcome.message.to)
-    return envelope(RowTag(campaign.campaign_id, outcome.line, outcome.ref), message)
+    body = envelope(RowTag(campaign.campaign_id, outcome.line, outcome.ref), message)
+    return Pending(outcome.line, outcome.ref, outcome.message.to, body)
 
 
 def _delay(index: int, rate: float, elapsed: float) -> int:
     """When the pass's ``index``-th message becomes visible: at the campaign's rate from the pass's start."""
     return min(MAX_DELAY, max(0, int(index / rate - elapsed)))
-
-
-def _digits(outcome: RowOutcome) -> str | None:
-    return outcome.message.to if outcome.message is not None else None
 
 
 def _to(outcome: RowOutcome, values: dict[str, str] | None) -> str | None:
@@ -403,8 +477,8 @@ def _to(outcome: RowOutcome, values: dict[str, str] | None) -> str | None:
         return raw
 
 
-def _log_line(outcome: RowOutcome, state: str, reason: str | None, to: str | None) -> str:
-    line = {"row": outcome.line, "ref": outcome.ref, "to": to, "state": state, "reason": reason}
+def _log_line(row: int, ref: str | None, to: str | None, state: str, reason: str | None) -> str:
+    line = {"row": row, "ref": ref, "to": to, "state": state, "reason": reason}
     return json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 

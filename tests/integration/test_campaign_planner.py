@@ -444,3 +444,91 @@ def test_the_tick_queues_event_source_drives_the_planner_end_to_end(engine: Engi
     assert sorted(json.loads(m["Body"])["message"]["to"] for m in received) == ["8613800138000", "8613800138001"]
     stored = engine.store.get(campaign.campaign_id)
     assert {k: v for k, v in stored.counts.items() if v} == {"rows": 3, "queued": 2, "duplicate": 1}
+
+
+NIGHT_IN_CHINA = datetime(2026, 3, 2, 14, 0, tzinfo=UTC).timestamp()  # 22:00 in Shanghai, 14:00 in London
+MORNING_IN_CHINA = datetime(2026, 3, 3, 1, 0, tzinfo=UTC).timestamp()  # 09:00 in Shanghai
+QUIET = {"start": "21:00", "end": "09:00"}
+
+
+def _quiet_campaign(engine: Engine) -> Campaign:
+    engine.clock.now = NIGHT_IN_CHINA
+    rows = [f"86138005{n:05d},cn{n}" for n in range(5)] + [f"4479111234{n:02d},uk{n}" for n in range(3)]
+    return engine.campaign("to,body.1\n" + "\n".join(rows) + "\n", quiet_hours=QUIET, start_at=_iso(NIGHT_IN_CHINA))
+
+
+def test_rows_inside_the_quiet_hours_are_held_and_queued_when_the_window_ends(engine: Engine) -> None:
+    campaign = _quiet_campaign(engine)
+    sent_at: dict[str, float] = {}
+
+    def tick_at(now: float, body: str) -> None:
+        engine.clock.now = now
+        before = len(engine.queued())
+        engine.tick(body)
+        for message, delay in engine.queued()[before:]:
+            sent_at[unwrap(message)[1]["to"]] = now + delay
+
+    tick_at(NIGHT_IN_CHINA, tick(campaign.campaign_id))
+    assert sorted(sent_at) == [f"4479111234{n:02d}" for n in range(3)]  # London is at 14:00: sent now
+    stored = engine.store.get(campaign.campaign_id)
+    assert not stored.checkpoint.planned  # the file is read, but five rows are held
+    assert {k: v for k, v in stored.counts.items() if v} == {"rows": 8, "queued": 3}
+    [held] = [k for k in engine.state_keys(campaign.campaign_id) if "/held-" in k]
+    assert held.endswith(f"held-{int(MORNING_IN_CHINA):011d}-00000000.jsonl")
+    assert [t["DelaySeconds"] for t in engine.ticks] == [900]  # no spinning: one tick every 15 minutes at most
+
+    tick_at(MORNING_IN_CHINA - 60, engine.ticks.pop(0)["MessageBody"])  # a minute early: nothing released
+    assert len(sent_at) == 3
+    assert [t["DelaySeconds"] for t in engine.ticks] == [60]
+    tick_at(MORNING_IN_CHINA, engine.ticks.pop(0)["MessageBody"])
+
+    assert sorted(sent_at) == sorted([f"86138005{n:05d}" for n in range(5)] + [f"4479111234{n:02d}" for n in range(3)])
+    assert all(at >= MORNING_IN_CHINA for to, at in sent_at.items() if to.startswith("86"))  # never inside
+    stored = engine.store.get(campaign.campaign_id)
+    assert stored.checkpoint.planned
+    assert {k: v for k, v in stored.counts.items() if v} == {"rows": 8, "queued": 8}
+    log = engine.row_log(campaign.campaign_id)
+    assert sorted(line["row"] for line in log) == list(range(2, 10))  # each row logged once, when queued
+    assert not engine.ticks
+
+
+def test_a_killed_release_is_redone_without_counting_twice(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import planner
+
+    campaign = _quiet_campaign(engine)
+    engine.tick(tick(campaign.campaign_id))
+    engine.ticks.clear()
+    engine.clock.now = MORNING_IN_CHINA
+    store = planner.planner().store
+    advance = store.advance
+    monkeypatch.setattr(store, "advance", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("killed")))
+    assert len(engine.tick(tick(campaign.campaign_id, 1))["batchItemFailures"]) == 1
+    monkeypatch.setattr(store, "advance", advance)
+    engine.tick(tick(campaign.campaign_id, 1))  # SQS hands the tick over again
+    engine.clock.now += 5
+    while engine.ticks:
+        engine.tick(engine.ticks.pop(0)["MessageBody"])
+
+    keys = [unwrap(b)[1]["idempotency_key"] for b, _ in engine.queued()]
+    assert len(keys) == 3 + 5 + 5 and len(set(keys)) == 8  # the killed try's five again, with the same keys
+    stored = engine.store.get(campaign.campaign_id)
+    assert {k: v for k, v in stored.counts.items() if v} == {"rows": 8, "queued": 8}
+    assert stored.checkpoint.planned
+    assert not [k for k in engine.state_keys(campaign.campaign_id) if "/held-" in k or "/released-" in k]
+
+
+def test_held_rows_end_expired_when_the_campaign_expires_first(engine: Engine) -> None:
+    engine.clock.now = NIGHT_IN_CHINA
+    rows = "".join(f"86138006{n:05d},x\n" for n in range(4))
+    campaign = engine.campaign(
+        "to,body.1\n" + rows, quiet_hours=QUIET, start_at=_iso(NIGHT_IN_CHINA), expires_at=_iso(NIGHT_IN_CHINA + 3600)
+    )
+    engine.tick(tick(campaign.campaign_id))
+    engine.clock.now = NIGHT_IN_CHINA + 3600
+    engine.tick(engine.ticks.pop(0)["MessageBody"])
+
+    assert not engine.batches
+    stored = engine.store.get(campaign.campaign_id)
+    assert {k: v for k, v in stored.counts.items() if v} == {"rows": 4, "expired": 4}
+    assert stored.status is Status.COMPLETED
+    assert [line["state"] for line in engine.row_log(campaign.campaign_id)] == ["expired"] * 4

@@ -47,35 +47,35 @@ def test_no_delay_exceeds_what_sqs_takes() -> None:
 
 def test_a_full_window_stops_before_the_next_record_and_leaves_it_unread() -> None:
     reader = read_audience(io.BytesIO(b"to\n1\n2\n3\n"), "a.csv")
-    plan = planner.PassPlan(reader.checkpoint)
+    plan = planner.PassPlan(reader.checkpoint, limit=2)
     taken = []
-    for record in planner._until_full(reader, plan, limit=2):
+    for record in planner._until_full(reader, plan):
         taken.append(record.line)
         plan.queued += 1
         plan.counts["rows"] += 1
         plan.position = record.next
     assert taken == [2, 3]
-    assert not plan.planned
+    assert not plan.file_ended
     assert (plan.position.offset, plan.position.line, plan.position.rows) == (7, 4, 2)  # row 4 is the next pass's
 
 
 def test_a_file_that_ends_inside_the_window_is_planned() -> None:
     reader = read_audience(io.BytesIO(b"to\n1\n"), "a.csv")
-    plan = planner.PassPlan(reader.checkpoint)
-    assert [r.line for r in planner._until_full(reader, plan, limit=5)] == [2]
-    assert plan.planned
+    plan = planner.PassPlan(reader.checkpoint, limit=5)
+    assert [r.line for r in planner._until_full(reader, plan)] == [2]
+    assert plan.file_ended
 
 
 def test_a_window_of_rows_read_is_bounded_whatever_their_states(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planner, "MAX_PASS_ROWS", 3)
     reader = read_audience(io.BytesIO(b"to\n" + b"x\n" * 10), "a.csv")
-    plan = planner.PassPlan(reader.checkpoint)
+    plan = planner.PassPlan(reader.checkpoint, limit=100)
     lines = []
-    for record in planner._until_full(reader, plan, limit=100):
+    for record in planner._until_full(reader, plan):
         plan.counts["rows"] += 1
         lines.append(record.line)
     assert lines == [2, 3, 4]
-    assert not plan.planned
+    assert not plan.file_ended
 
 
 def _campaign(**fields: object) -> Campaign:
