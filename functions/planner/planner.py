@@ -36,6 +36,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -208,7 +209,8 @@ class Planner:
         """The pass; or the campaign paused with the reason it cannot go on; or the same pass put off."""
         campaign_id = campaign.campaign_id
         try:
-            return self._pass(campaign, now)
+            with ExitStack() as opened:  # the file's streams are closed however the pass ends
+                return self._pass(campaign, now, opened)
         except Paused as paused:
             self._apply(campaign, Action.PAUSE, now, str(paused))
             logger.warning("campaign paused by the planner", extra={"campaign_id": campaign_id, "reason": str(paused)})
@@ -217,9 +219,9 @@ class Planner:
             logger.warning("pass put off", extra={"campaign_id": campaign_id, "reason": str(later)})
             return self._retick(campaign, RETRY_LATER_SECONDS, f"later: {later}")
 
-    def _pass(self, campaign: Campaign, started: float) -> PassResult:
+    def _pass(self, campaign: Campaign, started: float, opened: ExitStack) -> PassResult:
         try:
-            reader = self._reader(campaign)
+            reader = self._reader(campaign, opened)
         except AudienceFileError as exc:
             raise Paused(str(exc)) from None
         layout = self._layout(campaign, reader.columns)
@@ -262,18 +264,19 @@ class Planner:
 
     # --- reading the file
 
-    def _reader(self, campaign: Campaign) -> AudienceReader:
+    def _reader(self, campaign: Campaign, opened: ExitStack) -> AudienceReader:
         """A reader from the checkpoint, on a ranged read of the file as the API found it."""
-        start = campaign.checkpoint
+        start, key = campaign.checkpoint, campaign.audience_key
         if start.offset == 0:
-            return read_audience(self._get(campaign, "bytes=0-"), campaign.audience_key)
-        columns = read_audience(self._get(campaign, f"bytes=0-{HEADER_BYTES - 1}"), campaign.audience_key).columns
+            return read_audience(self._get(campaign, "bytes=0-", opened), key)
+        columns = read_audience(self._get(campaign, f"bytes=0-{HEADER_BYTES - 1}", opened), key).columns
         position = Position(start.offset, start.line, start.rows)
-        body = self._get(campaign, f"bytes={start.offset}-")
-        return read_audience(body, campaign.audience_key, resume=position, columns=columns)
+        body = self._get(campaign, f"bytes={start.offset}-", opened)
+        return read_audience(body, key, resume=position, columns=columns)
 
-    def _get(self, campaign: Campaign, byte_range: str) -> Any:
-        """The object's bytes in ``byte_range`` (a stream); :class:`Paused` when the file is gone or not the same."""
+    def _get(self, campaign: Campaign, byte_range: str, opened: ExitStack) -> Any:
+        """The object's bytes in ``byte_range``, a stream closed with ``opened`` (a pass reads a window of it, not to
+        its end); :class:`Paused` when the file is gone or not the one the API checked."""
         if not campaign.audience_etag:
             raise Paused("the campaign has no audience ETag: the file it was checked against cannot be told apart")
         try:
@@ -292,6 +295,7 @@ class Planner:
             if code == "InvalidRange":  # the checkpoint is at the end of the file: nothing left to read
                 return iter(())
             raise
+        opened.callback(answer["Body"].close)
         return answer["Body"]
 
     def _layout(self, campaign: Campaign, columns: tuple[str, ...]) -> Layout:

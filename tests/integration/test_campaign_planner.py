@@ -9,7 +9,9 @@ the planner's job ends at the queue.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 
 from local_stack.lambda_events import LambdaContext
-from nxcloud_wa.campaigns import Status, tick, unwrap
+from nxcloud_wa.campaigns import Action, Status, tick, unwrap
 from nxcloud_wa.campaigns_table import Campaign, CampaignStore
 from tests.integration.conftest import SECRET, Stack
 
@@ -403,8 +405,6 @@ def test_an_unavailable_catalogue_puts_the_pass_off(engine: Engine) -> None:
 
 @pytest.mark.parametrize("status", ["pause", "cancel"])
 def test_a_stopped_campaign_drops_its_tick(engine: Engine, status: str) -> None:
-    from nxcloud_wa.campaigns import Action
-
     campaign = engine.campaign("to,body.1\n8613800138000,x\n")
     engine.store.apply(campaign, Action(status), _iso(NOW))
     engine.tick(tick(campaign.campaign_id))
@@ -532,3 +532,24 @@ def test_held_rows_end_expired_when_the_campaign_expires_first(engine: Engine) -
     assert {k: v for k, v in stored.counts.items() if v} == {"rows": 4, "expired": 4}
     assert stored.status is Status.COMPLETED
     assert [line["state"] for line in engine.row_log(campaign.campaign_id)] == ["expired"] * 4
+
+
+def test_the_planners_logs_never_hold_a_number(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    import planner
+
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(planner.logger.registered_formatter)
+    planner.logger.addHandler(handler)
+    try:
+        campaign = engine.campaign(MIXED, rate=1 / 30)  # two rows a pass
+        engine.tick(tick(campaign.campaign_id))
+        engine.upload("to,body.1\n8613800138009,x\n", campaign.audience_key)  # replaced: the pause is logged
+        engine.tick(engine.ticks.pop(0)["MessageBody"])
+    finally:
+        planner.logger.removeHandler(handler)
+    assert engine.store.get(campaign.campaign_id).status is Status.PAUSED
+    logged = buffer.getvalue() + capsys.readouterr().out
+    assert "pass done" in logged and "campaign paused by the planner" in logged
+    for digits in ("13800138000", "13800138001", "13800138009"):
+        assert digits not in logged
