@@ -2,13 +2,13 @@
 first pass after it.
 
 A held row never waits on the send queue (no message put back delayed again and again through a 12-hour night, no
-receive spent): the pass that read it writes it to ``state/{id}/held-{until:011d}-{pass:08d}.jsonl`` (``until``: the
+receive spent): the pass that read it writes it to its held file (``nxcloud_wa.campaign_state.held_key``; ``until``: the
 epoch second at which every one of the number's time zones is outside the window, ``nxcloud_wa.quiet_hours``), and
 the first pass at or after ``until`` releases the whole file (listed in key order: the earliest due first), counting
 its rows against that pass's window like any other row.
 
-Exactly once, across killed and repeated passes: a pass records the files it released in
-``state/{id}/released-{pass:08d}.json`` before its checkpoint moves, and the next pass (the checkpoint moved, so
+Exactly once, across killed and repeated passes: a pass records the files it released
+(``nxcloud_wa.campaign_state.released_key``) before its checkpoint moves, and the next pass (the checkpoint moved, so
 those rows were queued and counted) deletes them before it lists what is held. A killed pass's own files (named
 with its number) are deleted when it is tried again, so a row is never held twice.
 """
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-STATE_PREFIX: Final = "state/"
+from nxcloud_wa.campaign_state import held_key, held_prefix, released_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +50,6 @@ class HeldFile:
     number: int
 
 
-def held_key(campaign_id: str, until: int, number: int) -> str:
-    return f"{STATE_PREFIX}{campaign_id}/held-{until:011d}-{number:08d}.jsonl"
-
-
-def released_key(campaign_id: str, number: int) -> str:
-    return f"{STATE_PREFIX}{campaign_id}/released-{number:08d}.json"
-
-
 def _parse(key: str) -> HeldFile:
     until, number = key.rsplit("/held-", 1)[1].removesuffix(".jsonl").split("-")
     return HeldFile(key, int(until), int(number))
@@ -74,7 +66,7 @@ class HeldRows:
         (a killed try of it) are deleted."""
         if self.number > 0:
             self._forget_released(self.number - 1)
-        files = [_parse(key) for key in self._keys(f"{STATE_PREFIX}{self.campaign_id}/held-")]
+        files = [_parse(key) for key in self._keys(held_prefix(self.campaign_id))]
         for leftover in [f for f in files if f.number == self.number]:
             self.s3.delete_object(Bucket=self.bucket, Key=leftover.key)
         return [f for f in files if f.number != self.number]

@@ -32,7 +32,6 @@ tick queue and not Step Functions, and what a million rows cost: docs/campaigns.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +51,7 @@ from held_rows import HeldFile, HeldRows, Pending
 from nxcloud_wa.audience_file import AudienceFileError, AudienceReader, Record, read_audience
 from nxcloud_wa.audience_file import Checkpoint as Position
 from nxcloud_wa.audience_rows import Layout, RowOutcome, SeenNumbers, plan_columns, plan_row
+from nxcloud_wa.campaign_state import row_log_line, rows_key, seen_key
 from nxcloud_wa.campaigns import (
     Action,
     RowTag,
@@ -90,7 +90,6 @@ HEADER_BYTES: Final = 256 * 1024
 """The first bytes of the file, read for its columns by a pass that resumes past them (a header is one row)."""
 SEND_BATCH: Final = 10
 SEND_ATTEMPTS: Final = 4
-STATE_PREFIX: Final = "state/"
 DELETED: Final = "the audience file was deleted"
 REPLACED: Final = "the audience file was replaced (its ETag changed) after the campaign was created"
 TELEMETRY: Final = Telemetry.of("nxcloud-wa-planner")
@@ -117,15 +116,6 @@ class PlannerSettings:
         )
         env.check()
         return settings
-
-
-def seen_key(campaign_id: str, number: int) -> str:
-    return f"{STATE_PREFIX}{campaign_id}/seen-{number}.bin"
-
-
-def rows_key(campaign_id: str, number: int) -> str:
-    """The row log of pass ``number``: the report reads ``state/{id}/rows-*.jsonl`` in name order."""
-    return f"{STATE_PREFIX}{campaign_id}/rows-{number:08d}.jsonl"
 
 
 class Paused(Exception):
@@ -343,7 +333,9 @@ class Planner:
                 else:
                     plan.count(outcome.state)
                     plan.log.append(
-                        _log_line(outcome.line, outcome.ref, _to(outcome, record.values), outcome.state, outcome.reason)
+                        row_log_line(
+                            outcome.line, outcome.ref, _to(outcome, record.values), outcome.state, outcome.reason
+                        )
                     )
                 plan.position = record.next
         return plan
@@ -366,7 +358,7 @@ class Planner:
         hours (``invalid`` when no moment is ever outside them); else queued, delayed to its turn in the window."""
         if placing.expired:
             plan.count("expired")
-            plan.log.append(_log_line(row.row, row.ref, row.to, "expired", "not sent by expires_at"))
+            plan.log.append(row_log_line(row.row, row.ref, row.to, "expired", "not sent by expires_at"))
             return
         elapsed = self.clock() - placing.started
         at = placing.started + max(elapsed, plan.queued / placing.campaign.rate)
@@ -374,7 +366,7 @@ class Planner:
             until = placing.hold_until(row.to, at)
         except ValueError as exc:
             plan.count("invalid")
-            plan.log.append(_log_line(row.row, row.ref, row.to, "invalid", f"quiet hours: {exc}"))
+            plan.log.append(row_log_line(row.row, row.ref, row.to, "invalid", f"quiet hours: {exc}"))
             return
         if until is not None:
             plan.held.setdefault(until, []).append(row)
@@ -382,7 +374,7 @@ class Planner:
         batches.add(row.body, _delay(plan.queued, placing.campaign.rate, elapsed))
         plan.queued += 1
         plan.count("queued")
-        plan.log.append(_log_line(row.row, row.ref, row.to, "valid", None))
+        plan.log.append(row_log_line(row.row, row.ref, row.to, "valid", None))
 
     def _put(self, key: str, data: bytes) -> None:
         self.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=data)
@@ -479,11 +471,6 @@ def _to(outcome: RowOutcome, values: dict[str, str] | None) -> str | None:
         return normalize_phone(raw)
     except ValueError:
         return raw
-
-
-def _log_line(row: int, ref: str | None, to: str | None, state: str, reason: str | None) -> str:
-    line = {"row": row, "ref": ref, "to": to, "state": state, "reason": reason}
-    return json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 class _Batches:

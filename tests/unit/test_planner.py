@@ -101,10 +101,21 @@ def test_a_rows_fields_are_the_campaigns_with_the_tenant_as_a_number() -> None:
     }
 
 
-def test_the_row_logs_sort_in_pass_order() -> None:
-    keys = [planner.rows_key("c-1", n) for n in (10, 9, 100, 0)]
-    assert sorted(keys) == [planner.rows_key("c-1", n) for n in (0, 9, 10, 100)]
-    assert planner.seen_key("c-1", 3) == "state/c-1/seen-3.bin"
+def test_the_state_objects_sort_in_pass_order_and_release_order() -> None:
+    from nxcloud_wa.campaign_state import held_key, held_prefix, read_row_log, row_log_line, rows_key, rows_prefix
+
+    keys = [rows_key("c-1", n) for n in (10, 9, 100, 0)]
+    assert sorted(keys) == [rows_key("c-1", n) for n in (0, 9, 10, 100)]
+    assert all(k.startswith(rows_prefix("c-1")) for k in keys)
+    held = [held_key("c-1", until, n) for until, n in ((1_772_499_600, 3), (999_999_999, 7), (1_772_499_600, 1))]
+    assert sorted(held) == [held[1], held[2], held[0]]  # the earliest due first, then the pass that held it
+    assert all(k.startswith(held_prefix("c-1")) for k in held)
+    line = row_log_line(7, "r7", "8613800138000", "duplicate", "the same number as row 2")
+    assert (
+        read_row_log(line + line)
+        == [{"row": 7, "ref": "r7", "to": "8613800138000", "state": "duplicate", "reason": "the same number as row 2"}]
+        * 2
+    )
 
 
 def _records(arn: str) -> dict[str, object]:

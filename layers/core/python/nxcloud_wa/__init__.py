@@ -18,7 +18,8 @@ Modules, one concern each:
 * campaigns: ``campaigns`` (statuses and their moves, row states, counts, a row's key and queue body),
   ``campaigns_table`` (the campaigns table: campaigns, checkpoints, counts, rows' outcomes), ``audience_file`` (an
   audience file read as a stream, with resumable checkpoints), ``audience_rows`` (its columns against the template,
-  each row's message, duplicate numbers), ``quiet_hours`` (the recipient's night);
+  each row's message, duplicate numbers), ``quiet_hours`` (the recipient's night), ``campaign_state`` (the
+  engine's objects in the bucket: seen numbers, row logs, held rows);
 * plumbing: ``dynamo`` (DynamoDB items, errors, batch reads), ``sqs`` (text and attributes SQS takes),
   ``telemetry`` (the functions' Logger and Metrics).
 """
