@@ -184,10 +184,11 @@ class Planner:
         if number is not None and number != campaign.checkpoint.tick:
             return PassResult("stale tick")
         now = self.clock()
+        due = _epoch(campaign.start_at) - now
+        if campaign.status in (Status.SCHEDULED, Status.RUNNING) and due > 0:
+            # A scheduled campaign waits; so does one paused and resumed before it started (resume makes it running).
+            return self._retick(campaign, math.ceil(due), "waiting for start_at")
         if campaign.status is Status.SCHEDULED:
-            due = _epoch(campaign.start_at) - now
-            if due > 0:
-                return self._retick(campaign, math.ceil(due), "waiting for start_at")
             campaign = self._apply(campaign, Action.START, now)
         if campaign.status is not Status.RUNNING or campaign.checkpoint.planned:
             return PassResult(
@@ -210,6 +211,8 @@ class Planner:
             return self._retick(campaign, RETRY_LATER_SECONDS, f"later: {later}")
 
     def _pass(self, campaign: Campaign, started: float, opened: ExitStack) -> PassResult:
+        if not campaign.rate > 0:
+            raise Paused("the campaign's rate must be above 0 messages per second")
         try:
             reader = self._reader(campaign, opened)
         except AudienceFileError as exc:

@@ -553,3 +553,16 @@ def test_the_planners_logs_never_hold_a_number(engine: Engine, capsys: pytest.Ca
     assert "pass done" in logged and "campaign paused by the planner" in logged
     for digits in ("13800138000", "13800138001", "13800138009"):
         assert digits not in logged
+
+
+def test_a_campaign_resumed_before_its_start_still_waits_for_it(engine: Engine) -> None:
+    campaign = engine.campaign("to,body.1\n8613800138000,x\n", start_at=_iso(NOW + 600))
+    paused = engine.store.apply(campaign, Action.PAUSE, _iso(NOW))
+    resumed = engine.store.apply(paused, Action.RESUME, _iso(NOW))
+    assert resumed.status is Status.RUNNING
+    engine.tick(tick(campaign.campaign_id))  # the resume's tick
+    assert not engine.batches
+    assert [t["DelaySeconds"] for t in engine.ticks] == [600]
+    engine.clock.now = NOW + 600
+    engine.tick(engine.ticks.pop(0)["MessageBody"])
+    assert len(engine.queued()) == 1
