@@ -813,6 +813,13 @@ EXPECTED_ALARMS = {
         getatt("PublisherFailureQueue", "QueueName"),
         0,
     ),
+    "CampaignTicksFailedAlarm": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "QueueName",
+        getatt("CampaignTickDeadLetterQueue", "QueueName"),
+        0,
+    ),
 }
 METRIC_MATH_ALARMS = {"FailedDeliveriesAlarm", "SuppressionCheckFailedAlarm"}
 SENDER_METRIC_ALARMS = {
