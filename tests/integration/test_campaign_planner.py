@@ -566,3 +566,39 @@ def test_a_campaign_resumed_before_its_start_still_waits_for_it(engine: Engine) 
     engine.clock.now = NOW + 600
     engine.tick(engine.ticks.pop(0)["MessageBody"])
     assert len(engine.queued()) == 1
+
+
+@pytest.mark.parametrize("kill_after", [0, 1, 3])
+def test_a_planner_killed_at_any_batch_ends_with_every_row_queued_and_counted_once(
+    engine: Engine, kill_after: int
+) -> None:
+    """The second pass killed after ``kill_after`` of its four SendMessageBatch calls went out, then run on."""
+    import planner
+
+    numbers = [f"86138007{n:05d}" for n in range(100)]
+    lines = [f"{n},x" for n in numbers] + [f"{numbers[5]},dup", "junk,x"]
+    campaign = engine.campaign("to,body.1\n" + "\n".join(lines) + "\n", rate=1)  # 60 rows a pass
+    engine.tick(tick(campaign.campaign_id))
+    client = planner.planner().sqs
+    calls = {"n": 0}
+
+    def kill(**_: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] > kill_after:
+            raise RuntimeError("killed")
+
+    client.meta.events.register("provide-client-params.sqs.SendMessageBatch", kill)
+    body = engine.ticks.pop(0)["MessageBody"]
+    assert len(engine.tick(body)["batchItemFailures"]) == 1
+    client.meta.events.unregister("provide-client-params.sqs.SendMessageBatch", kill)
+    engine.tick(body)  # handed over again
+    while engine.ticks:
+        engine.tick(engine.ticks.pop(0)["MessageBody"])
+
+    keys = [unwrap(b)[1]["idempotency_key"].rsplit(":", 1)[1] for b, _ in engine.queued()]
+    assert sorted(set(keys)) == sorted(numbers)
+    # Only the killed try's batches come twice (the recorder also saw the call it died in, before it went out).
+    assert len(keys) - len(set(keys)) == 10 * (kill_after + 1)
+    stored = engine.store.get(campaign.campaign_id)
+    assert {k: v for k, v in stored.counts.items() if v} == {"rows": 102, "queued": 100, "duplicate": 1, "invalid": 1}
+    assert stored.checkpoint.planned
