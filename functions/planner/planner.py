@@ -90,6 +90,7 @@ HEADER_BYTES: Final = 256 * 1024
 """The first bytes of the file, read for its columns by a pass that resumes past them (a header is one row)."""
 SEND_BATCH: Final = 10
 SEND_ATTEMPTS: Final = 4
+MOVED: Final = "duplicate pass: the checkpoint moved"
 DELETED: Final = "the audience file was deleted"
 REPLACED: Final = "the audience file was replaced (its ETag changed) after the campaign was created"
 TELEMETRY: Final = Telemetry.of("nxcloud-wa-planner")
@@ -223,17 +224,15 @@ class Planner:
         held = HeldRows(self.s3, self.settings.bucket, campaign.campaign_id, number)
         waiting = held.open()
         plan = self._plan(campaign, _Window(reader, layout, seen, held, waiting), started)
-        kept = held.keep(plan.held)
-        held.mark_released(plan.released)
-        self._put(seen_key(campaign.campaign_id, number), seen.to_bytes())
-        self._put(rows_key(campaign.campaign_id, number), "".join(plan.log).encode("utf-8"))
-        remaining = [f for f in waiting if f not in plan.released] + kept
+        if self.store.get(campaign.campaign_id).checkpoint.tick != number:
+            return PassResult(MOVED, counts=plan.counts)  # a twin finished first: its state objects stay untouched
+        remaining = [f for f in waiting if f not in plan.released] + self._store_state(campaign, plan, seen, held)
         planned = plan.file_ended and not remaining
         moved = Checkpoint(plan.position.offset, plan.position.line, plan.position.rows, number + 1, planned)
         try:
             after = self.store.advance(campaign, moved, plan.counts)
         except CheckpointMovedError:
-            return PassResult("duplicate pass: the checkpoint moved", counts=plan.counts)
+            return PassResult(MOVED, counts=plan.counts)
         _count_rows(plan.counts)
         if plan.released:
             held.forget_released()
@@ -241,6 +240,16 @@ class Planner:
             self.s3.delete_object(Bucket=self.settings.bucket, Key=seen_key(campaign.campaign_id, number - 1))
         logger.info("pass done", extra={"campaign_id": campaign.campaign_id, "tick": number, **plan.counts})
         return self._next(after, plan, started, remaining)
+
+    def _store_state(self, campaign: Campaign, plan: PassPlan, seen: SeenNumbers, held: HeldRows) -> list[HeldFile]:
+        """Everything the pass must leave before its checkpoint moves, under its number (a repeat overwrites it):
+        the rows it held, the held files it released, the numbers seen, its row log. The files it held."""
+        kept = held.keep(plan.held)
+        held.mark_released(plan.released)
+        number = campaign.checkpoint.tick
+        self._put(seen_key(campaign.campaign_id, number), seen.to_bytes())
+        self._put(rows_key(campaign.campaign_id, number), "".join(plan.log).encode("utf-8"))
+        return kept
 
     def _next(self, campaign: Campaign, plan: PassPlan, started: float, held: list[HeldFile]) -> PassResult:
         """The next tick (after the window; once the file is read, not before the first held row is due), or, the

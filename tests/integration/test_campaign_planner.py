@@ -602,3 +602,25 @@ def test_a_planner_killed_at_any_batch_ends_with_every_row_queued_and_counted_on
     stored = engine.store.get(campaign.campaign_id)
     assert {k: v for k, v in stored.counts.items() if v} == {"rows": 102, "queued": 100, "duplicate": 1, "invalid": 1}
     assert stored.checkpoint.planned
+
+
+def test_a_twin_pass_that_finishes_second_leaves_the_state_objects_alone(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import planner
+
+    campaign = engine.campaign("to,body.1\n8613800138000,x\n8613800138001,y\n", rate=0.01)  # 1 row a pass
+    engine.tick(tick(campaign.campaign_id))
+    store = planner.planner().store
+    reads = iter([campaign_as_read(engine, campaign)])
+    real_get = store.get
+    monkeypatch.setattr(store, "get", lambda *a, **k: next(reads, None) or real_get(*a, **k))
+    puts: list[str] = []
+    s3 = planner.planner().s3
+    s3.meta.events.register("provide-client-params.s3.PutObject", lambda params, **_: puts.append(params["Key"]))
+
+    result = planner.planner().run(tick(campaign.campaign_id, 0))
+
+    assert result.outcome == "duplicate pass: the checkpoint moved"
+    assert puts == []  # it saw the checkpoint moved before writing anything
+    assert engine.store.get(campaign.campaign_id).counts["queued"] == 1
