@@ -25,9 +25,10 @@ A tick (``nxcloud_wa.campaigns.tick``, on ``CAMPAIGN_TICK_QUEUE_URL``) names a c
    otherwise, when the last queued row settles).
 
 A valid row that would reach its recipient inside the campaign's quiet hours is held instead of queued, and queued
-by the first pass after the window ends (:mod:`held_rows`). Past ``expires_at`` the rows left, and the rows held,
-are logged ``expired`` (invalid and duplicate rows keep those states), never queued. Why a Lambda planner on a
-tick queue and not Step Functions, and what a million rows cost: docs/campaigns.md, "The engine".
+by the first pass after the window ends (:mod:`held_rows`). Past ``expires_at`` the rows left are logged ``expired``
+(invalid and duplicate rows keep those states), never queued; held rows go to the sender, which ends them expired.
+Why a Lambda planner on a tick queue and not Step Functions, and what a million rows cost: docs/campaigns.md, "The
+engine".
 """
 
 from __future__ import annotations
@@ -341,7 +342,7 @@ class Planner:
                 plan.count("rows")
                 outcome = plan_row(record, window.layout, window.seen, placing.fields)
                 if outcome.state == "valid":
-                    self._place(placing, plan, batches, _pending(campaign, outcome))
+                    self._place(placing, plan, batches, _pending(campaign, outcome), read_now=True)
                 else:
                     plan.count(outcome.state)
                     plan.log.append(
@@ -353,40 +354,51 @@ class Planner:
         return plan
 
     def _release(self, window: _Window, placing: _Placing, plan: PassPlan, batches: _Batches) -> None:
-        """Place the rows of the held files now due, earliest first, whole files, until the window is full (past
-        ``expires_at`` every held file is due: its rows end ``expired``, at most :data:`MAX_PASS_ROWS` a pass)."""
+        """Queue the rows of the held files now due, earliest first, whole files, until the window is full. Past
+        ``expires_at`` every held file is due and goes to the sender as it is, at most :data:`MAX_PASS_ROWS` rows a
+        pass: the sender ends such rows ``expired`` with their outcome, as it does any row that reaches it late (their
+        log lines were written, in file order, when they were read)."""
         released = 0
         for held in window.waiting:
             due = placing.expired or held.until <= self.clock()
             if plan.full or released >= MAX_PASS_ROWS or not due:
                 return
             for pending in window.held.read(held):
-                self._place(placing, plan, batches, pending)
+                if placing.expired:
+                    self._queue(placing, plan, batches, pending)
+                else:
+                    self._place(placing, plan, batches, pending, read_now=False)
                 released += 1
             plan.released.append(held)
 
-    def _place(self, placing: _Placing, plan: PassPlan, batches: _Batches, row: Pending) -> None:
-        """A valid row: ``expired`` past ``expires_at``; held when it would reach its recipient inside the quiet
-        hours (``invalid`` when no moment is ever outside them); else queued, delayed to its turn in the window."""
+    def _place(self, placing: _Placing, plan: PassPlan, batches: _Batches, row: Pending, *, read_now: bool) -> None:
+        """A valid row: held when it would reach its recipient inside the quiet hours (``invalid`` when no moment is
+        ever outside them), else queued, delayed to its turn in the window. A row ``read_now`` (not a held one
+        released) is logged here, so the row log stays in file order: ``expired`` past ``expires_at``, else ``valid``
+        (queued now or held: the report shows it ``queued`` until the sender settles it)."""
         if placing.expired:
             plan.count("expired")
             plan.log.append(row_log_line(row.row, row.ref, row.to, "expired", "not sent by expires_at"))
             return
-        elapsed = self.clock() - placing.started
-        at = placing.started + max(elapsed, plan.queued / placing.campaign.rate)
+        at = placing.started + max(self.clock() - placing.started, plan.queued / placing.campaign.rate)
         try:
             until = placing.hold_until(row.to, at)
-        except ValueError as exc:
+        except ValueError as exc:  # decided when the row is read: the same zones and window never change it later
             plan.count("invalid")
             plan.log.append(row_log_line(row.row, row.ref, row.to, "invalid", f"quiet hours: {exc}"))
             return
+        if read_now:
+            plan.log.append(row_log_line(row.row, row.ref, row.to, "valid", None))
         if until is not None:
             plan.held.setdefault(until, []).append(row)
-            return
-        batches.add(row.body, _delay(plan.queued, placing.campaign.rate, elapsed))
+        else:
+            self._queue(placing, plan, batches, row)
+
+    def _queue(self, placing: _Placing, plan: PassPlan, batches: _Batches, row: Pending) -> None:
+        """The row onto the send queue, delayed to its turn in the pass's window; counted ``queued``."""
+        batches.add(row.body, _delay(plan.queued, placing.campaign.rate, self.clock() - placing.started))
         plan.queued += 1
         plan.count("queued")
-        plan.log.append(row_log_line(row.row, row.ref, row.to, "valid", None))
 
     def _put(self, key: str, data: bytes) -> None:
         self.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=data)

@@ -488,7 +488,8 @@ def test_rows_inside_the_quiet_hours_are_held_and_queued_when_the_window_ends(en
     assert stored.checkpoint.planned
     assert {k: v for k, v in stored.counts.items() if v} == {"rows": 8, "queued": 8}
     log = engine.row_log(campaign.campaign_id)
-    assert sorted(line["row"] for line in log) == list(range(2, 10))  # each row logged once, when queued
+    assert [line["row"] for line in log] == list(range(2, 10))  # each row once, in file order (the report merges)
+    assert {line["state"] for line in log} == {"valid"}
     assert not engine.ticks
 
 
@@ -517,21 +518,24 @@ def test_a_killed_release_is_redone_without_counting_twice(engine: Engine, monke
     assert not [k for k in engine.state_keys(campaign.campaign_id) if "/held-" in k or "/released-" in k]
 
 
-def test_held_rows_end_expired_when_the_campaign_expires_first(engine: Engine) -> None:
+def test_held_rows_past_expiry_go_to_the_sender_which_ends_them_expired(engine: Engine) -> None:
+    """Held rows were logged when read; past ``expires_at`` they are queued at once, and the sender (which checks
+    the campaign's expiry before each send) settles them ``expired`` with their outcome, as any row that is late."""
     engine.clock.now = NIGHT_IN_CHINA
-    rows = "".join(f"86138006{n:05d},x\n" for n in range(4))
+    rows = "".join(f"86138006{n:05d},x\n" for n in range(4)) + "8613800600000,dup\n"
     campaign = engine.campaign(
         "to,body.1\n" + rows, quiet_hours=QUIET, start_at=_iso(NIGHT_IN_CHINA), expires_at=_iso(NIGHT_IN_CHINA + 3600)
     )
     engine.tick(tick(campaign.campaign_id))
+    assert not engine.batches
     engine.clock.now = NIGHT_IN_CHINA + 3600
     engine.tick(engine.ticks.pop(0)["MessageBody"])
 
-    assert not engine.batches
+    assert len(engine.queued()) == 4
     stored = engine.store.get(campaign.campaign_id)
-    assert {k: v for k, v in stored.counts.items() if v} == {"rows": 4, "expired": 4}
-    assert stored.status is Status.COMPLETED
-    assert [line["state"] for line in engine.row_log(campaign.campaign_id)] == ["expired"] * 4
+    assert {k: v for k, v in stored.counts.items() if v} == {"rows": 5, "queued": 4, "duplicate": 1}
+    assert stored.checkpoint.planned and stored.status is Status.RUNNING
+    assert [line["state"] for line in engine.row_log(campaign.campaign_id)] == ["valid"] * 4 + ["duplicate"]
 
 
 def test_the_planners_logs_never_hold_a_number(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
