@@ -129,3 +129,14 @@ def test_make_invoke_hands_a_tick_queues_records_to_the_planner_and_others_to_th
     assert function_for_event(_records(f"{region}:nxcloud-wa-CampaignTickQueue-1A2B")) == "PlannerFunction"
     assert function_for_event(_records(f"{region}:nxcloud-wa-sender-SendQueue-7Qd2")) == "SenderFunction"
     assert function_for_event(_records(f"{region}:local-1a2b3c4d-send")) == "SenderFunction"  # as before the planner
+
+
+def test_a_held_row_and_its_file_name_read_back_as_written() -> None:
+    import held_rows
+    from nxcloud_wa.campaign_state import held_key
+
+    row = held_rows.Pending(12, "r12", "8613800138000", '{"nxwa_campaign":{"id":"c-1","row":12},"message":{}}')
+    assert held_rows.Pending.from_line(row.to_line()) == row
+    assert held_rows.Pending.from_line(held_rows.Pending(3, None, "1", "{}").to_line()).ref is None
+    key = held_key("c-1", 1_772_499_600, 7)
+    assert held_rows._parse(key) == held_rows.HeldFile(key, 1_772_499_600, 7)
