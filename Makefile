@@ -23,7 +23,7 @@ $(STAMP): requirements/dev.txt layers/deps/requirements.txt
 
 # Lambda's view of the code: each function's folder and the first-party layer on sys.path, plus the dev tools (as
 # pytest's pythonpath in pyproject.toml). Rewritten whenever this list changes, without reinstalling anything.
-CODE_PATHS := layers/core/python functions/sender functions/webhook functions/publisher tools
+CODE_PATHS := layers/core/python functions/sender functions/webhook functions/publisher functions/planner tools
 PATHS := $(VENV)/.paths
 $(PATHS): $(STAMP) Makefile
 	printf '%s\n' $(addprefix $(CURDIR)/,$(CODE_PATHS)) \

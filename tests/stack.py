@@ -71,10 +71,11 @@ def message(to: str = "8613800000000", **overrides: Any) -> dict[str, Any]:
 
 
 def reset_function_runtime() -> None:
-    """Every function's container state (the sender's runtime, the webhook's and the publisher's) and Powertools'
-    parameter cache (the secret): the next invocation reads the environment again, as a cold start does."""
+    """Every function's container state (the sender's runtime, the webhook's, the publisher's, the planner's) and
+    Powertools' parameter cache (the secret): the next invocation reads the environment again, as a cold start does."""
     from aws_lambda_powertools.utilities import parameters
 
+    import planner
     import publisher
     import runtime
     import webhook
@@ -82,6 +83,7 @@ def reset_function_runtime() -> None:
     runtime.reset()
     webhook.reset()
     publisher.reset()
+    planner.reset()
     parameters.clear_caches()
 
 

@@ -40,6 +40,7 @@ SQS_FILES = sorted(name for name, spec in EXPECTED.items() if spec["trigger"] ==
 API_FILES = sorted(name for name, spec in EXPECTED.items() if spec["trigger"] == "api")
 WEBHOOK_FILES = sorted(name for name, spec in EXPECTED.items() if spec["trigger"] == "webhook")
 STREAM_FILES = sorted(name for name, spec in EXPECTED.items() if spec["trigger"] == "stream")
+TICK_FILES = sorted(name for name, spec in EXPECTED.items() if spec["trigger"] == "tick")
 KEYED_FILES = [
     name for name in SQS_FILES if any(mid != r["idempotency_key"] for mid, r in EXPECTED[name]["records"].items())
 ]
@@ -147,8 +148,9 @@ def md5_of_message_attributes(attributes: dict[str, dict[str, Any]]) -> str:
 def test_every_event_file_is_in_the_manifest_and_every_manifest_entry_is_a_file() -> None:
     files = {p.name for p in EVENTS.iterdir() if p.is_file() and p.name not in NOT_EVENTS}
     assert files == set(EXPECTED)
-    assert all(name.endswith(".json") and name.startswith(("sqs-", "api-", "webhook-", "publisher-")) for name in files)
-    assert {spec["trigger"] for spec in EXPECTED.values()} == {"sqs", "api", "webhook", "stream"}
+    prefixes = ("sqs-", "api-", "webhook-", "publisher-", "planner-")
+    assert all(name.endswith(".json") and name.startswith(prefixes) for name in files)
+    assert {spec["trigger"] for spec in EXPECTED.values()} == {"sqs", "api", "webhook", "stream", "tick"}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -724,3 +726,23 @@ def test_sam_local_env_vars_point_both_nxcloud_hosts_at_the_simulator(local_stac
 def test_the_samples_the_template_check_refuses_say_what_is_wrong(name: str, text: str, fresh: Fresh) -> None:
     """The messages events/README.md quotes, word for word (expected.json only requires one)."""
     assert json.loads(fresh.invoke(load(name))["body"])["message"] == text
+
+
+@pytest.mark.parametrize("name", TICK_FILES)
+def test_tick_event_has_the_shape_lambda_sends_and_is_a_tick(name: str) -> None:
+    from nxcloud_wa.campaigns import tick_campaign, tick_number
+
+    [record] = load(name)["Records"]
+    assert set(record) == SQS_RECORD_KEYS and set(record["attributes"]) == SQS_SYSTEM_ATTRIBUTES
+    assert record["md5OfBody"] == hashlib.md5(record["body"].encode("utf-8")).hexdigest()
+    assert tick_campaign(record["body"]) and tick_number(record["body"]) == 0
+
+
+@pytest.mark.parametrize("name", TICK_FILES)
+def test_tick_event_has_the_documented_outcome(name: str, fresh: Fresh, function_handler: Callable[[str], Any]) -> None:
+    expected = EXPECTED[name]
+    response = function_handler(name)(load(name), LambdaContext(function_name="PlannerFunction", timeout_seconds=30))
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": i} for i in expected["batchItemFailures"]]}
+    assert queue_depth(fresh, fresh.res.send_queue_url) == expected["queued"]
+    assert queue_depth(fresh, fresh.res.campaign_tick_queue_url) == 0  # no next pass for a campaign that is not there

@@ -32,6 +32,8 @@ SUPPRESSED = {
     "PublisherFunction": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
     "PublisherLogGroup": {"CKV_AWS_158"},
     "PublisherFailureQueue": {"CKV_AWS_27"},
+    "PlannerFunction": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
+    "PlannerLogGroup": {"CKV_AWS_158"},
 }
 """Every suppression, reviewed: a new one must be added here too, so it cannot slip in unnoticed."""
 
@@ -57,7 +59,7 @@ def test_every_suppression_says_why(resources: dict[str, Any]) -> None:
             assert len(skip["comment"].split()) >= 10, f"{name} {skip['id']}: say why it is not fixed"
 
 
-@pytest.mark.parametrize("function", ["SenderFunction", "WebhookFunction", "PublisherFunction"])
+@pytest.mark.parametrize("function", ["SenderFunction", "WebhookFunction", "PublisherFunction", "PlannerFunction"])
 def test_no_function_logs_whole_events(resources: dict[str, Any], function: str) -> None:
     """POWERTOOLS_LOGGER_LOG_EVENT would log every event, message bodies, numbers and the webhook token included;
     POWERTOOLS_DEBUG is a trace switch for Powertools itself. Neither belongs in the deployed configuration."""

@@ -12,7 +12,7 @@ from local_stack.template import function_properties, load_template
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
 READS = re.compile(r"""env\.(?:required|text|positive_int|positive_float|choice|url)\(\s*["']([A-Z][A-Z0-9_]+)["']""")
-FUNCTIONS = ("SenderFunction", "WebhookFunction", "PublisherFunction")
+FUNCTIONS = ("SenderFunction", "WebhookFunction", "PublisherFunction", "PlannerFunction")
 
 
 def documented(name: str) -> bool:

@@ -253,6 +253,7 @@ def test_powertools_names(template: dict[str, Any]) -> None:
         "ServiceName": "nxcloud-wa-sender",
         "WebhookServiceName": "nxcloud-wa-webhook",
         "PublisherServiceName": "nxcloud-wa-publisher",
+        "PlannerServiceName": "nxcloud-wa-planner",
         "MetricsNamespace": "NXCloudWhatsApp",
     }
 
@@ -653,6 +654,7 @@ def test_no_other_grants_in_the_template(resources: dict[str, Any]) -> None:
     roles = sorted(name for name, r in resources.items() if r["Type"] == "AWS::IAM::Role")
     assert roles == [
         "ApiGatewayCloudWatchLogsRole",
+        "PlannerFunctionRole",
         "PublisherFunctionRole",
         "RetrySchedulerRole",
         "SenderFunctionRole",
@@ -664,7 +666,7 @@ def test_no_other_grants_in_the_template(resources: dict[str, Any]) -> None:
         if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::User", "AWS::IAM::Group")
     ]
     functions = {name: r for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
-    assert sorted(functions) == ["PublisherFunction", "SenderFunction", "WebhookFunction"]
+    assert sorted(functions) == ["PlannerFunction", "PublisherFunction", "SenderFunction", "WebhookFunction"]
     for name, resource in functions.items():
         assert resource["Properties"]["Role"] == getatt(f"{name}Role", "Arn"), name
         assert "Policies" not in resource["Properties"], name
@@ -726,9 +728,33 @@ PUBLISHER_STATEMENTS = {
 }
 
 
+PLANNER_STATEMENTS = {
+    "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, [getatt("PlannerLogGroup", "Arn")]),
+    "ConsumeTickQueue": (
+        {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
+        [getatt("CampaignTickQueue", "Arn")],
+    ),
+    "QueueTicksAndRows": ({"sqs:SendMessage"}, [getatt("CampaignTickQueue", "Arn"), getatt("SendQueue", "Arn")]),
+    "ReadAndAdvanceCampaigns": ({"dynamodb:GetItem", "dynamodb:UpdateItem"}, [getatt("CampaignsTable", "Arn")]),
+    "ReadAudienceFiles": ({"s3:GetObject"}, [{"Fn::Sub": "${CampaignBucket.Arn}/audiences/*"}]),
+    "KeepPlannerState": (
+        {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
+        [{"Fn::Sub": "${CampaignBucket.Arn}/state/*"}],
+    ),
+    "TellDeletedFiles": ({"s3:ListBucket"}, [getatt("CampaignBucket", "Arn")]),
+    "ReadNXCloudSecret": ({"secretsmanager:GetSecretValue"}, [ref("NXCloudSecretArn")]),
+    "DecryptNXCloudSecret": ({"kms:Decrypt"}, [ref("NXCloudSecretKmsKeyArn")]),
+    "WriteTraces": ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, ["*"]),
+}
+
+
 @pytest.mark.parametrize(
     ("role", "expected"),
-    [("WebhookFunctionRole", WEBHOOK_STATEMENTS), ("PublisherFunctionRole", PUBLISHER_STATEMENTS)],
+    [
+        ("WebhookFunctionRole", WEBHOOK_STATEMENTS),
+        ("PublisherFunctionRole", PUBLISHER_STATEMENTS),
+        ("PlannerFunctionRole", PLANNER_STATEMENTS),
+    ],
 )
 def test_lifecycle_functions_have_exactly_their_allowlist(
     resources: dict[str, Any], role: str, expected: dict[str, Any]
@@ -794,6 +820,13 @@ EXPECTED_ALARMS = {
         "ApproximateNumberOfMessagesVisible",
         "QueueName",
         getatt("PublisherFailureQueue", "QueueName"),
+        0,
+    ),
+    "CampaignTicksFailedAlarm": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "QueueName",
+        getatt("CampaignTickDeadLetterQueue", "QueueName"),
         0,
     ),
 }
@@ -1331,3 +1364,19 @@ def test_the_webhook_schedules_retries_where_the_stack_says(
         defaults.marketing_limit_retries,
     )
     assert parameter(template, "MarketingLimitRetryHours")["MinValue"] == 0  # 0 turns it off
+
+
+def test_the_planner_takes_one_tick_at_a_time_from_the_tick_queue(resources: dict[str, Any]) -> None:
+    planner = props(resources, "PlannerFunction")
+    assert planner["CodeUri"] == "functions/planner/"
+    assert planner["Handler"] == "planner.lambda_handler"
+    [source] = planner["Events"].values()
+    assert source["Type"] == "SQS"
+    assert source["Properties"]["Queue"] == getatt("CampaignTickQueue", "Arn")
+    assert source["Properties"]["BatchSize"] == 1
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # A pass must end before its tick can be received again.
+    assert planner["Timeout"] < props(resources, "CampaignTickQueue")["VisibilityTimeout"]
+    variables = planner["Environment"]["Variables"]
+    assert variables["CAMPAIGN_TICK_QUEUE_URL"] == ref("CampaignTickQueue")
+    assert variables["SEND_QUEUE_URL"] == ref("SendQueue")

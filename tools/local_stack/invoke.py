@@ -53,11 +53,13 @@ from local_stack.template import (
 )
 
 FUNCTION: Final = "SenderFunction"
+SEND_QUEUE: Final = "SendQueue"
 ROOT: Final = TEMPLATE.parent
 RESOURCE_VARIABLES: Final = {
     "SenderFunction": ("NXCLOUD_SECRET_ID", "DLQ_URL", "SEND_QUEUE_URL", "IDEMPOTENCY_TABLE"),
     "WebhookFunction": ("NXCLOUD_SECRET_ID", "MESSAGES_TABLE", "KEPT_CALLBACKS_QUEUE_URL"),
     "PublisherFunction": ("MESSAGES_TABLE",),
+    "PlannerFunction": ("NXCLOUD_SECRET_ID", "CAMPAIGNS_TABLE", "CAMPAIGN_BUCKET", "CAMPAIGN_TICK_QUEUE_URL"),
 }
 """Per function, what it cannot run without; when all are unset an ephemeral local stack provides them."""
 RECORD_SOURCES: Final = {"aws:sqs": "SQS", "aws:dynamodb": "DynamoDB"}
@@ -120,12 +122,14 @@ def function_for_event(event: Mapping[str, Any], template: Mapping[str, Any] | N
     """
     template = load_template() if template is None else template
     kind, route = _event_source(event)
-    matches = sorted(
-        logical_id
+    sources = [
+        (logical_id, source)
         for logical_id, properties in _serverless_functions(template)
         for source in (properties.get("Events") or {}).values()
         if source.get("Type") == kind and (route is None or _route(source) == route)
-    )
+    ]
+    queues = {_queue(source) for _, source in sources} - {""}
+    matches = sorted(logical_id for logical_id, source in sources if _from_queue(_queue(source), queues, event))
     if len(set(matches)) != 1:
         found = f"{', '.join(sorted(set(matches)))} match" if matches else "no function in template.yaml has"
         where = f" {route}" if route else ""
@@ -149,6 +153,22 @@ def _event_source(event: Mapping[str, Any]) -> tuple[str, str | None]:
         "the event is neither records (SQS, DynamoDB stream) nor an API Gateway request: name the function with "
         "--function (FUNCTION=)"
     )
+
+
+def _queue(source: Mapping[str, Any]) -> str:
+    """The logical id of an SQS event source's queue (``!GetAtt SendQueue.Arn``); empty for any other source."""
+    queue = (source.get("Properties") or {}).get("Queue")
+    return str(queue["Fn::GetAtt"][0]) if source.get("Type") == "SQS" and isinstance(queue, dict) else ""
+
+
+def _from_queue(queue: str, queues: set[str], event: Mapping[str, Any]) -> bool:
+    """Whether the records come from ``queue``: the queue CloudFormation named after its logical id
+    (``stack-CampaignTickQueue-1A2B``); records whose ARN names none of the template's queues (a local queue's) come
+    from the send queue, as they always did (another function's records name their queue, or ``--function``)."""
+    if not queue:
+        return True
+    named = set(str(event["Records"][0].get("eventSourceARN", "")).rsplit(":", 1)[-1].split("-"))
+    return queue in named if named & queues else queue == SEND_QUEUE
 
 
 def _route(source: Mapping[str, Any]) -> str:

@@ -26,7 +26,7 @@ from local_stack.outcomes_log import OutcomeLog
 from local_stack.samples import describe_trail
 from local_stack.stack import CAPPED_RECIPIENT, LOCAL_SECRET, MARKETING_LIMITED, LocalStack
 from local_stack.streams import StreamReader
-from local_stack.template import function_setting
+from local_stack.template import function_setting, resource_properties
 
 MAKE_RUN_CAP: Final = "2/24h"
 """``make run``'s ``MARKETING_CAP_PER_RECIPIENT`` (the template's default is off). Two, not one: the 131049 row's
@@ -67,6 +67,8 @@ class Runner:
         self.log = OutcomeLog()
         self.poller: QueuePoller | None = None
         self.streams: StreamPoller | None = None
+        self.ticks: QueuePoller | None = None
+        """The campaign tick queue's event source: the planner's passes (functions/planner)."""
         self.api: ApiServer | None = None
 
     def start(self) -> Runner:
@@ -87,6 +89,13 @@ class Runner:
         ).start()
         self.api = ApiServer(invoker, port=self.api_port, webhook=_invoker("WebhookFunction")).start()
         self.streams = StreamPoller(StreamReader(self.stack.res), _invoker("PublisherFunction")).start()
+        self.ticks = QueuePoller(
+            self.stack.res.client("sqs"),
+            self.stack.res.campaign_tick_queue_url,
+            _invoker("PlannerFunction"),
+            batch_size=_tick_batch_size(),
+            retry_delay=self.retry_delay,
+        ).start()
         self.stack.simulator.set_webhook_url(self.webhook_url)
         return self
 
@@ -101,6 +110,8 @@ class Runner:
             self.streams.stop()
         if self.poller is not None:
             self.poller.stop()
+        if self.ticks is not None:
+            self.ticks.stop()
         if self.api is not None:
             self.api.stop()
         self.log.detach()
@@ -373,8 +384,19 @@ def no_key_row(runner: Runner, body: str) -> Row:
 
 def _invoker(function: str) -> Invoker:
     """An invoker of one of the template's functions, with its timeout."""
+    import planner
     import publisher
     import webhook
 
-    handlers = {"WebhookFunction": webhook.lambda_handler, "PublisherFunction": publisher.lambda_handler}
+    handlers = {
+        "WebhookFunction": webhook.lambda_handler,
+        "PublisherFunction": publisher.lambda_handler,
+        "PlannerFunction": planner.lambda_handler,
+    }
     return Invoker(handlers[function], timeout=float(function_setting(function, "Timeout")))
+
+
+def _tick_batch_size() -> int:
+    """The planner's tick event source's ``BatchSize``, as template.yaml declares it."""
+    [source] = resource_properties("PlannerFunction")["Events"].values()
+    return int(source["Properties"]["BatchSize"])

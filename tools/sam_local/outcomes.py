@@ -96,6 +96,8 @@ def summarize(spec: dict[str, Any], seen: Observation) -> dict[str, Any]:
         return {**summarize_webhook(seen), **common}
     if spec["trigger"] == "stream":
         return {**summarize_stream(seen), **common}
+    if spec["trigger"] == "tick":
+        return {**summarize_tick(seen), **common}
     return {**summarize_api(seen), **common}
 
 
@@ -133,6 +135,12 @@ def summarize_stream(seen: Observation) -> dict[str, Any]:
     failures = sorted(str(f.get("itemIdentifier")) for f in result.get("batchItemFailures", []))
     keys = sorted(result) if isinstance(seen.results[0], dict) else ["(not an object)"]
     return {"result_keys": keys, "batchItemFailures": failures, "published": sorted_events(seen.published)}
+
+
+def summarize_tick(seen: Observation) -> dict[str, Any]:
+    """A planner tick's answer: which ticks it reports for another try."""
+    result = seen.results[0] if isinstance(seen.results[0], dict) else {}
+    return {"batchItemFailures": sorted(str(f.get("itemIdentifier")) for f in result.get("batchItemFailures", []))}
 
 
 def sorted_events(events: Any) -> list[dict[str, Any]]:
@@ -195,7 +203,9 @@ def summarize_api(seen: Observation) -> dict[str, Any]:
 
 def problems(spec: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     """Every way the summary departs from the event's entry in expected.json (empty: as documented)."""
-    check = {"sqs": sqs_problems, "webhook": webhook_problems, "stream": stream_problems}.get(spec["trigger"])
+    check = {"sqs": sqs_problems, "webhook": webhook_problems, "stream": stream_problems, "tick": tick_problems}.get(
+        spec["trigger"]
+    )
     return (check or api_problems)(spec, summary)
 
 
@@ -259,6 +269,15 @@ def stream_problems(spec: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     return found
 
 
+def tick_problems(spec: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    found = []
+    if summary["batchItemFailures"] != sorted(spec["batchItemFailures"]):
+        found.append(f"batchItemFailures {summary['batchItemFailures']} != {sorted(spec['batchItemFailures'])}")
+    if summary["queued"] != spec["queued"]:
+        found.append(f"{summary['queued']} messages queued, not {spec['queued']}")
+    return found
+
+
 def expected_events(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Every event the manifest says a stream batch publishes, in the summary's order."""
     return sorted_events([event for record in spec["records"].values() for event in record["events"]])
@@ -306,6 +325,8 @@ def describe(spec: dict[str, Any], summary: dict[str, Any]) -> str:
         return webhook_text(summary["responses"][0]["statusCode"], len(summary["stored"]), summary["kept"])
     if spec["trigger"] == "stream":
         return stream_text(summary["published"], len(summary["batchItemFailures"]))
+    if spec["trigger"] == "tick":
+        return tick_text(summary["queued"], len(summary["batchItemFailures"]))
     responses = summary["responses"]
     text = f"http {responses[0]['statusCode']}"
     if len(responses) > 1:
@@ -322,6 +343,8 @@ def expected_text(spec: dict[str, Any]) -> str:
         return webhook_text(spec["response"]["statusCode"], len(spec["stored"]), spec["kept"])
     if spec["trigger"] == "stream":
         return stream_text(expected_events(spec), len(spec["batchItemFailures"]))
+    if spec["trigger"] == "tick":
+        return tick_text(spec["queued"], len(spec["batchItemFailures"]))
     return expected_api_outcome(spec, int(spec.get("repeat", {}).get("invocations", 1)))
 
 
@@ -335,6 +358,11 @@ def webhook_text(status: int | None, stored: int, kept: int) -> str:
     """``http 200, 1 stored``, ``http 404, nothing stored``."""
     text = f"http {status}, {f'{stored} stored' if stored else 'nothing stored'}"
     return f"{text}, {kept} kept" if kept else text
+
+
+def tick_text(queued: int, failures: int) -> str:
+    """``0 queued``; ``, 1 failed`` when the tick was reported for another try."""
+    return f"{queued} queued" + (f", {failures} failed" if failures else "")
 
 
 def stream_text(events: list[dict[str, Any]], failures: int) -> str:

@@ -17,9 +17,10 @@ Modules, one concern each:
   it), ``retries`` (Meta's marketing limit, 131049: the retry's schedule, its marker, its checks);
 * campaigns: ``campaigns`` (statuses and their moves, row states, counts, a row's key and queue body),
   ``campaigns_table`` (the campaigns table: campaigns, checkpoints, counts, rows' outcomes), ``campaign_report`` (the
-  report: the planner's row log merged with the rows' outcomes), ``audience_file`` (an audience file read as a
-  stream, with resumable checkpoints), ``audience_rows`` (its columns against the template,
-  each row's message, duplicate numbers), ``quiet_hours`` (the recipient's night);
+  report: the planner's row log merged with the rows' outcomes), ``campaign_state`` (the engine's objects in the
+  bucket: seen numbers, row logs, held rows), ``audience_file`` (an audience file read as a stream, with resumable
+  checkpoints), ``audience_rows`` (its columns against the template, each row's message, duplicate numbers),
+  ``quiet_hours`` (the recipient's night);
 * plumbing: ``dynamo`` (DynamoDB items, errors, batch reads), ``sqs`` (text and attributes SQS takes),
   ``telemetry`` (the functions' Logger and Metrics).
 """

@@ -130,9 +130,14 @@ def campaign_of(key: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def tick(campaign_id: str) -> str:
-    """The body of one planner pass for ``campaign_id`` on the tick queue (env ``CAMPAIGN_TICK_QUEUE_URL``)."""
-    return json.dumps({"campaign_id": campaign_id}, separators=(",", ":"))
+def tick(campaign_id: str, number: int | None = None) -> str:
+    """The body of one planner pass for ``campaign_id`` on the tick queue (env ``CAMPAIGN_TICK_QUEUE_URL``).
+
+    ``number``: the pass it is for (the checkpoint's ``tick``), which the planner gives each pass it queues after
+    another; a numbered tick whose pass was already taken is dropped, so a resume's unnumbered tick meeting a
+    pending one never starts a second chain of passes (:func:`tick_number`)."""
+    body: dict[str, Any] = {"campaign_id": campaign_id, **({"tick": number} if number is not None else {})}
+    return json.dumps(body, separators=(",", ":"))
 
 
 def tick_campaign(body: str) -> str:
@@ -142,6 +147,15 @@ def tick_campaign(body: str) -> str:
     if not isinstance(campaign_id, str) or not _ID.fullmatch(campaign_id):
         raise ValueError('a tick is {"campaign_id": <id>}')
     return campaign_id
+
+
+def tick_number(body: str) -> int | None:
+    """The pass a tick is for, or None: any pass (the API's ticks). ``ValueError`` when it is not a number."""
+    data = json.loads(body)
+    number = data.get("tick") if isinstance(data, dict) else None
+    if number is not None and (not isinstance(number, int) or isinstance(number, bool) or number < 0):
+        raise ValueError("a tick's number is an integer from 0")
+    return number
 
 
 ENVELOPE_KEY: Final = "nxwa_campaign"
