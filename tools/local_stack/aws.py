@@ -66,6 +66,9 @@ class Resources:
             "RETRY_SCHEDULE_GROUP": self.retry_group,
             "RETRY_QUEUE_ARN": self.send_queue_arn,
             "RETRY_ROLE_ARN": self.retry_role_arn,
+            "CAMPAIGNS_TABLE": self.campaigns_table,
+            "CAMPAIGN_BUCKET": self.campaign_bucket,
+            "CAMPAIGN_TICK_QUEUE_URL": self.campaign_tick_queue_url,
         }
 
     def stream_arn(self) -> str:
