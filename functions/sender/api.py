@@ -34,11 +34,6 @@ from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Final, Literal
 
-import campaigns_api
-from answers import ErrorResponse, FieldError, GatewayError
-from answers import doc as _doc
-from answers import dump as _dump
-from answers import json_answer as _json
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
@@ -49,9 +44,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+import campaigns_api
 import fate
 import observability
 import runtime
+from answers import ErrorResponse, FieldError, GatewayError
+from answers import doc as _doc
+from answers import dump as _dump
+from answers import json_answer as _json
 from incoming import Incoming
 from nxcloud_wa.error_codes import TOO_LARGE
 from nxcloud_wa.exceptions import (

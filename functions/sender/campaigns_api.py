@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
-from answers import ErrorResponse, FieldError, GatewayError, doc, json_answer
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
@@ -36,6 +35,7 @@ from botocore.exceptions import ClientError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 import runtime
+from answers import ErrorResponse, FieldError, GatewayError, doc, json_answer
 from nxcloud_wa.audience_file import AudienceFileError, AudienceFormat, Record, audience_format, read_audience
 from nxcloud_wa.audience_rows import Layout, SeenNumbers, plan_columns, plan_row
 from nxcloud_wa.campaigns import COUNTS, FINAL_STATES, Action, Status, TransitionError, tick
@@ -349,7 +349,15 @@ def post_campaign(body: Annotated[CampaignRequest, Body()]) -> Response[Any]:
     campaign = plan.campaign(body)
     store.create(campaign)
     delay = (datetime.fromisoformat(campaign.start_at) - datetime.now(UTC)).total_seconds()
-    _tick(rt, campaign.campaign_id, delay)
+    try:
+        _tick(rt, campaign.campaign_id, delay)
+    except Exception:
+        # Without its first tick the campaign would wait forever: cancel it (nothing was sent), so the caller's
+        # retry creates one that starts, and the list shows why this one never did.
+        store.apply(
+            campaign, Action.CANCEL, _iso(datetime.now(UTC)), reason="its first planner pass could not be queued"
+        )
+        raise
     logger.info("campaign created", extra={"campaign_id": campaign.campaign_id, "start_at": campaign.start_at})
     return json_answer(201, CampaignCreated(campaign_id=campaign.campaign_id, status="scheduled"))
 

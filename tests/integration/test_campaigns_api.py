@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import requests
-from campaigns_api import MAX_AUDIENCE_BYTES
 
+from campaigns_api import MAX_AUDIENCE_BYTES
 from local_stack.lambda_events import api_event
 from nxcloud_wa.campaigns import Action, Status, tick_campaign
 from nxcloud_wa.campaigns_table import CampaignStore
@@ -359,6 +359,32 @@ def test_the_share_and_the_numbers_rate_come_from_the_settings(
 
     assert status == 201
     assert store(campaigns).get(answer["campaign_id"]).rate == 5
+
+
+def test_an_unavailable_catalogue_is_a_503_never_an_unchecked_campaign(campaigns: Stack) -> None:
+    campaigns.simulator.add_fault(endpoint="getTemplate", kind="http_status", status=503)
+
+    status, answer = create(campaigns, upload(campaigns, GOOD_CSV))
+
+    assert status == 503
+    assert answer["error"] == "templates_unavailable"
+    assert answer["message"].endswith(": retry")
+    assert nothing_stored(campaigns)
+
+
+def test_a_campaign_whose_first_tick_cannot_be_queued_is_cancelled_and_the_caller_told_to_retry(
+    campaigns: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runtime
+
+    monkeypatch.setenv("CAMPAIGN_TICK_QUEUE_URL", campaigns.resources.campaign_tick_queue_url + "-gone")
+    runtime.reset()
+
+    status, _ = create(campaigns, upload(campaigns, GOOD_CSV))
+
+    assert status == 503
+    [stored] = store(campaigns).newest()[0]
+    assert (stored.status, stored.status_reason) == (Status.CANCELLED, "its first planner pass could not be queued")
 
 
 # --- dry run ----------------------------------------------------------------------------------------------------------
