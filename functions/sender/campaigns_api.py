@@ -38,7 +38,7 @@ import runtime
 from answers import ErrorResponse, FieldError, GatewayError, doc, json_answer
 from nxcloud_wa.audience_file import AudienceFileError, AudienceFormat, Record, audience_format, read_audience
 from nxcloud_wa.audience_rows import Layout, SeenNumbers, plan_columns, plan_row
-from nxcloud_wa.campaigns import COUNTS, FINAL_STATES, Action, Status, TransitionError, tick
+from nxcloud_wa.campaigns import COUNTS, FINAL_STATES, Action, Status, TransitionError, is_campaign_id, tick
 from nxcloud_wa.campaigns_table import MAX_PAGE, Campaign, CampaignNotFoundError, CampaignStore
 from nxcloud_wa.credentials import Credentials
 from nxcloud_wa.exceptions import ConfigurationError, InvalidMessageError, TemplateApiError
@@ -61,7 +61,6 @@ HEADER_BYTES: Final = 64 * 1024
 DRY_RUN_INVALID_ROWS: Final = 20
 MAX_TICK_DELAY: Final = 900
 """SQS's longest delay: a campaign starting later is ticked again by the planner until ``start_at``."""
-MAX_CAMPAIGN_ID: Final = 64
 MAX_CURSOR: Final = 1024
 
 
@@ -287,11 +286,12 @@ COMMON: Final = {
     responses={
         201: doc("Where and how to upload the file", AudienceUpload),
         400: doc("The body is invalid: the field errors name it", ErrorResponse),
-        **COMMON,
+        **{status: answer for status, answer in COMMON.items() if status != 503},  # presigning calls no service
     },
     tags=["campaigns"],
 )
 def post_audience(body: Annotated[AudienceRequest | None, Body()] = None) -> Response[Any]:
+    _object_body()
     rt = runtime.get()
     bucket = _bucket(rt)
     fmt = (body or AudienceRequest()).format
@@ -340,6 +340,7 @@ def post_audience(body: Annotated[AudienceRequest | None, Body()] = None) -> Res
     tags=["campaigns"],
 )
 def post_campaign(body: Annotated[CampaignRequest, Body()]) -> Response[Any]:
+    _object_body()
     rt = runtime.get()
     store = _store(rt)
     credentials = rt.sender.credentials()
@@ -534,7 +535,7 @@ def _same_object(etag: str | None) -> dict[str, str]:
 
 # --- GET /campaigns, GET /campaigns/{id}, and the actions ------------------------------------------------------
 
-CampaignId = Annotated[str, Path(min_length=1, max_length=MAX_CAMPAIGN_ID, description="The campaign's id (c-...)")]
+CampaignId = Annotated[str, Path(description="The campaign's id (c-...)")]
 
 
 @router.get(
@@ -569,7 +570,7 @@ def list_campaigns(
     tags=["campaigns"],
 )
 def get_campaign(campaign_id: CampaignId) -> Response[Any]:
-    return json_answer(200, CampaignView.of(_store(runtime.get()).get(campaign_id)))
+    return json_answer(200, CampaignView.of(_campaign(_store(runtime.get()), campaign_id)))
 
 
 ACTION_RESPONSES: Final = {
@@ -615,7 +616,7 @@ def _act(campaign_id: str, action: Action) -> Response[Any]:
     continue from its checkpoint."""
     rt = runtime.get()
     store = _store(rt)
-    moved = store.apply(store.get(campaign_id), action, _iso(datetime.now(UTC)))
+    moved = store.apply(_campaign(store, campaign_id), action, _iso(datetime.now(UTC)))
     if action is Action.RESUME:
         _tick(rt, campaign_id, 0)
     logger.info("campaign moved", extra={"campaign_id": campaign_id, "action": action.value, "status": moved.status})
@@ -623,6 +624,13 @@ def _act(campaign_id: str, action: Action) -> Response[Any]:
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
+
+
+def _object_body() -> None:
+    """A body must be a JSON object (or none): Powertools would read ``[x, ...]`` as ``x``."""
+    if not isinstance(router.current_event.json_body, dict | None):
+        error = {"loc": ["body"], "msg": "must be a JSON object", "type": "model_attributes_type"}
+        raise InvalidMessageError([error])
 
 
 def _tick(rt: runtime.Runtime, campaign_id: str, delay: float) -> None:
@@ -634,6 +642,13 @@ def _tick(rt: runtime.Runtime, campaign_id: str, delay: float) -> None:
         MessageBody=tick(campaign_id),
         DelaySeconds=int(min(max(delay, 0), MAX_TICK_DELAY)),
     )
+
+
+def _campaign(store: CampaignStore, campaign_id: str) -> Campaign:
+    """The campaign; an id no campaign can have (any text fits the path) is unknown without a request."""
+    if not is_campaign_id(campaign_id):
+        raise CampaignNotFoundError(campaign_id)
+    return store.get(campaign_id)
 
 
 def _store(rt: runtime.Runtime) -> CampaignStore:

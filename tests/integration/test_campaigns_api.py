@@ -533,3 +533,15 @@ def test_the_routes_answer_with_the_body_the_document_names(campaigns: Stack) ->
     create(campaigns, key)
 
     assert call(campaigns, "GET", "/campaigns", limit="1")[1]["next_cursor"]
+
+
+def test_an_id_no_campaign_can_have_is_a_404_and_a_body_that_is_not_an_object_a_400(campaigns: Stack) -> None:
+    key = upload(campaigns, GOOD_CSV)
+    body = {"name": "x", "template": {"name": "promo", "language": {"code": "en_US"}}, "audience": {"key": key}}
+
+    assert act(campaigns, "c-" + "0" * 100, "get")[0] == 404
+    assert act(campaigns, "c-x y", "resume")[0] == 404
+    listed = call(campaigns, "POST", "/campaigns", [body])
+    assert (listed[0], listed[1]["errors"][0]["loc"]) == (400, ["body"])
+    assert call(campaigns, "POST", "/audiences", [{"format": "csv"}])[0] == 400
+    assert nothing_stored(campaigns)
