@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import json
 import math
@@ -30,7 +31,7 @@ from typing import Annotated, Any, Final, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from botocore.exceptions import ClientError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -41,8 +42,10 @@ from nxcloud_wa.audience_rows import Layout, SeenNumbers, plan_columns, plan_row
 from nxcloud_wa.campaigns import COUNTS, FINAL_STATES, Action, Status, TransitionError, is_campaign_id, tick
 from nxcloud_wa.campaigns_table import MAX_PAGE, Campaign, CampaignNotFoundError, CampaignStore
 from nxcloud_wa.credentials import Credentials
+from nxcloud_wa.dynamo import CONDITION_FAILED, error_code
+from nxcloud_wa.error_codes import KEY_REUSED
 from nxcloud_wa.exceptions import ConfigurationError, InvalidMessageError, TemplateApiError
-from nxcloud_wa.models import MAX_NAME, Language, Phone, Template, TenantId, Token
+from nxcloud_wa.models import MAX_IDEMPOTENCY_KEY, MAX_NAME, Language, Phone, Template, TenantId, Token
 from nxcloud_wa.quiet_hours import QuietHours
 from nxcloud_wa.templates import TemplateSpec, check
 from observability import logger
@@ -129,7 +132,8 @@ class CampaignRequest(BaseModel):
 
 class CampaignCreated(BaseModel):
     campaign_id: str
-    status: Literal["scheduled"]
+    status: Status
+    """``scheduled``; a replayed answer (the same ``Idempotency-Key``) says the campaign's status now."""
 
 
 class InvalidRow(BaseModel):
@@ -339,16 +343,38 @@ def post_audience(body: Annotated[AudienceRequest | None, Body()] = None) -> Res
     },
     tags=["campaigns"],
 )
-def post_campaign(body: Annotated[CampaignRequest, Body()]) -> Response[Any]:
+def post_campaign(
+    body: Annotated[CampaignRequest, Body()],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=MAX_IDEMPOTENCY_KEY,
+            description="Creating again with the same key answers the first campaign instead of a second one",
+        ),
+    ] = None,
+) -> Response[Any]:
     _object_body()
     rt = runtime.get()
     store = _store(rt)
+    campaign_id = _campaign_id(idempotency_key)
+    if idempotency_key is not None and not body.dry_run:
+        replayed = _replay(store, campaign_id, body)
+        if replayed is not None:
+            return replayed
     credentials = rt.sender.credentials()
     plan = _plan(rt, body, credentials)
     if body.dry_run:
         return json_answer(200, _dry_run(rt, plan))
-    campaign = plan.campaign(body)
-    store.create(campaign)
+    campaign = plan.campaign(body, campaign_id)
+    try:
+        store.create(campaign)
+    except ClientError as exc:  # the same key, created meanwhile by a concurrent request
+        replayed = _replay(store, campaign_id, body) if error_code(exc) == CONDITION_FAILED else None
+        if replayed is None:
+            raise
+        return replayed
     delay = (datetime.fromisoformat(campaign.start_at) - datetime.now(UTC)).total_seconds()
     try:
         _tick(rt, campaign.campaign_id, delay)
@@ -360,7 +386,31 @@ def post_campaign(body: Annotated[CampaignRequest, Body()]) -> Response[Any]:
         )
         raise
     logger.info("campaign created", extra={"campaign_id": campaign.campaign_id, "start_at": campaign.start_at})
-    return json_answer(201, CampaignCreated(campaign_id=campaign.campaign_id, status="scheduled"))
+    return json_answer(201, CampaignCreated(campaign_id=campaign.campaign_id, status=Status.SCHEDULED))
+
+
+def _campaign_id(idempotency_key: str | None) -> str:
+    """A new campaign's id: random, or derived from the caller's idempotency key, so a create retried after a lost
+    answer finds the first campaign instead of making a second, which would message every recipient again."""
+    if idempotency_key is None:
+        return f"c-{uuid.uuid4().hex}"
+    return f"c-{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}"
+
+
+def _replay(store: CampaignStore, campaign_id: str, body: CampaignRequest) -> Response[Any] | None:
+    """The first answer for a key already used (the campaign as it is now, ``Idempotent-Replayed: true``); a 422 when
+    it was used for another campaign; None when it was not used."""
+    try:
+        first = store.get(campaign_id)
+    except CampaignNotFoundError:
+        return None
+    asked = (body.name, body.template.name, body.template.language.code, body.audience.key)
+    if (first.name, first.template_name, first.language, first.audience_key) != asked:
+        used = "this idempotency key was already used for a different campaign"
+        error = FieldError(loc=["header", "Idempotency-Key"], msg=used, type="value_error")
+        raise CampaignRefusedError(422, KEY_REUSED.reason, [error], used)
+    answer = CampaignCreated(campaign_id=first.campaign_id, status=first.status)
+    return json_answer(201, answer, headers={"Idempotent-Replayed": "true"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,9 +426,9 @@ class _Plan:
     quiet_hours: QuietHours | None
     rate: float
 
-    def campaign(self, body: CampaignRequest) -> Campaign:
+    def campaign(self, body: CampaignRequest, campaign_id: str) -> Campaign:
         return Campaign(
-            campaign_id=f"c-{uuid.uuid4().hex}",
+            campaign_id=campaign_id,
             name=body.name,
             template_name=body.template.name,
             language=body.template.language.code,

@@ -43,16 +43,24 @@ def campaigns(stack: Stack) -> Stack:
     return stack
 
 
-def call(stack: Stack, method: str, path: str, body: Any = None, route: str | None = None, **query: str) -> Any:
-    """One request; the status and the decoded body, which is first validated against what openapi.json documents
-    for the route and the status."""
+def request(
+    stack: Stack, method: str, path: str, body: Any = None, *, route: str | None = None, **options: Any
+) -> dict[str, Any]:
+    """One request, its answer first validated against what openapi.json documents for the route and the status;
+    ``options``: ``headers`` (a dict), else query parameters."""
     text = json.dumps(body) if body is not None else None
-    headers = {"Content-Type": "application/json"} if text is not None else {}
-    event = api_event(
-        text, method=method, path=path, headers=headers, query={k: [v] for k, v in query.items()}, resource=route
-    )
-    answer = stack.invoke(event)
-    return int(answer["statusCode"]), validate((method.lower(), route or path), answer)
+    headers = {**({"Content-Type": "application/json"} if text is not None else {}), **options.pop("headers", {})}
+    query = {k: [v] for k, v in options.items()}
+    event = api_event(text, method=method, path=path, headers=headers, query=query, resource=route)
+    answer: dict[str, Any] = stack.invoke(event)
+    validate((method.lower(), route or path), answer)
+    return answer
+
+
+def call(stack: Stack, method: str, path: str, body: Any = None, route: str | None = None, **options: Any) -> Any:
+    """One request (see :func:`request`); the status and the decoded body."""
+    answer = request(stack, method, path, body, route=route, **options)
+    return int(answer["statusCode"]), json.loads(answer["body"]) if answer.get("body") else None
 
 
 def act(stack: Stack, campaign_id: str, action: str) -> Any:
@@ -545,3 +553,25 @@ def test_an_id_no_campaign_can_have_is_a_404_and_a_body_that_is_not_an_object_a_
     assert (listed[0], listed[1]["errors"][0]["loc"]) == (400, ["body"])
     assert call(campaigns, "POST", "/audiences", [{"format": "csv"}])[0] == 400
     assert nothing_stored(campaigns)
+
+
+def test_a_create_repeated_with_its_idempotency_key_answers_the_first_campaign_and_makes_no_second(
+    campaigns: Stack,
+) -> None:
+    key = upload(campaigns, GOOD_CSV)
+    body = {"name": "once", "template": {"name": "promo", "language": {"code": "en_US"}}, "audience": {"key": key}}
+    headers = {"Idempotency-Key": "spring-2026"}
+
+    first = call(campaigns, "POST", "/campaigns", body, headers=headers)
+    campaigns.resources.client("s3").delete_object(Bucket=campaigns.resources.campaign_bucket, Key=key)
+    again = request(campaigns, "POST", "/campaigns", body, headers=headers)
+
+    assert (first[0], again["statusCode"]) == (201, 201)
+    assert json.loads(again["body"]) == first[1]  # the first campaign, though its file is gone now: no check again
+    assert again["multiValueHeaders"]["Idempotent-Replayed"] == ["true"]
+    assert [c.campaign_id for c in store(campaigns).newest()[0]] == [first[1]["campaign_id"]]
+    assert ticks(campaigns) == [first[1]["campaign_id"]]
+    other = call(campaigns, "POST", "/campaigns", {**body, "name": "twice"}, headers=headers)
+    assert other[0] == 422
+    assert other[1]["error"] == "idempotency_key_reused"
+    assert other[1]["errors"][0]["loc"] == ["header", "Idempotency-Key"]
