@@ -7,7 +7,7 @@ includes, so they share its resolver, its validation, its API key and its error 
 * ``POST /campaigns``: every check before anything is stored or sent (the file, its header, its columns against the
   template in the account's catalogue, the times, the quiet hours, the rate), then the campaign, then its first tick.
   ``dry_run`` runs the same checks and reads the whole file (as a stream) to count its valid, invalid and duplicate
-  rows, storing and sending nothing.
+  rows, storing and sending nothing. An ``Idempotency-Key`` makes the create safe to retry (the id derives from it).
 * ``GET /campaigns`` (newest first, paged), ``GET /campaigns/{id}``, ``POST /campaigns/{id}/pause|resume|cancel``.
 
 The rules (statuses, moves, counts, the tick's body) are :mod:`nxcloud_wa.campaigns`'; the table's requests
@@ -336,7 +336,8 @@ def post_audience(body: Annotated[AudienceRequest | None, Body()] = None) -> Res
         404: doc("No audience file under this key: upload it first (POST /audiences)", ErrorResponse),
         422: doc(
             "A check failed (error invalid_campaign): the file, its columns against the template, the times, the "
-            "quiet hours or the rate; each field error names the field and what is wrong",
+            "quiet hours or the rate; each field error names the field and what is wrong. Or the Idempotency-Key was "
+            "used for another campaign (error idempotency_key_reused)",
             ErrorResponse,
         ),
         **COMMON,
@@ -359,19 +360,21 @@ def post_campaign(
     rt = runtime.get()
     store = _store(rt)
     campaign_id = _campaign_id(idempotency_key)
-    if idempotency_key is not None and not body.dry_run:
-        replayed = _replay(store, campaign_id, body)
-        if replayed is not None:
-            return replayed
-    credentials = rt.sender.credentials()
-    plan = _plan(rt, body, credentials)
+    replayed = _replay(store, campaign_id, body) if idempotency_key is not None and not body.dry_run else None
+    if replayed is not None:
+        return replayed
+    plan = _plan(rt, body, rt.sender.credentials())
     if body.dry_run:
         return json_answer(200, _dry_run(rt, plan))
-    campaign = plan.campaign(body, campaign_id)
+    return _create(rt, store, plan.campaign(body, campaign_id), body)
+
+
+def _create(rt: runtime.Runtime, store: CampaignStore, campaign: Campaign, body: CampaignRequest) -> Response[Any]:
+    """Store the campaign, then queue its first tick (delayed to ``start_at``)."""
     try:
         store.create(campaign)
     except ClientError as exc:  # the same key, created meanwhile by a concurrent request
-        replayed = _replay(store, campaign_id, body) if error_code(exc) == CONDITION_FAILED else None
+        replayed = _replay(store, campaign.campaign_id, body) if error_code(exc) == CONDITION_FAILED else None
         if replayed is None:
             raise
         return replayed
@@ -381,9 +384,8 @@ def post_campaign(
     except Exception:
         # Without its first tick the campaign would wait forever: cancel it (nothing was sent), so the caller's
         # retry creates one that starts, and the list shows why this one never did.
-        store.apply(
-            campaign, Action.CANCEL, _iso(datetime.now(UTC)), reason="its first planner pass could not be queued"
-        )
+        reason = "its first planner pass could not be queued"
+        store.apply(campaign, Action.CANCEL, _iso(datetime.now(UTC)), reason=reason)
         raise
     logger.info("campaign created", extra={"campaign_id": campaign.campaign_id, "start_at": campaign.start_at})
     return json_answer(201, CampaignCreated(campaign_id=campaign.campaign_id, status=Status.SCHEDULED))
