@@ -23,8 +23,9 @@ import hashlib
 import io
 import json
 import math
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
@@ -62,6 +63,14 @@ UPLOAD_SECONDS: Final = 3600
 HEADER_BYTES: Final = 64 * 1024
 """The ranged GET that reads a file's header (or a JSON Lines file's first object) at creation."""
 DRY_RUN_INVALID_ROWS: Final = 20
+DRY_RUN_CHECK_ROWS: Final = 1000
+"""How many rows a dry run reads between looks at the clock."""
+DRY_RUN_RESERVE: Final = 4.0
+"""Seconds a dry run keeps back to answer (its last rows, the JSON, the way back through API Gateway)."""
+API_GATEWAY_SECONDS: Final = 29.0
+"""API Gateway's integration timeout: a REST API answers 504 after it, whatever the function does."""
+clock: Callable[[], float] = time.monotonic
+"""The dry run's clock (a test passes a controlled one)."""
 MAX_TICK_DELAY: Final = 900
 """SQS's longest delay: a campaign starting later is ticked again by the planner until ``start_at``."""
 MAX_CURSOR: Final = 1024
@@ -154,6 +163,9 @@ class DryRun(BaseModel):
     invalid_rows: list[InvalidRow]
     """The first 20 invalid rows, in file order."""
     rate: float
+    complete: bool
+    """False when the file was too long to read within one request (about 29 s: API Gateway's limit): the counts are
+    then those of its first ``rows`` rows."""
 
 
 class TemplateView(BaseModel):
@@ -562,17 +574,30 @@ def _template_spec(
 
 
 def _dry_run(rt: runtime.Runtime, plan: _Plan) -> DryRun:
-    """Read the whole file as a stream, as the planner will, and count what its rows come to."""
+    """Read the file as a stream, as the planner will, and count what its rows come to; stop at the request's time
+    budget (:func:`_dry_run_deadline`), so a long file answers its first rows' counts instead of a gateway timeout."""
     counts = dict.fromkeys(("valid", "invalid", "duplicate"), 0)
     invalid: list[InvalidRow] = []
     seen = SeenNumbers()
     fields = {"business_phone": plan.business_phone, "appkey": plan.appkey}
-    for record in _records(rt, plan):
+    deadline, complete = _dry_run_deadline(), True
+    for n, record in enumerate(_records(rt, plan), 1):
         outcome = plan_row(record, plan.layout, seen, fields)
         counts[outcome.state] += 1
         if outcome.state == "invalid" and len(invalid) < DRY_RUN_INVALID_ROWS:
             invalid.append(InvalidRow(line=outcome.line, reason=outcome.reason or "", ref=outcome.ref))
-    return DryRun(dry_run=True, rows=sum(counts.values()), invalid_rows=invalid, rate=plan.rate, **counts)
+        if n % DRY_RUN_CHECK_ROWS == 0 and clock() >= deadline:
+            complete = False
+            break
+    rows = sum(counts.values())
+    return DryRun(dry_run=True, rows=rows, invalid_rows=invalid, rate=plan.rate, complete=complete, **counts)
+
+
+def _dry_run_deadline() -> float:
+    """When a dry run stops reading (on :func:`clock`): :data:`DRY_RUN_RESERVE` seconds before the invocation's end or
+    API Gateway's, whichever comes first."""
+    remaining = router.lambda_context.get_remaining_time_in_millis() / 1000
+    return clock() + max(0.0, min(remaining, API_GATEWAY_SECONDS) - DRY_RUN_RESERVE)
 
 
 def _records(rt: runtime.Runtime, plan: _Plan) -> Iterator[Record]:

@@ -414,8 +414,9 @@ def test_a_dry_run_counts_every_row_and_names_the_invalid_ones_storing_nothing(c
     status, answer = create(campaigns, upload(campaigns, BROKEN_CSV), dry_run=True)
 
     assert status == 200
-    assert {k: answer[k] for k in ("dry_run", "rows", "valid", "invalid", "duplicate", "rate")} == {
+    assert {k: answer[k] for k in ("dry_run", "complete", "rows", "valid", "invalid", "duplicate", "rate")} == {
         "dry_run": True,
+        "complete": True,
         "rows": 8,
         "valid": 2,
         "invalid": 4,
@@ -438,6 +439,26 @@ def test_a_dry_run_lists_the_first_20_invalid_rows_only(campaigns: Stack) -> Non
 
     assert (status, answer["invalid"], len(answer["invalid_rows"])) == (200, 30, 20)
     assert [row["line"] for row in answer["invalid_rows"]] == list(range(2, 22))
+
+
+def test_a_dry_run_stops_at_its_time_budget_and_says_its_counts_are_the_first_rows(
+    campaigns: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget is 29 s (API Gateway) less 4: a clock moving 10 s per look, looking every 2 rows, stops it at the
+    third look, after 6 of the file's 8 rows."""
+    import itertools
+
+    import campaigns_api
+
+    ticking = itertools.count(0, 10)
+    monkeypatch.setattr(campaigns_api, "clock", lambda: float(next(ticking)))
+    monkeypatch.setattr(campaigns_api, "DRY_RUN_CHECK_ROWS", 2)
+
+    status, answer = create(campaigns, upload(campaigns, BROKEN_CSV), dry_run=True)
+
+    assert status == 200
+    assert (answer["complete"], answer["rows"]) == (False, 6)
+    assert (answer["valid"], answer["duplicate"], answer["invalid"]) == (1, 2, 3)
 
 
 def test_a_dry_run_makes_the_same_checks(campaigns: Stack) -> None:
