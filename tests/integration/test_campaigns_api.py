@@ -272,6 +272,19 @@ def test_a_template_the_account_lacks_is_a_422_naming_it(campaigns: Stack) -> No
     ]
 
 
+def test_a_template_not_approved_is_a_422_naming_its_status(campaigns: Stack) -> None:
+    pending = template("promo", "en_US", {"type": "BODY", "text": "Hi {{1}}, {{2}} ends {{3}}."}, status="PENDING")
+    campaigns.simulator.set_templates(*ACCOUNT, [pending])
+
+    status, answer = create(campaigns, upload(campaigns, GOOD_CSV))
+
+    assert status == 422
+    assert "the columns do not fit: template promo (en_US) is PENDING, not APPROVED" in [
+        e["msg"] for e in answer["errors"]
+    ]
+    assert nothing_stored(campaigns)
+
+
 def test_a_missing_file_is_a_404(campaigns: Stack) -> None:
     status, answer = create(campaigns, "audiences/never-uploaded.csv")
 
