@@ -44,9 +44,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+import campaigns_api
 import fate
 import observability
 import runtime
+from answers import ErrorResponse, FieldError, GatewayError
+from answers import doc as _doc
+from answers import dump as _dump
+from answers import json_answer as _json
 from incoming import Incoming
 from nxcloud_wa.error_codes import TOO_LARGE
 from nxcloud_wa.exceptions import (
@@ -85,20 +90,6 @@ class SentResponse(BaseModel):
 class QueuedResponse(BaseModel):
     status: Literal["queued"]
     queue_message_id: str
-
-
-class FieldError(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class ErrorResponse(BaseModel):
-    error: str
-    message: str
-    code: int | str | None = None
-    trace_id: str | None = None
-    errors: list[FieldError] | None = None
 
 
 class TimelineEntry(BaseModel):
@@ -168,12 +159,6 @@ class MessageStatus(BaseModel):
     """Only on a message sent again after a 131049 failure: each attempt; ``status`` and ``errors`` are the last's."""
 
 
-class GatewayError(BaseModel):
-    """API Gateway's own answer, given before the function is called."""
-
-    message: str
-
-
 class TooManyRequests(BaseModel):
     """Throttled: by API Gateway's usage plan (``message`` only), or by the business number's rate (``error``
     ``rate_limited`` or ``throttled``, with ``Retry-After``)."""
@@ -182,10 +167,6 @@ class TooManyRequests(BaseModel):
     error: str | None = None
     code: int | str | None = None
     trace_id: str | None = None
-
-
-def _doc(description: str, model: type[BaseModel]) -> OpenAPIResponse:
-    return {"description": description, "content": {"application/json": {"model": model}}}
 
 
 RESPONSES: Final = {
@@ -274,18 +255,6 @@ def get_message(message_id: Annotated[str, Path(min_length=1, max_length=MAX_IDE
     timeline = runtime.get().timeline
     found = timeline.find(message_id) if timeline is not None else None
     return _json(200, MessageStatus.model_validate(found)) if found is not None else _no_such_message()
-
-
-def _json(status: int, body: BaseModel, headers: dict[str, str] | None = None) -> Response[Any]:
-    """Every answer the function gives: its body is the model ``openapi.json`` documents for it, so the two cannot
-    drift (tests/integration/test_api_answers.py validates each kind against the document)."""
-    return Response(status, content_types.APPLICATION_JSON, _dump(body), headers=headers)
-
-
-def _dump(body: BaseModel) -> dict[str, Any]:
-    """An answer's JSON: a field its kind does not set is left out (``errors`` without field errors, ``code`` in a
-    404), one it sets without a value is ``null`` (``trace_id`` before NXCloud answered); both are as documented."""
-    return body.model_dump(mode="json", exclude_unset=True)
 
 
 def too_large(limit: int) -> dict[str, Any]:
@@ -714,3 +683,6 @@ def _without_body_for_no_content(document: dict[str, Any]) -> dict[str, Any]:
         for operation in operations.values():
             operation["responses"].get("204", {}).pop("content", None)
     return document
+
+
+app.include_router(campaigns_api.router)  # /audiences and /campaigns (docs/campaigns.md), after this module's routes

@@ -44,6 +44,13 @@ class Runtime:
     suppressions: SuppressionStore | None = None
     """The suppression list (``SUPPRESSIONS_TABLE``; None without one): the check before each send and the
     ``/suppressions`` routes share it."""
+    campaigns: CampaignStore | None = None
+    """The campaigns table (``CAMPAIGNS_TABLE``; None without one), for the ``/campaigns`` routes."""
+    campaign_catalogue: TemplateCatalogue | None = None
+    """The catalogue a campaign's columns are checked against: ``catalogue`` when there is one, else one of its own
+    (a campaign is always checked, whatever ``TEMPLATE_CHECK`` says: its rows are built from the template)."""
+    s3: LazyClient | None = None
+    """The campaign bucket's client (presigned uploads, the audience file's header), created on first use."""
 
 
 _lock = threading.Lock()
@@ -127,6 +134,10 @@ def _build(settings: SenderSettings) -> Runtime:
         if suppressions is not None and settings.screened
         else None
     )
+    campaigns = CampaignStore(dynamodb, settings.campaigns_table) if settings.campaigns_table else None
+    campaign_catalogue = (catalogue or _new_catalogue(settings, sender)) if campaigns is not None else None
+    # Presigned uploads must be SigV4 (S3 refuses SigV2 in every region opened since 2014).
+    s3 = LazyClient(lambda: session.client("s3", config=aws_config.merge(Config(signature_version="s3v4"))))
     delivery = Delivery(
         sender,
         store,
@@ -153,6 +164,9 @@ def _build(settings: SenderSettings) -> Runtime:
         timeline=timeline,
         catalogue=catalogue,
         suppressions=suppressions,
+        campaigns=campaigns,
+        campaign_catalogue=campaign_catalogue,
+        s3=s3 if campaigns is not None else None,
     )
 
 
@@ -160,9 +174,13 @@ def _catalogue(settings: SenderSettings, sender: Sender) -> TemplateCatalogue | 
     """The container's template catalogue, fetched through getTemplate over the sender's connection pool: for the
     template check, and for the suppression check's and the frequency cap's categories even when
     ``TEMPLATE_CHECK=off``."""
-    core = settings.core
-    if core.template_check is TemplateCheckMode.OFF and not settings.screened:
+    if settings.core.template_check is TemplateCheckMode.OFF and not settings.screened:
         return None
+    return _new_catalogue(settings, sender)
+
+
+def _new_catalogue(settings: SenderSettings, sender: Sender) -> TemplateCatalogue:
+    core = settings.core
     client = TemplateClient(
         core.template_base_url,
         connect_timeout=core.connect_timeout,

@@ -21,6 +21,9 @@ DEFAULT_MESSAGES_PER_SECOND: Final = 80
 DEFAULT_RATE_WAIT_SECONDS: Final = 2.0
 """How long an invocation may wait for its number's capacity before putting messages back (docs/throughput.md)."""
 DEFAULT_MAX_RECEIVE_COUNT: Final = 5
+DEFAULT_CAMPAIGN_RATE_SHARE: Final = 0.8
+"""The share of a business number's rate a campaign may use (``CampaignRateShare``): the rest stays free for the
+transactional messages sent through the API on the same number (docs/campaigns.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +43,16 @@ class SenderSettings:
     rate_wait_seconds: float = DEFAULT_RATE_WAIT_SECONDS
     max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
     """The send queue's ``maxReceiveCount``: a put-back copy's failures count against it with its original's."""
-    campaigns_table: str = ""
-    """The campaigns table (docs/campaigns.md); empty: campaigns are disabled, and a campaign row is dead-lettered
-    (``campaigns_disabled``)."""
     audience: AudienceSettings = field(default_factory=AudienceSettings)
     """The suppression list and its check (``SUPPRESSIONS_TABLE``, ``SUPPRESSION_CHECK``; docs/audience.md)."""
+    campaigns_table: str = ""
+    """The campaigns table (docs/campaigns.md); empty: campaigns are disabled: the ``/audiences`` and ``/campaigns``
+    routes answer 500, and a campaign row is dead-lettered (``campaigns_disabled``)."""
+    campaign_bucket: str = ""
+    """The bucket of audience files and reports."""
+    campaign_tick_queue_url: str = ""
+    """The campaign engine's tick queue: a created or resumed campaign's first pass is put there."""
+    campaign_rate_share: float = DEFAULT_CAMPAIGN_RATE_SHARE
 
     @property
     def suppression_check(self) -> bool:
@@ -78,8 +86,13 @@ class SenderSettings:
             messages_per_second=env.positive_int("MESSAGES_PER_SECOND", DEFAULT_MESSAGES_PER_SECOND),
             rate_wait_seconds=env.positive_float("RATE_WAIT_SECONDS", DEFAULT_RATE_WAIT_SECONDS),
             max_receive_count=env.positive_int("MAX_RECEIVE_COUNT", DEFAULT_MAX_RECEIVE_COUNT),
-            campaigns_table=env.text("CAMPAIGNS_TABLE"),
             audience=AudienceSettings.read(env),
+            campaigns_table=env.text("CAMPAIGNS_TABLE"),
+            campaign_bucket=env.text("CAMPAIGN_BUCKET"),
+            campaign_tick_queue_url=env.text("CAMPAIGN_TICK_QUEUE_URL"),
+            campaign_rate_share=env.positive_float("CAMPAIGN_RATE_SHARE", DEFAULT_CAMPAIGN_RATE_SHARE),
         )
+        if settings.campaign_rate_share > 1:
+            env.problems.append("CAMPAIGN_RATE_SHARE must be at most 1 (a share of the number's rate)")
         env.check()
         return settings

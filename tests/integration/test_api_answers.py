@@ -22,7 +22,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from .conftest import Stack, message
+from .conftest import SECRET, Stack, message
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT_URI = "urn:openapi.json"
@@ -406,6 +406,159 @@ def test_every_suppressions_answer_is_the_one_documented(
         assert len(body["items"]) == 1 and body["next_cursor"]  # a page with a next one: every field set
 
 
+# --- /audiences and /campaigns (docs/campaigns.md) ------------------------------------------------------------------
+
+CampaignDriver = Callable[[Stack, pytest.MonkeyPatch], dict[str, Any]]
+PROMO = {
+    "id": "9",
+    "name": "promo",
+    "language": "en_US",
+    "category": "MARKETING",
+    "status": "APPROVED",
+    "components": [{"type": "BODY", "text": "Hi {{1}}."}],
+}
+
+
+def campaign_call(stack: Stack, method: str, path: str, body: Any = None, **query: str) -> dict[str, Any]:
+    from local_stack.lambda_events import api_event
+
+    stack.simulator.set_templates(str(SECRET["appkey"]), str(SECRET["business_phone"]), [PROMO])
+    headers = {"Content-Type": "application/json"} if body is not None else None
+    text = json.dumps(body) if body is not None else None
+    event = api_event(text, method=method, path=path, headers=headers, query={k: [v] for k, v in query.items()})
+    answer: dict[str, Any] = stack.invoke(event)
+    return answer
+
+
+def audience(stack: Stack, content: str = "to,body.1,ref\n8613800000001,Ann,r1\n12,Bob,r2\n") -> str:
+    key = f"audiences/answers-{time.time_ns()}.csv"
+    stack.resources.client("s3").put_object(Bucket=stack.resources.campaign_bucket, Key=key, Body=content.encode())
+    return key
+
+
+def new_campaign(stack: Stack, key: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A campaign with every optional field set."""
+    body = {
+        "name": "answers",
+        "template": {"name": "promo", "language": {"code": "en_US"}},
+        "audience": {"key": key or audience(stack)},
+        "quiet_hours": {"start": "21:00", "end": "09:00"},
+        "expires_at": "2999-01-01T00:00:00+08:00",
+        **fields,
+    }
+    return campaign_call(stack, "POST", "/campaigns", body)
+
+
+def created_id(stack: Stack) -> str:
+    answer = new_campaign(stack)
+    assert answer["statusCode"] == 201, answer
+    return str(json.loads(answer["body"])["campaign_id"])
+
+
+def _without_table(call: CampaignDriver, table: str = "") -> CampaignDriver:
+    """``""``: a stack without campaigns (500); a table that does not exist: the table failing (503)."""
+
+    def drive(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+        from tests.stack import reset_function_runtime
+
+        monkeypatch.setenv("CAMPAIGNS_TABLE", table)
+        reset_function_runtime()
+        return call(stack, monkeypatch)
+
+    return drive
+
+
+def _action(action: str, first: tuple[str, ...] = ()) -> CampaignDriver:
+    """``action`` on a new campaign (after the actions ``first``); on no campaign when ``first`` is ``("none",)``."""
+
+    def drive(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+        campaign_id = "c-none" if first == ("none",) else created_id(stack)
+        for earlier in () if first == ("none",) else first:
+            campaign_call(stack, "POST", f"/campaigns/{campaign_id}/{earlier}")
+        return campaign_call(stack, "POST", f"/campaigns/{campaign_id}/{action}")
+
+    return drive
+
+
+def _get_campaign(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    campaign_id = created_id(stack)
+    campaign_call(stack, "POST", f"/campaigns/{campaign_id}/pause")
+    campaign_call(stack, "POST", f"/campaigns/{campaign_id}/resume")  # running: an ETA, started_at
+    return campaign_call(stack, "GET", f"/campaigns/{campaign_id}")
+
+
+def _no_catalogue(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    key = audience(stack)
+    stack.simulator.add_fault(endpoint="getTemplate", kind="http_status", status=503)
+    return new_campaign(stack, key)
+
+
+AUDIENCE_ANSWERS: dict[str, CampaignDriver] = {
+    "201": lambda stack, _: campaign_call(stack, "POST", "/audiences", {"format": "jsonl"}),
+    "400": lambda stack, _: campaign_call(stack, "POST", "/audiences", {"format": "xls"}),
+    "500": _without_table(lambda stack, _: campaign_call(stack, "POST", "/audiences")),
+}
+CREATE_ANSWERS: dict[str, CampaignDriver] = {
+    "200": lambda stack, _: new_campaign(stack, dry_run=True),
+    "201": lambda stack, _: new_campaign(stack),
+    "400": lambda stack, _: new_campaign(stack, start_at="2030-01-01T09:00:00"),
+    "404": lambda stack, _: new_campaign(stack, "audiences/none.csv"),
+    "422": lambda stack, _: new_campaign(stack, rate=1000),
+    "500": _without_table(lambda stack, _: new_campaign(stack)),
+    "503": _no_catalogue,
+}
+LIST_CAMPAIGNS_ANSWERS: dict[str, CampaignDriver] = {
+    "200": lambda stack, _: (
+        created_id(stack),
+        created_id(stack),
+        campaign_call(stack, "GET", "/campaigns", limit="1"),
+    )[2],
+    "400": lambda stack, _: campaign_call(stack, "GET", "/campaigns", cursor="bm90LW91cnM"),
+    "500": _without_table(lambda stack, _: campaign_call(stack, "GET", "/campaigns")),
+    "503": _without_table(lambda stack, _: campaign_call(stack, "GET", "/campaigns"), "no-such-table"),
+}
+GET_CAMPAIGN_ANSWERS: dict[str, CampaignDriver] = {
+    "200": _get_campaign,
+    "404": lambda stack, _: campaign_call(stack, "GET", "/campaigns/c-none"),
+    "500": _without_table(lambda stack, _: campaign_call(stack, "GET", "/campaigns/c-none")),
+    "503": _without_table(lambda stack, _: campaign_call(stack, "GET", "/campaigns/c-none"), "no-such-table"),
+}
+
+
+def action_answers(action: str, refused_after: tuple[str, ...]) -> dict[str, CampaignDriver]:
+    return {
+        "200": _action(action, ("pause",) if action == "resume" else ()),
+        "404": _action(action, ("none",)),
+        "409": _action(action, refused_after),
+        "500": _without_table(_action(action, ("none",))),
+        "503": _without_table(_action(action, ("none",)), "no-such-table"),
+    }
+
+
+CAMPAIGN_OPERATIONS: Final = {
+    ("post", "/audiences"): AUDIENCE_ANSWERS,
+    ("post", "/campaigns"): CREATE_ANSWERS,
+    ("get", "/campaigns"): LIST_CAMPAIGNS_ANSWERS,
+    ("get", "/campaigns/{campaign_id}"): GET_CAMPAIGN_ANSWERS,
+    ("post", "/campaigns/{campaign_id}/pause"): action_answers("pause", ("cancel",)),
+    ("post", "/campaigns/{campaign_id}/resume"): action_answers("resume", ()),
+    ("post", "/campaigns/{campaign_id}/cancel"): action_answers("cancel", ("cancel",)),
+}
+
+
+@pytest.mark.parametrize(
+    ("operation", "status"),
+    [(operation, status) for operation, driven in CAMPAIGN_OPERATIONS.items() for status in driven],
+)
+def test_every_campaign_answer_is_the_one_documented(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, operation: tuple[str, str], status: str
+) -> None:
+    answer = CAMPAIGN_OPERATIONS[operation][status](stack, monkeypatch)
+
+    assert str(answer["statusCode"]) == status, answer
+    validate(operation, answer)
+
+
 @pytest.mark.parametrize(
     ("operation", "driven"),
     [
@@ -415,6 +568,7 @@ def test_every_suppressions_answer_is_the_one_documented(
         (DELETE_ENTRY, DELETE_ANSWERS),
         (GET_ENTRY, GET_ENTRY_ANSWERS),
         (LIST_ENTRIES, LIST_ANSWERS),
+        *CAMPAIGN_OPERATIONS.items(),
     ],
 )
 def test_the_answers_driven_here_are_exactly_the_documented_ones(
@@ -433,7 +587,7 @@ def test_the_answers_driven_here_are_exactly_the_documented_ones(
 def test_every_operation_of_the_document_is_driven_here() -> None:
     """A route added to the API (and so to the document) without its answers driven here fails."""
     operations = {(method, path) for path, methods in DOCUMENT["paths"].items() for method in methods}
-    assert operations == {SEND, QUERY, PUT_ENTRY, DELETE_ENTRY, GET_ENTRY, LIST_ENTRIES}
+    assert operations == {SEND, QUERY, PUT_ENTRY, DELETE_ENTRY, GET_ENTRY, LIST_ENTRIES, *CAMPAIGN_OPERATIONS}
 
 
 def test_a_renamed_field_fails_the_validation() -> None:

@@ -25,7 +25,15 @@ import pytest
 from local_stack.aws import Resources, provision
 from local_stack.invoke import FunctionSpec, function_for_event
 from local_stack.lambda_events import LambdaContext, receive_sqs_event, settle_sqs_batch
-from local_stack.stack import DEMO_FAULTS, LOCAL_SECRET, LocalStack, QueueSettings, demo_templates, seed_suppressions
+from local_stack.stack import (
+    DEMO_FAULTS,
+    LOCAL_SECRET,
+    LocalStack,
+    QueueSettings,
+    demo_templates,
+    seed_audience,
+    seed_suppressions,
+)
 from local_stack.streams import batch_size, filter_prefixes
 from local_stack.template import load_template
 from nxcloud_wa.callbacks import parse_callback
@@ -33,7 +41,16 @@ from nxcloud_wa.messages_table import STATUS_PREFIX
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 PAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "page_examples"
-NOT_EVENTS = frozenset({"expected.json", "README.md", "env.local.example.json", "templates.json", "suppressions.json"})
+NOT_EVENTS = frozenset(
+    {
+        "expected.json",
+        "README.md",
+        "env.local.example.json",
+        "templates.json",
+        "suppressions.json",
+        "audience-sample.csv",
+    }
+)
 MANIFEST: dict[str, Any] = json.loads((EVENTS / "expected.json").read_text(encoding="utf-8"))
 EXPECTED: dict[str, dict[str, Any]] = MANIFEST["events"]
 SQS_FILES = sorted(name for name, spec in EXPECTED.items() if spec["trigger"] == "sqs")
@@ -148,7 +165,7 @@ def md5_of_message_attributes(attributes: dict[str, dict[str, Any]]) -> str:
 def test_every_event_file_is_in_the_manifest_and_every_manifest_entry_is_a_file() -> None:
     files = {p.name for p in EVENTS.iterdir() if p.is_file() and p.name not in NOT_EVENTS}
     assert files == set(EXPECTED)
-    prefixes = ("sqs-", "api-", "webhook-", "publisher-", "planner-")
+    prefixes = ("sqs-", "api-", "campaign-", "webhook-", "publisher-", "planner-")
     assert all(name.endswith(".json") and name.startswith(prefixes) for name in files)
     assert {spec["trigger"] for spec in EXPECTED.values()} == {"sqs", "api", "webhook", "stream", "tick"}
 
@@ -208,7 +225,8 @@ def test_sqs_event_has_the_shape_lambda_sends(name: str) -> None:
 def test_api_event_has_the_shape_api_gateway_sends(name: str) -> None:
     event = load(name)
     assert set(event) == API_KEYS
-    assert (event["httpMethod"], event["path"], event["resource"]) == ("POST", "/messages", "/messages")
+    route = "/campaigns" if name.startswith("campaign-") else "/messages"  # POST /campaigns: campaign-create.json
+    assert (event["httpMethod"], event["path"], event["resource"]) == ("POST", route, route)
     assert event["multiValueHeaders"] == {k: [v] for k, v in event["headers"].items()}
     assert event["headers"]["Content-Type"] == "application/json"
     assert event["headers"]["x-api-key"]
@@ -216,8 +234,8 @@ def test_api_event_has_the_shape_api_gateway_sends(name: str) -> None:
     context = event["requestContext"]
     assert set(context) >= API_CONTEXT_KEYS
     assert str(uuid.UUID(context["requestId"])) == context["requestId"]
-    assert (context["httpMethod"], context["resourcePath"]) == ("POST", "/messages")
-    assert context["path"] == f"/{context['stage']}/messages"
+    assert (context["httpMethod"], context["resourcePath"]) == ("POST", route)
+    assert context["path"] == f"/{context['stage']}{route}"
     assert context["identity"]["sourceIp"] and context["identity"]["apiKey"] == event["headers"]["x-api-key"]
     assert context["identity"]["userAgent"] == event["headers"]["User-Agent"]
 
@@ -445,6 +463,7 @@ def fresh(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         visibility_timeout=local_stack.retry_visibility,
     )
     seed_suppressions(res)
+    seed_audience(res)
     for name, value in {**local_stack.function_env(), **res.function_env()}.items():
         monkeypatch.setenv(name, value)
     for name in ("DEFAULT_TENANT_ID", "DEFAULT_APPKEY", "DEFAULT_BUSINESS_PHONE", "UNKNOWN_OUTCOME_POLICY"):

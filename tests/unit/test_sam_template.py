@@ -219,9 +219,12 @@ EXPECTED_ENVIRONMENT = {
     "MESSAGES_PER_SECOND": ref("MessagesPerSecond"),
     "RATE_WAIT_SECONDS": "2",
     "MAX_RECEIVE_COUNT": ref("MaxReceiveCount"),
-    "CAMPAIGNS_TABLE": ref("CampaignsTable"),
     **AUDIENCE_ENVIRONMENT,
     "MARKETING_LIMIT_RETRY_HOURS": ref("MarketingLimitRetryHours"),
+    "CAMPAIGNS_TABLE": ref("CampaignsTable"),
+    "CAMPAIGN_BUCKET": ref("CampaignBucket"),
+    "CAMPAIGN_TICK_QUEUE_URL": ref("CampaignTickQueue"),
+    "CAMPAIGN_RATE_SHARE": ref("CampaignRateShare"),
     "POWERTOOLS_SERVICE_NAME": {"Fn::FindInMap": ["Observability", "Powertools", "ServiceName"]},
     "POWERTOOLS_METRICS_NAMESPACE": {"Fn::FindInMap": ["Observability", "Powertools", "MetricsNamespace"]},
     "POWERTOOLS_LOG_LEVEL": ref("LogLevel"),
@@ -280,10 +283,18 @@ def test_powertools_names(template: dict[str, Any]) -> None:
         ("OptInKeywords", "START"),
         ("UndeliverableSuppressionDays", 30),
         ("MarketingCapPerRecipient", ""),
+        ("CampaignRateShare", 0.8),
     ],
 )
 def test_parameter_defaults(template: dict[str, Any], name: str, default: object) -> None:
     assert parameter(template, name)["Default"] == default
+
+
+def test_the_campaign_rate_share_is_a_share_whose_default_is_the_codes(template: dict[str, Any]) -> None:
+    from settings import DEFAULT_CAMPAIGN_RATE_SHARE
+
+    share = parameter(template, "CampaignRateShare")
+    assert (share["MinValue"], share["MaxValue"], share["Default"]) == (0.05, 1, DEFAULT_CAMPAIGN_RATE_SHARE)
 
 
 def test_secret_has_no_default_and_the_policy_choices_are_closed(template: dict[str, Any]) -> None:
@@ -600,14 +611,26 @@ EXPECTED_STATEMENTS = {
         },
         [getatt("SuppressionsTable", "Arn")],
     ),
-    "CampaignRowsSettle": (
-        {"dynamodb:BatchGetItem", "dynamodb:PartiQLInsert", "dynamodb:UpdateItem"},
-        [getatt("CampaignsTable", "Arn")],
-    ),
     "ListSuppressionsByNumber": (
         {"dynamodb:Query"},
         [{"Fn::Sub": "${SuppressionsTable.Arn}/index/by_business_phone"}],
     ),
+    "CampaignRecords": (
+        {
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
+            "dynamodb:PartiQLInsert",
+        },
+        [getatt("CampaignsTable", "Arn")],
+    ),
+    "ListCampaignsByCreation": ({"dynamodb:Query"}, [{"Fn::Sub": "${CampaignsTable.Arn}/index/by_created"}]),
+    "FindAudienceFiles": ({"s3:ListBucket"}, [getatt("CampaignBucket", "Arn")]),
+    "AudienceFiles": ({"s3:PutObject", "s3:GetObject"}, [{"Fn::Sub": "${CampaignBucket.Arn}/audiences/*"}]),
+    "CampaignReports": ({"s3:PutObject", "s3:GetObject"}, [{"Fn::Sub": "${CampaignBucket.Arn}/reports/*"}]),
+    "TickCampaigns": ({"sqs:SendMessage"}, [getatt("CampaignTickQueue", "Arn")]),
     "ReadNXCloudSecret": ({"secretsmanager:GetSecretValue"}, [ref("NXCloudSecretArn")]),
     "DecryptNXCloudSecret": ({"kms:Decrypt"}, [ref("NXCloudSecretKmsKeyArn")]),
     "WriteTraces": ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, ["*"]),

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from nxcloud_wa.exceptions import ConfigurationError
-from settings import DEFAULT_IDEMPOTENCY_EXPIRY, DEFAULT_MAX_SEND_CONCURRENCY, SenderSettings
+from settings import (
+    DEFAULT_CAMPAIGN_RATE_SHARE,
+    DEFAULT_IDEMPOTENCY_EXPIRY,
+    DEFAULT_MAX_SEND_CONCURRENCY,
+    SenderSettings,
+)
 
 ENV = {
     "NXCLOUD_SECRET_ID": "arn:secret",
@@ -99,3 +104,17 @@ def test_the_screen_runs_for_the_suppression_check_the_frequency_cap_or_both(
     assert settings.suppression_check is check
     assert (str(settings.frequency_cap) if settings.frequency_cap else None) == cap
     assert settings.screened is screened
+
+
+def test_the_campaign_settings_and_their_defaults() -> None:
+    settings = SenderSettings.from_env(ENV)
+    assert (settings.campaigns_table, settings.campaign_bucket, settings.campaign_tick_queue_url) == ("", "", "")
+    assert settings.campaign_rate_share == DEFAULT_CAMPAIGN_RATE_SHARE == 0.8
+    given = SenderSettings.from_env({**ENV, "CAMPAIGNS_TABLE": "c", "CAMPAIGN_RATE_SHARE": "1"})
+    assert (given.campaigns_table, given.campaign_rate_share) == ("c", 1.0)
+
+
+@pytest.mark.parametrize(("value", "problem"), [("1.5", "at most 1"), ("0", "positive"), ("half", "positive")])
+def test_the_campaign_rate_share_is_a_share(value: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"CAMPAIGN_RATE_SHARE must be (a )?{problem}"):
+        SenderSettings.from_env({**ENV, "CAMPAIGN_RATE_SHARE": value})

@@ -192,7 +192,7 @@ def run_samples(
 
 def _call_api(runner: Runner, sample: Sample) -> tuple[str, str | None, str | None]:
     """The answer as a table cell, and the queue message id (202) or NXCloud's message_id (200) it carries."""
-    answers = [runner.post(sample.body, sample.headers) for _ in range(sample.repeat)]
+    answers = [runner.post(sample.body, sample.headers, route=sample.route) for _ in range(sample.repeat)]
     status, body = answers[0]
     text = f"http {status}"
     if sample.repeat > 1:

@@ -136,8 +136,10 @@ class Runner:
     def enqueue(self, body: str, attributes: dict[str, str] | None = None) -> str:
         return send_message(self.stack.res.client("sqs"), self.stack.res.send_queue_url, body, attributes)
 
-    def post(self, body: str, headers: dict[str, str] | None = None, *, with_key: bool = True) -> tuple[int, Any]:
-        """POST to the local API over real HTTP; return the status and the decoded body."""
+    def post(
+        self, body: str, headers: dict[str, str] | None = None, *, with_key: bool = True, route: str = "/messages"
+    ) -> tuple[int, Any]:
+        """POST to the local API's ``route`` over real HTTP; return the status and the decoded body."""
         import urllib.error
         import urllib.request
 
@@ -146,7 +148,7 @@ class Runner:
         if with_key:
             all_headers["x-api-key"] = self.api.api_key
         request = urllib.request.Request(  # noqa: S310 - 127.0.0.1 only
-            f"{self.api.url}/messages", data=body.encode("utf-8"), headers=all_headers, method="POST"
+            f"{self.api.url}{route}", data=body.encode("utf-8"), headers=all_headers, method="POST"
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310

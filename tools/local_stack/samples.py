@@ -30,6 +30,8 @@ class Sample:
     repeat: int = 1
     expected_delivery: str = ""
     """Where NXCloud's callbacks leave it once sent (``read``, ``failed 131026``, ...); empty when never sent."""
+    route: str = "/messages"
+    """An API sample's path (``/campaigns`` for campaign-create.json)."""
 
 
 def load_samples(folder: Path = EVENTS) -> list[Sample]:
@@ -101,6 +103,7 @@ def _api_sample(file_name: str, event: dict[str, Any], spec: dict[str, Any]) -> 
         expected=expected_api_outcome(spec, repeat),
         repeat=repeat,
         expected_delivery=spec.get("delivery", ""),
+        route=event.get("path") or "/messages",
     )
 
 

@@ -90,6 +90,20 @@ def seed_suppressions(resources: Resources, path: Path = DEMO_SUPPRESSIONS_FILE)
     return len(entries)
 
 
+DEMO_AUDIENCE_FILE: Final = DEMO_TEMPLATES_FILE.with_name("audience-sample.csv")
+DEMO_AUDIENCE_KEY: Final = "audiences/sample.csv"
+"""Where the local stack puts the samples' audience file (events/README.md), so events/campaign-create.json names a
+file that exists: five rows for ``order_update`` (en_US), one a duplicate in another spelling, one invalid."""
+
+
+def seed_audience(resources: Resources, path: Path = DEMO_AUDIENCE_FILE) -> str:
+    """Put ``path`` in the resources' campaign bucket under :data:`DEMO_AUDIENCE_KEY`, as an upload through
+    ``POST /audiences`` would; return the key."""
+    s3 = resources.client("s3")
+    s3.put_object(Bucket=resources.campaign_bucket, Key=DEMO_AUDIENCE_KEY, Body=path.read_bytes())
+    return DEMO_AUDIENCE_KEY
+
+
 @dataclass(frozen=True, slots=True)
 class QueueSettings:
     """The SQS trigger's settings, as template.yaml declares them."""
@@ -145,6 +159,7 @@ class LocalStack:
             for (appkey, business_phone), templates in demo_templates().items():
                 self.simulator.set_templates(appkey, business_phone, templates)
             seed_suppressions(self.resources)
+            seed_audience(self.resources)
         return self
 
     def stop(self) -> None:

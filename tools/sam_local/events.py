@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from local_stack.aws import Resources, provision
 from local_stack.lambda_events import receive_sqs_event, settle_sqs_batch
-from local_stack.stack import DEMO_FAULTS, LOCAL_SECRET, LocalStack, seed_suppressions
+from local_stack.stack import DEMO_FAULTS, LOCAL_SECRET, LocalStack, seed_audience, seed_suppressions
 from nxcloud_wa.messages_table import CLICK_PREFIX, STATUS_PREFIX
 from sam_local.outcomes import Observation, event_summary
 from sam_local.paths import Invoked, InvokePath
@@ -50,8 +50,8 @@ class EventRunner:
         self.calls = stack.moto.record_calls()
 
     def fresh(self) -> tuple[Resources, Path]:
-        """New queues, tables (the suppression list seeded as ``make run``'s) and secret, a reset simulator, and the
-        env-vars file pointing at them."""
+        """New queues, tables and bucket (the suppression list and the audience file seeded as ``make run``'s) and
+        secret, a reset simulator, and the env-vars file pointing at them."""
         resources = provision(
             self.stack.moto.url,
             prefix=f"sl{uuid.uuid4().hex[:10]}",
@@ -60,6 +60,7 @@ class EventRunner:
             visibility_timeout=self.stack.queue.visibility_timeout,
         )
         seed_suppressions(resources)
+        seed_audience(resources)
         self.stack.simulator.reset()
         for fault in DEMO_FAULTS:
             self.stack.simulator.add_fault(**fault)

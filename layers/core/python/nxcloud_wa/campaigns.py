@@ -119,6 +119,11 @@ _ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 _KEY = re.compile(rf"campaign:({_ID.pattern}):([0-9]{{1,15}})")
 
 
+def is_campaign_id(text: str) -> bool:
+    """Whether ``text`` can be a campaign's id (the API answers 404 for any other without reading the table)."""
+    return bool(_ID.fullmatch(text))
+
+
 def message_key(campaign_id: str, digits: str) -> str:
     """The idempotency key of the campaign's one message to ``digits`` (E.164 digits after normalisation)."""
     return f"{KEY_PREFIX}{campaign_id}:{digits}"
