@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from local_stack import suppression_entries
+from local_stack.campaign_row import CampaignRow
 from local_stack.output import LineWriter
 from local_stack.runner import MAKE_RUN_CAP, FrequencyCapRow, MarketingLimitRetry, Row, Runner, no_key_row
 from local_stack.samples import Sample, load_samples
@@ -156,12 +157,15 @@ def run_samples(
     say(f"  done in {time.monotonic() - waited:.1f} s" if called_back else f"  NOT all posted after {timeout:.0f} s")
     say(
         f"frequency cap {MAKE_RUN_CAP}: marketing templates to one recipient until capped; 131049: firing the due "
-        "retry schedules as if the retry delay had passed, and following the retry..."
+        "retry schedules as if the retry delay had passed, and following the retry; a campaign of 30 rows, paused "
+        "and resumed..."
     )
     capped = FrequencyCapRow(runner)
     capped.run(timeout)
     runner.wait_for_callbacks(timeout=timeout)
     retry.fire_and_follow(timeout)
+    campaign = CampaignRow(runner)
+    campaign.run(timeout)
     dead = runner.dead_letters()
     events = runner.status_events()
     rows = []
@@ -186,7 +190,7 @@ def run_samples(
                 shown_events,
             )
         )
-    rows += [retry.row(events), capped.row(events), no_key]
+    rows += [retry.row(events), capped.row(events), campaign.row(runner.campaign_moves), no_key]
     return rows
 
 

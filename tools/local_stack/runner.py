@@ -25,7 +25,7 @@ from local_stack.emulators import ApiServer, Invoker, QueuePoller, StreamPoller,
 from local_stack.outcomes_log import OutcomeLog
 from local_stack.samples import describe_trail
 from local_stack.stack import CAPPED_RECIPIENT, LOCAL_SECRET, MARKETING_LIMITED, LocalStack
-from local_stack.streams import StreamReader
+from local_stack.streams import CAMPAIGNS, StreamReader
 from local_stack.template import function_setting, resource_properties
 
 MAKE_RUN_CAP: Final = "2/24h"
@@ -67,6 +67,10 @@ class Runner:
         self.log = OutcomeLog()
         self.poller: QueuePoller | None = None
         self.streams: StreamPoller | None = None
+        self.campaign_stream: StreamPoller | None = None
+        """The campaigns table's stream to the publisher (Campaign Status Changed events)."""
+        self.campaign_moves: dict[str, list[str]] = {}
+        """The campaign status events :meth:`status_events` read off the bus, by campaign id."""
         self.ticks: QueuePoller | None = None
         """The campaign tick queue's event source: the planner's passes (functions/planner)."""
         self.api: ApiServer | None = None
@@ -89,6 +93,9 @@ class Runner:
         ).start()
         self.api = ApiServer(invoker, port=self.api_port, webhook=_invoker("WebhookFunction")).start()
         self.streams = StreamPoller(StreamReader(self.stack.res), _invoker("PublisherFunction")).start()
+        self.campaign_stream = StreamPoller(
+            StreamReader(self.stack.res, CAMPAIGNS), _invoker("PublisherFunction")
+        ).start()
         self.ticks = QueuePoller(
             self.stack.res.client("sqs"),
             self.stack.res.campaign_tick_queue_url,
@@ -106,8 +113,9 @@ class Runner:
         return self.api.webhook_url + str(LOCAL_SECRET["webhook_token"])
 
     def stop(self) -> None:
-        if self.streams is not None:
-            self.streams.stop()
+        for poller in (self.streams, self.campaign_stream):
+            if poller is not None:
+                poller.stop()
         if self.poller is not None:
             self.poller.stop()
         if self.ticks is not None:
@@ -196,17 +204,20 @@ class Runner:
         return text
 
     def status_events(self) -> dict[str, list[str]]:
-        """The status events put on the bus, by message id (read from the capture queue once: consumed)."""
-        from publisher import STATUS_CHANGED  # here: the function binds stdout when imported (see __main__)
+        """The status events put on the bus, by message id (read from the capture queue once: consumed); campaign
+        status events go to :attr:`campaign_moves`."""
+        from publisher import CAMPAIGN_STATUS_CHANGED, STATUS_CHANGED  # here: the function binds stdout (__main__)
 
         sqs, url = self.stack.res.client("sqs"), self.stack.res.events_queue_url
         found: dict[str, list[str]] = {}
         while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
             for message in batch:
                 event = json.loads(message["Body"])
+                detail = event.get("detail") or {}
                 if event.get("detail-type") == STATUS_CHANGED:
-                    detail = event["detail"]
                     found.setdefault(str(detail["message_id"]), []).append(str(detail["status"]))
+                elif event.get("detail-type") == CAMPAIGN_STATUS_CHANGED:
+                    self.campaign_moves.setdefault(str(detail["campaign_id"]), []).append(str(detail["status"]))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return found
 
