@@ -52,7 +52,7 @@ from held_rows import HeldFile, HeldRows, Pending
 from nxcloud_wa.audience_file import AudienceFileError, AudienceReader, Record, read_audience
 from nxcloud_wa.audience_file import Checkpoint as Position
 from nxcloud_wa.audience_rows import Layout, RowOutcome, SeenNumbers, plan_columns, plan_row
-from nxcloud_wa.campaign_state import row_log_line, rows_key, seen_key
+from nxcloud_wa.campaign_state import LoggedState, row_log_line, rows_key, seen_key
 from nxcloud_wa.campaigns import (
     Action,
     RowTag,
@@ -192,6 +192,8 @@ class Planner:
             return self._retick(campaign, math.ceil(due), "waiting for start_at")
         if campaign.status is Status.SCHEDULED:
             campaign = self._apply(campaign, Action.START, now)
+        if campaign.status is Status.CANCELLED and not campaign.checkpoint.planned:
+            return self._guarded_pass(campaign, now)  # the rows not read yet end cancelled, in bounded passes
         if campaign.status is not Status.RUNNING or campaign.checkpoint.planned:
             return PassResult(
                 f"dropped: {campaign.status.value}" + (", planned" if campaign.checkpoint.planned else "")
@@ -205,6 +207,9 @@ class Planner:
             with ExitStack() as opened:  # the file's streams are closed however the pass ends
                 return self._pass(campaign, now, opened)
         except Paused as paused:
+            if campaign.status is Status.CANCELLED:
+                logger.warning("a cancelled campaign's unread rows cannot be read", extra={"campaign_id": campaign_id})
+                return PassResult(f"cancelled, the rest unread: {paused}")
             self._apply(campaign, Action.PAUSE, now, str(paused))
             logger.warning("campaign paused by the planner", extra={"campaign_id": campaign_id, "reason": str(paused)})
             return PassResult(f"paused: {paused}")
@@ -260,7 +265,7 @@ class Planner:
             window = plan.queued / campaign.rate - (now - started)
             due = min(f.until for f in held) - now if plan.file_ended and held else 0
             return self._retick(campaign, math.ceil(max(window, due)), "planned a window", plan.counts)
-        if is_complete(campaign.counts, planned=True):
+        if campaign.status is Status.RUNNING and is_complete(campaign.counts, planned=True):
             self._apply(campaign, Action.COMPLETE, now)
             return PassResult("completed", counts=plan.counts)
         return PassResult("planned", counts=plan.counts)
@@ -360,11 +365,11 @@ class Planner:
         log lines were written, in file order, when they were read)."""
         released = 0
         for held in window.waiting:
-            due = placing.expired or held.until <= self.clock()
+            due = placing.ending is not None or held.until <= self.clock()
             if plan.full or released >= MAX_PASS_ROWS or not due:
                 return
             for pending in window.held.read(held):
-                if placing.expired:
+                if placing.ending is not None:
                     self._queue(placing, plan, batches, pending)
                 else:
                     self._place(placing, plan, batches, pending, read_now=False)
@@ -376,9 +381,10 @@ class Planner:
         ever outside them), else queued, delayed to its turn in the window. A row ``read_now`` (not a held one
         released) is logged here, so the row log stays in file order: ``expired`` past ``expires_at``, else ``valid``
         (queued now or held: the report shows it ``queued`` until the sender settles it)."""
-        if placing.expired:
-            plan.count("expired")
-            plan.log.append(row_log_line(row.row, row.ref, row.to, "expired", "not sent by expires_at"))
+        if placing.ending is not None:
+            state, reason = placing.ending
+            plan.count(state)
+            plan.log.append(row_log_line(row.row, row.ref, row.to, state, reason))
             return
         at = placing.started + max(self.clock() - placing.started, plan.queued / placing.campaign.rate)
         try:
@@ -447,7 +453,7 @@ class _Placing:
     def __init__(self, campaign: Campaign, started: float, quiet: QuietHours | None) -> None:
         self.campaign, self.started, self.quiet = campaign, started, quiet
         self.fields = _fields(campaign)
-        self.expired = campaign.expires_at is not None and _epoch(campaign.expires_at) <= started
+        self.ending = _ending(campaign, started)
 
     def hold_until(self, digits: str, at: float) -> int | None:
         """None: the row may reach its recipient at ``at``; else the epoch second from which it may."""
@@ -455,6 +461,16 @@ class _Placing:
             return None
         until = hold_until(digits, datetime.fromtimestamp(at, UTC), self.quiet)
         return math.ceil(until.timestamp()) if until is not None else None
+
+
+def _ending(campaign: Campaign, started: float) -> tuple[LoggedState, str] | None:
+    """How every valid row this pass reads ends without being queued, and why: ``cancelled`` (a cancelled campaign's
+    rows not read yet), ``expired`` past ``expires_at``; None: rows are queued (or held)."""
+    if campaign.status is Status.CANCELLED:
+        return "cancelled", "the campaign was cancelled"
+    if campaign.expires_at is not None and _epoch(campaign.expires_at) <= started:
+        return "expired", "not sent by expires_at"
+    return None
 
 
 def _quiet(campaign: Campaign) -> QuietHours | None:

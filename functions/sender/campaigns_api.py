@@ -690,11 +690,11 @@ def cancel_campaign(campaign_id: CampaignId) -> Response[Any]:
 
 def _act(campaign_id: str, action: Action) -> Response[Any]:
     """One conditional status move (:meth:`CampaignStore.apply`); a resumed campaign's engine is ticked at once, to
-    continue from its checkpoint."""
+    continue from its checkpoint, and so is a cancelled one's, to end the rows it has not read yet ``cancelled``."""
     rt = runtime.get()
     store = _store(rt)
     moved = store.apply(_campaign(store, campaign_id), action, _iso(datetime.now(UTC)))
-    if action is Action.RESUME:
+    if action in (Action.RESUME, Action.CANCEL):
         _tick(rt, campaign_id, 0)
     logger.info("campaign moved", extra={"campaign_id": campaign_id, "action": action.value, "status": moved.status})
     return json_answer(200, CampaignView.of(moved))

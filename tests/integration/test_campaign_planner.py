@@ -628,3 +628,28 @@ def test_a_twin_pass_that_finishes_second_leaves_the_state_objects_alone(
     assert result.outcome == "duplicate pass: the checkpoint moved"
     assert puts == []  # it saw the checkpoint moved before writing anything
     assert engine.store.get(campaign.campaign_id).counts["queued"] == 1
+
+
+def test_a_cancelled_campaigns_unread_rows_end_cancelled_and_none_is_queued(engine: Engine) -> None:
+    numbers = [f"86138005{n:05d}" for n in range(9)]
+    lines = "".join(f"{n},x\n" for n in numbers) + f"{numbers[0]},again\nnope,x\n"
+    campaign = engine.campaign("to,body.1\n" + lines, rate=0.1)
+    engine.tick(tick(campaign.campaign_id))  # 6 rows queued (a 60 s window at 0.1/s)
+    engine.ticks.clear()  # the pass's next tick is still due when a person cancels
+    engine.store.apply(engine.store.get(campaign.campaign_id), Action.CANCEL, _iso(NOW + 1))
+    engine.run(campaign.campaign_id)  # the cancel's tick: the rest of the file is read and ended
+
+    assert len(engine.queued()) == 6
+    stored = engine.store.get(campaign.campaign_id)
+    assert stored.status is Status.CANCELLED and stored.checkpoint.planned
+    assert {k: v for k, v in stored.counts.items() if v} == {
+        "rows": 11,
+        "queued": 6,
+        "cancelled": 3,
+        "duplicate": 1,
+        "invalid": 1,
+    }
+    log = engine.row_log(campaign.campaign_id)
+    assert [line["state"] for line in log[6:]] == ["cancelled"] * 3 + ["duplicate", "invalid"]
+    assert log[6]["reason"] == "the campaign was cancelled"
+    assert not engine.ticks

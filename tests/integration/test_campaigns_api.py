@@ -509,7 +509,7 @@ def test_the_list_is_newest_first_and_paged(campaigns: Stack) -> None:
     assert bad[0] == 400 and bad[1]["errors"][0]["loc"] == ["query", "cursor"]
 
 
-def test_pause_resume_and_cancel_answer_the_new_state_and_resume_ticks_the_engine(campaigns: Stack) -> None:
+def test_pause_resume_and_cancel_answer_the_new_state_and_resume_and_cancel_tick_the_engine(campaigns: Stack) -> None:
     _, created = create(campaigns, upload(campaigns, GOOD_CSV))
     campaign_id = created["campaign_id"]
     ticks(campaigns)
@@ -524,6 +524,7 @@ def test_pause_resume_and_cancel_answer_the_new_state_and_resume_ticks_the_engin
     cancelled = act(campaigns, campaign_id, "cancel")
     assert (cancelled[0], cancelled[1]["status"]) == (200, "cancelled")
     assert cancelled[1]["finished_at"] is not None
+    assert ticks(campaigns) == [campaign_id]  # the engine ends the rows it has not read yet cancelled
     assert store(campaigns).get(campaign_id).version == 3
 
 

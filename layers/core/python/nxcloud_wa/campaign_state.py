@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 STATE_PREFIX: Final = "state/"
-LoggedState = Literal["valid", "invalid", "duplicate", "expired"]
+LoggedState = Literal["valid", "invalid", "duplicate", "expired", "cancelled"]
 """A row log line's ``state``: ``valid`` (queued: the sender settles it), or a final state the planner decided."""
 
 
