@@ -9,11 +9,11 @@ written to a temporary file, then uploaded (in parts when it is big), so a milli
 
 from __future__ import annotations
 
-import io
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -59,15 +59,13 @@ class ReportFile:
 
     def build(self, campaign: Campaign, started: float) -> Counter[str]:
         """Write the report of ``campaign`` as read (its stamp is what the API compares to the campaign later)."""
-        with tempfile.TemporaryFile() as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-            states = write_csv(report_lines(self._logged(campaign.campaign_id), self._outcomes(campaign)), text)
-            text.flush()
-            raw.seek(0)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "report.csv"
+            with path.open("w", encoding="utf-8", newline="") as out:
+                states = write_csv(report_lines(self._logged(campaign.campaign_id), self._outcomes(campaign)), out)
             stamp = ReportStamp(built_from(campaign), campaign.status.value, started, sum(states.values()))
             extra = {"ContentType": "text/csv; charset=utf-8", "Metadata": stamp.metadata()}
-            self.s3.upload_fileobj(raw, self.bucket, report_key(campaign.campaign_id), ExtraArgs=extra)
-            text.detach()
+            self.s3.upload_file(str(path), self.bucket, report_key(campaign.campaign_id), ExtraArgs=extra)
         return states
 
     def _logged(self, campaign_id: str) -> Iterator[Mapping[str, Any]]:
