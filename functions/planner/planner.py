@@ -109,6 +109,8 @@ class PlannerSettings:
     bucket: str
     tick_queue_url: str
     send_queue_url: str
+    messages_table: str = ""
+    """Where the reports read the sent rows' delivery statuses; empty without delivery tracking."""
 
     @classmethod
     def from_env(cls) -> PlannerSettings:
@@ -119,6 +121,7 @@ class PlannerSettings:
             bucket=env.required("CAMPAIGN_BUCKET", "the campaign bucket's name"),
             tick_queue_url=env.required("CAMPAIGN_TICK_QUEUE_URL", "the campaign tick queue's URL"),
             send_queue_url=env.required("SEND_QUEUE_URL", "the send queue's URL"),
+            messages_table=env.text("MESSAGES_TABLE"),
         )
         env.check()
         return settings
@@ -173,11 +176,13 @@ class Planner:
         self.clock = clock
         self.s3 = session.client("s3")
         self.sqs = session.client("sqs")
-        self.store = CampaignStore(session.client("dynamodb"), settings.campaigns_table)
+        dynamodb = session.client("dynamodb")
+        self.store = CampaignStore(dynamodb, settings.campaigns_table)
         core = settings.core
         client = TemplateClient(core.template_base_url, connect_timeout=core.connect_timeout)
         self.catalogue = TemplateCatalogue(client, ttl=core.template_cache_seconds)
-        self.reports = ReportFile(self.s3, self.store, settings.bucket)
+        messages = (dynamodb, settings.messages_table) if settings.messages_table else None
+        self.reports = ReportFile(self.s3, self.store, settings.bucket, messages)
 
     # --- one tick
 

@@ -21,6 +21,7 @@ from nxcloud_wa.campaign_report import COLUMNS, REBUILD_SECONDS
 from nxcloud_wa.campaigns import FINAL_STATES, Status, tick_kind
 from tests.integration.conftest import Stack
 from tests.integration.test_campaign_planner import MIXED, Engine, engine
+from tests.integration.test_campaign_send import delivered
 
 __all__ = ["engine"]  # the planner's fixture, used here as is
 
@@ -125,7 +126,12 @@ def test_a_current_report_is_answered_again_and_rebuilt_once_counts_moved(
     assert get_report(stack, campaign_id)[0] == 200
     assert report_ticks(stack) == []  # a current report asks for nothing
 
-    engine.store.add_counts(campaign_id, {"delivered": 1})  # a callback arrived after the report was built
+    first = {int(line["row"]): line for line in download(get_report(stack, campaign_id)[1]["url"])}
+    assert first[2]["delivery"] == first[10]["delivery"] == ""
+    # NXCloud's callbacks arrive after the report was built: the webhook moves the campaign's delivery counts.
+    assert stack.call_webhook(delivered(first[2]["message_id"]))["statusCode"] == 200
+    assert stack.call_webhook(delivered(first[10]["message_id"], "read"))["statusCode"] == 200
+    assert engine.store.get(campaign_id).counts["delivered"] == 2
     engine.clock.now += REBUILD_SECONDS - 1
     assert get_report(stack, campaign_id)[0] == 200  # young, and the status did not move: still answered
     engine.clock.now += 1
@@ -133,6 +139,8 @@ def test_a_current_report_is_answered_again_and_rebuilt_once_counts_moved(
     build(engine, campaign_id)
     status, body, _ = get_report(stack, campaign_id)
     assert status == 200 and body["built_at"] == "2026-03-02T10:01:00.000+00:00"
+    again = {int(line["row"]): line for line in download(body["url"])}
+    assert (again[2]["delivery"], again[10]["delivery"], again[3]["delivery"]) == ("delivered", "read", "")
 
 
 def test_a_report_request_twice_builds_once(engine: Engine) -> None:

@@ -768,6 +768,7 @@ PLANNER_STATEMENTS = {
         [{"Fn::Sub": "${CampaignBucket.Arn}/state/*"}],
     ),
     "WriteReports": ({"s3:GetObject", "s3:PutObject"}, [{"Fn::Sub": "${CampaignBucket.Arn}/reports/*"}]),
+    "ReadDeliveryStatuses": ({"dynamodb:BatchGetItem"}, [getatt("MessagesTable", "Arn")]),
     "TellDeletedFiles": ({"s3:ListBucket"}, [getatt("CampaignBucket", "Arn")]),
     "ReadNXCloudSecret": ({"secretsmanager:GetSecretValue"}, [ref("NXCloudSecretArn")]),
     "DecryptNXCloudSecret": ({"kms:Decrypt"}, [ref("NXCloudSecretKmsKeyArn")]),
@@ -1430,3 +1431,4 @@ def test_the_planner_takes_one_tick_at_a_time_from_the_tick_queue(resources: dic
     variables = planner["Environment"]["Variables"]
     assert variables["CAMPAIGN_TICK_QUEUE_URL"] == ref("CampaignTickQueue")
     assert variables["SEND_QUEUE_URL"] == ref("SendQueue")
+    assert variables["MESSAGES_TABLE"] == {"Fn::If": ["TracksDeliveries", ref("MessagesTable"), ""]}
