@@ -99,6 +99,7 @@ def test_a_report_is_current_when_built_from_the_campaign_as_it_is() -> None:
     assert not is_current(stamp, moved, 1000.0)
     assert not is_current(None, campaign, 1000.0)
     assert ReportStamp.of({"built-from": "x"}) is None
+    assert ReportStamp.of(stamp.metadata() | {"status": "gone"}) is None
 
 
 def test_a_report_tick_is_a_tick_of_its_kind_and_older_ticks_stay_passes() -> None:

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import astuple, dataclass
 from typing import IO, Any, Final
 
-from .campaigns import RowState
+from .campaigns import RowState, Status
 from .campaigns_table import Campaign, RowOutcome
 
 COLUMNS: Final = ("row", "ref", "to", "state", "reason", "message_id", "delivery", "error_code", "at")
@@ -72,7 +72,8 @@ class ReportStamp:
     def of(cls, metadata: Mapping[str, str]) -> ReportStamp | None:
         """The stamp of an object's metadata; None for an object without one (not a report this code wrote)."""
         try:
-            return cls(metadata["built-from"], metadata["status"], float(metadata["built-at"]), int(metadata["rows"]))
+            status = Status(metadata["status"]).value
+            return cls(metadata["built-from"], status, float(metadata["built-at"]), int(metadata["rows"]))
         except (KeyError, ValueError):
             return None
 
