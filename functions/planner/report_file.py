@@ -21,9 +21,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
-from nxcloud_wa.campaign_report import ReportStamp, built_from, is_current, report_key, report_lines, write_csv
+from nxcloud_wa.campaign_report import (
+    ReportStamp,
+    built_from,
+    is_current,
+    report_key,
+    report_lines,
+    stored_stamp,
+    write_csv,
+)
 from nxcloud_wa.campaign_state import iter_row_log, rows_prefix
 from nxcloud_wa.campaigns import RowState
 from nxcloud_wa.campaigns_table import Campaign, CampaignStore, RowOutcome
@@ -52,19 +58,9 @@ class ReportFile:
     def request(self, campaign_id: str, now: float) -> Built:
         """Build the report unless the stored one is current at ``now`` (a request queued twice builds once)."""
         campaign = self.store.get(campaign_id)
-        if is_current(self.stamp(campaign_id), campaign, now):
+        if is_current(stored_stamp(self.s3, self.bucket, campaign_id), campaign, now):
             return Built(False, {})
         return Built(True, self.build(campaign, now))
-
-    def stamp(self, campaign_id: str) -> ReportStamp | None:
-        """The stored report's stamp; None when there is none."""
-        try:
-            head = self.s3.head_object(Bucket=self.bucket, Key=report_key(campaign_id))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
-        return ReportStamp.of(head.get("Metadata", {}))
 
     def build(self, campaign: Campaign, started: float) -> Counter[str]:
         """Write the report of ``campaign`` as read (its stamp is what the API compares to the campaign later)."""

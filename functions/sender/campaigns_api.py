@@ -43,7 +43,7 @@ import runtime
 from answers import ErrorResponse, FieldError, GatewayError, doc, json_answer
 from nxcloud_wa.audience_file import AudienceFileError, AudienceFormat, Record, audience_format, read_audience
 from nxcloud_wa.audience_rows import Layout, SeenNumbers, plan_columns, plan_row
-from nxcloud_wa.campaign_report import ReportStamp, is_current, report_key
+from nxcloud_wa.campaign_report import ReportStamp, is_current, report_key, stored_stamp
 from nxcloud_wa.campaigns import (
     COUNTS,
     FINAL_STATES,
@@ -706,7 +706,7 @@ def get_campaign(campaign_id: CampaignId) -> Response[Any]:
 def get_report(campaign_id: CampaignId) -> Response[Any]:
     rt = runtime.get()
     campaign = _campaign(_store(rt), campaign_id)
-    stamp = _report_stamp(rt, campaign_id)
+    stamp = stored_stamp(_s3(rt), _bucket(rt), campaign_id)
     now = wall_clock()
     if is_current(stamp, campaign, now) and stamp is not None:
         return json_answer(200, _report_link(rt, campaign_id, stamp, now))
@@ -714,17 +714,6 @@ def get_report(campaign_id: CampaignId) -> Response[Any]:
     logger.info("campaign report requested", extra={"campaign_id": campaign_id})
     building = ReportBuilding(status="building", retry_after=REPORT_RETRY_SECONDS)
     return json_answer(202, building, headers={"Retry-After": str(REPORT_RETRY_SECONDS)})
-
-
-def _report_stamp(rt: runtime.Runtime, campaign_id: str) -> ReportStamp | None:
-    """The stored report's stamp (HeadObject); None when there is none."""
-    try:
-        head = _s3(rt).head_object(Bucket=_bucket(rt), Key=report_key(campaign_id))
-    except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
-    return ReportStamp.of(head.get("Metadata", {}))
 
 
 def _report_link(rt: runtime.Runtime, campaign_id: str, stamp: ReportStamp, now: float) -> ReportLink:

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import astuple, dataclass
 from typing import IO, Any, Final
 
+from botocore.exceptions import ClientError
+
 from .campaigns import RowState, Status
 from .campaigns_table import Campaign, RowOutcome
 
@@ -76,6 +78,17 @@ class ReportStamp:
             return cls(metadata["built-from"], status, float(metadata["built-at"]), int(metadata["rows"]))
         except (KeyError, ValueError):
             return None
+
+
+def stored_stamp(s3: Any, bucket: str, campaign_id: str) -> ReportStamp | None:
+    """The stamp of the campaign's stored report (one ``HeadObject``); None when there is no report."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=report_key(campaign_id))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return ReportStamp.of(head.get("Metadata", {}))
 
 
 def is_current(stamp: ReportStamp | None, campaign: Campaign, now: float) -> bool:
