@@ -1,6 +1,7 @@
 """The campaign engine: one planner pass per tick, each feeding the send queue one window of a campaign's rows.
 
-A tick (``nxcloud_wa.campaigns.tick``, on ``CAMPAIGN_TICK_QUEUE_URL``) names a campaign. One pass:
+A tick (``nxcloud_wa.campaigns.tick``, on ``CAMPAIGN_TICK_QUEUE_URL``) names a campaign; one whose ``kind`` is
+``report`` asks for the campaign's report file instead (:mod:`report_file`). One pass:
 
 1. reads the campaign (consistent). ``scheduled`` and due: ``start``; ``scheduled`` and not due: the tick comes
    back when it is (at most 15 minutes later, SQS's longest delay), nothing else; ``paused``, ``cancelled``,
@@ -54,6 +55,7 @@ from nxcloud_wa.audience_file import Checkpoint as Position
 from nxcloud_wa.audience_rows import Layout, RowOutcome, SeenNumbers, plan_columns, plan_row
 from nxcloud_wa.campaign_state import LoggedState, row_log_line, rows_key, seen_key
 from nxcloud_wa.campaigns import (
+    REPORT_KIND,
     Action,
     RowTag,
     Status,
@@ -63,6 +65,7 @@ from nxcloud_wa.campaigns import (
     message_key,
     tick,
     tick_campaign,
+    tick_kind,
 )
 from nxcloud_wa.campaigns import tick_number as tick_number_of
 from nxcloud_wa.campaigns_table import Campaign, CampaignNotFoundError, CampaignStore, Checkpoint, CheckpointMovedError
@@ -74,6 +77,7 @@ from nxcloud_wa.phone import normalize_phone
 from nxcloud_wa.quiet_hours import QuietHours, hold_until
 from nxcloud_wa.telemetry import Telemetry
 from nxcloud_wa.template_client import TemplateClient
+from report_file import ReportFile
 
 PASS_SECONDS: Final = 60
 """Each pass queues this many seconds of sends at the campaign's rate. Longer passes cost fewer invocations and
@@ -105,6 +109,8 @@ class PlannerSettings:
     bucket: str
     tick_queue_url: str
     send_queue_url: str
+    messages_table: str = ""
+    """Where the reports read the sent rows' delivery statuses; empty without delivery tracking."""
 
     @classmethod
     def from_env(cls) -> PlannerSettings:
@@ -115,6 +121,7 @@ class PlannerSettings:
             bucket=env.required("CAMPAIGN_BUCKET", "the campaign bucket's name"),
             tick_queue_url=env.required("CAMPAIGN_TICK_QUEUE_URL", "the campaign tick queue's URL"),
             send_queue_url=env.required("SEND_QUEUE_URL", "the send queue's URL"),
+            messages_table=env.text("MESSAGES_TABLE"),
         )
         env.check()
         return settings
@@ -169,17 +176,22 @@ class Planner:
         self.clock = clock
         self.s3 = session.client("s3")
         self.sqs = session.client("sqs")
-        self.store = CampaignStore(session.client("dynamodb"), settings.campaigns_table)
+        dynamodb = session.client("dynamodb")
+        self.store = CampaignStore(dynamodb, settings.campaigns_table)
         core = settings.core
         client = TemplateClient(core.template_base_url, connect_timeout=core.connect_timeout)
         self.catalogue = TemplateCatalogue(client, ttl=core.template_cache_seconds)
+        messages = (dynamodb, settings.messages_table) if settings.messages_table else None
+        self.reports = ReportFile(self.s3, self.store, settings.bucket, messages)
 
     # --- one tick
 
     def run(self, body: str) -> PassResult:
-        """One pass for the tick ``body``."""
+        """One pass for the tick ``body``; or, a report request's tick, the campaign's report (report_file.py)."""
         campaign_id, number = tick_campaign(body), tick_number_of(body)
         try:
+            if tick_kind(body) == REPORT_KIND:
+                return self._report(campaign_id)
             campaign = self.store.get(campaign_id)
         except CampaignNotFoundError:
             return PassResult("no such campaign")
@@ -199,6 +211,14 @@ class Planner:
                 f"dropped: {campaign.status.value}" + (", planned" if campaign.checkpoint.planned else "")
             )
         return self._guarded_pass(campaign, now)
+
+    def _report(self, campaign_id: str) -> PassResult:
+        """Build the report the API was asked for, unless the one stored is current (a request queued twice)."""
+        done = self.reports.request(campaign_id, self.clock())
+        if not done.built:
+            return PassResult("report current")
+        logger.info("report built", extra={"campaign_id": campaign_id, "states": dict(done.states)})
+        return PassResult("report built", counts=dict(done.states))
 
     def _guarded_pass(self, campaign: Campaign, now: float) -> PassResult:
         """The pass; or the campaign paused with the reason it cannot go on; or the same pass put off."""
@@ -589,7 +609,7 @@ def record_handler(record: SQSRecord) -> None:
     """One tick. A body that is not a tick is logged and dropped (no retry makes it one); any other failure is the
     record's, and SQS hands the tick over again (five times, then the tick dead-letter queue)."""
     try:
-        tick_campaign(record.body)
+        tick_campaign(record.body), tick_kind(record.body)
     except ValueError:
         logger.error("not a tick: dropped", extra={"message_id": record.message_id})
         return

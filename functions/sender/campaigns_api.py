@@ -9,6 +9,9 @@ includes, so they share its resolver, its validation, its API key and its error 
   ``dry_run`` runs the same checks and reads the whole file (as a stream) to count its valid, invalid and duplicate
   rows, storing and sending nothing. An ``Idempotency-Key`` makes the create safe to retry (the id derives from it).
 * ``GET /campaigns`` (newest first, paged), ``GET /campaigns/{id}``, ``POST /campaigns/{id}/pause|resume|cancel``.
+* ``GET /campaigns/{id}/report``: a presigned GET of ``reports/{id}.csv`` when the stored report is current
+  (``nxcloud_wa.campaign_report.is_current``); otherwise a report request on the tick queue (the planner builds it:
+  minutes for a million rows, past API Gateway's 29 s) and a 202 to ask again.
 
 The rules (statuses, moves, counts, the tick's body) are :mod:`nxcloud_wa.campaigns`'; the table's requests
 :mod:`nxcloud_wa.campaigns_table`'; the file's reading :mod:`nxcloud_wa.audience_file` and
@@ -40,7 +43,17 @@ import runtime
 from answers import ErrorResponse, FieldError, GatewayError, doc, json_answer
 from nxcloud_wa.audience_file import AudienceFileError, AudienceFormat, Record, audience_format, read_audience
 from nxcloud_wa.audience_rows import Layout, SeenNumbers, plan_columns, plan_row
-from nxcloud_wa.campaigns import COUNTS, FINAL_STATES, Action, Status, TransitionError, is_campaign_id, tick
+from nxcloud_wa.campaign_report import ReportStamp, is_current, report_key, stored_stamp
+from nxcloud_wa.campaigns import (
+    COUNTS,
+    FINAL_STATES,
+    REPORT_KIND,
+    Action,
+    Status,
+    TransitionError,
+    is_campaign_id,
+    tick,
+)
 from nxcloud_wa.campaigns_table import MAX_PAGE, Campaign, CampaignNotFoundError, CampaignStore
 from nxcloud_wa.credentials import Credentials
 from nxcloud_wa.dynamo import CONDITION_FAILED, error_code
@@ -74,6 +87,12 @@ clock: Callable[[], float] = time.monotonic
 MAX_TICK_DELAY: Final = 900
 """SQS's longest delay: a campaign starting later is ticked again by the planner until ``start_at``."""
 MAX_CURSOR: Final = 1024
+REPORT_URL_SECONDS: Final = 3600
+"""How long a report's presigned GET is valid (the object itself expires after 30 days: the bucket's lifecycle)."""
+REPORT_RETRY_SECONDS: Final = 10
+"""The 202's Retry-After: a report of 100,000 rows is built in well under it; a million take minutes."""
+wall_clock: Callable[[], float] = time.time
+"""The report's clock: how old a stored report is (a test passes a controlled one)."""
 
 
 # --- the models the document shows ----------------------------------------------------------------------------------
@@ -232,6 +251,27 @@ class CampaignView(BaseModel):
             eta_seconds=eta_seconds(campaign),
             counts=Counts.model_validate({name: campaign.counts.get(name, 0) for name in COUNTS}),
         )
+
+
+class ReportLink(BaseModel):
+    """Where to download the report: a presigned GET of ``reports/{id}.csv`` (one line per row of the file)."""
+
+    url: str
+    expires_at: str
+    """When ``url`` stops working (ISO 8601, UTC); ask again for a new one."""
+    rows: int
+    """The report's lines (the file's rows read so far), its header not counted."""
+    built_at: str
+    """When the report was built; it reflects the campaign at that moment."""
+    status: Status
+    """The campaign's status when the report was built."""
+
+
+class ReportBuilding(BaseModel):
+    """The report is being built: ask again after ``retry_after`` seconds (also the ``Retry-After`` header)."""
+
+    status: Literal["building"]
+    retry_after: int
 
 
 class CampaignPage(BaseModel):
@@ -650,6 +690,47 @@ def get_campaign(campaign_id: CampaignId) -> Response[Any]:
     return json_answer(200, CampaignView.of(_campaign(_store(runtime.get()), campaign_id)))
 
 
+@router.get(
+    CAMPAIGNS_PATH + "/<campaign_id>/report",
+    summary="A campaign's report: a link to its CSV, one line per row of the audience file",
+    description="200 with a presigned GET of the report when the stored one is current; otherwise 202: the report "
+    "is being built (by the campaign engine), ask again after Retry-After seconds.",
+    responses={
+        200: doc("The report is ready: a link to download it", ReportLink),
+        202: doc("The report is being built: ask again after retry_after seconds", ReportBuilding),
+        404: doc("No campaign with this id", ErrorResponse),
+        **COMMON,
+    },
+    tags=["campaigns"],
+)
+def get_report(campaign_id: CampaignId) -> Response[Any]:
+    rt = runtime.get()
+    campaign = _campaign(_store(rt), campaign_id)
+    stamp = stored_stamp(_s3(rt), _bucket(rt), campaign_id)
+    now = wall_clock()
+    if is_current(stamp, campaign, now) and stamp is not None:
+        return json_answer(200, _report_link(rt, campaign_id, stamp, now))
+    _tick(rt, campaign_id, 0, kind=REPORT_KIND)
+    logger.info("campaign report requested", extra={"campaign_id": campaign_id})
+    building = ReportBuilding(status="building", retry_after=REPORT_RETRY_SECONDS)
+    return json_answer(202, building, headers={"Retry-After": str(REPORT_RETRY_SECONDS)})
+
+
+def _report_link(rt: runtime.Runtime, campaign_id: str, stamp: ReportStamp, now: float) -> ReportLink:
+    url = _s3(rt).generate_presigned_url(
+        "get_object",
+        Params={"Bucket": _bucket(rt), "Key": report_key(campaign_id)},
+        ExpiresIn=REPORT_URL_SECONDS,
+    )
+    return ReportLink(
+        url=url,
+        expires_at=_iso(datetime.fromtimestamp(now + REPORT_URL_SECONDS, UTC)),
+        rows=stamp.rows,
+        built_at=_iso(datetime.fromtimestamp(stamp.built_at, UTC)),
+        status=Status(stamp.status),
+    )
+
+
 ACTION_RESPONSES: Final = {
     200: doc("Done: the campaign in its new status", CampaignView),
     404: doc("No campaign with this id", ErrorResponse),
@@ -710,13 +791,14 @@ def _object_body() -> None:
         raise InvalidMessageError([error])
 
 
-def _tick(rt: runtime.Runtime, campaign_id: str, delay: float) -> None:
-    """One planner pass for the campaign, due in ``delay`` seconds (SQS delays at most 15 minutes)."""
+def _tick(rt: runtime.Runtime, campaign_id: str, delay: float, kind: str | None = None) -> None:
+    """One planner pass for the campaign (or, ``kind`` report, its report), due in ``delay`` seconds (SQS delays at
+    most 15 minutes)."""
     if not rt.settings.campaign_tick_queue_url:
         raise ConfigurationError("CAMPAIGN_TICK_QUEUE_URL is not set")
     rt.sqs.send_message(
         QueueUrl=rt.settings.campaign_tick_queue_url,
-        MessageBody=tick(campaign_id),
+        MessageBody=tick(campaign_id, kind=kind),
         DelaySeconds=int(min(max(delay, 0), MAX_TICK_DELAY)),
     )
 

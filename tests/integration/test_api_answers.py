@@ -525,6 +525,28 @@ GET_CAMPAIGN_ANSWERS: dict[str, CampaignDriver] = {
 }
 
 
+def _built_report(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A campaign whose report the planner's report file built (as a report tick does), then asked for."""
+    import planner
+
+    campaign_id = created_id(stack)
+    planner.reset()
+    try:
+        planner.planner().reports.request(campaign_id, time.time())
+    finally:
+        planner.reset()
+    return campaign_call(stack, "GET", f"/campaigns/{campaign_id}/report")
+
+
+REPORT_ANSWERS: dict[str, CampaignDriver] = {
+    "200": _built_report,
+    "202": lambda stack, _: campaign_call(stack, "GET", f"/campaigns/{created_id(stack)}/report"),
+    "404": lambda stack, _: campaign_call(stack, "GET", "/campaigns/c-none/report"),
+    "500": _without_table(lambda stack, _: campaign_call(stack, "GET", "/campaigns/c-none/report")),
+    "503": _without_table(lambda stack, _: campaign_call(stack, "GET", "/campaigns/c-none/report"), "no-such-table"),
+}
+
+
 def action_answers(action: str, refused_after: tuple[str, ...]) -> dict[str, CampaignDriver]:
     return {
         "200": _action(action, ("pause",) if action == "resume" else ()),
@@ -543,6 +565,7 @@ CAMPAIGN_OPERATIONS: Final = {
     ("post", "/campaigns/{campaign_id}/pause"): action_answers("pause", ("cancel",)),
     ("post", "/campaigns/{campaign_id}/resume"): action_answers("resume", ()),
     ("post", "/campaigns/{campaign_id}/cancel"): action_answers("cancel", ("cancel",)),
+    ("get", "/campaigns/{campaign_id}/report"): REPORT_ANSWERS,
 }
 
 

@@ -758,12 +758,17 @@ PLANNER_STATEMENTS = {
         [getatt("CampaignTickQueue", "Arn")],
     ),
     "QueueTicksAndRows": ({"sqs:SendMessage"}, [getatt("CampaignTickQueue", "Arn"), getatt("SendQueue", "Arn")]),
-    "ReadAndAdvanceCampaigns": ({"dynamodb:GetItem", "dynamodb:UpdateItem"}, [getatt("CampaignsTable", "Arn")]),
+    "ReadAndAdvanceCampaigns": (
+        {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"},
+        [getatt("CampaignsTable", "Arn")],
+    ),
     "ReadAudienceFiles": ({"s3:GetObject"}, [{"Fn::Sub": "${CampaignBucket.Arn}/audiences/*"}]),
     "KeepPlannerState": (
         {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
         [{"Fn::Sub": "${CampaignBucket.Arn}/state/*"}],
     ),
+    "WriteReports": ({"s3:GetObject", "s3:PutObject"}, [{"Fn::Sub": "${CampaignBucket.Arn}/reports/*"}]),
+    "ReadDeliveryStatuses": ({"dynamodb:BatchGetItem"}, [getatt("MessagesTable", "Arn")]),
     "TellDeletedFiles": ({"s3:ListBucket"}, [getatt("CampaignBucket", "Arn")]),
     "ReadNXCloudSecret": ({"secretsmanager:GetSecretValue"}, [ref("NXCloudSecretArn")]),
     "DecryptNXCloudSecret": ({"kms:Decrypt"}, [ref("NXCloudSecretKmsKeyArn")]),
@@ -1116,6 +1121,29 @@ def test_dashboard_shows_the_audience_rules(template: dict[str, Any]) -> None:
     assert "<SuppressionCheckFailedAlarm.Arn>" in alarms
 
 
+def test_dashboard_shows_the_campaign_metrics_the_code_emits(template: dict[str, Any]) -> None:
+    """One widget: the planner's rows by state, the sender's unrecorded rows or counts (by What), the webhook's lost
+    delivery counts; no widget overlaps another (the grid is 24 wide)."""
+    body = _dashboard(template)
+    [widget] = [w for w in body["widgets"] if w["properties"].get("title", "").startswith("Campaigns")]
+    rows = widget["properties"]["metrics"]
+    searches = [x["expression"] for row in rows for x in row if isinstance(x, dict) and "expression" in x]
+    assert any("{NXCloudWhatsApp,service,state}" in s and '"CampaignRowsPlanned"' in s for s in searches)
+    assert any("{NXCloudWhatsApp,service,What}" in s and '"CampaignRowsUnrecorded"' in s for s in searches)
+    plain = {tuple(x for x in row if not isinstance(x, dict)) for row in rows}
+    assert ("NXCloudWhatsApp", "CampaignCountsLost", "service", "nxcloud-wa-webhook") in plain
+    cells = [
+        (w["x"] + dx, w["y"] + dy) for w in body["widgets"] for dx in range(w["width"]) for dy in range(w["height"])
+    ]
+    assert len(cells) == len(set(cells)) and all(x < 24 for x, _ in cells)
+
+
+def test_the_campaign_bucket_expires_reports_audiences_and_the_engines_state(resources: dict[str, Any]) -> None:
+    rules = props(resources, "CampaignBucket")["LifecycleConfiguration"]["Rules"]
+    days = {rule["Prefix"]: rule["ExpirationInDays"] for rule in rules if rule["Status"] == "Enabled"}
+    assert days == {"reports/": 30, "audiences/": 90, "state/": 90}
+
+
 EXPECTED_OUTPUTS = {
     "ApiUrl": {"Fn::Sub": "https://${Api}.execute-api.${AWS::Region}.amazonaws.com/v1/messages"},
     "ApiKeyId": ref("ApiApiKey"),
@@ -1403,3 +1431,4 @@ def test_the_planner_takes_one_tick_at_a_time_from_the_tick_queue(resources: dic
     variables = planner["Environment"]["Variables"]
     assert variables["CAMPAIGN_TICK_QUEUE_URL"] == ref("CampaignTickQueue")
     assert variables["SEND_QUEUE_URL"] == ref("SendQueue")
+    assert variables["MESSAGES_TABLE"] == {"Fn::If": ["TracksDeliveries", ref("MessagesTable"), ""]}

@@ -7,24 +7,98 @@ Two sources, both in row order, merged as streams (a million rows never sit in m
 * the rows' outcomes the sender settled (:class:`~nxcloud_wa.campaigns_table.RowOutcome`, sk ``row#<row>``: a Query
   returns them in row order).
 
-A row the planner queued (``valid``) takes its outcome's state; one with no outcome yet is ``queued``. The report is
-the customer's own file, so ``to`` is the number as the row gave it (logs still mask numbers).
+A row the planner queued (``valid``) takes its outcome's state; one with no outcome yet is ``queued``. ``to`` is what
+the row log holds: the number's E.164 digits for a row whose number is valid (``valid``, ``duplicate``, ``expired``:
+the number the message went, or would have gone, to, so two spellings of one recipient read the same), the text as
+the row gave it for an ``invalid`` one. The report is the customer's own file, so the number is full here (logs
+still mask numbers).
+
+Where the report lives (``reports/{id}.csv``, :func:`report_key`) and when a stored one still answers for the
+campaign (:func:`is_current`) are decided here too, since the API reads that decision and the planner acts on it.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import astuple, dataclass
 from typing import IO, Any, Final
 
-from .campaigns import RowState
-from .campaigns_table import RowOutcome
+from botocore.exceptions import ClientError
+
+from .campaigns import RowState, Status
+from .campaigns_table import Campaign, RowOutcome
 
 COLUMNS: Final = ("row", "ref", "to", "state", "reason", "message_id", "delivery", "error_code", "at")
 VALID: Final = "valid"
 """The row log's state of a row the planner queued: its outcome (or ``queued``) is the report's."""
+REPORT_PREFIX: Final = "reports/"
+"""The bucket's lifecycle rule expires these after 30 days (template.yaml, CampaignBucket)."""
+REBUILD_SECONDS: Final = 60
+"""A report younger than this still answers while only counts moved (the status did not): a running campaign's
+counts move with every batch, and a report rebuilt on each of them would never be ready."""
+
+
+def report_key(campaign_id: str) -> str:
+    return f"{REPORT_PREFIX}{campaign_id}.csv"
+
+
+def built_from(campaign: Campaign) -> str:
+    """What a report reflects: the campaign's version (every status move raises it) and its counts (sends, final
+    states and delivery statuses all move one), as a short digest that fits an object's metadata."""
+    data = json.dumps([campaign.version, sorted(campaign.counts.items())], separators=(",", ":"))
+    return hashlib.sha256(data.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportStamp:
+    """The metadata a report object carries: what it was built from, the campaign's status then, when, its lines."""
+
+    built_from: str
+    status: str
+    built_at: float
+    rows: int
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "built-from": self.built_from,
+            "status": self.status,
+            "built-at": repr(self.built_at),
+            "rows": str(self.rows),
+        }
+
+    @classmethod
+    def of(cls, metadata: Mapping[str, str]) -> ReportStamp | None:
+        """The stamp of an object's metadata; None for an object without one (not a report this code wrote)."""
+        try:
+            status = Status(metadata["status"]).value
+            return cls(metadata["built-from"], status, float(metadata["built-at"]), int(metadata["rows"]))
+        except (KeyError, ValueError):
+            return None
+
+
+def stored_stamp(s3: Any, bucket: str, campaign_id: str) -> ReportStamp | None:
+    """The stamp of the campaign's stored report (one ``HeadObject``); None when there is no report."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=report_key(campaign_id))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return ReportStamp.of(head.get("Metadata", {}))
+
+
+def is_current(stamp: ReportStamp | None, campaign: Campaign, now: float) -> bool:
+    """Whether a stored report answers for ``campaign`` now: built from exactly what the campaign is, or, its status
+    unchanged (a completed campaign's report keeps its final states), less than :data:`REBUILD_SECONDS` old."""
+    if stamp is None:
+        return False
+    if stamp.built_from == built_from(campaign):
+        return True
+    return stamp.status == campaign.status.value and now - stamp.built_at < REBUILD_SECONDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ log line holds. One home, because the planner writes them and the report reads t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, Literal
 
 STATE_PREFIX: Final = "state/"
@@ -58,4 +58,12 @@ def row_log_line(row: int, ref: str | None, to: str | None, state: LoggedState, 
 
 def read_row_log(text: str) -> list[Mapping[str, Any]]:
     """The lines of one row log, as written by :func:`row_log_line`."""
-    return [json.loads(line) for line in text.splitlines() if line]
+    return list(iter_row_log(text.splitlines()))
+
+
+def iter_row_log(lines: Iterable[bytes | str]) -> Iterator[Mapping[str, Any]]:
+    """The entries of a row log read as a stream of lines (an S3 body's ``iter_lines()``): the report holds one line
+    at a time, never a pass's whole log. JSON escapes every control character, so a line break ends an entry."""
+    for line in lines:
+        if line.strip():
+            yield json.loads(line)

@@ -135,14 +135,33 @@ def campaign_of(key: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def tick(campaign_id: str, number: int | None = None) -> str:
+REPORT_KIND: Final = "report"
+"""A tick's ``kind`` asking the planner to build the campaign's report (``GET /campaigns/{id}/report``) instead of
+a pass. A tick without ``kind`` is a pass: every tick queued before reports existed stays valid."""
+
+
+def tick(campaign_id: str, number: int | None = None, *, kind: str | None = None) -> str:
     """The body of one planner pass for ``campaign_id`` on the tick queue (env ``CAMPAIGN_TICK_QUEUE_URL``).
 
     ``number``: the pass it is for (the checkpoint's ``tick``), which the planner gives each pass it queues after
     another; a numbered tick whose pass was already taken is dropped, so a resume's unnumbered tick meeting a
-    pending one never starts a second chain of passes (:func:`tick_number`)."""
-    body: dict[str, Any] = {"campaign_id": campaign_id, **({"tick": number} if number is not None else {})}
+    pending one never starts a second chain of passes (:func:`tick_number`). ``kind``: :data:`REPORT_KIND` for a
+    report request (:func:`tick_kind`)."""
+    body: dict[str, Any] = {
+        "campaign_id": campaign_id,
+        **({"tick": number} if number is not None else {}),
+        **({"kind": kind} if kind is not None else {}),
+    }
     return json.dumps(body, separators=(",", ":"))
+
+
+def tick_kind(body: str) -> str | None:
+    """What a tick asks for: None, a pass; :data:`REPORT_KIND`, the report. ``ValueError`` for any other kind."""
+    data = json.loads(body)
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind is not None and kind != REPORT_KIND:
+        raise ValueError(f'a tick\'s kind is "{REPORT_KIND}" or none')
+    return kind
 
 
 def tick_campaign(body: str) -> str:
