@@ -425,3 +425,24 @@ def test_the_frequency_cap_row_adds_a_read_unit_and_a_write_unit_per_message() -
     cold, _, latency, memory = _figures()
     document = report.document(report.machine("python -m bench"), cold, warm, latency, memory, capped=cost)
     assert document["frequency_cap"]["write_units_per_message"] == 1.0 and document["frequency_cap"]["cap"] == "1/24h"
+
+
+def test_the_planner_section_reads_cpu_per_row_and_the_ceiling_it_sets() -> None:
+    from bench.planner_pass import PlannerCost, audience
+    from bench.planner_pass import rows as planner_rows
+
+    cost = PlannerCost(rows=2000, passes=1, cpu_s=1.2, wall_s=40.0)
+    assert cost.cpu_us_per_row == pytest.approx(600.0)
+    assert cost.rows_per_s == pytest.approx(50.0)
+    title, cpu, ceiling, wall = planner_rows(cost)
+    assert title[0].startswith("11. Campaign planner")
+    assert cpu[1] == "600 us"
+    assert ceiling[1] == f"{512 / 1769 * 1e6 / 600:,.0f} /s"  # 0.29 vCPU at 512 MB over 600 us a row: 482
+    assert wall[1] == "50"
+    cold, warm, latency, memory = _figures()
+    text = report.render(report.machine("python -m bench"), cold, warm, latency, memory, planner=cost)
+    document = report.document(report.machine("python -m bench"), cold, warm, latency, memory, planner=cost)
+    assert "11. Campaign planner" in text
+    assert document["campaign_planner"]["cpu_us_per_row"] == pytest.approx(600.0)
+    lines = audience(3).decode().splitlines()
+    assert lines[0] == "to,body.1,ref" and len(set(lines[1:])) == 3

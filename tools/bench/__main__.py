@@ -11,7 +11,18 @@ import json
 import sys
 import time
 
-from bench import coldstart, rate_limit, receiver, report, shares, suppression_check, template_check, warm, wire
+from bench import (
+    coldstart,
+    planner_pass,
+    rate_limit,
+    receiver,
+    report,
+    shares,
+    suppression_check,
+    template_check,
+    warm,
+    wire,
+)
 from bench.services import Services
 from local_stack.stack import LOCAL_SECRET
 
@@ -81,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             suppression = suppression_check.measure(services.moto_url, services.resources.suppressions_table)
             progress("suppression check with MarketingCapPerRecipient=1/24h: the same read, two keys a message")
             capped = suppression_check.measure(services.moto_url, services.resources.suppressions_table, cap="1/24h")
+            progress(f"campaign planner: {planner_pass.ROWS:,} rows through its passes")
+            planned = planner_pass.measure()
         memory = warm.Memory(warm.memory_size_mb(), cold.maxrss_mb, warm.maxrss_mb(), batch_peak)
         runs, skipped = [], None
         if args.memory_sizes:
@@ -115,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             receiver=callbacks,
             suppression=suppression,
             capped=capped,
+            planner=planned,
         )
         print(json.dumps(document, indent=2))
     else:
@@ -133,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 limiter=limiter,
                 suppression=suppression,
                 capped=capped,
+                planner=planned,
             )
         )
     return 0

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bench import costs, rate_limit, suppression_check
+from bench import costs, planner_pass, rate_limit, suppression_check
 from bench.coldstart import HANDLER, TRACED, TRACER_OFF, TRACER_ON, ColdStart
 from bench.rate_limit import LimiterCost
 from bench.receiver import Receiver
@@ -66,6 +66,7 @@ def document(
     receiver: Receiver | None = None,
     suppression: suppression_check.ScreenCost | None = None,
     capped: suppression_check.ScreenCost | None = None,
+    planner: planner_pass.PlannerCost | None = None,
 ) -> dict[str, Any]:
     """Every figure, as ``--json`` prints it."""
     return {
@@ -83,6 +84,7 @@ def document(
         "template_check": template_check.as_dict(warm) if template_check else None,
         "suppression_check": suppression.as_dict(warm) if suppression else None,
         "frequency_cap": capped.as_dict(warm) if capped else None,
+        "campaign_planner": planner.as_dict() if planner else None,
     }
 
 
@@ -302,6 +304,7 @@ def render(
     limiter: LimiterCost | None = None,
     suppression: suppression_check.ScreenCost | None = None,
     capped: suppression_check.ScreenCost | None = None,
+    planner: planner_pass.PlannerCost | None = None,
 ) -> str:
     """The compact table ``make bench`` prints."""
     cpus = host["cpu_count"] if host["usable_cpus"] in (None, host["cpu_count"]) else f"{host['usable_cpus']} usable"
@@ -320,6 +323,7 @@ def render(
     rows += rate_limit.rows(limiter, warm) if limiter else []
     rows += suppression_check.rows(suppression, warm) if suppression else []
     rows += suppression_check.rows(capped, warm) if capped else []
+    rows += planner_pass.rows(planner) if planner else []
     text = "\n".join(header) + table(rows)
     if shares:
         text += "\n\n" + share_table(shares, wire)
