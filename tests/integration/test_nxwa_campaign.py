@@ -1,10 +1,11 @@
 """``nxwa campaign`` against the whole local stack (the API's emulation in front of the real handlers, the planner on
 the tick queue, the sender on the send queue, moto), over real HTTP with only the API key: a dry run counts and sends
 nothing, create uploads through the presigned POST and the campaign completes, status --watch follows it to the end,
-list shows it, a move the status refuses exits 1 with the API's 409."""
+list shows it, a move the status refuses exits 1 with the API's 409, report waits for the build and writes the CSV."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Iterator
@@ -66,7 +67,9 @@ def test_a_dry_run_counts_the_rows_and_sends_nothing(nxwa: Any, runner: Runner, 
     assert len(runner.stack.simulator.accepted) == before
 
 
-def test_create_then_watch_to_completed_then_a_refused_move(nxwa: Any, runner: Runner, audience: Path) -> None:
+def test_create_watch_to_completed_a_refused_move_and_the_report(
+    nxwa: Any, runner: Runner, audience: Path, tmp_path: Path
+) -> None:
     status, created = _create(nxwa, audience, "--rate", "20")
     assert (status, created["http_status"], created["status"]) == (0, 201, "scheduled")
     campaign_id = created["campaign_id"]
@@ -86,3 +89,16 @@ def test_create_then_watch_to_completed_then_a_refused_move(nxwa: Any, runner: R
     status, refused = nxwa("campaign", "pause", campaign_id)
     assert (status, refused[-1]["http_status"]) == (1, 409)
     assert "completed" in json.dumps(refused[-1])
+
+    report = tmp_path / "report.csv"
+    status, _ = nxwa("campaign", "report", campaign_id, "--output", str(report))  # 202 while built, then the file
+    assert status == 0
+    lines = list(csv.DictReader(report.read_text(encoding="utf-8").splitlines()))
+    assert [(line["row"], line["state"]) for line in lines] == [
+        ("2", "sent"),
+        ("3", "sent"),
+        ("4", "duplicate"),
+        ("5", "invalid"),
+    ]
+    sent = {r.message_id for r in runner.stack.simulator.accepted}
+    assert {lines[0]["message_id"], lines[1]["message_id"]} <= sent

@@ -43,6 +43,9 @@ class Api(RestApi):
     def get(self, campaign_id: str) -> Answer:
         return self._call("GET", _path(campaign_id), {})
 
+    def report(self, campaign_id: str) -> Answer:
+        return self._call("GET", f"{_path(campaign_id)}/report", {})
+
     def act(self, campaign_id: str, action: str) -> Answer:
         return self._call("POST", f"{_path(campaign_id)}/{action}", {}, b"{}")
 
@@ -209,6 +212,11 @@ def add_commands(commands: Any) -> None:
     status.add_argument("--watch", action="store_true", help="follow it with a progress bar until it ends")
     status.add_argument("--interval", type=float, default=2.0, help="seconds between reads with --watch")
     status.set_defaults(run=_status)
+    report = actions.add_parser("report", help="the campaign's report: one CSV line per row (waits while it is built)")
+    report.add_argument("campaign_id")
+    report.add_argument("--output", type=Path, help="the CSV file to write (default: standard output)")
+    report.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for it to be built (600)")
+    report.set_defaults(run=_report)
     for action in ("pause", "resume", "cancel"):
         command = actions.add_parser(action, help=f"{action} a campaign (answers its new status)")
         command.add_argument("campaign_id")
@@ -258,3 +266,31 @@ def _status(args: argparse.Namespace, targets: Targets) -> int:
 
 def _act(args: argparse.Namespace, targets: Targets) -> int:
     return answered(Api(targets).act(args.campaign_id, args.action))
+
+
+def fetch_report(api: Api, campaign_id: str, *, timeout: float, sleep: Callable[[float], None] = time.sleep) -> bytes:
+    """The report's CSV: asked for until the API has it built (``202``: ask again after ``retry_after``), then read
+    through its presigned link."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = api.report(campaign_id)
+        if answer.status == 200:
+            with urllib.request.urlopen(answer.body["url"], timeout=300) as response:  # noqa: S310 - the stack's link
+                return bytes(response.read())
+        if answer.status != 202:
+            raise SystemExit(f"nxwa campaign report: HTTP {answer.status}: {answer.error}")
+        wait = float(answer.body.get("retry_after") or 5)
+        if time.monotonic() + wait > deadline:
+            raise SystemExit(f"nxwa campaign report: still being built after {timeout:.0f} s; ask again later")
+        sleep(wait)
+
+
+def _report(args: argparse.Namespace, targets: Targets) -> int:
+    data = fetch_report(Api(targets), args.campaign_id, timeout=args.timeout)
+    if args.output:
+        args.output.write_bytes(data)
+        lines = data.count(b"\n")
+        print(f"{args.output}: {max(lines - 1, 0)} rows")
+    else:
+        sys.stdout.write(data.decode("utf-8"))
+    return 0
