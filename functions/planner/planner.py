@@ -197,20 +197,21 @@ class Planner:
             return PassResult("no such campaign")
         if number is not None and number != campaign.checkpoint.tick:
             return PassResult("stale tick")
-        now = self.clock()
+        return self._by_status(campaign, self.clock())
+
+    def _by_status(self, campaign: Campaign, now: float) -> PassResult:
+        """What the campaign's status makes of a pass: wait for ``start_at``, start, plan, end a cancelled campaign's
+        unread rows, or drop the tick (paused, completed, or the file already read)."""
         due = _epoch(campaign.start_at) - now
         if campaign.status in (Status.SCHEDULED, Status.RUNNING) and due > 0:
             # A scheduled campaign waits; so does one paused and resumed before it started (resume makes it running).
             return self._retick(campaign, math.ceil(due), "waiting for start_at")
         if campaign.status is Status.SCHEDULED:
             campaign = self._apply(campaign, Action.START, now)
-        if campaign.status is Status.CANCELLED and not campaign.checkpoint.planned:
-            return self._guarded_pass(campaign, now)  # the rows not read yet end cancelled, in bounded passes
-        if campaign.status is not Status.RUNNING or campaign.checkpoint.planned:
-            return PassResult(
-                f"dropped: {campaign.status.value}" + (", planned" if campaign.checkpoint.planned else "")
-            )
-        return self._guarded_pass(campaign, now)
+        unread = not campaign.checkpoint.planned
+        if unread and campaign.status in (Status.RUNNING, Status.CANCELLED):
+            return self._guarded_pass(campaign, now)  # a cancelled campaign's unread rows end cancelled
+        return PassResult(f"dropped: {campaign.status.value}" + ("" if unread else ", planned"))
 
     def _report(self, campaign_id: str) -> PassResult:
         """Build the report the API was asked for, unless the one stored is current (a request queued twice)."""
