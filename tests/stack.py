@@ -16,6 +16,7 @@ Both reset the function's runtime with :func:`reset_function_runtime` before and
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,6 +69,20 @@ def message(to: str = "8613800000000", **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+class AdvancingClock:
+    """Epoch seconds: the wall clock plus what the test advanced it by. For moto's SQS (delays, visibility), the
+    function's rate limiter and its caches, advancing it is time passing, without waiting for it."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+    def advance(self, seconds: float) -> None:
+        self.ahead += seconds
 
 
 def reset_function_runtime() -> None:

@@ -22,6 +22,7 @@ from local_stack.lambda_events import api_event
 from nxcloud_wa.campaigns import Action, RowState, RowTag, Status, envelope, message_key
 from nxcloud_wa.campaigns_table import Campaign, CampaignStore, RowOutcome
 from nxcloud_wa.suppressions import Reason, Scope, Suppression, SuppressionStore
+from tests.stack import AdvancingClock as Clock
 from tests.stack import reset_function_runtime
 
 from .conftest import SECRET, Stack, message
@@ -29,19 +30,6 @@ from .conftest import SECRET, Stack, message
 CID = "c-0a1b2c"
 NUMBERS = [f"861380000{n:04d}" for n in range(1, 7)]
 AT = "2026-12-06T08:00:00+00:00"
-
-
-class Clock:
-    """Epoch seconds: the wall clock plus what the test advanced it by (moto's SQS delays, the status cache)."""
-
-    def __init__(self) -> None:
-        self.ahead = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.ahead
-
-    def advance(self, seconds: float) -> None:
-        self.ahead += seconds
 
 
 @pytest.fixture(autouse=True)

@@ -15,24 +15,11 @@ from typing import Any
 import pytest
 
 from tests.stack import MAX_RECEIVE_COUNT, reset_function_runtime
+from tests.stack import AdvancingClock as Clock
 
 from .conftest import Stack, message
 
 NUMBER = "8618512348399"  # the secret's business_phone
-
-
-class Clock:
-    """Epoch seconds: the wall clock plus what the test advanced it by. For moto's SQS (delays, visibility) and the
-    function's rate limiter, advancing it is time passing, without waiting for it."""
-
-    def __init__(self) -> None:
-        self.ahead = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.ahead
-
-    def advance(self, seconds: float) -> None:
-        self.ahead += seconds
 
 
 @pytest.fixture(autouse=True)

@@ -256,36 +256,28 @@ def _keyed_table(dynamodb: Any, name: str) -> str:
 def suppressions_table(dynamodb: Any, name: str) -> str:
     """The suppression list as template.yaml declares it: key ``id``, the ``by_business_phone`` index, TTL on
     ``expiration`` (the unit tests of ``nxcloud_wa.suppressions`` create theirs here too)."""
-    from local_stack.template import resource_properties
-
-    properties = resource_properties("SuppressionsTable")
-    dynamodb.create_table(
-        TableName=name,
-        AttributeDefinitions=properties["AttributeDefinitions"],
-        KeySchema=properties["KeySchema"],
-        GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
-        BillingMode=properties["BillingMode"],
-    )
-    ttl = properties["TimeToLiveSpecification"]
-    dynamodb.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": ttl["Enabled"], "AttributeName": ttl["AttributeName"]}
-    )
-    return name
+    return _declared_table(dynamodb, name, "SuppressionsTable")
 
 
 def campaigns_table(dynamodb: Any, name: str) -> str:
     """The campaigns table as template.yaml declares it: key (``campaign_id``, ``sk``), the ``by_created`` index, TTL
-    on ``expiration`` (the unit tests of ``nxcloud_wa.campaigns_table`` create theirs here too)."""
+    on ``expiration``, the stream (the unit tests of ``nxcloud_wa.campaigns_table`` create theirs here too)."""
+    return _declared_table(dynamodb, name, "CampaignsTable")
+
+
+def _declared_table(dynamodb: Any, name: str, logical_id: str) -> str:
+    """A table with the keys, indexes, billing, stream and TTL template.yaml declares for ``logical_id``."""
     from local_stack.template import resource_properties
 
-    properties = resource_properties("CampaignsTable")
+    properties = resource_properties(logical_id)
+    stream = properties.get("StreamSpecification")
     dynamodb.create_table(
         TableName=name,
         AttributeDefinitions=properties["AttributeDefinitions"],
         KeySchema=properties["KeySchema"],
         GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
         BillingMode=properties["BillingMode"],
-        StreamSpecification={"StreamEnabled": True, **properties["StreamSpecification"]},
+        **({"StreamSpecification": {"StreamEnabled": True, **stream}} if stream else {}),
     )
     ttl = properties["TimeToLiveSpecification"]
     dynamodb.update_time_to_live(
