@@ -93,7 +93,7 @@ def generate(
     rng = random.Random(f"messages-{seed}")
     opt_outs = _OptOuts(random.Random(f"opt-outs-{seed}"), opt_out_recipients(count, shares), shares.opt_out)
     phones = business_phones or (None,)
-    return [
+    messages = [
         _one(
             rng,
             index,
@@ -104,6 +104,21 @@ def generate(
         )
         for index in range(count)
     ]
+    return _follow_ups_last(messages)
+
+
+def _follow_ups_last(messages: list[Message]) -> list[Message]:
+    """The same messages, each opt-out recipient's first one where it was and its others moved to the end (in their
+    order): a follow-up then reaches the function well after the first one's callbacks could store the entry, so a
+    run shows skips however fast it drains its queue, not only when the draw happened to space them out."""
+    seen: set[str] = set()
+    first: list[Message] = []
+    later: list[Message] = []
+    for message in messages:
+        follow_up = message.kind == "opt_out" and message.to in seen
+        seen.add(message.to)
+        (later if follow_up else first).append(message)
+    return first + later
 
 
 class _OptOuts:
