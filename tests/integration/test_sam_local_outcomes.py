@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
+from local_stack.emulators import ApiServer, Invoker
 from local_stack.invoke import RESOURCE_VARIABLES, FunctionSpec
 from local_stack.stack import LocalStack
 from local_stack.template import load_template, serverless_functions
+from sam_local.api import sample_rows
 from sam_local.events import ONE_OF_EACH_PATH, EventRunner, manifest
 from sam_local.outcomes import describe, expected_text, problems, summarize
 from sam_local.paths import MakeInvoke
@@ -129,3 +131,24 @@ def test_the_imitations_context_has_the_python_runtimes_types(summaries: dict[st
     # Every sample whose function logs a structured line: all but the refused webhook call and the publisher (whose
     # success is its metrics only).
     assert set(logged) == set(MANIFEST) - {"webhook-wrong-token.json", "publisher-stream.json"}
+
+
+def test_the_start_api_checks_send_each_api_sample_to_its_own_route(
+    runner: EventRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make sam-local``'s start-api rows (sam_local.api.sample_rows), sent over HTTP to the local API in front of the
+    real handler: each API sample must reach its own route and answer as documented. Posting every sample to
+    ``/messages`` once made POST /campaigns' sample a 400 in CI, a failure only Docker could show until this test."""
+    import runtime
+
+    for name, value in runner.stack.function_env().items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    server = ApiServer(Invoker(timeout=30), api_key="any").start()
+    try:
+        rows = sample_rows(server.url)
+    finally:
+        server.stop()
+        runtime.reset()
+    assert {r.request for r in rows} == {n for n, spec in MANIFEST.items() if spec["trigger"] == "api"}
+    assert [(r.request, r.outcome, r.problems) for r in rows if not r.ok] == []

@@ -103,8 +103,13 @@ def _api_sample(file_name: str, event: dict[str, Any], spec: dict[str, Any]) -> 
         expected=expected_api_outcome(spec, repeat),
         repeat=repeat,
         expected_delivery=spec.get("delivery", ""),
-        route=event.get("path") or "/messages",
+        route=api_route(event),
     )
+
+
+def api_route(event: dict[str, Any]) -> str:
+    """The path an API sample is sent to: its own ``path`` (``/campaigns``), or ``/messages`` when it names none."""
+    return event.get("path") or "/messages"
 
 
 def expected_api_outcome(spec: dict[str, Any], repeat: int) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from local_stack.aws import Resources
-from local_stack.samples import HOP_BY_HOP
+from local_stack.samples import HOP_BY_HOP, api_route
 from sam_local.events import EVENTS, depth, manifest, stored_callbacks
 from sam_local.hostnet import REFUSED_PREFIX
 from sam_local.outcomes import (
@@ -83,7 +83,7 @@ def sample_rows(url: str) -> list[ApiRow]:
         headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() not in HOP_BY_HOP}
         headers["x-api-key"] = "any"  # SAM's gateway ignores it; API Gateway would check it
         times = int(spec.get("repeat", {}).get("invocations", 1))
-        answers = [post(f"{url}/messages", event.get("body") or "", headers) for _ in range(times)]
+        answers = [post(url + api_route(event), event.get("body") or "", headers) for _ in range(times)]
         summaries = [summarize_response(a) for a, _ in answers]
         bodies = [s.pop("raw_body") for s in summaries]
         found = response_problems(spec["response"], summaries[0])
