@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from soak.audience import AudienceLedger, EntryWatch, account, covers
 from soak.journal import Upstream
 from soak.ledger import Journey
-from soak.messages import Message, catalogue, generate, opt_out_recipients
+from soak.messages import Message, catalogue, follow_ups, generate, opt_out_recipients
 from soak.mix import OPT_OUT_GROUPS, PROMO_TEMPLATE, MessageShares, opt_out_recipient, opt_out_rules
 
 from nxcloud_wa.suppressions import Reason, Scope, Suppression
@@ -111,6 +111,16 @@ def test_opt_out_traffic_goes_to_each_groups_recipients_with_the_promo_template_
     assert {m.template for m in opt_outs} == {PROMO_TEMPLATE, "soak_notice"}
     assert all(m.to in m.body for m in opt_outs)
     assert opt_out_recipients(2000, MessageShares(opt_out=0.0)) == {}
+
+
+def test_each_opt_out_recipients_follow_ups_come_last_after_its_first_message() -> None:
+    messages = generate(2000, seed=1, run="abcdef", shares=MessageShares())
+    later = follow_ups(messages)
+    first_of = {m.to: i for i, m in reversed(list(enumerate(messages))) if m.kind == "opt_out"}
+
+    assert later and min(later) == len(messages) - len(later)  # one block at the end
+    assert all(messages[i].kind == "opt_out" and first_of[messages[i].to] < i for i in later)
+    assert len(first_of) + len(later) == sum(1 for m in messages if m.kind == "opt_out")
 
 
 def test_the_promo_template_is_marketing_and_only_the_failing_groups_get_outcome_rules() -> None:

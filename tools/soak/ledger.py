@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from nxcloud_wa.retries import InvalidEnvelopeError, RetryMarker, unwrap
 from soak import audience, campaign, frequency_cap, lifecycle
 from soak.audience import AudienceLedger
 from soak.campaign import CampaignLedger
@@ -90,6 +91,8 @@ class Tracker:
         self.journeys = {m.token: Journey(m) for m in messages}
         self.dlq_entries = 0
         self.dlq_untracked = 0
+        self.dead_retries: set[tuple[str, int]] = set()
+        """The 131049 retries found in the dead-letter queue: (original message id, attempt) (:mod:`soak.retries`)."""
         self.invocations: Counter[str] = Counter()
         self.kills: Counter[str] = Counter()
 
@@ -164,13 +167,25 @@ class Tracker:
         reason = attributes.get("reason") or "retries_exhausted"
         code = attributes.get("error_code") or ("redrive policy" if reason == "retries_exhausted" else "")
         at = _parse_time(attributes.get("failed_at")) or observed_at
+        marker = _retry_marker(body)
         with self._lock:
             self.dlq_entries += 1
+            if marker is not None:
+                self.dead_retries.add((marker.original_message_id, marker.attempt))
             journey = self._journey(token)
             if journey is None:
                 self.dlq_untracked += 1
                 return
             journey.dead.append((f"{reason} {code}".strip(), at))
+
+
+def _retry_marker(body: str) -> RetryMarker | None:
+    """A dead letter's 131049 retry marker, if it is a retry (the redrive policy's dead letters carry no attributes,
+    so only the body can say)."""
+    try:
+        return unwrap(body)[0]
+    except InvalidEnvelopeError:
+        return None
 
 
 def _note(journey: Journey, line: dict[str, Any], now: float) -> None:

@@ -263,14 +263,14 @@ class LifecycleRig:
         ]
         left = sum(kept.values())
         for _ in range(REPLAY_ROUNDS):
-            if not left or time.monotonic() > deadline:
+            if not left or not _until_visible(sqs, url, deadline):
                 break
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed):
                 cli.main(arguments)
             for status, count in REPLAYED.findall(printed.getvalue()):
                 answers[f"HTTP {status}"] += int(count)
-            left = sum(1 for _ in dlq.peek(sqs, url))
+            left = _on_queue(sqs, url)
         return kept, answers, left
 
     def _stop_threads(self) -> None:
@@ -336,3 +336,23 @@ class LifecycleRig:
     @property
     def slots(self) -> list[Slot]:
         return [*self.webhook_slots, *([self.publisher_slot] if self.publisher_slot else [])]
+
+
+def _on_queue(sqs: Any, url: str) -> int:
+    """The kept bodies on the queue, hidden ones included (a body another receive holds is still kept)."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes.get(name, 0)) for name in names)
+
+
+def _until_visible(sqs: Any, url: str, deadline: float) -> bool:
+    """Wait until some kept body is visible (a receive's visibility timeout ends within 30 s); False at the deadline
+    or when none is left."""
+    while time.monotonic() < deadline:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        if int(attributes.get("ApproximateNumberOfMessages", 0)):
+            return True
+        if not int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)):
+            return False
+        time.sleep(0.5)
+    return False

@@ -109,16 +109,22 @@ def generate(
 
 def _follow_ups_last(messages: list[Message]) -> list[Message]:
     """The same messages, each opt-out recipient's first one where it was and its others moved to the end (in their
-    order): a follow-up then reaches the function well after the first one's callbacks could store the entry, so a
-    run shows skips however fast it drains its queue, not only when the draw happened to space them out."""
+    order): a follow-up then reaches the function after the first one's callbacks could store the entry (the run
+    also waits for one such entry before it sends them: ``soak.run``), so a run shows skips however fast it drains
+    its queue, not only when the draw happened to space them out."""
+    later = follow_ups(messages)
+    return [m for i, m in enumerate(messages) if i not in later] + [messages[i] for i in sorted(later)]
+
+
+def follow_ups(messages: list[Message]) -> set[int]:
+    """The indexes of the opt-out recipients' follow-up messages: each such recipient's messages after its first."""
     seen: set[str] = set()
-    first: list[Message] = []
-    later: list[Message] = []
-    for message in messages:
-        follow_up = message.kind == "opt_out" and message.to in seen
+    found: set[int] = set()
+    for index, message in enumerate(messages):
+        if message.kind == "opt_out" and message.to in seen:
+            found.add(index)
         seen.add(message.to)
-        (later if follow_up else first).append(message)
-    return first + later
+    return found
 
 
 class _OptOuts:

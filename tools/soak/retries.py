@@ -85,18 +85,22 @@ class RetryTally:
     """Retries sent, by the soak's message token."""
 
     ended: int = 0
-    """Retries sent and ended otherwise (dead-lettered: an unknown outcome, a failure), recorded by their keys'
-    idempotency records only."""
+    """Retries that ended otherwise: found in the dead-letter queue (the redrive policy's dead letters included, after
+    kills), or sent and settled without a send record (an unknown outcome, a failure: their keys' idempotency records
+    say so)."""
 
     @property
     def lost(self) -> int:
         return max(0, self.scheduled - self.sent - self.skipped - self.ended)
 
 
-def tally(dynamodb: Any, table: str, idempotency_table: str = "") -> RetryTally:
+def tally(
+    dynamodb: Any, table: str, idempotency_table: str = "", dead: frozenset[tuple[str, int]] = frozenset()
+) -> RetryTally:
     """Read the whole messages table (a local one: a scan is fine here) and count. A retry with neither a send record
-    nor a skip record whose key's idempotency record is settled (``idempotency_table``) ended otherwise: dead-lettered,
-    an unknown outcome among them (NXCloud may have accepted it, so its token counts as resent too)."""
+    nor a skip record ended otherwise when it is in ``dead`` (the dead letters drained, as (original message id,
+    attempt)) or its key's idempotency record is settled (``idempotency_table``): dead-lettered, an unknown outcome
+    among them (NXCloud may have accepted it, so its token counts as resent too)."""
     found = RetryTally()
     scheduled: dict[tuple[str, int], dict[str, Any]] = {}
     sent: set[tuple[str, int]] = set()
@@ -121,7 +125,7 @@ def tally(dynamodb: Any, table: str, idempotency_table: str = "") -> RetryTally:
     # A retry's mark is on the attempt it follows; its send names the original: count each retry once, by attempt.
     found.scheduled, found.sent = len(scheduled), len(sent)
     if idempotency_table:
-        _count_ended(found, dynamodb, idempotency_table, [(sends.get(a), n) for a, n in scheduled], sent)
+        _count_ended(found, dynamodb, idempotency_table, [(sends.get(a), n) for a, n in scheduled], sent, dead=dead)
     return found
 
 
@@ -131,18 +135,21 @@ def _count_ended(
     idempotency_table: str,
     scheduled: list[tuple[dict[str, Any] | None, int]],
     sent: set[tuple[str, int]],
+    *,
+    dead: frozenset[tuple[str, int]],
 ) -> None:
-    """The retries (the failed attempt's send item, the attempt) without a send record whose key's idempotency record
-    is settled: sent and ended otherwise."""
+    """The retries (the failed attempt's send item, the attempt) without a send record that were dead-lettered or
+    whose key's idempotency record is settled: ended otherwise."""
     for failed, attempt in scheduled:
         if failed is None:
             continue
         record = SendRecord.from_image(plain(failed))
-        if (record.retry_of or record.message_id, attempt) in sent:
+        retry = (record.retry_of or record.message_id, attempt)
+        if retry in sent:
             continue
         key = record_id(retry_key(root_key(record), attempt))
         stored = dynamodb.get_item(TableName=idempotency_table, Key={"id": {"S": key}}, ConsistentRead=True)
-        if stored.get("Item", {}).get("status", {}).get("S") == COMPLETED:
+        if retry in dead or stored.get("Item", {}).get("status", {}).get("S") == COMPLETED:
             found.ended += 1
             token = token_in(record.retry_request)
             if token:

@@ -54,13 +54,15 @@ from soak.journal import TallyJournal
 from soak.ledger import FINAL_API_REJECTIONS, Ledger, Tracker, build_ledger
 from soak.lifecycle import LifecycleLedger
 from soak.lifecycle_rig import LifecycleRig
-from soak.messages import API_ASYNC, QUEUE, Message, catalogue, generate, opt_out_recipients
+from soak.messages import API_ASYNC, QUEUE, Message, catalogue, follow_ups, generate, opt_out_recipients
 from soak.mix import get_mix
 
 MAX_STRETCH: Final = 4.0
 LIFECYCLE_BASE_S: Final = 120.0
 LIFECYCLE_PER_MESSAGE_S: Final = 0.2
 """About three and a half callbacks per message, stored at 20 a second or more even on a busy machine."""
+ENTRY_WAIT_S: Final = 60.0
+"""How long the producer waits for an opt-out recipient's entry before it sends the opt-out follow-ups."""
 
 
 def load_stretch() -> float:
@@ -207,7 +209,10 @@ class _Soak:
                 unsettled |= not self._settle_retries(started)
                 self.lifecycle = self.rig.finish(self.s.lifecycle_limit())
                 self.retries = retries.tally(
-                    self.stack.res.client("dynamodb"), self.stack.res.messages_table, self.stack.res.table_name
+                    self.stack.res.client("dynamodb"),
+                    self.stack.res.messages_table,
+                    self.stack.res.table_name,
+                    frozenset(self.tracker.dead_retries),
                 )
             if self.watch is not None:
                 self.watch.stop()  # its last read of the list, after the last callback was stored
@@ -366,7 +371,13 @@ class _Soak:
         batch: list[Message] = []
         again: list[Message] = []  # the producer's retries: the same message once more, in the next batch
         last_report = time.monotonic()
+        later = follow_ups(self.messages)
         for index, message in enumerate(self.messages):
+            if index == min(later, default=-1):  # the opt-out follow-ups: only once an entry can stop them
+                if batch:
+                    self._send_batch(sqs, batch)
+                    batch, again = again, []
+                self._await_an_entry({self.messages[i].to for i in later})
             if message.path == QUEUE:
                 batch.append(message)
                 if message.resend:
@@ -388,6 +399,18 @@ class _Soak:
                 self._send_batch(sqs, rest)
         callers.shutdown(wait=False)
         return futures
+
+    def _await_an_entry(self, recipients: set[str]) -> None:
+        """Wait (at most :data:`ENTRY_WAIT_S`, stretched) until one of ``recipients`` has a suppression entry, so the
+        run exercises a send stopped by the list; a run that gives up here says so in its ledger (no skip)."""
+        if self.watch is None:
+            return
+        deadline = time.monotonic() + ENTRY_WAIT_S * (self.s.stretch or 1.0)
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if any(self.watch.stored(to, audience.MARKETING) is not None for to in recipients):
+                return
+            time.sleep(0.2)
+        print(f"[{self.s.policy}] no opt-out entry after {ENTRY_WAIT_S:.0f} s: follow-ups sent anyway", file=sys.stderr)
 
     def _send_batch(self, sqs: Any, batch: list[Message]) -> None:
         entries = [

@@ -328,7 +328,8 @@ def _webhooks_replay(args: argparse.Namespace, targets: Targets) -> int:
     """Post each kept callback to the webhook, as NXCloud would; delete it once the webhook answers 200.
 
     A callback the webhook still refuses (400: not NXCloud's shape; 413) stays kept, and so does one it cannot take
-    now (5xx): the count of each is printed, and the exit status is 1 when any is left.
+    now (5xx) or that got no answer (a refused or dropped connection, a timeout): the count of each is printed, and
+    the exit status is 1 when any is left.
     """
     targets.require("kept_callbacks_queue_url", "webhook_url", "webhook_token")
     sqs, url = targets.client("sqs"), targets.kept_callbacks_queue_url or ""
@@ -343,7 +344,10 @@ def _webhooks_replay(args: argparse.Namespace, targets: Targets) -> int:
             left.append(kept)
             print(f"would replay {kept.message_id} ({kept.attributes.get('reason', '')})")
             continue
-        status, _ = _http(endpoint, kept.body.encode("utf-8"), {"Content-Type": "application/json"})
+        try:
+            status, _ = _http(endpoint, kept.body.encode("utf-8"), {"Content-Type": "application/json"})
+        except OSError:  # no answer (refused, dropped, timed out): it stays kept, and the rest are still tried
+            status = 0
         answers[status] = answers.get(status, 0) + 1
         if status == 200:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=kept.receipt_handle)
@@ -351,9 +355,13 @@ def _webhooks_replay(args: argparse.Namespace, targets: Targets) -> int:
             left.append(kept)
     for kept in left:
         dlq.release(sqs, url, kept.receipt_handle)
-    summary = ", ".join(f"HTTP {status}: {count}" for status, count in sorted(answers.items())) or "nothing posted"
+    summary = ", ".join(f"{_answer(status)}: {count}" for status, count in sorted(answers.items())) or "nothing posted"
     print(f"replayed: {summary}; {len(left)} left on the queue")
     return 0 if args.dry_run or not left else 1
+
+
+def _answer(status: int) -> str:
+    return f"HTTP {status}" if status else "no answer"
 
 
 def _templates_list(args: argparse.Namespace, targets: Targets) -> int:
