@@ -446,3 +446,31 @@ def test_the_planner_section_reads_cpu_per_row_and_the_ceiling_it_sets() -> None
     assert document["campaign_planner"]["cpu_us_per_row"] == pytest.approx(600.0)
     lines = audience(3).decode().splitlines()
     assert lines[0] == "to,body.1,ref" and len(set(lines[1:])) == 3
+
+
+def test_the_default_share_leaves_the_api_its_slots_and_a_full_queue_does_not() -> None:
+    """The design claim section 12 measures, on the real limiter (moto in-process, a simulated clock): with the
+    campaign at CampaignRateShare (0.8) an API message waits for no slot at p99; with the campaign at the whole rate
+    it waits; a queue flooded beyond the rate pushes it to the wait's limit and has it refused."""
+    import boto3
+    from bench import rate_share
+    from moto import mock_aws
+
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="rate",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        alone, shared, whole, flooded = rate_share.measure(dynamodb, "rate")
+
+    interval = 1 / rate_share.RATE
+    assert alone.percentile(99) <= interval and shared.percentile(99) <= interval
+    assert shared.queue_per_s == pytest.approx(0.8 * rate_share.RATE, rel=0.02)  # the campaign kept its pace
+    assert whole.percentile(99) > 10 * interval
+    assert flooded.refused > 0 and flooded.percentile(50) > whole.percentile(50)
+    title, *lines = rate_share.rows([alone, shared, whole, flooded])
+    assert title[0].startswith("12. The number shared") and len(lines) == 4
+    assert shared.as_dict()["api_messages"] == alone.as_dict()["api_messages"]  # the same arrivals in each

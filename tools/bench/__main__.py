@@ -15,6 +15,7 @@ from bench import (
     coldstart,
     planner_pass,
     rate_limit,
+    rate_share,
     receiver,
     report,
     shares,
@@ -23,6 +24,7 @@ from bench import (
     warm,
     wire,
 )
+from bench.batch_cost import moto_dynamodb
 from bench.services import Services
 from local_stack.stack import LOCAL_SECRET
 
@@ -94,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             capped = suppression_check.measure(services.moto_url, services.resources.suppressions_table, cap="1/24h")
             progress(f"campaign planner: {planner_pass.ROWS:,} rows through its passes")
             planned = planner_pass.measure()
+            progress("the number shared: API messages' slot wait beside a campaign, on a simulated clock")
+            shared = rate_share.measure(moto_dynamodb(services.moto_url), services.resources.rate_table)
         memory = warm.Memory(warm.memory_size_mb(), cold.maxrss_mb, warm.maxrss_mb(), batch_peak)
         runs, skipped = [], None
         if args.memory_sizes:
@@ -129,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             suppression=suppression,
             capped=capped,
             planner=planned,
+            shared=shared,
         )
         print(json.dumps(document, indent=2))
     else:
@@ -148,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 suppression=suppression,
                 capped=capped,
                 planner=planned,
+                shared=shared,
             )
         )
     return 0

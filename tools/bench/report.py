@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bench import costs, planner_pass, rate_limit, suppression_check
+from bench import costs, planner_pass, rate_limit, rate_share, suppression_check
 from bench.coldstart import HANDLER, TRACED, TRACER_OFF, TRACER_ON, ColdStart
 from bench.rate_limit import LimiterCost
 from bench.receiver import Receiver
@@ -67,6 +67,7 @@ def document(
     suppression: suppression_check.ScreenCost | None = None,
     capped: suppression_check.ScreenCost | None = None,
     planner: planner_pass.PlannerCost | None = None,
+    shared: Sequence[rate_share.ShareRun] = (),
 ) -> dict[str, Any]:
     """Every figure, as ``--json`` prints it."""
     return {
@@ -85,6 +86,7 @@ def document(
         "suppression_check": suppression.as_dict(warm) if suppression else None,
         "frequency_cap": capped.as_dict(warm) if capped else None,
         "campaign_planner": planner.as_dict() if planner else None,
+        "number_shared": [run.as_dict() for run in shared],
     }
 
 
@@ -305,6 +307,7 @@ def render(
     suppression: suppression_check.ScreenCost | None = None,
     capped: suppression_check.ScreenCost | None = None,
     planner: planner_pass.PlannerCost | None = None,
+    shared: Sequence[rate_share.ShareRun] = (),
 ) -> str:
     """The compact table ``make bench`` prints."""
     cpus = host["cpu_count"] if host["usable_cpus"] in (None, host["cpu_count"]) else f"{host['usable_cpus']} usable"
@@ -324,6 +327,7 @@ def render(
     rows += suppression_check.rows(suppression, warm) if suppression else []
     rows += suppression_check.rows(capped, warm) if capped else []
     rows += planner_pass.rows(planner) if planner else []
+    rows += rate_share.rows(list(shared)) if shared else []
     text = "\n".join(header) + table(rows)
     if shares:
         text += "\n\n" + share_table(shares, wire)

@@ -130,6 +130,9 @@ class LifecycleLedger:
     replayed: Counter[str] = field(default_factory=Counter)
     """The replay's POSTs, by the webhook's answer."""
     kept_left: int = 0
+    replay_rounds: list[str] = field(default_factory=list)
+    """Each replay round: the kept queue's visible + hidden bodies before it, and the command's summary line (what
+    to read when the replayed bodies do not add up to the kept ones)."""
     callbacks_lost: int = 0
     statuses_refused_but_stored: int = 0
     statuses_invented: int = 0
@@ -372,6 +375,7 @@ def rows(ledgers: list[LifecycleLedger | None]) -> list[tuple[str, list[str]]]:
         row(f"    {reason}", lambda lg, r=reason: lg.kept.get(r, 0))
     row("  replayed: webhook answered 200 / other", _replayed)
     row("  kept and not stored after the replay", lambda lg: lg.kept_left)
+    row("  replay rounds: on the queue before (visible+hidden) -> answers", lambda lg: " | ".join(lg.replay_rounds))
     row("callbacks lost (answered 2xx, not in the table)", lambda lg: lg.callbacks_lost)
     row("statuses stored though their callback was refused", lambda lg: lg.statuses_refused_but_stored)
     row("statuses stored that were never posted", lambda lg: lg.statuses_invented + lg.stored_unknown)

@@ -117,6 +117,7 @@ class LifecycleRig:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.webhook_url = ""
+        self.replay_rounds: list[str] = []
 
     # --- wiring
 
@@ -244,13 +245,15 @@ class LifecycleRig:
             answer_lost=self.journal.answer_lost,
         )
         ledger.kept, ledger.replayed, ledger.kept_left = kept, replayed, left
+        ledger.replay_rounds = list(self.replay_rounds)
         ledger.webhook, ledger.publisher = self.counts["webhook"], self.counts["publisher"]
         ledger.unsettled = unsettled
         ledger.catch_up_s = time.monotonic() - started
         return ledger
 
     def _replay(self, deadline: float) -> tuple[Counter[str], Counter[str], int]:
-        """``nxwa webhooks replay`` until the kept-callbacks queue is empty: (kept by reason, answers, left)."""
+        """``nxwa webhooks replay`` until the kept-callbacks queue is empty: (kept by reason, answers, left). Each
+        round is noted in :attr:`replay_rounds`."""
         from waops import cli, dlq
 
         sqs, url = self.stack.res.client("sqs"), self.stack.res.kept_callbacks_queue_url
@@ -265,9 +268,12 @@ class LifecycleRig:
         for _ in range(REPLAY_ROUNDS):
             if not left or not _until_visible(sqs, url, deadline):
                 break
+            before = _queue_counts(sqs, url)
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed):
                 cli.main(arguments)
+            summary = next((line for line in printed.getvalue().splitlines() if line.startswith("replayed:")), "-")
+            self.replay_rounds.append(f"{before[0]}+{before[1]} -> {summary.removeprefix('replayed: ')}")
             for status, count in REPLAYED.findall(printed.getvalue()):
                 answers[f"HTTP {status}"] += int(count)
             left = _on_queue(sqs, url)
@@ -340,9 +346,14 @@ class LifecycleRig:
 
 def _on_queue(sqs: Any, url: str) -> int:
     """The kept bodies on the queue, hidden ones included (a body another receive holds is still kept)."""
+    return sum(_queue_counts(sqs, url))
+
+
+def _queue_counts(sqs: Any, url: str) -> tuple[int, int]:
+    """The queue's visible and hidden bodies."""
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
-    return sum(int(attributes.get(name, 0)) for name in names)
+    return int(attributes.get(names[0], 0)), int(attributes.get(names[1], 0))
 
 
 def _until_visible(sqs: Any, url: str, deadline: float) -> bool:
