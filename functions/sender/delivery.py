@@ -56,7 +56,7 @@ from typing import Any, TypeVar
 import campaign_rows
 from botocore.exceptions import ClientError
 from campaign_rows import CampaignRows
-from envelopes import INVALID_RETRY, EnvelopeError, Opened, open_body
+from envelopes import INVALID_RETRY, RESERVED_KEY, RESERVED_KEY_MESSAGE, EnvelopeError, Opened, open_body
 
 import fate
 import idempotency
@@ -67,7 +67,7 @@ from idempotency import Claim, ClaimResult, IdempotencyStore
 from idempotency_record import from_stored, stored_data
 from incoming import Incoming
 from nxcloud_wa.audience import AudienceSettings
-from nxcloud_wa.campaigns import RowTag
+from nxcloud_wa.campaigns import RowTag, campaign_of
 from nxcloud_wa.catalogue import TemplateCatalogue, category_of
 from nxcloud_wa.config import UnknownOutcomePolicy
 from nxcloud_wa.credentials import Credentials
@@ -595,6 +595,8 @@ def _parse(incoming: Incoming) -> Attempted | Parsed:
     except EnvelopeError as exc:
         return Attempted(incoming, failure(INVALID_MESSAGE, exc.code, str(exc)))
     key = request.idempotency_key or incoming.key or incoming.source_id
+    if opened.campaign is None and campaign_of(key) is not None:
+        return Attempted(incoming, failure(INVALID_MESSAGE, RESERVED_KEY, RESERVED_KEY_MESSAGE))
     payload = request.model_dump(mode="json", exclude_none=True, exclude={"idempotency_key"})
     return Parsed(incoming, request, key, Claim.of(key, payload), retry=opened.retry, campaign=opened.campaign)
 

@@ -19,6 +19,12 @@ from nxcloud_wa.retries import RetryMarker
 
 INVALID_RETRY: Final = "invalid_retry"
 INVALID_CAMPAIGN: Final = "invalid_campaign"
+RESERVED_KEY: Final = "reserved_key"
+RESERVED_KEY_MESSAGE: Final = (
+    f"an idempotency key of the form {campaigns.KEY_PREFIX}<campaign id>:<number> is a campaign row's: "
+    "only a campaign's envelope may carry one"
+)
+"""Why a plain message (queue or API) with a campaign row's key is refused: it would take the row's one send."""
 
 
 @dataclass(frozen=True, slots=True)

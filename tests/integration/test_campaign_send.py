@@ -420,3 +420,24 @@ def test_a_plain_messages_statuses_count_in_no_campaign(stack: Stack, clock: Clo
 
     assert stack.call_webhook(delivered(str(sent.message_id)))["statusCode"] == 200
     assert counts(stack) == {"rows": 1, "queued": 1}
+
+
+def test_a_plain_message_with_a_campaign_rows_key_is_refused_on_either_path(stack: Stack, clock: Clock) -> None:
+    """A campaign row's key (campaign:<id>:<digits>) is the row's one send: a plain message carrying it would take
+    that send (the row then answered from the table, or refused as the key reused). Only an envelope may carry it."""
+    create(stack, rows=1)
+    key = message_key(CID, "8613800000000")
+    stack.enqueue(message("8613800000000") | {"idempotency_key": key})
+    body = json.dumps(message("8613800000000"))
+    answer = stack.invoke(api_event(body, headers={"Content-Type": "application/json", "Idempotency-Key": key}))
+
+    run_until_drained(stack, clock)
+
+    assert answer["statusCode"] == 400
+    assert json.loads(answer["body"])["code"] == "reserved_key"
+    [letter] = stack.dead_letters().values()
+    assert (letter["attributes"]["reason"], letter["attributes"]["error_code"]) == ("invalid_message", "reserved_key")
+    assert sent_to(stack) == []
+    stack.enqueue(row(1))  # the row itself still goes, once
+    run_until_drained(stack, clock)
+    assert sent_to(stack) == ["8613800000000"]
