@@ -111,7 +111,9 @@ class Slot:
     when killed. Callable like :class:`local_stack.emulators.Invoker`, so the emulated triggers can use it.
 
     A chaos kill gives the invocation a deadline drawn from ``chaos_deadline`` (seconds) instead of the function's
-    timeout: it is killed there if it has not answered by then, at whatever point it has reached."""
+    timeout: it is killed there if it has not answered by then, at whatever point it has reached. ``sure_kill_at``
+    (the n-th invocation, 1-based; 0: none) is a chaos kill at the range's low end whatever the draw, so a short run
+    kills at least once however the draws and the machine's speed fall."""
 
     def __init__(
         self,
@@ -125,12 +127,14 @@ class Slot:
         handler: str = SENDER,
         chaos_deadline: tuple[float, float] = (0.02, 0.5),
         on_start: Callable[[dict[str, Any], float], None] | None = None,
+        sure_kill_at: int = 0,
     ) -> None:
         self.env, self.name = env, name
         self.handler = handler
         self.chaos_deadline = chaos_deadline
         self.function_timeout = function_timeout
         self.kill_probability = kill_probability
+        self.sure_kill_at = sure_kill_at
         self._rng = random.Random(f"kills-{seed}-{name}")
         self.on_result = on_result
         self.on_start = on_start
@@ -150,6 +154,8 @@ class Slot:
         self.invocations += 1
         chaos = self._rng.random() < self.kill_probability
         deadline = self._rng.uniform(*self.chaos_deadline) if chaos else self.function_timeout
+        if self.invocations == self.sure_kill_at:
+            chaos, deadline = True, self.chaos_deadline[0]
         if self.on_start is not None:
             self.on_start(event, time.time())
         try:

@@ -52,6 +52,9 @@ WEBHOOK_CHAOS: Final = (0.002, 0.05)
 so the kill lands anywhere in its work: before, between or after its writes."""
 PUBLISHER_CHAOS: Final = (0.005, 0.2)
 """The publisher reads the send records, then puts ten events at a time: a kill lands before, between or after."""
+SURE_KILL_AT: Final = 3
+"""The invocation of the first webhook slot and of the publisher killed whatever the draw (``Slot.sure_kill_at``): a
+short run's few chaos kills may all land after the invocation answered, on a quiet machine, and kill nothing."""
 REPLAY_ROUNDS: Final = 5
 REPLAYED: Final = re.compile(r"HTTP (\d+): (\d+)")
 
@@ -132,10 +135,14 @@ class LifecycleRig:
             simulator.add_button(template=TEMPLATE, **button)
         simulator.add_button(**OPT_OUT_BUTTON)
         self.webhook_slots = [
-            self._slot("webhook", f"webhook{n}", self.mix.webhook_kill_probability, WEBHOOK_CHAOS)
+            self._slot(
+                "webhook", f"webhook{n}", self.mix.webhook_kill_probability, WEBHOOK_CHAOS, SURE_KILL_AT * (n == 0)
+            )
             for n in range(self.webhook_concurrency)
         ]
-        self.publisher_slot = self._slot("publisher", "publisher", self.mix.publisher_kill_probability, PUBLISHER_CHAOS)
+        self.publisher_slot = self._slot(
+            "publisher", "publisher", self.mix.publisher_kill_probability, PUBLISHER_CHAOS, SURE_KILL_AT
+        )
         self.reader = StreamReader(self.stack.res)
         for target, name in ((self._publish_loop, "stream-loop"), (self._drain_events_loop, "events-drainer")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -149,7 +156,9 @@ class LifecycleRig:
         self.webhook_url = webhook_url
         self.stack.simulator.set_webhook_url(webhook_url + str(LOCAL_SECRET["webhook_token"]))
 
-    def _slot(self, handler: str, name: str, kill_probability: float, chaos: tuple[float, float]) -> Slot:
+    def _slot(
+        self, handler: str, name: str, kill_probability: float, chaos: tuple[float, float], sure_kill_at: int = 0
+    ) -> Slot:
         function = {"webhook": "WebhookFunction", "publisher": "PublisherFunction"}[handler]
         env = self.env | {"POWERTOOLS_SERVICE_NAME": f"nxcloud-wa-{handler}"}
 
@@ -172,6 +181,7 @@ class LifecycleRig:
             on_result=on_result,
             handler=handler,
             chaos_deadline=chaos,
+            sure_kill_at=sure_kill_at if kill_probability else 0,
         )
 
     def progress(self) -> str:
