@@ -629,7 +629,7 @@ EXPECTED_STATEMENTS = {
     "ListCampaignsByCreation": ({"dynamodb:Query"}, [{"Fn::Sub": "${CampaignsTable.Arn}/index/by_created"}]),
     "FindAudienceFiles": ({"s3:ListBucket"}, [getatt("CampaignBucket", "Arn")]),
     "AudienceFiles": ({"s3:PutObject", "s3:GetObject"}, [{"Fn::Sub": "${CampaignBucket.Arn}/audiences/*"}]),
-    "CampaignReports": ({"s3:PutObject", "s3:GetObject"}, [{"Fn::Sub": "${CampaignBucket.Arn}/reports/*"}]),
+    "CampaignReports": ({"s3:GetObject"}, [{"Fn::Sub": "${CampaignBucket.Arn}/reports/*"}]),
     "TickCampaigns": ({"sqs:SendMessage"}, [getatt("CampaignTickQueue", "Arn")]),
     "ReadNXCloudSecret": ({"secretsmanager:GetSecretValue"}, [ref("NXCloudSecretArn")]),
     "DecryptNXCloudSecret": ({"kms:Decrypt"}, [ref("NXCloudSecretKmsKeyArn")]),
