@@ -86,6 +86,7 @@ clock: Callable[[], float] = time.monotonic
 """The dry run's clock (a test passes a controlled one)."""
 MAX_TICK_DELAY: Final = 900
 """SQS's longest delay: a campaign starting later is ticked again by the planner until ``start_at``."""
+NO_FIRST_TICK: Final = "its first planner pass could not be queued"
 MAX_CURSOR: Final = 1024
 REPORT_URL_SECONDS: Final = 3600
 """How long a report's presigned GET is valid (the object itself expires after 30 days: the bucket's lifecycle)."""
@@ -412,32 +413,36 @@ def post_campaign(
     rt = runtime.get()
     store = _store(rt)
     campaign_id = _campaign_id(idempotency_key)
-    replayed = _replay(store, campaign_id, body) if idempotency_key is not None and not body.dry_run else None
+    replayed = _replay(rt, store, campaign_id, body) if idempotency_key is not None and not body.dry_run else None
     if replayed is not None:
         return replayed
     plan = _plan(rt, body, rt.sender.credentials())
     if body.dry_run:
         return json_answer(200, _dry_run(rt, plan))
-    return _create(rt, store, plan.campaign(body, campaign_id), body)
+    return _create(rt, store, plan.campaign(body, campaign_id), body, keyed=idempotency_key is not None)
 
 
-def _create(rt: runtime.Runtime, store: CampaignStore, campaign: Campaign, body: CampaignRequest) -> Response[Any]:
+def _create(
+    rt: runtime.Runtime, store: CampaignStore, campaign: Campaign, body: CampaignRequest, *, keyed: bool
+) -> Response[Any]:
     """Store the campaign, then queue its first tick (delayed to ``start_at``)."""
     try:
         store.create(campaign)
     except ClientError as exc:  # the same key, created meanwhile by a concurrent request
-        replayed = _replay(store, campaign.campaign_id, body) if error_code(exc) == CONDITION_FAILED else None
+        replayed = _replay(rt, store, campaign.campaign_id, body) if error_code(exc) == CONDITION_FAILED else None
         if replayed is None:
             raise
         return replayed
-    delay = (datetime.fromisoformat(campaign.start_at) - datetime.now(UTC)).total_seconds()
     try:
-        _tick(rt, campaign.campaign_id, delay)
+        _first_tick(rt, campaign)
     except Exception:
-        # Without its first tick the campaign would wait forever: cancel it (nothing was sent), so the caller's
-        # retry creates one that starts, and the list shows why this one never did.
-        reason = "its first planner pass could not be queued"
-        store.apply(campaign, Action.CANCEL, _iso(datetime.now(UTC)), reason=reason)
+        # Without its first tick the campaign would wait forever. With an Idempotency-Key the caller's retry finds it
+        # still scheduled with this reason and queues the tick again (_replay); without one, the retry creates another
+        # campaign, so this one is cancelled (nothing was sent) and the list shows why it never started.
+        if keyed:
+            store.set_reason(campaign, NO_FIRST_TICK + ": create it again with the same Idempotency-Key")
+        else:
+            store.apply(campaign, Action.CANCEL, _iso(datetime.now(UTC)), reason=NO_FIRST_TICK)
         raise
     logger.info("campaign created", extra={"campaign_id": campaign.campaign_id, "start_at": campaign.start_at})
     return json_answer(201, CampaignCreated(campaign_id=campaign.campaign_id, status=Status.SCHEDULED))
@@ -451,9 +456,15 @@ def _campaign_id(idempotency_key: str | None) -> str:
     return f"c-{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}"
 
 
-def _replay(store: CampaignStore, campaign_id: str, body: CampaignRequest) -> Response[Any] | None:
+def _first_tick(rt: runtime.Runtime, campaign: Campaign) -> None:
+    """The campaign's first planner pass, delayed to ``start_at``."""
+    _tick(rt, campaign.campaign_id, (datetime.fromisoformat(campaign.start_at) - datetime.now(UTC)).total_seconds())
+
+
+def _replay(rt: runtime.Runtime, store: CampaignStore, campaign_id: str, body: CampaignRequest) -> Response[Any] | None:
     """The first answer for a key already used (the campaign as it is now, ``Idempotent-Replayed: true``); a 422 when
-    it was used for another campaign; None when it was not used."""
+    it was used for another campaign; None when it was not used. A campaign whose first tick could not be queued
+    (:func:`_create`) gets it now."""
     try:
         first = store.get(campaign_id)
     except CampaignNotFoundError:
@@ -463,6 +474,9 @@ def _replay(store: CampaignStore, campaign_id: str, body: CampaignRequest) -> Re
         used = "this idempotency key was already used for a different campaign"
         error = FieldError(loc=["header", "Idempotency-Key"], msg=used, type="value_error")
         raise CampaignRefusedError(422, KEY_REUSED.reason, [error], used)
+    if first.status is Status.SCHEDULED and (first.status_reason or "").startswith(NO_FIRST_TICK):
+        _first_tick(rt, first)
+        store.set_reason(first, None)
     answer = CampaignCreated(campaign_id=first.campaign_id, status=first.status)
     return json_answer(201, answer, headers={"Idempotent-Replayed": "true"})
 

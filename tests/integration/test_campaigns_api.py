@@ -408,6 +408,31 @@ def test_a_campaign_whose_first_tick_cannot_be_queued_is_cancelled_and_the_calle
     assert (stored.status, stored.status_reason) == (Status.CANCELLED, "its first planner pass could not be queued")
 
 
+def test_with_an_idempotency_key_a_campaign_whose_first_tick_failed_is_ticked_by_the_retry(
+    campaigns: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry with the same key must not answer a campaign that can never start: it queues the missing tick."""
+    import runtime
+
+    key = upload(campaigns, GOOD_CSV)
+    body = {"name": "keyed", "template": {"name": "promo", "language": {"code": "en_US"}}, "audience": {"key": key}}
+    headers = {"Idempotency-Key": "tick-lost"}
+    monkeypatch.setenv("CAMPAIGN_TICK_QUEUE_URL", campaigns.resources.campaign_tick_queue_url + "-gone")
+    runtime.reset()
+    failed = request(campaigns, "POST", "/campaigns", body, headers=headers)
+    [stored] = store(campaigns).newest()[0]
+    monkeypatch.setenv("CAMPAIGN_TICK_QUEUE_URL", campaigns.resources.campaign_tick_queue_url)
+    runtime.reset()
+
+    again = request(campaigns, "POST", "/campaigns", body, headers=headers)
+
+    assert failed["statusCode"] == 503
+    assert stored.status is Status.SCHEDULED and (stored.status_reason or "").startswith("its first planner pass")
+    assert again["statusCode"] == 201 and again["multiValueHeaders"]["Idempotent-Replayed"] == ["true"]
+    assert ticks(campaigns) == [stored.campaign_id]
+    assert store(campaigns).get(stored.campaign_id).status_reason is None
+
+
 # --- dry run ----------------------------------------------------------------------------------------------------------
 
 BROKEN_CSV = (

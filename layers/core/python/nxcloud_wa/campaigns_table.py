@@ -356,6 +356,20 @@ class CampaignStore:
             return self.apply(current, action, at, reason)
         return decode(answer["Attributes"])
 
+    def set_reason(self, campaign: Campaign, reason: str | None) -> None:
+        """Set (or, None, remove) the status's reason without a move, if the campaign is still as read: how the API
+        marks a campaign whose first tick could not be queued, and clears the mark once it is."""
+        values: Item = {":v": {"N": str(campaign.version)}}
+        if reason is not None:
+            values[":reason"] = {"S": reason}
+        self._client.update_item(
+            TableName=self._table,
+            Key=campaign_key(campaign.campaign_id),
+            UpdateExpression="SET status_reason = :reason" if reason is not None else "REMOVE status_reason",
+            ConditionExpression="version = :v",
+            ExpressionAttributeValues=values,
+        )
+
     def add_counts(self, campaign_id: str, counts: Mapping[str, int]) -> Campaign | None:
         """Add to a campaign's counts in one UpdateItem (the sender's settlement, the webhook's callbacks); the
         campaign as it is after, so the caller can tell whether its rows are all final (None: nothing to add)."""
