@@ -58,9 +58,12 @@ class ReportFile:
     def request(self, campaign_id: str, now: float) -> Built:
         """Build the report unless the stored one is current at ``now`` (a request queued twice builds once)."""
         campaign = self.store.get(campaign_id)
-        if is_current(stored_stamp(self.s3, self.bucket, campaign_id), campaign, now):
-            return Built(False, {})
-        return Built(True, self.build(campaign, now))
+        try:
+            if is_current(stored_stamp(self.s3, self.bucket, campaign_id), campaign, now):
+                return Built(False, {})
+            return Built(True, self.build(campaign, now))
+        finally:
+            self.store.report_done(campaign_id)
 
     def build(self, campaign: Campaign, started: float) -> Counter[str]:
         """Write the report of ``campaign`` as read (its stamp is what the API compares to the campaign later)."""

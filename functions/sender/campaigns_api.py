@@ -43,7 +43,7 @@ import runtime
 from answers import ErrorResponse, FieldError, GatewayError, doc, json_answer
 from nxcloud_wa.audience_file import AudienceFileError, AudienceFormat, Record, audience_format, read_audience
 from nxcloud_wa.audience_rows import Layout, SeenNumbers, plan_columns, plan_row
-from nxcloud_wa.campaign_report import ReportStamp, is_current, report_key, stored_stamp
+from nxcloud_wa.campaign_report import BUILDING_SECONDS, ReportStamp, is_current, report_key, stored_stamp
 from nxcloud_wa.campaigns import (
     COUNTS,
     FINAL_STATES,
@@ -724,8 +724,9 @@ def get_report(campaign_id: CampaignId) -> Response[Any]:
     now = wall_clock()
     if is_current(stamp, campaign, now) and stamp is not None:
         return json_answer(200, _report_link(rt, campaign_id, stamp, now))
-    _tick(rt, campaign_id, 0, kind=REPORT_KIND)
-    logger.info("campaign report requested", extra={"campaign_id": campaign_id})
+    if _store(rt).request_report(campaign_id, now, BUILDING_SECONDS):  # one build at a time, however often polled
+        _tick(rt, campaign_id, 0, kind=REPORT_KIND)
+        logger.info("campaign report requested", extra={"campaign_id": campaign_id})
     building = ReportBuilding(status="building", retry_after=REPORT_RETRY_SECONDS)
     return json_answer(202, building, headers={"Retry-After": str(REPORT_RETRY_SECONDS)})
 

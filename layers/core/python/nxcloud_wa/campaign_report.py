@@ -42,6 +42,12 @@ REBUILD_SECONDS: Final = 60
 counts move with every batch, and a report rebuilt on each of them would never be ready."""
 
 
+BUILDING_SECONDS: Final = 360
+"""How long a report request holds off another (:meth:`~nxcloud_wa.campaigns_table.CampaignStore.request_report`):
+longer than the planner's timeout (300 s), so a build still running is never started twice by a client polling
+every few seconds; a build that died is asked for again after it."""
+
+
 def report_key(campaign_id: str) -> str:
     return f"{REPORT_PREFIX}{campaign_id}.csv"
 

@@ -370,6 +370,30 @@ class CampaignStore:
             ExpressionAttributeValues=values,
         )
 
+    def request_report(self, campaign_id: str, now: float, hold: float) -> bool:
+        """Note a report request at ``now`` (epoch seconds) unless one was noted less than ``hold`` seconds ago: True
+        when this request is the one to queue a build. One conditional UpdateItem, so concurrent polls queue one."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=campaign_key(campaign_id),
+                UpdateExpression="SET report_requested = :now",
+                ConditionExpression="attribute_exists(campaign_id) AND "
+                "(attribute_not_exists(report_requested) OR report_requested < :held)",
+                ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}, ":held": {"N": f"{now - hold:.3f}"}},
+            )
+        except ClientError as exc:
+            if error_code(exc) == CONDITION_FAILED:
+                return False
+            raise
+        return True
+
+    def report_done(self, campaign_id: str) -> None:
+        """Clear the report request once its build ended, so the next poll after a change asks for a new one."""
+        self._client.update_item(
+            TableName=self._table, Key=campaign_key(campaign_id), UpdateExpression="REMOVE report_requested"
+        )
+
     def add_counts(self, campaign_id: str, counts: Mapping[str, int]) -> Campaign | None:
         """Add to a campaign's counts in one UpdateItem (the sender's settlement, the webhook's callbacks); the
         campaign as it is after, so the caller can tell whether its rows are all final (None: nothing to add)."""
