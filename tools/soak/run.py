@@ -190,6 +190,8 @@ class _Soak:
         self.rig: LifecycleRig | None = None
         self.lifecycle: LifecycleLedger | None = None
         self.watch: EntryWatch | None = None
+        self.entry_wait_s = 0.0
+        """How long the producer waited for an opt-out entry (:meth:`_await_an_entry`)."""
         self.firer: retries.RetryFirer | None = None
         self.retries = retries.RetryTally()
         self._stop = threading.Event()
@@ -204,9 +206,10 @@ class _Soak:
         try:
             self._start()
             futures = self._produce()
-            unsettled = not self._wait_until_settled(futures, started)
+            limit_from = started + self.entry_wait_s  # the time limit is for settling: the producer's wait is not in it
+            unsettled = not self._wait_until_settled(futures, limit_from)
             if self.rig is not None:
-                unsettled |= not self._settle_retries(started)
+                unsettled |= not self._settle_retries(limit_from)
                 self.lifecycle = self.rig.finish(self.s.lifecycle_limit())
                 self.retries = retries.tally(
                     self.stack.res.client("dynamodb"),
@@ -402,14 +405,19 @@ class _Soak:
 
     def _await_an_entry(self, recipients: set[str]) -> None:
         """Wait (at most :data:`ENTRY_WAIT_S`, stretched) until one of ``recipients`` has a suppression entry, so the
-        run exercises a send stopped by the list; a run that gives up here says so in its ledger (no skip)."""
+        run exercises a send stopped by the list; a run that gives up here says so in its ledger (no skip). The time
+        waited (:attr:`entry_wait_s`) is left out of the run's time limit."""
         if self.watch is None:
             return
-        deadline = time.monotonic() + ENTRY_WAIT_S * (self.s.stretch or 1.0)
-        while time.monotonic() < deadline and not self._stop.is_set():
-            if any(self.watch.stored(to, audience.MARKETING) is not None for to in recipients):
-                return
-            time.sleep(0.2)
+        began = time.monotonic()
+        deadline = began + ENTRY_WAIT_S * (self.s.stretch or 1.0)
+        try:
+            while time.monotonic() < deadline and not self._stop.is_set():
+                if any(self.watch.stored(to, audience.MARKETING) is not None for to in recipients):
+                    return
+                time.sleep(0.2)
+        finally:
+            self.entry_wait_s = time.monotonic() - began
         print(f"[{self.s.policy}] no opt-out entry after {ENTRY_WAIT_S:.0f} s: follow-ups sent anyway", file=sys.stderr)
 
     def _send_batch(self, sqs: Any, batch: list[Message]) -> None:
