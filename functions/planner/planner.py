@@ -34,6 +34,7 @@ engine".
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +57,7 @@ from nxcloud_wa.audience_rows import Layout, RowOutcome, SeenNumbers, plan_colum
 from nxcloud_wa.campaign_state import LoggedState, row_log_line, rows_key, seen_key
 from nxcloud_wa.campaigns import (
     REPORT_KIND,
+    RETRIED,
     Action,
     RowTag,
     Status,
@@ -68,7 +70,15 @@ from nxcloud_wa.campaigns import (
     tick_kind,
 )
 from nxcloud_wa.campaigns import tick_number as tick_number_of
-from nxcloud_wa.campaigns_table import Campaign, CampaignNotFoundError, CampaignStore, Checkpoint, CheckpointMovedError
+from nxcloud_wa.campaigns_table import (
+    Campaign,
+    CampaignNotFoundError,
+    CampaignStore,
+    Checkpoint,
+    CheckpointMovedError,
+    round_prefix,
+    row_key,
+)
 from nxcloud_wa.catalogue import TemplateCatalogue
 from nxcloud_wa.config import EnvReader, NXCloudSettings, merge_defaults
 from nxcloud_wa.credentials import load_credentials
@@ -208,6 +218,8 @@ class Planner:
             return self._retick(campaign, math.ceil(due), "waiting for start_at")
         if campaign.status is Status.SCHEDULED:
             campaign = self._apply(campaign, Action.START, now)
+        if campaign.retry.scanning:  # a retry's scan: its rows re-queued while running, none once cancelled
+            return self._retry_pass(campaign, now) if campaign.status is Status.RUNNING else PassResult("dropped")
         unread = not campaign.checkpoint.planned
         if unread and campaign.status in (Status.RUNNING, Status.CANCELLED):
             return self._guarded_pass(campaign, now)  # a cancelled campaign's unread rows end cancelled
@@ -290,6 +302,49 @@ class Planner:
             self._apply(campaign, Action.COMPLETE, now)
             return PassResult("completed", counts=plan.counts)
         return PassResult("planned", counts=plan.counts)
+
+    # --- a retry's pass
+
+    def _retry_pass(self, campaign: Campaign, started: float) -> PassResult:
+        """One window of a retry (``POST /campaigns/{id}/retry``): the previous round's row items from the scan's
+        cursor, a window's worth (the file pass's bounds), each dead-lettered row that may pass (its item keeps the
+        message, ``campaign_rows.row_outcome``) queued again in this round's envelope, spread over the window; then
+        the cursor moved and ``retried`` added in one conditional write. A row that would reach its recipient
+        inside the quiet hours ends the pass before it: the next pass starts from it once the window ends."""
+        scan = campaign.retry
+        limit = min(MAX_PASS_ROWS, max(1, int(campaign.rate * PASS_SECONDS)))
+        after = row_key(campaign.campaign_id, 0) | {"sk": {"S": scan.cursor}} if scan.cursor else None
+        page, more = self.store.rows(campaign.campaign_id, after, round_=scan.round - 1, limit=limit, consistent=True)
+        placing = _Placing(campaign, started, _quiet(campaign))
+        cursor, queued, wait = scan.cursor, 0, None
+        with _Batches(self.sqs, self.settings.send_queue_url) as batches:
+            for outcome in page:
+                if outcome.message is not None:
+                    message = json.loads(outcome.message)
+                    at = started + max(self.clock() - started, queued / campaign.rate)
+                    wait = placing.hold_until(str(message.get("to", "")), at) if placing.ending is None else None
+                    if wait is not None:
+                        break
+                    tag = RowTag(campaign.campaign_id, outcome.row, outcome.ref, scan.round)
+                    batches.add(envelope(tag, message), _delay(queued, campaign.rate, self.clock() - started))
+                    queued += 1
+                cursor = round_prefix(outcome.round) + f"{outcome.row:09d}"
+        done = wait is None and not more
+        try:
+            after_pass = self.store.advance_retry(campaign, cursor, done, queued)
+        except CheckpointMovedError:
+            return PassResult(MOVED, counts={RETRIED: queued})
+        logger.info(
+            "retry pass done", extra={"campaign_id": campaign.campaign_id, "round": scan.round, RETRIED: queued}
+        )
+        if not done:
+            window = queued / campaign.rate - (self.clock() - started)
+            due = wait - self.clock() if wait is not None else 0
+            return self._retick(after_pass, math.ceil(max(window, due)), "retried a window", {RETRIED: queued})
+        if is_complete(after_pass.counts, planned=True):
+            self._apply(after_pass, Action.COMPLETE, self.clock())
+            return PassResult("completed", counts={RETRIED: queued})
+        return PassResult("retried", counts={RETRIED: queued})
 
     # --- reading the file
 
