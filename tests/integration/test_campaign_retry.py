@@ -16,9 +16,9 @@ import pytest
 
 from local_stack.lambda_events import api_event
 from nxcloud_wa.campaign_report import report_totals
-from nxcloud_wa.campaigns import FINAL_STATES, Action, Status, tick_kind
+from nxcloud_wa.campaigns import FINAL_STATES, Action, Status, tick, tick_kind
 from nxcloud_wa.campaigns_table import Campaign
-from tests.integration.test_campaign_planner import Engine, engine
+from tests.integration.test_campaign_planner import MORNING_IN_CHINA, NIGHT_IN_CHINA, QUIET, Engine, engine
 from tests.integration.test_campaign_report import build, download, get_report, send_all
 
 __all__ = ["engine"]  # the planner's fixture, used here as is
@@ -46,14 +46,14 @@ def accepted(engine: Engine) -> Counter[str]:
     return Counter(r.to for r in engine.stack.simulator.accepted)
 
 
-def first_round(engine: Engine) -> str:
+def first_round(engine: Engine, **overrides: Any) -> str:
     """The campaign planned and sent with the faults on: completed, one row sent, four dead-lettered."""
     sim = engine.stack.simulator
     for number in (PASSES, PASSES_TOO):
         sim.add_fault(kind="code", code=22093, to=number)
     sim.add_fault(kind="code", code=22090, to=BAD_NUMBER)
     sim.add_fault(kind="drop", to=UNKNOWN)
-    campaign_id = engine.campaign(AUDIENCE).campaign_id
+    campaign_id = engine.campaign(AUDIENCE, **overrides).campaign_id
     engine.run(campaign_id)
     send_all(engine.stack)
     campaign = engine.store.get(campaign_id)
@@ -127,6 +127,25 @@ def test_a_retried_row_that_fails_again_is_counted_once_in_its_last_state(engine
     assert report_totals(campaign.counts)["dead_lettered"] == 3
     [again] = [o for o in engine.store.rows(campaign_id, round_=1)[0] if o.state.value == "dead_lettered"]
     assert (again.row, again.error_code, again.message is not None) == (6, "22093", True)  # it may pass next time
+
+
+def test_a_retry_never_sends_inside_the_quiet_hours_it_waits_for_the_window_to_end(engine: Engine) -> None:
+    campaign_id = first_round(engine, quiet_hours=QUIET)  # 18:00 in Shanghai: sent then
+    engine.clock.now = NIGHT_IN_CHINA
+    assert act(engine, campaign_id, "retry")[0] == 200
+    batches = len(engine.batches)
+    engine.tick(tick(campaign_id))
+    assert len(engine.batches) == batches  # row 3 would reach its recipient at 22:00 there: the pass ends before it
+    waiting = engine.store.get(campaign_id)
+    assert waiting.status is Status.RUNNING and waiting.counts["retried"] == 0
+    assert (waiting.retry.cursor, waiting.retry.scanning) == ("row#000000002", True)
+    assert [t["DelaySeconds"] for t in engine.ticks] == [900]  # at most 15 minutes at a time, no spinning
+    engine.clock.now = MORNING_IN_CHINA
+    engine.tick(engine.ticks.pop(0)["MessageBody"])
+    assert [m["nxwa_campaign"]["row"] for m, _ in engine.queued()[-2:]] == [3, 6]
+    send_all(engine.stack)
+    assert engine.store.get(campaign_id).status is Status.COMPLETED
+    assert accepted(engine) == {SENT: 1, PASSES: 1, PASSES_TOO: 1}
 
 
 def moved(engine: Engine, campaign: Campaign, *actions: Action) -> None:
