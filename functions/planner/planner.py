@@ -25,6 +25,9 @@ A tick (``nxcloud_wa.campaigns.tick``, on ``CAMPAIGN_TICK_QUEUE_URL``) names a c
    the file read, completes the campaign when every row already has a final state (the sender completes it
    otherwise, when the last queued row settles).
 
+A retried campaign (``POST /campaigns/{id}/retry``) is planned by retry passes instead (:meth:`Planner._retry_pass`):
+the previous round's row items, a window at a time, each dead-lettered row that may pass re-queued.
+
 A valid row that would reach its recipient inside the campaign's quiet hours is held instead of queued, and queued
 by the first pass after the window ends (:mod:`held_rows`). Past ``expires_at`` the rows left are logged ``expired``
 (invalid and duplicate rows keep those states), never queued; held rows go to the sender, which ends them expired.
@@ -210,8 +213,8 @@ class Planner:
         return self._by_status(campaign, self.clock())
 
     def _by_status(self, campaign: Campaign, now: float) -> PassResult:
-        """What the campaign's status makes of a pass: wait for ``start_at``, start, plan, end a cancelled campaign's
-        unread rows, or drop the tick (paused, completed, or the file already read)."""
+        """What the campaign's status makes of a pass: wait for ``start_at``, start, plan, scan a retry, end a
+        cancelled campaign's unread rows, or drop the tick (paused, completed, or the file already read)."""
         due = _epoch(campaign.start_at) - now
         if campaign.status in (Status.SCHEDULED, Status.RUNNING) and due > 0:
             # A scheduled campaign waits; so does one paused and resumed before it started (resume makes it running).

@@ -148,6 +148,26 @@ def test_a_retry_never_sends_inside_the_quiet_hours_it_waits_for_the_window_to_e
     assert accepted(engine) == {SENT: 1, PASSES: 1, PASSES_TOO: 1}
 
 
+def test_a_duplicate_retry_pass_counts_nothing_twice(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import planner
+
+    campaign_id = first_round(engine)
+    assert act(engine, campaign_id, "retry")[0] == 200
+    as_read = engine.store.get(campaign_id)
+    engine.tick(tick(campaign_id))
+    before = engine.store.get(campaign_id)
+    assert before.counts["retried"] == 2 and not before.retry.scanning
+    # The same pass again, as a twin that read the campaign before the first moved the scan (a duplicate delivery).
+    monkeypatch.setattr(planner.planner().store, "get", lambda *_a, **_k: as_read)
+    assert planner.planner().run(tick(campaign_id)).outcome == "duplicate pass: the checkpoint moved"
+    monkeypatch.undo()
+    assert engine.store.get(campaign_id) == before  # its queue writes repeat the same keys: nothing counted twice
+    send_all(engine.stack)
+    after = engine.store.get(campaign_id)
+    assert after.status is Status.COMPLETED and after.counts["sent"] == 3 and after.counts["retried"] == 2
+    assert accepted(engine) == {SENT: 1, PASSES: 1, PASSES_TOO: 1}  # the twin's copies were answered, not sent
+
+
 def moved(engine: Engine, campaign: Campaign, *actions: Action) -> None:
     for action in actions:
         campaign = engine.store.apply(campaign, action, "2026-01-01T00:00:00+00:00")
