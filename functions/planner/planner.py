@@ -79,9 +79,8 @@ from nxcloud_wa.campaigns_table import (
     CampaignStore,
     Checkpoint,
     CheckpointMovedError,
-    round_prefix,
-    row_key,
 )
+from nxcloud_wa.campaigns_table import RowOutcome as StoredRow
 from nxcloud_wa.catalogue import TemplateCatalogue
 from nxcloud_wa.config import EnvReader, NXCloudSettings, merge_defaults
 from nxcloud_wa.credentials import load_credentials
@@ -314,40 +313,48 @@ class Planner:
         message, ``campaign_rows.row_outcome``) queued again in this round's envelope, spread over the window; then
         the cursor moved and ``retried`` added in one conditional write. A row that would reach its recipient
         inside the quiet hours ends the pass before it: the next pass starts from it once the window ends."""
-        scan = campaign.retry
-        limit = min(MAX_PASS_ROWS, max(1, int(campaign.rate * PASS_SECONDS)))
-        after = row_key(campaign.campaign_id, 0) | {"sk": {"S": scan.cursor}} if scan.cursor else None
-        page, more = self.store.rows(campaign.campaign_id, after, round_=scan.round - 1, limit=limit, consistent=True)
+        page, more = self.store.retry_page(campaign, min(MAX_PASS_ROWS, _window_rows(campaign)))
+        done = self._requeue(campaign, page, started)
+        finished = done.wait is None and not more
+        cursor = done.read[-1].sk if done.read else campaign.retry.cursor
+        counts = {RETRIED: done.queued}
+        try:
+            after = self.store.advance_retry(campaign, cursor, finished, done.queued)
+        except CheckpointMovedError:
+            return PassResult(MOVED, counts=counts)
+        logger.info(
+            "retry pass done", extra={"campaign_id": campaign.campaign_id, "round": campaign.retry.round, **counts}
+        )
+        now = self.clock()
+        if not finished:
+            due = done.wait - now if done.wait is not None else 0
+            return self._retick(
+                after, math.ceil(max(done.queued / campaign.rate - (now - started), due)), "retried a window", counts
+            )
+        if is_complete(after.counts, planned=True):
+            self._apply(after, Action.COMPLETE, now)
+            return PassResult("completed", counts=counts)
+        return PassResult("retried", counts=counts)
+
+    def _requeue(self, campaign: Campaign, page: list[StoredRow], started: float) -> _Requeued:
+        """Queue the page's rows that keep a message, in order, with the window's delays, until one would reach its
+        recipient inside the quiet hours (``wait``: when it may)."""
         placing = _Placing(campaign, started, _quiet(campaign))
-        cursor, queued, wait = scan.cursor, 0, None
+        done = _Requeued()
         with _Batches(self.sqs, self.settings.send_queue_url) as batches:
             for outcome in page:
                 if outcome.message is not None:
                     message = json.loads(outcome.message)
-                    at = started + max(self.clock() - started, queued / campaign.rate)
-                    wait = placing.hold_until(str(message.get("to", "")), at) if placing.ending is None else None
-                    if wait is not None:
-                        break
-                    tag = RowTag(campaign.campaign_id, outcome.row, outcome.ref, scan.round)
-                    batches.add(envelope(tag, message), _delay(queued, campaign.rate, self.clock() - started))
-                    queued += 1
-                cursor = round_prefix(outcome.round) + f"{outcome.row:09d}"
-        done = wait is None and not more
-        try:
-            after_pass = self.store.advance_retry(campaign, cursor, done, queued)
-        except CheckpointMovedError:
-            return PassResult(MOVED, counts={RETRIED: queued})
-        logger.info(
-            "retry pass done", extra={"campaign_id": campaign.campaign_id, "round": scan.round, RETRIED: queued}
-        )
-        if not done:
-            window = queued / campaign.rate - (self.clock() - started)
-            due = wait - self.clock() if wait is not None else 0
-            return self._retick(after_pass, math.ceil(max(window, due)), "retried a window", {RETRIED: queued})
-        if is_complete(after_pass.counts, planned=True):
-            self._apply(after_pass, Action.COMPLETE, self.clock())
-            return PassResult("completed", counts={RETRIED: queued})
-        return PassResult("retried", counts={RETRIED: queued})
+                    at = started + max(self.clock() - started, done.queued / campaign.rate)
+                    if placing.ending is None:
+                        done.wait = placing.hold_until(str(message.get("to", "")), at)
+                    if done.wait is not None:
+                        return done
+                    tag = RowTag(campaign.campaign_id, outcome.row, outcome.ref, campaign.retry.round)
+                    batches.add(envelope(tag, message), _delay(done.queued, campaign.rate, self.clock() - started))
+                    done.queued += 1
+                done.read.append(outcome)
+        return done
 
     # --- reading the file
 
@@ -418,7 +425,7 @@ class Planner:
     def _plan(self, campaign: Campaign, window: _Window, started: float) -> PassPlan:
         """Release the held rows now due, then read rows until the window is full; queue, hold or end each valid
         row (:meth:`_place`); log every one."""
-        plan = PassPlan(window.reader.checkpoint, limit=max(1, int(campaign.rate * PASS_SECONDS)))
+        plan = PassPlan(window.reader.checkpoint, limit=_window_rows(campaign))
         placing = _Placing(campaign, started, _quiet(campaign))
         with _Batches(self.sqs, self.settings.send_queue_url) as batches:
             self._release(window, placing, plan, batches)
@@ -515,6 +522,16 @@ def _until_full(reader: AudienceReader, plan: PassPlan) -> Iterator[Record]:
     plan.file_ended = True
 
 
+@dataclass
+class _Requeued:
+    """What a retry pass did with its page: the rows read (those before a row held back), queued, and when the row
+    held back for the quiet hours may go (None: none was)."""
+
+    read: list[StoredRow] = field(default_factory=list)
+    queued: int = 0
+    wait: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class _Window:
     """What a pass reads from: the file from its checkpoint, the columns' layout, the numbers seen, the held rows."""
@@ -574,6 +591,11 @@ def _pending(campaign: Campaign, outcome: RowOutcome) -> Pending:
     message["idempotency_key"] = message_key(campaign.campaign_id, outcome.message.to)
     body = envelope(RowTag(campaign.campaign_id, outcome.line, outcome.ref), message)
     return Pending(outcome.line, outcome.ref, outcome.message.to, body)
+
+
+def _window_rows(campaign: Campaign) -> int:
+    """The messages one pass queues at most: :data:`PASS_SECONDS` of the campaign's rate."""
+    return max(1, int(campaign.rate * PASS_SECONDS))
 
 
 def _delay(index: int, rate: float, elapsed: float) -> int:

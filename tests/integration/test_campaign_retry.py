@@ -108,6 +108,21 @@ def test_a_retry_resends_only_the_rows_that_may_pass_once_and_the_report_agrees(
     assert accepted(engine) == {SENT: 1, PASSES: 1, PASSES_TOO: 1}
 
 
+def test_a_retry_scans_a_window_a_pass(engine: Engine) -> None:
+    campaign_id = first_round(engine, rate=0.01)  # a window is one row
+    assert act(engine, campaign_id, "retry")[0] == 200
+    # One pass per row item of the first round (DynamoDB may answer a page ending at the last item with a cursor:
+    # then one more pass reads an empty page; moto does not).
+    assert engine.run(campaign_id) in (5, 6)
+    assert [m["nxwa_campaign"]["row"] for m, _ in engine.queued()[-2:]] == [3, 6]
+    scanned = engine.store.get(campaign_id)
+    assert (scanned.retry.cursor, scanned.retry.scanning, scanned.counts["retried"]) == ("row#000000006", False, 2)
+    assert scanned.status is Status.RUNNING  # done scanning; the sender completes it as the re-sent rows settle
+    send_all(engine.stack)
+    assert engine.store.get(campaign_id).status is Status.COMPLETED
+    assert accepted(engine) == {SENT: 1, PASSES: 1, PASSES_TOO: 1}
+
+
 def test_a_retried_row_that_fails_again_is_counted_once_in_its_last_state(engine: Engine) -> None:
     campaign_id = first_round(engine)
     engine.stack.simulator.add_fault(kind="code", code=22093, to=PASSES_TOO)  # still failing for one of them

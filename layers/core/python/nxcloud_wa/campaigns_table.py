@@ -126,8 +126,13 @@ def round_prefix(round_: int) -> str:
     return ROW_PREFIX if round_ == 0 else f"{RETRY_PREFIX}{round_:03d}#"
 
 
+def row_sk(row: int, round_: int = 0) -> str:
+    """A row item's sort key: ``row#<row>`` (the file's pass) or ``retry#<round>#<row>``."""
+    return f"{round_prefix(round_)}{row:09d}"
+
+
 def row_key(campaign_id: str, row: int, round_: int = 0) -> Item:
-    return {"campaign_id": {"S": campaign_id}, "sk": {"S": f"{round_prefix(round_)}{row:09d}"}}
+    return {"campaign_id": {"S": campaign_id}, "sk": {"S": row_sk(row, round_)}}
 
 
 def _row_and_round(sk: str) -> tuple[int, int]:
@@ -240,9 +245,13 @@ class RowOutcome:
     """The latest delivery status NXCloud's callbacks gave (``delivered``, ``read``, ``failed``), for the report."""
     round: int = 0
     """The retry round the outcome belongs to (0: the file's pass); it picks the item's key."""
-    message: str | None = None
+    message: str | None = field(default=None, repr=False)
     """A dead-lettered row that may pass on a retry: the send request to re-send (compact JSON). The customer's
-    data, in the private table: never logged."""
+    data, in the private table: never logged (left out of the repr)."""
+
+    @property
+    def sk(self) -> str:
+        return row_sk(self.row, self.round)
 
 
 _ROW_TEXT: Final = ("message_id", "reason", "error_code", "ref", "delivery", "message")
@@ -476,6 +485,14 @@ class CampaignStore:
                 raise CheckpointMovedError(campaign.campaign_id) from exc
             raise
         return decode(answer["Attributes"])
+
+    def retry_page(self, campaign: Campaign, limit: int) -> tuple[list[RowOutcome], bool]:
+        """The next page of a retry's scan: at most ``limit`` of the previous round's row items after the scan's
+        cursor (consistent: a row settled just before the retry counts), and whether more may follow."""
+        scan = campaign.retry
+        after = {"campaign_id": {"S": campaign.campaign_id}, "sk": {"S": scan.cursor}} if scan.cursor else None
+        page, more = self.rows(campaign.campaign_id, after, round_=scan.round - 1, limit=limit, consistent=True)
+        return page, more is not None
 
     def rows(
         self,
