@@ -25,6 +25,9 @@ A tick (``nxcloud_wa.campaigns.tick``, on ``CAMPAIGN_TICK_QUEUE_URL``) names a c
    the file read, completes the campaign when every row already has a final state (the sender completes it
    otherwise, when the last queued row settles).
 
+A retried campaign (``POST /campaigns/{id}/retry``) is planned by retry passes instead (:meth:`Planner._retry_pass`):
+the previous round's row items, a window at a time, each dead-lettered row that may pass re-queued.
+
 A valid row that would reach its recipient inside the campaign's quiet hours is held instead of queued, and queued
 by the first pass after the window ends (:mod:`held_rows`). Past ``expires_at`` the rows left are logged ``expired``
 (invalid and duplicate rows keep those states), never queued; held rows go to the sender, which ends them expired.
@@ -34,6 +37,7 @@ engine".
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +60,7 @@ from nxcloud_wa.audience_rows import Layout, RowOutcome, SeenNumbers, plan_colum
 from nxcloud_wa.campaign_state import LoggedState, row_log_line, rows_key, seen_key
 from nxcloud_wa.campaigns import (
     REPORT_KIND,
+    RETRIED,
     Action,
     RowTag,
     Status,
@@ -68,7 +73,14 @@ from nxcloud_wa.campaigns import (
     tick_kind,
 )
 from nxcloud_wa.campaigns import tick_number as tick_number_of
-from nxcloud_wa.campaigns_table import Campaign, CampaignNotFoundError, CampaignStore, Checkpoint, CheckpointMovedError
+from nxcloud_wa.campaigns_table import (
+    Campaign,
+    CampaignNotFoundError,
+    CampaignStore,
+    Checkpoint,
+    CheckpointMovedError,
+)
+from nxcloud_wa.campaigns_table import RowOutcome as StoredRow
 from nxcloud_wa.catalogue import TemplateCatalogue
 from nxcloud_wa.config import EnvReader, NXCloudSettings, merge_defaults
 from nxcloud_wa.credentials import load_credentials
@@ -200,14 +212,16 @@ class Planner:
         return self._by_status(campaign, self.clock())
 
     def _by_status(self, campaign: Campaign, now: float) -> PassResult:
-        """What the campaign's status makes of a pass: wait for ``start_at``, start, plan, end a cancelled campaign's
-        unread rows, or drop the tick (paused, completed, or the file already read)."""
+        """What the campaign's status makes of a pass: wait for ``start_at``, start, plan, scan a retry, end a
+        cancelled campaign's unread rows, or drop the tick (paused, completed, or the file already read)."""
         due = _epoch(campaign.start_at) - now
         if campaign.status in (Status.SCHEDULED, Status.RUNNING) and due > 0:
             # A scheduled campaign waits; so does one paused and resumed before it started (resume makes it running).
             return self._retick(campaign, math.ceil(due), "waiting for start_at")
         if campaign.status is Status.SCHEDULED:
             campaign = self._apply(campaign, Action.START, now)
+        if campaign.retry.scanning:  # a retry's scan: its rows re-queued while running, none once cancelled
+            return self._retry_pass(campaign, now) if campaign.status is Status.RUNNING else PassResult("dropped")
         unread = not campaign.checkpoint.planned
         if unread and campaign.status in (Status.RUNNING, Status.CANCELLED):
             return self._guarded_pass(campaign, now)  # a cancelled campaign's unread rows end cancelled
@@ -291,6 +305,57 @@ class Planner:
             return PassResult("completed", counts=plan.counts)
         return PassResult("planned", counts=plan.counts)
 
+    # --- a retry's pass
+
+    def _retry_pass(self, campaign: Campaign, started: float) -> PassResult:
+        """One window of a retry (``POST /campaigns/{id}/retry``): the previous round's row items from the scan's
+        cursor, a window's worth (the file pass's bounds), each dead-lettered row that may pass (its item keeps the
+        message, ``campaign_rows.row_outcome``) queued again in this round's envelope, spread over the window; then
+        the cursor moved and ``retried`` added in one conditional write. A row that would reach its recipient
+        inside the quiet hours ends the pass before it: the next pass starts from it once the window ends."""
+        page, more = self.store.retry_page(campaign, min(MAX_PASS_ROWS, _window_rows(campaign)))
+        done = self._requeue(campaign, page, started)
+        finished = done.wait is None and not more
+        cursor = done.read[-1].sk if done.read else campaign.retry.cursor
+        counts = {RETRIED: done.queued}
+        try:
+            after = self.store.advance_retry(campaign, cursor, finished, done.queued)
+        except CheckpointMovedError:
+            return PassResult(MOVED, counts=counts)
+        logger.info(
+            "retry pass done", extra={"campaign_id": campaign.campaign_id, "round": campaign.retry.round, **counts}
+        )
+        now = self.clock()
+        if not finished:
+            due = done.wait - now if done.wait is not None else 0
+            return self._retick(
+                after, math.ceil(max(done.queued / campaign.rate - (now - started), due)), "retried a window", counts
+            )
+        if is_complete(after.counts, planned=True):
+            self._apply(after, Action.COMPLETE, now)
+            return PassResult("completed", counts=counts)
+        return PassResult("retried", counts=counts)
+
+    def _requeue(self, campaign: Campaign, page: list[StoredRow], started: float) -> _Requeued:
+        """Queue the page's rows that keep a message, in order, with the window's delays, until one would reach its
+        recipient inside the quiet hours (``wait``: when it may)."""
+        placing = _Placing(campaign, started, _quiet(campaign))
+        done = _Requeued()
+        with _Batches(self.sqs, self.settings.send_queue_url) as batches:
+            for outcome in page:
+                if outcome.message is not None:
+                    message = json.loads(outcome.message)
+                    at = started + max(self.clock() - started, done.queued / campaign.rate)
+                    if placing.ending is None:
+                        done.wait = placing.hold_until(str(message.get("to", "")), at)
+                    if done.wait is not None:
+                        return done
+                    tag = RowTag(campaign.campaign_id, outcome.row, outcome.ref, campaign.retry.round)
+                    batches.add(envelope(tag, message), _delay(done.queued, campaign.rate, self.clock() - started))
+                    done.queued += 1
+                done.read.append(outcome)
+        return done
+
     # --- reading the file
 
     def _reader(self, campaign: Campaign, opened: ExitStack) -> AudienceReader:
@@ -360,7 +425,7 @@ class Planner:
     def _plan(self, campaign: Campaign, window: _Window, started: float) -> PassPlan:
         """Release the held rows now due, then read rows until the window is full; queue, hold or end each valid
         row (:meth:`_place`); log every one."""
-        plan = PassPlan(window.reader.checkpoint, limit=max(1, int(campaign.rate * PASS_SECONDS)))
+        plan = PassPlan(window.reader.checkpoint, limit=_window_rows(campaign))
         placing = _Placing(campaign, started, _quiet(campaign))
         with _Batches(self.sqs, self.settings.send_queue_url) as batches:
             self._release(window, placing, plan, batches)
@@ -457,6 +522,16 @@ def _until_full(reader: AudienceReader, plan: PassPlan) -> Iterator[Record]:
     plan.file_ended = True
 
 
+@dataclass
+class _Requeued:
+    """What a retry pass did with its page: the rows read (those before a row held back), queued, and when the row
+    held back for the quiet hours may go (None: none was)."""
+
+    read: list[StoredRow] = field(default_factory=list)
+    queued: int = 0
+    wait: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class _Window:
     """What a pass reads from: the file from its checkpoint, the columns' layout, the numbers seen, the held rows."""
@@ -516,6 +591,11 @@ def _pending(campaign: Campaign, outcome: RowOutcome) -> Pending:
     message["idempotency_key"] = message_key(campaign.campaign_id, outcome.message.to)
     body = envelope(RowTag(campaign.campaign_id, outcome.line, outcome.ref), message)
     return Pending(outcome.line, outcome.ref, outcome.message.to, body)
+
+
+def _window_rows(campaign: Campaign) -> int:
+    """The messages one pass queues at most: :data:`PASS_SECONDS` of the campaign's rate."""
+    return max(1, int(campaign.rate * PASS_SECONDS))
 
 
 def _delay(index: int, rate: float, elapsed: float) -> int:

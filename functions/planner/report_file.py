@@ -25,6 +25,7 @@ from nxcloud_wa.campaign_report import (
     ReportStamp,
     built_from,
     is_current,
+    latest_outcomes,
     report_key,
     report_lines,
     stored_stamp,
@@ -93,10 +94,15 @@ class ReportFile:
                 yield str(item["Key"])
 
     def _outcomes(self, campaign: Campaign) -> Iterator[RowOutcome]:
-        """The rows' outcomes in row order, one Query page at a time."""
+        """The rows' outcomes in row order, each row's of its last retry round (:func:`latest_outcomes`)."""
+        rounds = [self._round(campaign.campaign_id, r) for r in range(campaign.retry.round + 1)]
+        return latest_outcomes(rounds)
+
+    def _round(self, campaign_id: str, round_: int) -> Iterator[RowOutcome]:
+        """One round's outcomes in row order, one Query page at a time."""
         cursor: Mapping[str, Any] | None = None
         while True:
-            page, cursor = self.store.rows(campaign.campaign_id, cursor)
+            page, cursor = self.store.rows(campaign_id, cursor, round_=round_)
             yield from self._with_delivery(page)
             if not cursor:
                 return

@@ -17,17 +17,24 @@ inherits the whole send path; this module adds only what a campaign asks of it (
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import observability
-from nxcloud_wa.campaigns import Action, RowState, RowTag, Status, TransitionError, is_complete
+from nxcloud_wa.campaigns import Action, RowState, RowTag, Status, TransitionError, has_expired, is_complete
 from nxcloud_wa.campaigns_table import Campaign, CampaignStore, RowOutcome
-from nxcloud_wa.error_codes import CAMPAIGN_CANCELLED, CAMPAIGN_EXPIRED, CAMPAIGN_PAUSED, INVALID_MESSAGE
+from nxcloud_wa.error_codes import (
+    CAMPAIGN_CANCELLED,
+    CAMPAIGN_EXPIRED,
+    CAMPAIGN_PAUSED,
+    INVALID_MESSAGE,
+    may_pass_on_retry,
+)
 from nxcloud_wa.failures import Failure, failure, failure_for
 from outcomes import DeadLettered, Outcome, RetryLater, Sent, Skipped, now
 
@@ -60,28 +67,17 @@ def verdict(campaign: Campaign | None, at: datetime) -> Verdict:
         return failure(INVALID_MESSAGE, NOT_FOUND, "the campaign this row names does not exist")
     if campaign.status is Status.CANCELLED:
         return Skipped(failure(CAMPAIGN_CANCELLED), CANCELLED, now())
-    if _expired(campaign.expires_at, at):
+    if has_expired(campaign.expires_at, at):
         return Skipped(failure(CAMPAIGN_EXPIRED), EXPIRED, now())
     if campaign.status in (Status.PAUSED, Status.SCHEDULED):
         return Failure(CAMPAIGN_PAUSED, campaign.status.value, CAMPAIGN_PAUSED.meaning, retry_after=PAUSE_DELAY)
     return None
 
 
-def _expired(expires_at: str | None, at: datetime) -> bool:
-    """Whether ``expires_at`` (ISO 8601; one without an offset is UTC) has come. One that cannot be read never
-    expires a row here: the API refuses it at creation, and a batch must not fail on it."""
-    if not expires_at:
-        return False
-    try:
-        expires = datetime.fromisoformat(expires_at)
-    except ValueError:
-        return False
-    return at >= (expires if expires.tzinfo is not None else expires.replace(tzinfo=UTC))
-
-
-def row_outcome(tag: RowTag, outcome: Outcome, at: str) -> RowOutcome | None:
-    """The row's final outcome, or None while it is not final (retried, put back) or has no campaign to count in."""
-    row = RowOutcome(tag.campaign_id, tag.row, RowState.SENT, at, ref=tag.ref)
+def row_outcome(tag: RowTag, outcome: Outcome, at: str, message: Mapping[str, Any] | None = None) -> RowOutcome | None:
+    """The row's final outcome, or None while it is not final (retried, put back) or has no campaign to count in.
+    A dead-lettered row that may pass on a retry (``may_pass_on_retry``) keeps ``message``, the request to re-send."""
+    row = RowOutcome(tag.campaign_id, tag.row, RowState.SENT, at, ref=tag.ref, round=tag.round)
     if isinstance(outcome, Sent):
         return replace(row, at=outcome.at, message_id=outcome.message_id)
     if isinstance(outcome, Skipped):
@@ -90,8 +86,13 @@ def row_outcome(tag: RowTag, outcome: Outcome, at: str) -> RowOutcome | None:
         return replace(row, state=state, at=outcome.at, reason=outcome.failure.reason, error_code=code)
     if isinstance(outcome, DeadLettered) and outcome.failure.error_code not in (NOT_FOUND, DISABLED):
         dead = outcome.failure
-        return replace(row, state=RowState.DEAD_LETTERED, reason=dead.reason, error_code=dead.error_code)
+        kept = _compact(message) if message is not None and may_pass_on_retry(dead.reason, dead.error_code) else None
+        return replace(row, state=RowState.DEAD_LETTERED, reason=dead.reason, error_code=dead.error_code, message=kept)
     return None
+
+
+def _compact(message: Mapping[str, Any]) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
 
 def _utcnow() -> datetime:
@@ -148,9 +149,14 @@ class CampaignRows:
 
     # --- at settlement
 
-    def settle(self, rows: Mapping[int, tuple[RowTag, Outcome]]) -> dict[int, RetryLater]:
-        """Record the final rows (``rows``: position in the batch -> its tag and outcome) and count them; the
-        positions whose outcome must change to a retry.
+    def settle(
+        self,
+        rows: Mapping[int, tuple[RowTag, Outcome]],
+        messages: Mapping[int, Mapping[str, Any]] | None = None,
+    ) -> dict[int, RetryLater]:
+        """Record the final rows (``rows``: position in the batch -> its tag and outcome; ``messages``: the send
+        request of each, kept in a dead-lettered row's item for a retry) and count them; the positions whose outcome
+        must change to a retry.
 
         A row whose outcome item could not be written: when nothing was sent (cancelled, expired, skipped) the
         message is retried, and its redelivery ends the same way and writes it; when it was sent or dead-lettered it
@@ -159,14 +165,17 @@ class CampaignRows:
         after its row items were written loses that batch's counts (logged and counted the same way): the row items,
         which the report reads, stay the truth."""
         at = now()
-        final = {i: o for i, (tag, outcome) in rows.items() if (o := row_outcome(tag, outcome, at)) is not None}
+        sent = messages or {}
+        final = {
+            i: o for i, (tag, outcome) in rows.items() if (o := row_outcome(tag, outcome, at, sent.get(i))) is not None
+        }
         if not final:
             return {}
         written = self.store.insert_rows(list(final.values()))
         retry: dict[int, RetryLater] = {}
-        failed = {(o.campaign_id, o.row): exc for o, exc in written.failed}
+        failed = {(o.campaign_id, o.round, o.row): exc for o, exc in written.failed}
         for i, outcome in final.items():
-            exc = failed.get((outcome.campaign_id, outcome.row))
+            exc = failed.get((outcome.campaign_id, outcome.round, outcome.row))
             if exc is None:
                 continue
             if outcome.state in (RowState.SENT, RowState.DEAD_LETTERED):

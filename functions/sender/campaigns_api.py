@@ -8,7 +8,7 @@ includes, so they share its resolver, its validation, its API key and its error 
   template in the account's catalogue, the times, the quiet hours, the rate), then the campaign, then its first tick.
   ``dry_run`` runs the same checks and reads the whole file (as a stream) to count its valid, invalid and duplicate
   rows, storing and sending nothing. An ``Idempotency-Key`` makes the create safe to retry (the id derives from it).
-* ``GET /campaigns`` (newest first, paged), ``GET /campaigns/{id}``, ``POST /campaigns/{id}/pause|resume|cancel``.
+* ``GET /campaigns`` (newest first, paged), ``GET /campaigns/{id}``, ``POST /campaigns/{id}/pause|resume|cancel|retry``.
 * ``GET /campaigns/{id}/report``: a presigned GET of ``reports/{id}.csv`` when the stored report is current
   (``nxcloud_wa.campaign_report.is_current``); otherwise a report request on the tick queue (the planner builds it:
   minutes for a million rows, past API Gateway's 29 s) and a 202 to ask again.
@@ -46,13 +46,13 @@ from nxcloud_wa.audience_rows import Layout, SeenNumbers, plan_columns, plan_row
 from nxcloud_wa.campaign_report import BUILDING_SECONDS, ReportStamp, is_current, report_key, stored_stamp
 from nxcloud_wa.campaigns import (
     COUNTS,
-    FINAL_STATES,
     REPORT_KIND,
     Action,
     Status,
     TransitionError,
     is_campaign_id,
     tick,
+    unfinished,
 )
 from nxcloud_wa.campaigns_table import MAX_PAGE, Campaign, CampaignNotFoundError, CampaignStore
 from nxcloud_wa.credentials import Credentials
@@ -205,6 +205,8 @@ class Counts(BaseModel):
     skipped: int
     expired: int
     cancelled: int
+    retried: int
+    """Rows a retry queued again: each had ended ``dead_lettered`` and ends again in a final state of its own."""
     delivered: int
     read: int
     failed: int
@@ -286,8 +288,7 @@ def eta_seconds(campaign: Campaign) -> int | None:
     """Seconds left at the campaign's rate for the rows read and not final yet; None unless it is running."""
     if campaign.status is not Status.RUNNING:
         return None
-    final = sum(campaign.counts.get(state.value, 0) for state in FINAL_STATES)
-    return math.ceil(max(0, campaign.counts.get("rows", 0) - final) / campaign.rate)
+    return math.ceil(max(0, unfinished(campaign.counts)) / campaign.rate)
 
 
 # --- refusals ------------------------------------------------------------------------------------------------------
@@ -316,8 +317,9 @@ def _refused(exc: CampaignRefusedError) -> Response[Any]:
 
 @router.exception_handler(TransitionError)
 def _conflict(exc: TransitionError) -> Response[Any]:
-    """An action the campaign's status refuses: a 409 naming the status (``code``) in words and as a value."""
-    return json_answer(409, ErrorResponse(error="conflict", message=str(exc), code=exc.status.value))
+    """An action the campaign's status refuses: a 409 naming the status (``code``) in words and as a value (or, a
+    retry of an expired campaign, ``expired`` and the time)."""
+    return json_answer(409, ErrorResponse(error="conflict", message=str(exc), code=exc.code))
 
 
 @router.exception_handler(CampaignNotFoundError)
@@ -784,13 +786,24 @@ def cancel_campaign(campaign_id: CampaignId) -> Response[Any]:
     return _act(campaign_id, Action.CANCEL)
 
 
+@router.post(
+    CAMPAIGNS_PATH + "/<campaign_id>/retry",
+    summary="Re-send a completed campaign's rows dead-lettered for a reason that may pass now (never a sent row)",
+    responses=ACTION_RESPONSES,
+    tags=["campaigns"],
+)
+def retry_campaign(campaign_id: CampaignId) -> Response[Any]:
+    return _act(campaign_id, Action.RETRY)
+
+
 def _act(campaign_id: str, action: Action) -> Response[Any]:
     """One conditional status move (:meth:`CampaignStore.apply`); a resumed campaign's engine is ticked at once, to
-    continue from its checkpoint, and so is a cancelled one's, to end the rows it has not read yet ``cancelled``."""
+    continue from its checkpoint, and so is a cancelled one's, to end the rows it has not read yet ``cancelled``,
+    and a retried one's, to scan for the rows to re-send."""
     rt = runtime.get()
     store = _store(rt)
     moved = store.apply(_campaign(store, campaign_id), action, _iso(datetime.now(UTC)))
-    if action in (Action.RESUME, Action.CANCEL):
+    if action in (Action.RESUME, Action.CANCEL, Action.RETRY):
         _tick(rt, campaign_id, 0)
     logger.info("campaign moved", extra={"campaign_id": campaign_id, "action": action.value, "status": moved.status})
     return json_answer(200, CampaignView.of(moved))

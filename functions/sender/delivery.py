@@ -81,7 +81,7 @@ from nxcloud_wa.retries import RetryMarker, keeps_request, marker_problem, reque
 from nxcloud_wa.sender import Sender
 from nxcloud_wa.timeline import Timeline
 from outbox import DeadLetter, Entry, PutBackCopy, send_all
-from outcomes import Outcome, Sent, Skipped, now
+from outcomes import DeadLettered, Outcome, Sent, Skipped, now
 from rate_limiter import RateLimiter
 from screen import Screen, Verdict
 from template_gate import TemplateGate
@@ -541,8 +541,13 @@ class Delivery:
         }
         if not rows or self.campaigns is None:
             return outcomes
+        messages = {  # a dead-lettered row's request, kept for a retry when it may pass then (campaign_rows)
+            i: a.message.request.model_dump(mode="json", exclude_none=True)
+            for i, (a, outcome) in enumerate(zip(attempts, outcomes, strict=True))
+            if i in rows and a.message is not None and isinstance(outcome, DeadLettered)
+        }
         try:
-            retry = self.campaigns.settle(rows)
+            retry = self.campaigns.settle(rows, messages)
         except Exception as exc:
             observability.logger.exception("could not settle the campaign rows")
             observability.campaign_rows_unrecorded(len(rows), "row", exc)

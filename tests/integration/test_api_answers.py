@@ -538,6 +538,22 @@ def _built_report(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, An
     return campaign_call(stack, "GET", f"/campaigns/{campaign_id}/report")
 
 
+def _retried(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A campaign the engine started and completed (as its last row settling does), then retried."""
+    import planner
+    from nxcloud_wa.campaigns import Action
+
+    campaign_id = created_id(stack)
+    planner.reset()
+    try:
+        store = planner.planner().store
+        started = store.apply(store.get(campaign_id), Action.START, "2026-01-01T00:00:00+00:00")
+        store.apply(started, Action.COMPLETE, "2026-01-01T00:00:01+00:00")
+    finally:
+        planner.reset()
+    return campaign_call(stack, "POST", f"/campaigns/{campaign_id}/retry")
+
+
 REPORT_ANSWERS: dict[str, CampaignDriver] = {
     "200": _built_report,
     "202": lambda stack, _: campaign_call(stack, "GET", f"/campaigns/{created_id(stack)}/report"),
@@ -565,6 +581,7 @@ CAMPAIGN_OPERATIONS: Final = {
     ("post", "/campaigns/{campaign_id}/pause"): action_answers("pause", ("cancel",)),
     ("post", "/campaigns/{campaign_id}/resume"): action_answers("resume", ()),
     ("post", "/campaigns/{campaign_id}/cancel"): action_answers("cancel", ("cancel",)),
+    ("post", "/campaigns/{campaign_id}/retry"): action_answers("retry", ()) | {"200": _retried},
     ("get", "/campaigns/{campaign_id}/report"): REPORT_ANSWERS,
 }
 

@@ -19,7 +19,15 @@ from moto import mock_aws
 from local_stack.aws import campaigns_table
 from nxcloud_wa.campaigns import RowState, RowTag, Status, TransitionError
 from nxcloud_wa.campaigns_table import Campaign, CampaignStore, Checkpoint, RowOutcome, RowsInserted
-from nxcloud_wa.error_codes import INVALID_MESSAGE, READ_TIMEOUT, RECIPIENT_SUPPRESSED, ErrorClass
+from nxcloud_wa.error_codes import (
+    INVALID_MESSAGE,
+    READ_TIMEOUT,
+    RECIPIENT_SUPPRESSED,
+    RETRIES_EXHAUSTED,
+    UNKNOWN_OUTCOME,
+    ErrorClass,
+    classify_code,
+)
 from nxcloud_wa.failures import Failure, failure, is_throttle
 from outcomes import DeadLettered, Delayed, RetryLater, Sent, Skipped
 
@@ -87,6 +95,22 @@ def test_a_rows_final_outcome_and_none_for_what_is_not_final() -> None:
     timeout = failure(READ_TIMEOUT)
     for not_final in (DeadLettered(orphan), RetryLater(timeout), Delayed(timeout, 3, "q-1")):
         assert row_outcome(TAG, not_final, "now") is None
+
+
+NXCLOUD_CODE = classify_code(22090).classification
+
+
+def test_a_dead_lettered_row_keeps_its_message_only_when_it_may_pass_on_a_retry() -> None:
+    message = {"to": "8613800000004", "idempotency_key": "campaign:c-1:8613800000004"}
+    balance = DeadLettered(failure(RETRIES_EXHAUSTED, "22125"), "dlq-1")
+    kept = row_outcome(RowTag("c-1", 4, round=2), balance, "now", message)
+    assert kept is not None and kept.round == 2
+    assert kept.message == '{"to":"8613800000004","idempotency_key":"campaign:c-1:8613800000004"}'
+    bad_number = DeadLettered(failure(NXCLOUD_CODE, "22090"), "dlq-2")
+    unknown = DeadLettered(failure(UNKNOWN_OUTCOME, "read_timeout"), "dlq-3")
+    for never in (bad_number, unknown):
+        found = row_outcome(TAG, never, "now", message)
+        assert found is not None and found.state is RowState.DEAD_LETTERED and found.message is None
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``nxwa campaign create|list|status|pause|resume|cancel``: campaigns through the stack's REST API.
+"""``nxwa campaign create|list|status|pause|resume|cancel|retry|report``: campaigns through the stack's REST API.
 
 ``create`` uploads the audience file the way a holder of only the API key can (``POST /audiences`` gives a presigned
 upload; no S3 credentials needed), then creates the campaign (``POST /campaigns``; ``--dry-run`` checks the file and
@@ -22,7 +22,7 @@ from typing import IO, Any, Final
 import urllib3
 from tqdm import tqdm
 
-from nxcloud_wa.campaigns import FINAL_STATES, Status
+from nxcloud_wa.campaigns import RETRIED, Status, unfinished
 from waops.rest import Answer, RestApi, answered, table
 from waops.targets import Targets
 
@@ -136,8 +136,8 @@ def create_body(
 
 
 def ended(counts: Mapping[str, int]) -> int:
-    """Rows with a final state."""
-    return sum(counts.get(state.value, 0) for state in FINAL_STATES)
+    """Rows with a final state (a row a retry re-sent counts once)."""
+    return counts.get("rows", 0) - unfinished(counts)
 
 
 def progress_line(campaign: Mapping[str, Any]) -> str:
@@ -147,7 +147,7 @@ def progress_line(campaign: Mapping[str, Any]) -> str:
     parts = [
         f"{campaign.get('status')}",
         f"sent {counts.get('sent', 0)}",
-        f"failed {sum(counts.get(name, 0) for name in FAILED)}",
+        f"failed {sum(counts.get(name, 0) for name in FAILED) - counts.get(RETRIED, 0)}",
         f"remaining {max(counts.get('rows', 0) - ended(counts), 0)}",
         f"{campaign.get('rate')}/s",
         f"ETA {_duration(eta) if isinstance(eta, int | float) else '-'}",
@@ -188,7 +188,7 @@ def watch(
 
 
 def add_commands(commands: Any) -> None:
-    """``nxwa campaign create|list|status|pause|resume|cancel``."""
+    """``nxwa campaign create|list|status|pause|resume|cancel|retry|report``."""
     group = commands.add_parser("campaign", help="campaigns: one template to an audience file, through the API")
     actions = group.add_subparsers(dest="campaign", required=True)
     create = actions.add_parser("create", help="upload an audience file (.csv or .jsonl) and create a campaign")
@@ -217,8 +217,11 @@ def add_commands(commands: Any) -> None:
     report.add_argument("--output", type=Path, help="the CSV file to write (default: standard output)")
     report.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for it to be built (600)")
     report.set_defaults(run=_report)
-    for action in ("pause", "resume", "cancel"):
-        command = actions.add_parser(action, help=f"{action} a campaign (answers its new status)")
+    helps = {"retry": "re-send a completed campaign's rows dead-lettered for a reason that may pass now"}
+    for action in ("pause", "resume", "cancel", "retry"):
+        command = actions.add_parser(
+            action, help=f"{helps.get(action, f'{action} a campaign')} (answers its new status)"
+        )
         command.add_argument("campaign_id")
         command.set_defaults(run=_act, action=action)
 

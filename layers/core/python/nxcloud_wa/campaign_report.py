@@ -5,7 +5,9 @@ Two sources, both in row order, merged as streams (a million rows never sit in m
 * the planner's row log (one JSON object per row it read: ``row``, ``ref``, ``to``, ``state`` ``valid``/``invalid``/
   ``duplicate``/``expired``, ``reason``), in pass order, which is file order;
 * the rows' outcomes the sender settled (:class:`~nxcloud_wa.campaigns_table.RowOutcome`, sk ``row#<row>``: a Query
-  returns them in row order).
+  returns them in row order), and those of each retry round (``retry#<round>#<row>``, one Query stream a round): a
+  row's line shows its last round's outcome (:func:`latest_outcomes`), so once the campaign is completed the lines
+  by state equal its counts with the rows re-sent taken from ``dead_lettered`` (:func:`report_totals`).
 
 A row the planner queued (``valid``) takes its outcome's state; one with no outcome yet is ``queued``. ``to`` is what
 the row log holds: the number's E.164 digits for a row whose number is valid (``valid``, ``duplicate``, ``expired``:
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import heapq
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,7 +32,7 @@ from typing import IO, Any, Final
 
 from botocore.exceptions import ClientError
 
-from .campaigns import RowState, Status
+from .campaigns import FINAL_STATES, RETRIED, RowState, Status
 from .campaigns_table import Campaign, RowOutcome
 
 COLUMNS: Final = ("row", "ref", "to", "state", "reason", "message_id", "delivery", "error_code", "at")
@@ -118,6 +121,27 @@ class ReportLine:
     delivery: str
     error_code: str
     at: str
+
+
+def latest_outcomes(rounds: Iterable[Iterable[RowOutcome]]) -> Iterator[RowOutcome]:
+    """One outcome per row, in row order: the one of the row's last round (``rounds``: each round's outcomes in row
+    order). A row re-sent by a retry ended ``dead_lettered`` in the round before; its last round is its truth."""
+    merged = heapq.merge(*rounds, key=lambda o: (o.row, o.round))
+    last: RowOutcome | None = None
+    for outcome in merged:
+        if last is not None and last.row != outcome.row:
+            yield last
+        last = outcome
+    if last is not None:
+        yield last
+
+
+def report_totals(counts: Mapping[str, int]) -> dict[str, int]:
+    """The lines by final state a completed campaign's report shows: its counts, less the rows re-sent
+    (``retried``) from ``dead_lettered``, since each re-sent row ended once ``dead_lettered`` before its last round."""
+    totals = {state.value: counts.get(state.value, 0) for state in FINAL_STATES}
+    totals[RowState.DEAD_LETTERED.value] -= counts.get(RETRIED, 0)
+    return totals
 
 
 def report_lines(logged: Iterable[Mapping[str, Any]], outcomes: Iterable[RowOutcome]) -> Iterator[ReportLine]:

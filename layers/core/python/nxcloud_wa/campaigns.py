@@ -14,8 +14,9 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 
 class Status(StrEnum):
@@ -59,11 +60,13 @@ never started resumes as ``running``: the engine then waits for ``start_at`` its
 class TransitionError(ValueError):
     """``action`` cannot be taken from ``status``: the text names both, as the API's 409 does."""
 
-    def __init__(self, status: Status, action: Action) -> None:
+    def __init__(self, status: Status, action: Action, message: str | None = None, code: str | None = None) -> None:
         self.status, self.action = status, action
+        self.code = code or status.value
+        """What the API's 409 names as ``code``: the current status, or why else the move is refused."""
         allowed = sorted(a.value for (s, a) in _MOVES if s is status)
         can = f"; a {status.value} campaign can {', '.join(allowed)}" if allowed else ""
-        super().__init__(f"cannot {action.value} a campaign that is {status.value}{can}")
+        super().__init__(message or f"cannot {action.value} a campaign that is {status.value}{can}")
 
 
 def transition(status: Status, action: Action) -> Status:
@@ -72,6 +75,33 @@ def transition(status: Status, action: Action) -> Status:
         return _MOVES[(status, action)]
     except KeyError:
         raise TransitionError(status, action) from None
+
+
+EXPIRED_CODE: Final = "expired"
+
+
+def has_expired(expires_at: str | None, at: datetime) -> bool:
+    """Whether ``expires_at`` (ISO 8601; one without an offset is UTC) has come. One that cannot be read never
+    expires anything: the API refuses it at creation, and a batch must not fail on it."""
+    if not expires_at:
+        return False
+    try:
+        expires = datetime.fromisoformat(expires_at)
+    except ValueError:
+        return False
+    return at >= (expires if expires.tzinfo is not None else expires.replace(tzinfo=UTC))
+
+
+def check_retry(status: Status, expires_at: str | None, at: datetime, rounds: int = 0) -> None:
+    """Raise :class:`TransitionError` when a retry cannot be taken: a move the status refuses, a campaign whose
+    ``expires_at`` has passed (code :data:`EXPIRED_CODE`: every row it re-sent would end expired), or one retried
+    ``rounds`` = :data:`MAX_ROUND` times already."""
+    transition(status, Action.RETRY)
+    if has_expired(expires_at, at):
+        message = f"cannot retry a campaign that expired at {expires_at}"
+        raise TransitionError(status, Action.RETRY, message, EXPIRED_CODE)
+    if rounds >= MAX_ROUND:
+        raise TransitionError(status, Action.RETRY, f"a campaign is retried {MAX_ROUND} times at most", "rounds")
 
 
 class RowState(StrEnum):
@@ -102,15 +132,26 @@ def delivery_counts(status: str, previous: str | None) -> tuple[str, ...]:
     return (status,) if status in DELIVERY_COUNTS else ()
 
 
-COUNTS: Final = ("rows", *(state.value for state in RowState), *DELIVERY_COUNTS)
+RETRIED: Final = "retried"
+"""Rows a retry put on the send queue again (``POST /campaigns/{id}/retry``): each had ended ``dead_lettered`` and
+ends again in a final state of its own, so the final states overcount the rows by exactly this."""
+
+COUNTS: Final = ("rows", *(state.value for state in RowState), RETRIED, *DELIVERY_COUNTS)
 """Every count a campaign keeps, in the order the API shows them. ``rows`` is the file's records read so far;
 ``queued`` counts rows handed to the sender (it is not decreased when they end: counts never go backwards)."""
 
 
+def unfinished(counts: Mapping[str, int]) -> int:
+    """Rows read and not final yet: a row re-sent by a retry counts once, in its last final state (each re-send
+    ended one ``dead_lettered`` row that stays counted, :data:`RETRIED`)."""
+    final = sum(counts.get(state.value, 0) for state in FINAL_STATES) - counts.get(RETRIED, 0)
+    return counts.get("rows", 0) - final
+
+
 def is_complete(counts: Mapping[str, int], planned: bool) -> bool:
-    """Whether every row has a final state: the file was read to its end (``planned``) and the final states add up
-    to its rows."""
-    return planned and sum(counts.get(state.value, 0) for state in FINAL_STATES) >= counts.get("rows", 0)
+    """Whether every row has a final state: the engine is done (``planned``: the file read, and a retry's scan
+    finished) and the final states, less the rows re-sent, add up to its rows."""
+    return planned and unfinished(counts) <= 0
 
 
 KEY_PREFIX: Final = "campaign:"
@@ -183,7 +224,8 @@ def tick_number(body: str) -> int | None:
 
 
 ENVELOPE_KEY: Final = "nxwa_campaign"
-"""The queue body of a campaign message: ``{"nxwa_campaign": {"id", "row", "ref"?}, "message": <the request>}``."""
+"""The queue body of a campaign message: ``{"nxwa_campaign": {"id", "row", "ref"?, "round"?}, "message": <the
+request>}``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +235,16 @@ class RowTag:
     campaign_id: str
     row: int
     ref: str | None = None
+    round: int = 0
+    """The retry round that queued it (0: the file's pass); its outcome is recorded under the round's item."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.campaign_id, "row": self.row, **({"ref": self.ref} if self.ref else {})}
+        return {
+            "id": self.campaign_id,
+            "row": self.row,
+            **({"ref": self.ref} if self.ref else {}),
+            **({"round": self.round} if self.round else {}),
+        }
 
 
 class InvalidEnvelopeError(ValueError):
@@ -214,11 +263,21 @@ def unwrap(body: Mapping[str, Any]) -> tuple[RowTag | None, Mapping[str, Any]]:
     tag, message = body.get(ENVELOPE_KEY), body.get("message")
     if set(body) != {ENVELOPE_KEY, "message"} or not isinstance(tag, dict) or not isinstance(message, dict):
         raise InvalidEnvelopeError(f"{ENVELOPE_KEY} must be a campaign row's tag beside a message")
-    campaign_id, row, ref = tag.get("id"), tag.get("row"), tag.get("ref")
-    if not isinstance(campaign_id, str) or not isinstance(row, int) or isinstance(row, bool) or row < 1:
+    campaign_id, row, ref, round_ = tag.get("id"), tag.get("row"), tag.get("ref"), tag.get("round", 0)
+    if not isinstance(campaign_id, str) or not _is_int(row) or row < 1:
         raise InvalidEnvelopeError(f"{ENVELOPE_KEY} needs a campaign id and a row number of 1 or more")
     if ref is not None and not isinstance(ref, str):
         raise InvalidEnvelopeError(f"{ENVELOPE_KEY}.ref must be a string")
+    if not _is_int(round_) or not 0 <= round_ <= MAX_ROUND:
+        raise InvalidEnvelopeError(f"{ENVELOPE_KEY}.round must be an integer from 0 to {MAX_ROUND}")
     if campaign_of(message.get("idempotency_key")) != campaign_id:
         raise InvalidEnvelopeError(f"a campaign message's idempotency key must be {KEY_PREFIX}{campaign_id}:<number>")
-    return RowTag(campaign_id, row, ref), message
+    return RowTag(campaign_id, row, ref, round_), message
+
+
+MAX_ROUND: Final = 999
+"""The most retries a campaign takes (a round's items are ``retry#<round, 3 digits>#<row>``)."""
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)

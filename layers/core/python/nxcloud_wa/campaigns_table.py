@@ -14,22 +14,29 @@ Key ``campaign_id`` (partition) and ``sk`` (sort):
 * ``sk = "row#<row, 9 digits>"``: a sent row's outcome as the sender settled it (:class:`RowOutcome`), written by
   :meth:`CampaignStore.insert_rows` (PartiQL ``INSERT``: the first outcome stored is the row's, and the item is the
   token that counts the row once). Invalid and duplicate rows have no item: the planner's row log holds them.
+* ``sk = "retry#<round, 3 digits>#<row, 9 digits>"``: the outcome of a row re-sent by retry round ``round`` (1 and
+  on), inserted the same way, so each round's settlement is counted once and none overwrites another. A
+  dead-lettered row that may pass on a retry keeps the message to re-send (``message``) in its item. The campaign
+  item's ``retry_round``, ``retry_scan`` and ``retry_cursor`` are the retry's scan of the previous round's items
+  (:class:`RetryScan`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .campaigns import COUNTS, Action, RowState, Status, transition
+from .campaigns import COUNTS, RETRIED, Action, RowState, Status, check_retry, transition
 from .dynamo import CONDITION_FAILED, Item, batch_get, error_code
 
 CAMPAIGN_SK: Final = "campaign"
 ROW_PREFIX: Final = "row#"
+RETRY_PREFIX: Final = "retry#"
 INDEX: Final = "by_created"
 LISTED: Final = "campaign"
 MAX_PAGE: Final = 100
@@ -49,6 +56,16 @@ class Checkpoint:
     rows: int = 0
     tick: int = 0
     planned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScan:
+    """Where a retry stands: its ``round`` (0: never retried), whether its scan of the previous round's row items
+    is still going (``scanning``) and the sort key read last (``cursor``; None: from the first)."""
+
+    round: int = 0
+    scanning: bool = False
+    cursor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +95,7 @@ class Campaign:
     version: int = 0
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
     counts: Mapping[str, int] = field(default_factory=dict)
+    retry: RetryScan = field(default_factory=RetryScan)
 
 
 _TEXT: Final = (
@@ -103,8 +121,25 @@ def campaign_key(campaign_id: str) -> Item:
     return {"campaign_id": {"S": campaign_id}, "sk": {"S": CAMPAIGN_SK}}
 
 
-def row_key(campaign_id: str, row: int) -> Item:
-    return {"campaign_id": {"S": campaign_id}, "sk": {"S": f"{ROW_PREFIX}{row:09d}"}}
+def round_prefix(round_: int) -> str:
+    """The sort keys' prefix of one round's row items: ``row#`` for the file's pass, ``retry#<round>#`` after."""
+    return ROW_PREFIX if round_ == 0 else f"{RETRY_PREFIX}{round_:03d}#"
+
+
+def row_sk(row: int, round_: int = 0) -> str:
+    """A row item's sort key: ``row#<row>`` (the file's pass) or ``retry#<round>#<row>``."""
+    return f"{round_prefix(round_)}{row:09d}"
+
+
+def row_key(campaign_id: str, row: int, round_: int = 0) -> Item:
+    return {"campaign_id": {"S": campaign_id}, "sk": {"S": row_sk(row, round_)}}
+
+
+def _row_and_round(sk: str) -> tuple[int, int]:
+    if sk.startswith(RETRY_PREFIX):
+        round_, row = sk.removeprefix(RETRY_PREFIX).split("#")
+        return int(row), int(round_)
+    return int(sk.removeprefix(ROW_PREFIX)), 0
 
 
 def encode(campaign: Campaign) -> Item:
@@ -146,6 +181,11 @@ def decode(item: Mapping[str, Any]) -> Campaign:
             planned=bool(item.get("planned", {}).get("BOOL", False)),
         ),
         counts={name: _number(item, f"n_{name}") for name in COUNTS},
+        retry=RetryScan(
+            round=_number(item, "retry_round"),
+            scanning=bool(item.get("retry_scan", {}).get("BOOL", False)),
+            cursor=item.get("retry_cursor", {}).get("S"),
+        ),
         **texts,
     )
 
@@ -203,15 +243,24 @@ class RowOutcome:
     ref: str | None = None
     delivery: str | None = None
     """The latest delivery status NXCloud's callbacks gave (``delivered``, ``read``, ``failed``), for the report."""
+    round: int = 0
+    """The retry round the outcome belongs to (0: the file's pass); it picks the item's key."""
+    message: str | None = field(default=None, repr=False)
+    """A dead-lettered row that may pass on a retry: the send request to re-send (compact JSON). The customer's
+    data, in the private table: never logged (left out of the repr)."""
+
+    @property
+    def sk(self) -> str:
+        return row_sk(self.row, self.round)
 
 
-_ROW_TEXT: Final = ("message_id", "reason", "error_code", "ref", "delivery")
+_ROW_TEXT: Final = ("message_id", "reason", "error_code", "ref", "delivery", "message")
 
 
 def encode_row(outcome: RowOutcome) -> Item:
     """A row outcome's item (what :meth:`CampaignStore.insert_rows` inserts)."""
     item: Item = {
-        **row_key(outcome.campaign_id, outcome.row),
+        **row_key(outcome.campaign_id, outcome.row, outcome.round),
         "state": {"S": outcome.state.value},
         "at": {"S": outcome.at},
     }
@@ -224,11 +273,13 @@ def encode_row(outcome: RowOutcome) -> Item:
 
 def decode_row(item: Mapping[str, Any]) -> RowOutcome:
     text = {name: item[name]["S"] for name in _ROW_TEXT if name in item}
+    row, round_ = _row_and_round(item["sk"]["S"])
     return RowOutcome(
         campaign_id=item["campaign_id"]["S"],
-        row=int(item["sk"]["S"].removeprefix(ROW_PREFIX)),
+        row=row,
         state=RowState(item["state"]["S"]),
         at=item["at"]["S"],
+        round=round_,
         **text,
     )
 
@@ -276,7 +327,7 @@ class CampaignStore:
         request. A row refused as existing (``DuplicateItem``) was settled before (a redelivery, a settlement run
         twice): it is neither inserted nor failed, so the caller counts it nowhere. A request that fails whole fails
         its rows; the others' stand."""
-        unique = list({(o.campaign_id, o.row): o for o in reversed(outcomes)}.values())[::-1]  # first of a row wins
+        unique = list({(o.campaign_id, o.round, o.row): o for o in reversed(outcomes)}.values())[::-1]  # first wins
         done = RowsInserted()
         for start in range(0, len(unique), STATEMENT_LIMIT):
             chunk = unique[start : start + STATEMENT_LIMIT]
@@ -318,6 +369,8 @@ class CampaignStore:
         people (or a person and the engine) racing cannot both move it. Raises :class:`TransitionError` when the
         action does not apply to the status now stored (re-read after a lost race)."""
         new = transition(campaign.status, action)
+        if action is Action.RETRY:
+            check_retry(campaign.status, campaign.expires_at, datetime.fromisoformat(at), campaign.retry.round)
         names = {"#s": "status"}
         values: Item = {
             ":new": {"S": new.value},
@@ -332,6 +385,10 @@ class CampaignStore:
         if new in (Status.COMPLETED, Status.CANCELLED):
             sets.append("finished_at = :at")
         removes = ["status_reason"] if reason is None else []
+        if action is Action.RETRY:
+            sets.extend(_RETRY_SETS)
+            removes.extend(["retry_cursor", "finished_at"])
+            values.update({":zero": {"N": "0"}, ":yes": {"BOOL": True}, ":no": {"BOOL": False}})
         if reason is not None:
             sets.append("status_reason = :reason")
             values[":reason"] = {"S": reason}
@@ -433,17 +490,80 @@ class CampaignStore:
             raise
         return decode(answer["Attributes"])
 
-    def rows(self, campaign_id: str, cursor: Mapping[str, Any] | None = None) -> tuple[list[RowOutcome], Item | None]:
-        """A page of the campaign's settled rows in row order, and the next page's cursor (for the report)."""
+    def advance_retry(self, campaign: Campaign, cursor: str | None, done: bool, retried: int) -> Campaign:
+        """Move a retry's scan to ``cursor`` (the sort key read last), or mark it ``done`` (the engine is then done:
+        ``planned``), and add the rows it re-queued to ``retried``, in one conditional UpdateItem with
+        :meth:`advance`'s guard (the pass number and the version), so a duplicate pass counts nothing twice.
+        Raises :class:`CheckpointMovedError`."""
+        adds, values = _adds({RETRIED: retried})
+        values.update(
+            {
+                ":tick": {"N": str(campaign.checkpoint.tick)},
+                ":next": {"N": str(campaign.checkpoint.tick + 1)},
+                ":v": {"N": str(campaign.version)},
+                ":scan": {"BOOL": not done},
+                ":planned": {"BOOL": done},
+            }
+        )
+        sets = "SET cp_tick = :next, retry_scan = :scan, planned = :planned"
+        if cursor is not None:
+            sets += ", retry_cursor = :cursor"
+            values[":cursor"] = {"S": cursor}
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key=campaign_key(campaign.campaign_id),
+                UpdateExpression=f"{sets}{' ' + adds if adds else ''}",
+                ConditionExpression="cp_tick = :tick AND version = :v",
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) == CONDITION_FAILED:
+                raise CheckpointMovedError(campaign.campaign_id) from exc
+            raise
+        return decode(answer["Attributes"])
+
+    def retry_page(self, campaign: Campaign, limit: int) -> tuple[list[RowOutcome], bool]:
+        """The next page of a retry's scan: at most ``limit`` of the previous round's row items after the scan's
+        cursor (consistent: a row settled just before the retry counts), and whether more may follow."""
+        scan = campaign.retry
+        after = {"campaign_id": {"S": campaign.campaign_id}, "sk": {"S": scan.cursor}} if scan.cursor else None
+        page, more = self.rows(campaign.campaign_id, after, round_=scan.round - 1, limit=limit, consistent=True)
+        return page, more is not None
+
+    def rows(
+        self,
+        campaign_id: str,
+        cursor: Mapping[str, Any] | None = None,
+        *,
+        round_: int = 0,
+        limit: int | None = None,
+        consistent: bool = False,
+    ) -> tuple[list[RowOutcome], Item | None]:
+        """A page of one round's settled rows in row order (at most ``limit``), and the next page's cursor (the
+        report; a retry's scan of the round before it, ``consistent``: a row settled just before the retry counts)."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "campaign_id = :id AND begins_with(sk, :row)",
-            "ExpressionAttributeValues": {":id": {"S": campaign_id}, ":row": {"S": ROW_PREFIX}},
+            "ExpressionAttributeValues": {":id": {"S": campaign_id}, ":row": {"S": round_prefix(round_)}},
+            "ConsistentRead": consistent,
         }
         if cursor:
             request["ExclusiveStartKey"] = dict(cursor)
+        if limit is not None:
+            request["Limit"] = limit
         answer = self._client.query(**request)
         return [decode_row(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+
+
+_RETRY_SETS: Final = (
+    "retry_round = if_not_exists(retry_round, :zero) + :one",
+    "retry_scan = :yes",
+    "planned = :no",
+)
+"""What a retry sets with its status: the next round, its scan to start from the first item, the engine not done
+(``planned`` false: no one completes the campaign until the scan has queued every row that may pass)."""
 
 
 def _adds(counts: Mapping[str, int]) -> tuple[str, Item]:

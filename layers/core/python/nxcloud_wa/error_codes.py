@@ -86,6 +86,9 @@ class CodeInfo:
     auth: bool = False
     api_status: int | None = None
     """Overrides the class's usual API status (an empty balance is "unavailable", 503, not a bad gateway)."""
+    recipient: bool = False
+    """The code judges the recipient (an invalid number, not a WhatsApp user): a campaign's retry never re-sends
+    such a row (:func:`may_pass_on_retry`)."""
 
     @property
     def classification(self) -> Classification:
@@ -116,8 +119,8 @@ NXCLOUD_CODES: Final = MappingProxyType(
         22042: CodeInfo("业务异常", "sending the WhatsApp message failed", _R),
         22049: CodeInfo("业务异常", "no merchant for this business_phone", _P),
         22089: CodeInfo("业务异常", "number unavailable (No Core App)", _P),
-        22090: CodeInfo("业务异常", "invalid number", _P),
-        22091: CodeInfo("业务异常", "recipient is not a WhatsApp user", _P),
+        22090: CodeInfo("业务异常", "invalid number", _P, recipient=True),
+        22091: CodeInfo("业务异常", "recipient is not a WhatsApp user", _P, recipient=True),
         22092: CodeInfo("业务异常", "no such language package", _P),
         22093: CodeInfo("业务异常", "template does not exist", _P),
         22122: CodeInfo("业务异常", "application has no price for the country", _P),
@@ -327,3 +330,23 @@ MISCONFIGURED: Final = Classification("misconfigured", _R, 500, "the service is 
 INTERNAL_ERROR: Final = Classification(
     "internal_error", _R, API_STATUS_UNAVAILABLE, "unexpected error or unavailable dependency (see the logs)"
 )
+
+
+NEVER_ON_RETRY: Final = frozenset(
+    {UNKNOWN_OUTCOME.reason, INTERRUPTED.reason, INVALID_MESSAGE.reason, TOO_LARGE.reason, KEY_REUSED.reason}
+)
+"""Dead-letter reasons a campaign's retry never re-sends: NXCloud may have accepted the message (an unknown
+outcome), or the message itself is wrong, and sending it again cannot change that."""
+
+
+def may_pass_on_retry(reason: str, error_code: str | None) -> bool:
+    """Whether a campaign row dead-lettered for ``reason`` (with ``error_code``) may pass when the campaign is
+    retried (``POST /campaigns/{id}/retry``, docs/campaigns.md "Retry"): not an unknown outcome, not a message that
+    is wrong (:data:`NEVER_ON_RETRY`), not an NXCloud code that judges the recipient (``CodeInfo.recipient``).
+    Everything else (retries exhausted, the balance, a template code, a template mismatch, auth and account codes,
+    HTTP and transport errors) may pass once the user fixed the cause."""
+    if reason in NEVER_ON_RETRY:
+        return False
+    code = error_code or ""
+    info = NXCLOUD_CODES.get(int(code)) if code.lstrip("-").isdecimal() else None
+    return not (info is not None and info.recipient)
