@@ -337,16 +337,22 @@ NEVER_ON_RETRY: Final = frozenset(
 )
 """Dead-letter reasons a campaign's retry never re-sends: NXCloud may have accepted the message (an unknown
 outcome), or the message itself is wrong, and sending it again cannot change that."""
+MAYBE_SENT: Final = frozenset(
+    {READ_TIMEOUT.reason, CONNECTION_DROPPED.reason, MALFORMED_RESPONSE.reason, INTERRUPTED.reason}
+)
+"""Error codes that say NXCloud may have accepted the message, whatever the dead letter's reason: under
+``UNKNOWN_OUTCOME_POLICY=retry`` a message whose last try timed out ends ``retries_exhausted`` with that code."""
 
 
 def may_pass_on_retry(reason: str, error_code: str | None) -> bool:
     """Whether a campaign row dead-lettered for ``reason`` (with ``error_code``) may pass when the campaign is
     retried (``POST /campaigns/{id}/retry``, docs/campaigns.md "Retry"): not an unknown outcome, not a message that
-    is wrong (:data:`NEVER_ON_RETRY`), not an NXCloud code that judges the recipient (``CodeInfo.recipient``).
+    is wrong (:data:`NEVER_ON_RETRY`), not a last try that may have been accepted (:data:`MAYBE_SENT`), not an
+    NXCloud code that judges the recipient (``CodeInfo.recipient``).
     Everything else (retries exhausted, the balance, a template code, a template mismatch, auth and account codes,
     HTTP and transport errors) may pass once the user fixed the cause."""
-    if reason in NEVER_ON_RETRY:
-        return False
     code = error_code or ""
+    if reason in NEVER_ON_RETRY or code in MAYBE_SENT:
+        return False
     info = NXCLOUD_CODES.get(int(code)) if code.lstrip("-").isdecimal() else None
     return not (info is not None and info.recipient)
