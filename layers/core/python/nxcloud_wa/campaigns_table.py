@@ -473,22 +473,8 @@ class CampaignStore:
         that raced another (a duplicate tick, a pause) counts nothing twice. Raises :class:`CheckpointMovedError`."""
         adds, values = _adds(counts)
         values.update({f":{name}": value for name, value in _checkpoint_item(checkpoint).items()})
-        values.update({":tick": {"N": str(campaign.checkpoint.tick)}, ":v": {"N": str(campaign.version)}})
         sets = ", ".join(f"{name} = :{name}" for name in _checkpoint_item(checkpoint))
-        try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key=campaign_key(campaign.campaign_id),
-                UpdateExpression=f"SET {sets}{' ' + adds if adds else ''}",
-                ConditionExpression="cp_tick = :tick AND version = :v",
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if error_code(exc) == CONDITION_FAILED:
-                raise CheckpointMovedError(campaign.campaign_id) from exc
-            raise
-        return decode(answer["Attributes"])
+        return self._guarded(campaign, f"SET {sets}{' ' + adds if adds else ''}", values)
 
     def advance_retry(self, campaign: Campaign, cursor: str | None, done: bool, retried: int) -> Campaign:
         """Move a retry's scan to ``cursor`` (the sort key read last), or mark it ``done`` (the engine is then done:
@@ -498,9 +484,7 @@ class CampaignStore:
         adds, values = _adds({RETRIED: retried})
         values.update(
             {
-                ":tick": {"N": str(campaign.checkpoint.tick)},
                 ":next": {"N": str(campaign.checkpoint.tick + 1)},
-                ":v": {"N": str(campaign.version)},
                 ":scan": {"BOOL": not done},
                 ":planned": {"BOOL": done},
             }
@@ -509,11 +493,17 @@ class CampaignStore:
         if cursor is not None:
             sets += ", retry_cursor = :cursor"
             values[":cursor"] = {"S": cursor}
+        return self._guarded(campaign, f"{sets}{' ' + adds if adds else ''}", values)
+
+    def _guarded(self, campaign: Campaign, expression: str, values: Item) -> Campaign:
+        """One UpdateItem of a pass, only if the pass number and the version are still the ones ``campaign`` holds;
+        the campaign after. Raises :class:`CheckpointMovedError` when either moved (another pass, a person)."""
+        values = {**values, ":tick": {"N": str(campaign.checkpoint.tick)}, ":v": {"N": str(campaign.version)}}
         try:
             answer = self._client.update_item(
                 TableName=self._table,
                 Key=campaign_key(campaign.campaign_id),
-                UpdateExpression=f"{sets}{' ' + adds if adds else ''}",
+                UpdateExpression=expression,
                 ConditionExpression="cp_tick = :tick AND version = :v",
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
