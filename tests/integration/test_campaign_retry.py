@@ -3,7 +3,7 @@ handler and sent by the real sender against the NXCloud simulator, which dead-le
 may pass on a retry (22093, a template code) and some for one that may not (22090 judges the number; a dropped
 connection is an unknown outcome: NXCloud may have sent it). The fault is cleared, the campaign retried through the
 API's handler, the planner's retry pass re-queues the passable rows, the sender sends them: each recipient gets
-exactly one accepted send, and the counts and the report agree by the rule of ``report_totals``.
+exactly one accepted send, and the counts and the report agree by the rule of ``final_totals``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from local_stack.lambda_events import api_event
-from nxcloud_wa.campaign_report import report_totals
-from nxcloud_wa.campaigns import FINAL_STATES, Action, Status, tick, tick_kind
+from nxcloud_wa.campaigns import FINAL_STATES, Action, Status, final_totals, tick, tick_kind
 from nxcloud_wa.campaigns_table import Campaign
 from tests.integration.test_campaign_planner import MORNING_IN_CHINA, NIGHT_IN_CHINA, QUIET, Engine, engine
 from tests.integration.test_campaign_report import build, download, get_report, send_all
@@ -95,7 +94,7 @@ def test_a_retry_resends_only_the_rows_that_may_pass_once_and_the_report_agrees(
     }
     assert (by_row[4]["error_code"], by_row[5]["reason"]) == ("22090", "unknown_outcome")
     states = Counter(line["state"] for line in lines)
-    assert {state.value: states[state.value] for state in FINAL_STATES} == report_totals(campaign.counts)
+    assert {state.value: states[state.value] for state in FINAL_STATES} == final_totals(campaign.counts)
 
     # Nothing left that may pass: a second retry queues nothing and completes on its first pass.
     batches = len(engine.batches)
@@ -139,7 +138,7 @@ def test_a_retried_row_that_fails_again_is_counted_once_in_its_last_state(engine
         "dead_lettered": 5,
         "retried": 2,
     }
-    assert report_totals(campaign.counts)["dead_lettered"] == 3
+    assert final_totals(campaign.counts)["dead_lettered"] == 3
     [again] = [o for o in engine.store.rows(campaign_id, round_=1)[0] if o.state.value == "dead_lettered"]
     assert (again.row, again.error_code, again.message is not None) == (6, "22093", True)  # it may pass next time
 

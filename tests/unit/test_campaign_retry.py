@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nxcloud_wa.campaign_report import latest_outcomes, report_totals
+from nxcloud_wa.campaign_report import latest_outcomes
 from nxcloud_wa.campaigns import (
     COUNTS,
     MAX_ROUND,
@@ -21,6 +21,7 @@ from nxcloud_wa.campaigns import (
     TransitionError,
     check_retry,
     envelope,
+    final_totals,
     is_complete,
     unwrap,
 )
@@ -136,6 +137,6 @@ def test_the_report_shows_each_rows_last_round() -> None:
 
 
 def test_the_reports_totals_take_the_re_sent_rows_from_dead_lettered() -> None:
-    totals = report_totals({"rows": 5, "sent": 3, "dead_lettered": 4, "retried": 2, "invalid": 1})
+    totals = final_totals({"rows": 5, "sent": 3, "dead_lettered": 4, "retried": 2, "invalid": 1})
     assert (totals["sent"], totals["dead_lettered"], totals["invalid"]) == (3, 2, 1)
     assert "retried" not in totals and "rows" not in totals

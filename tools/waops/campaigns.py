@@ -22,7 +22,7 @@ from typing import IO, Any, Final
 import urllib3
 from tqdm import tqdm
 
-from nxcloud_wa.campaigns import RETRIED, Status, unfinished
+from nxcloud_wa.campaigns import Status, final_totals, unfinished
 from waops.rest import Answer, RestApi, answered, table
 from waops.targets import Targets
 
@@ -147,7 +147,7 @@ def progress_line(campaign: Mapping[str, Any]) -> str:
     parts = [
         f"{campaign.get('status')}",
         f"sent {counts.get('sent', 0)}",
-        f"failed {sum(counts.get(name, 0) for name in FAILED) - counts.get(RETRIED, 0)}",
+        f"failed {sum({**counts, **final_totals(counts)}.get(name, 0) for name in FAILED)}",
         f"remaining {max(counts.get('rows', 0) - ended(counts), 0)}",
         f"{campaign.get('rate')}/s",
         f"ETA {_duration(eta) if isinstance(eta, int | float) else '-'}",

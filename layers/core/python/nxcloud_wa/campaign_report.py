@@ -7,7 +7,8 @@ Two sources, both in row order, merged as streams (a million rows never sit in m
 * the rows' outcomes the sender settled (:class:`~nxcloud_wa.campaigns_table.RowOutcome`, sk ``row#<row>``: a Query
   returns them in row order), and those of each retry round (``retry#<round>#<row>``, one Query stream a round): a
   row's line shows its last round's outcome (:func:`latest_outcomes`), so once the campaign is completed the lines
-  by state equal its counts with the rows re-sent taken from ``dead_lettered`` (:func:`report_totals`).
+  by state equal its counts with the rows re-sent taken from ``dead_lettered``
+  (:func:`nxcloud_wa.campaigns.final_totals`).
 
 A row the planner queued (``valid``) takes its outcome's state; one with no outcome yet is ``queued``. ``to`` is what
 the row log holds: the number's E.164 digits for a row whose number is valid (``valid``, ``duplicate``, ``expired``:
@@ -32,7 +33,7 @@ from typing import IO, Any, Final
 
 from botocore.exceptions import ClientError
 
-from .campaigns import FINAL_STATES, RETRIED, RowState, Status
+from .campaigns import RowState, Status
 from .campaigns_table import Campaign, RowOutcome
 
 COLUMNS: Final = ("row", "ref", "to", "state", "reason", "message_id", "delivery", "error_code", "at")
@@ -134,14 +135,6 @@ def latest_outcomes(rounds: Iterable[Iterable[RowOutcome]]) -> Iterator[RowOutco
         last = outcome
     if last is not None:
         yield last
-
-
-def report_totals(counts: Mapping[str, int]) -> dict[str, int]:
-    """The lines by final state a completed campaign's report shows: its counts, less the rows re-sent
-    (``retried``) from ``dead_lettered``, since each re-sent row ended once ``dead_lettered`` before its last round."""
-    totals = {state.value: counts.get(state.value, 0) for state in FINAL_STATES}
-    totals[RowState.DEAD_LETTERED.value] -= counts.get(RETRIED, 0)
-    return totals
 
 
 def report_lines(logged: Iterable[Mapping[str, Any]], outcomes: Iterable[RowOutcome]) -> Iterator[ReportLine]:

@@ -141,11 +141,18 @@ COUNTS: Final = ("rows", *(state.value for state in RowState), RETRIED, *DELIVER
 ``queued`` counts rows handed to the sender (it is not decreased when they end: counts never go backwards)."""
 
 
+def final_totals(counts: Mapping[str, int]) -> dict[str, int]:
+    """The rows in each final state, each row once, in its last state: the counts, less the rows re-sent
+    (:data:`RETRIED`) from ``dead_lettered``, since each re-sent row ended once ``dead_lettered`` before its last
+    round. What a completed campaign's report shows by state."""
+    totals = {state.value: counts.get(state.value, 0) for state in FINAL_STATES}
+    totals[RowState.DEAD_LETTERED.value] -= counts.get(RETRIED, 0)
+    return totals
+
+
 def unfinished(counts: Mapping[str, int]) -> int:
-    """Rows read and not final yet: a row re-sent by a retry counts once, in its last final state (each re-send
-    ended one ``dead_lettered`` row that stays counted, :data:`RETRIED`)."""
-    final = sum(counts.get(state.value, 0) for state in FINAL_STATES) - counts.get(RETRIED, 0)
-    return counts.get("rows", 0) - final
+    """Rows read and not final yet (:func:`final_totals`: a row re-sent by a retry counts once)."""
+    return counts.get("rows", 0) - sum(final_totals(counts).values())
 
 
 def is_complete(counts: Mapping[str, int], planned: bool) -> bool:
