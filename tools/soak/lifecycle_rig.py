@@ -28,6 +28,7 @@ import time
 from collections import Counter, defaultdict
 from typing import Any, Final
 
+from local_stack.aws import queue_depth
 from local_stack.stack import LOCAL_SECRET, LocalStack
 from local_stack.streams import StreamReader, batching_window
 from local_stack.template import function_setting
@@ -286,7 +287,7 @@ class LifecycleRig:
             self.replay_rounds.append(f"{before[0]}+{before[1]} -> {summary.removeprefix('replayed: ')}")
             for status, count in REPLAYED.findall(printed.getvalue()):
                 answers[f"HTTP {status}"] += int(count)
-            left = _on_queue(sqs, url)
+            left = queue_depth(sqs, url)  # hidden bodies too: a body another receive holds is still kept
         return kept, answers, left
 
     def _stop_threads(self) -> None:
@@ -354,11 +355,6 @@ class LifecycleRig:
         return [*self.webhook_slots, *([self.publisher_slot] if self.publisher_slot else [])]
 
 
-def _on_queue(sqs: Any, url: str) -> int:
-    """The kept bodies on the queue, hidden ones included (a body another receive holds is still kept)."""
-    return sum(_queue_counts(sqs, url))
-
-
 def _queue_counts(sqs: Any, url: str) -> tuple[int, int]:
     """The queue's visible and hidden bodies."""
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
@@ -370,10 +366,8 @@ def _until_visible(sqs: Any, url: str, deadline: float) -> bool:
     """Wait until some kept body is visible (a receive's visibility timeout ends within 30 s); False at the deadline
     or when none is left."""
     while time.monotonic() < deadline:
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        if int(attributes.get("ApproximateNumberOfMessages", 0)):
-            return True
-        if not int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)):
-            return False
+        visible, hidden = _queue_counts(sqs, url)
+        if visible or not hidden:
+            return bool(visible)
         time.sleep(0.5)
     return False
