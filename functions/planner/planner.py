@@ -345,7 +345,7 @@ class Planner:
             for outcome in page:
                 if outcome.message is not None:
                     message = json.loads(outcome.message)
-                    at = started + max(self.clock() - started, done.queued / campaign.rate)
+                    at = placing.arrival(done.queued, self.clock())
                     if placing.ending is None:
                         done.wait = placing.hold_until(str(message.get("to", "")), at)
                     if done.wait is not None:
@@ -472,7 +472,7 @@ class Planner:
             plan.count(state)
             plan.log.append(row_log_line(row.row, row.ref, row.to, state, reason))
             return
-        at = placing.started + max(self.clock() - placing.started, plan.queued / placing.campaign.rate)
+        at = placing.arrival(plan.queued, self.clock())
         try:
             until = placing.hold_until(row.to, at)
         except ValueError as exc:  # decided when the row is read: the same zones and window never change it later
@@ -550,6 +550,11 @@ class _Placing:
         self.campaign, self.started, self.quiet = campaign, started, quiet
         self.fields = _fields(campaign)
         self.ending = _ending(campaign, started)
+
+    def arrival(self, queued: int, now: float) -> float:
+        """When the pass's next message (``queued`` are ahead of it) reaches its recipient: its turn at the
+        campaign's rate from the pass's start, or now when the pass is behind."""
+        return self.started + max(now - self.started, queued / self.campaign.rate)
 
     def hold_until(self, digits: str, at: float) -> int | None:
         """None: the row may reach its recipient at ``at``; else the epoch second from which it may."""
