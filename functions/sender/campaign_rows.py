@@ -165,9 +165,11 @@ class CampaignRows:
         after its row items were written loses that batch's counts (logged and counted the same way): the row items,
         which the report reads, stay the truth."""
         at = now()
-        sent = messages or {}
+        requests = messages or {}
         final = {
-            i: o for i, (tag, outcome) in rows.items() if (o := row_outcome(tag, outcome, at, sent.get(i))) is not None
+            i: o
+            for i, (tag, outcome) in rows.items()
+            if (o := row_outcome(tag, outcome, at, requests.get(i))) is not None
         }
         if not final:
             return {}
