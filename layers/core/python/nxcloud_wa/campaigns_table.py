@@ -17,8 +17,8 @@ Key ``campaign_id`` (partition) and ``sk`` (sort):
 * ``sk = "retry#<round, 3 digits>#<row, 9 digits>"``: the outcome of a row re-sent by retry round ``round`` (1 and
   on), inserted the same way, so each round's settlement is counted once and none overwrites another. A
   dead-lettered row that may pass on a retry keeps the message to re-send (``message``) in its item. The campaign
-  item's ``retry_round``, ``retry_scan`` and ``retry_cursor`` are the retry's scan of the previous round's items
-  (:class:`RetryScan`).
+  item's ``retry_round`` and ``retry_cursor`` are the retry's scan of the previous round's items
+  (:class:`RetryScan`); the scan is going while a retried campaign's engine is not done (``planned`` false).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ class Checkpoint:
 @dataclass(frozen=True, slots=True)
 class RetryScan:
     """Where a retry stands: its ``round`` (0: never retried), whether its scan of the previous round's row items
-    is still going (``scanning``) and the sort key read last (``cursor``; None: from the first)."""
+    is still going (``scanning``: read as a retried campaign whose engine is not done, ``planned`` false; not stored)
+    and the sort key read last (``cursor``; None: from the first)."""
 
     round: int = 0
     scanning: bool = False
@@ -183,7 +184,7 @@ def decode(item: Mapping[str, Any]) -> Campaign:
         counts={name: _number(item, f"n_{name}") for name in COUNTS},
         retry=RetryScan(
             round=_number(item, "retry_round"),
-            scanning=bool(item.get("retry_scan", {}).get("BOOL", False)),
+            scanning=_number(item, "retry_round") > 0 and not bool(item.get("planned", {}).get("BOOL", False)),
             cursor=item.get("retry_cursor", {}).get("S"),
         ),
         **texts,
@@ -388,7 +389,7 @@ class CampaignStore:
         if action is Action.RETRY:
             sets.extend(_RETRY_SETS)
             removes.extend(["retry_cursor", "finished_at"])
-            values.update({":zero": {"N": "0"}, ":yes": {"BOOL": True}, ":no": {"BOOL": False}})
+            values.update({":zero": {"N": "0"}, ":no": {"BOOL": False}})
         if reason is not None:
             sets.append("status_reason = :reason")
             values[":reason"] = {"S": reason}
@@ -485,11 +486,10 @@ class CampaignStore:
         values.update(
             {
                 ":next": {"N": str(campaign.checkpoint.tick + 1)},
-                ":scan": {"BOOL": not done},
                 ":planned": {"BOOL": done},
             }
         )
-        sets = "SET cp_tick = :next, retry_scan = :scan, planned = :planned"
+        sets = "SET cp_tick = :next, planned = :planned"
         if cursor is not None:
             sets += ", retry_cursor = :cursor"
             values[":cursor"] = {"S": cursor}
@@ -549,7 +549,6 @@ class CampaignStore:
 
 _RETRY_SETS: Final = (
     "retry_round = if_not_exists(retry_round, :zero) + :one",
-    "retry_scan = :yes",
     "planned = :no",
 )
 """What a retry sets with its status: the next round, its scan to start from the first item, the engine not done
