@@ -17,8 +17,8 @@ The function's stdout (its JSON log lines and EMF metrics) goes to /dev/null; th
 (``outcome`` = sent / dead_lettered / retry, per SQS message id) are collected and returned with the answer, like
 reading CloudWatch. A killed invocation returns nothing.
 
-The same containers run the webhook and the publisher (``handler``: the module whose ``lambda_handler`` is invoked),
-so their invocations can be killed mid-way too.
+The same containers run the webhook, the publisher and the planner (``handler``: the module whose
+``lambda_handler`` is invoked), so their invocations can be killed mid-way too.
 """
 
 from __future__ import annotations
@@ -40,7 +40,12 @@ PRELOAD: Final = ["soak.preload"]
 READY_TIMEOUT: Final = 60.0
 SENDER: Final = "app"
 """The sender's handler module; the webhook's is ``webhook``, the publisher's ``publisher``."""
-FUNCTION_NAMES: Final = {SENDER: "SenderFunction", "webhook": "WebhookFunction", "publisher": "PublisherFunction"}
+FUNCTION_NAMES: Final = {
+    SENDER: "SenderFunction",
+    "webhook": "WebhookFunction",
+    "publisher": "PublisherFunction",
+    "planner": "PlannerFunction",
+}
 
 
 class InvocationKilled(Exception):

@@ -12,6 +12,7 @@ import botocore.session  # noqa: F401
 import api  # noqa: F401
 import app  # noqa: F401
 import delivery  # noqa: F401
+import planner  # noqa: F401
 import publisher  # noqa: F401
 import sqs_trigger  # noqa: F401
 import webhook  # noqa: F401
