@@ -197,7 +197,9 @@ fuzz: $(PATHS) ## Fuzz the model, the SQS trigger and the API [HYPOTHESIS_PROFIL
 # missing event. MIX: default, heavy, calm, upstream, aws, kills. soak-ci is what CI runs
 # (tests/integration/test_soak.py, also part of `make test`). MODE=campaign (docs/throughput.md): N messages at once
 # (up to 10,000 waiting) to NUMBERS business numbers, the simulator enforcing RATE messages per second per number and
-# the function's limiter set to it, without the lifecycle; the ledger adds the campaign's rows.
+# the function's limiter set to it, without the lifecycle; the ledger adds the campaign's rows. MODE=campaign-file:
+# one campaign (the engine) of a generated audience file of N rows at RATE, with faults, planner kills, a pause and
+# quiet hours; its own ledger (docs/soak.md).
 N ?= 1000
 SEED ?= 1
 MIX ?= default
@@ -206,7 +208,7 @@ MODE ?= standard
 RATE ?= 50
 NUMBERS ?= 1
 .PHONY: soak soak-ci
-soak: $(PATHS) ## Fault-injection soak and its ledger: make soak N=10000 SEED=1 MIX=default POLICY=both [MODE=campaign RATE=50]
+soak: $(PATHS) ## Fault-injection soak and its ledger: make soak N=10000 SEED=1 MIX=default POLICY=both [MODE=campaign|campaign-file RATE=50]
 	$(BIN)/python -m soak --messages $(N) --seed $(SEED) --mix $(MIX) --policy $(POLICY) --mode $(MODE) \
 		--rate $(RATE) --numbers $(NUMBERS) $(SOAK_ARGS)
 

@@ -2,6 +2,7 @@
 
     python -m soak --messages 10000 --seed 1 --mix default --policy both
     python -m soak --mode campaign --messages 10000 --rate 50 --numbers 1   # docs/throughput.md
+    python -m soak --mode campaign-file --messages 100000 --rate 50   # one campaign of a file's rows: docs/soak.md
 
 Exit status 0 only when, for every policy run: nothing was lost, no duplicate was avoidable (and, under
 ``dead_letter``, there was no duplicate at all), nothing reported sent was unknown to NXCloud, every message ended as
@@ -9,7 +10,9 @@ its kind allows, everything settled within the time limit, and the delivery life
 acknowledged is in the messages table, every stored status is the simulator's truth, and every change of a current
 status has its event (docs/soak.md); in campaign mode also: nothing was dead-lettered for being throttled, and NXCloud
 refused at most a small share of its requests for the numbers' rate (the drain time's goal is printed, not enforced:
-a loaded machine stretches it).
+a loaded machine stretches it). campaign-file mode has its own ledger (soak.campaign_file): ``--messages`` is the
+audience file's rows, ``--rate`` the campaign's rate, and only ``--seed``, ``--expires-in`` and ``--json`` apply
+besides.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from nxcloud_wa.audience import FrequencyCap
+from soak import campaign_file
 from soak.campaign import BUSINESS_NUMBERS
 from soak.ledger import render, to_json
 from soak.mix import MIXES
 from soak.run import SoakSettings, run_soak
 
 POLICIES = ("dead_letter", "retry")
-MODES = ("standard", "campaign")
+MODES = ("standard", "campaign", "campaign-file")
 CAMPAIGN_FUNCTION_TIMEOUT = 5.0
 """Campaign mode's function timeout: the wait for a number's slot (RATE_WAIT_SECONDS, 2 s) plus one send's worst case
 (connect 1 s, read 0.3 s) and a second to settle must fit in it, as they fit in the template's 30 s."""
@@ -43,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", choices=[*POLICIES, "both"], default="both", help="UNKNOWN_OUTCOME_POLICY")
     parser.add_argument("--mode", choices=MODES, default=defaults.mode, help="campaign: all at once, at a rate")
     parser.add_argument("--rate", type=int, default=defaults.rate, help="campaign: messages per second per number")
+    parser.add_argument(
+        "--expires-in",
+        type=float,
+        default=0.0,
+        help="campaign-file: the campaign's expires_at, seconds after its creation (rows not sent by then: expired)",
+    )
     parser.add_argument(
         "--numbers", type=int, default=defaults.numbers, help=f"campaign: business numbers (1-{len(BUSINESS_NUMBERS)})"
     )
@@ -72,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", action="store_true", help="with --policy both: run the two side by side")
     parser.add_argument("--json", action="store_true", help="print the ledgers as JSON instead of a table")
     args = parser.parse_args(argv)
+    if args.mode == "campaign-file":
+        return campaign_file.main(
+            args.messages, args.seed, float(args.rate), expires_in=args.expires_in, as_json=args.json
+        )
     if args.function_timeout is None:
         campaign = args.mode == "campaign"
         args.function_timeout = CAMPAIGN_FUNCTION_TIMEOUT if campaign else defaults.function_timeout
