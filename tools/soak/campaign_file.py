@@ -204,7 +204,7 @@ def p99(values: list[float]) -> float:
 
 def run(ledger: CampaignFileLedger, progress: TextIO | None = sys.stderr) -> CampaignFileLedger:
     """One campaign-file run on a fresh local stack, filling ``ledger`` (as far as it got when the run breaks)."""
-    started = time.monotonic()
+    started, saved = time.monotonic(), dict(os.environ)
     try:
         with Runner() as runner:
             soak = _CampaignSoak(runner, generate(ledger.rows, ledger.seed), ledger, progress)
@@ -214,6 +214,8 @@ def run(ledger: CampaignFileLedger, progress: TextIO | None = sys.stderr) -> Cam
                 soak.close()
     finally:
         ledger.wall_s = time.monotonic() - started
+        os.environ.clear()  # the stack pointed this process's AWS clients at itself; it is gone now
+        os.environ.update(saved)
     return ledger
 
 
