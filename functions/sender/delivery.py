@@ -51,7 +51,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import campaign_rows
 from botocore.exceptions import ClientError
@@ -176,6 +176,13 @@ def _advance(
     return [s if isinstance(s, Attempted) else next(after) for s in states]
 
 
+CAMPAIGN_WAIT_SECONDS: Final = 0.25
+"""The longest a campaign's row waits for its number's slot. A row never takes a slot further ahead, so a message sent
+beside a campaign's backlog (queued rows put back during a pause and visible at once after the resume, or rows the
+sender fell behind on) waits at most this long for its turn, not behind the backlog; the rows that do not fit are put
+back delayed like any message the number cannot take soon (docs/campaigns.md#the-number-is-shared)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Pacing:
     """The business numbers' rate, as the delivery applies it (:mod:`rate_limiter`)."""
@@ -192,6 +199,7 @@ class Pacing:
     clock: Callable[[], float] = time.time
     """Epoch seconds, the limiter's send times' clock; ``sleep`` waits for them. A test passes a controlled pair."""
     sleep: Callable[[float], None] = time.sleep
+    campaign_wait: float = CAMPAIGN_WAIT_SECONDS
 
     def horizon(self, remaining_ms: int) -> float:
         return max(0.0, min(self.max_wait, remaining_ms / 1000 - self.reserve))
@@ -350,22 +358,25 @@ class Delivery:
     # --- 4. pace
 
     def _pace(self, live: list[Parsed], credentials: Credentials, remaining_ms: int) -> list[Attempted | Paced]:
-        """Give each message a send time at its number's rate, one limiter request per number; hold back what cannot
-        go within the invocation's wait budget. (A slot no request goes out in is given back after the sends.)"""
+        """Give each message a send time at its number's rate, one limiter request per number (two when a batch mixes
+        a campaign's rows with other messages: those first, the rows within :attr:`Pacing.campaign_wait`); hold back
+        what cannot go within the invocation's wait budget. (A slot no request goes out in is given back after the
+        sends.)"""
         paced: list[Attempted | Paced] = [Paced(p) for p in live]
         if self.pacing is None:
             return paced
         pacing = self.pacing
         horizon = pacing.horizon(remaining_ms)
         default_number = self.sender.defaults_for(credentials).business_phone
-        by_number: dict[str, list[int]] = {}
+        by_number: dict[tuple[str, bool], list[int]] = {}
         for i, p in enumerate(live):
             number = p.request.business_phone or default_number
             if number:  # none: NXCloud refuses it (21060) without sending, so it takes no turn
-                by_number.setdefault(number, []).append(i)
-        for number, positions in by_number.items():
+                by_number.setdefault((number, p.campaign is not None), []).append(i)
+        for (number, campaign), positions in sorted(by_number.items(), key=lambda item: item[0][1]):  # plain first
             rate = credentials.rates.get(number, pacing.messages_per_second)
-            grant = pacing.limiter.acquire(number, len(positions), rate, horizon)
+            wait = min(horizon, pacing.campaign_wait) if campaign else horizon
+            grant = pacing.limiter.acquire(number, len(positions), rate, wait)
             if grant.error is not None:
                 observability.rate_limiter_failed(grant.error)
             for n, i in enumerate(positions):

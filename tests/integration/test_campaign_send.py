@@ -162,6 +162,28 @@ def test_a_paused_campaigns_row_is_put_back_unsent_and_sent_after_resume(stack: 
     assert counts(stack) == {"rows": 1, "queued": 1, "sent": 1}
 
 
+def test_a_campaign_row_never_takes_a_slot_a_plain_message_would_wait_behind(stack: Stack, clock: Clock) -> None:
+    """A backlog of rows (say, just resumed) has taken the number's next second; a row and an OTP arrive together."""
+    create(stack, rows=1)
+    stack.enqueue(json.dumps(message("8613900000002")))
+    stack.run_batch()  # the function's runtime built: what follows takes milliseconds, not the cold start's
+    busy_until = int((time.time() + 1.5) * 1_000_000)
+    stack.resources.client("dynamodb").put_item(
+        TableName=stack.resources.rate_table,
+        Item={"id": {"S": str(SECRET["business_phone"])}, "tat": {"N": str(busy_until)}},
+    )
+    stack.enqueue(row(1))
+    stack.enqueue(json.dumps(message("8613900000001")))
+
+    event, response = stack.run_batch()
+
+    assert len(event["Records"]) == 2 and response == {"batchItemFailures": []}
+    assert sent_to(stack)[1:] == ["8613900000001"]  # the OTP waited its turn (1.5 s, within its 2 s)
+    assert outcomes(stack) == {} and delayed(stack) == 1  # the row was put back for later, unsent
+    run_until_drained(stack, clock)
+    assert sent_to(stack)[1:] == ["8613900000001", NUMBERS[0]]
+
+
 def test_a_cancelled_campaigns_row_ends_cancelled_unsent_and_not_dead_lettered(stack: Stack, clock: Clock) -> None:
     create(stack, status=Status.CANCELLED, rows=2)
     stack.enqueue(row(1))

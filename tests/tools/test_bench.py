@@ -451,10 +451,13 @@ def test_the_planner_section_reads_cpu_per_row_and_the_ceiling_it_sets() -> None
 def test_the_default_share_leaves_the_api_its_slots_and_a_full_queue_does_not() -> None:
     """The design claim section 12 measures, on the real limiter (moto in-process, a simulated clock): with the
     campaign at CampaignRateShare (0.8) an API message waits for no slot at p99; with the campaign at the whole rate
-    it waits; a queue flooded beyond the rate pushes it to the wait's limit and has it refused."""
+    it waits; a campaign's backlog beyond the rate makes it wait at most CAMPAIGN_WAIT_SECONDS; a queue of plain
+    messages flooded beyond the rate pushes it to the wait's limit and has it refused."""
     import boto3
     from bench import rate_share
     from moto import mock_aws
+
+    from delivery import CAMPAIGN_WAIT_SECONDS
 
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
@@ -464,13 +467,15 @@ def test_the_default_share_leaves_the_api_its_slots_and_a_full_queue_does_not() 
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        alone, shared, whole, flooded = rate_share.measure(dynamodb, "rate")
+        alone, shared, whole, backlog, flooded = rate_share.measure(dynamodb, "rate")
 
     interval = 1 / rate_share.RATE
     assert alone.percentile(99) <= interval and shared.percentile(99) <= interval
     assert shared.queue_per_s == pytest.approx(0.8 * rate_share.RATE, rel=0.02)  # the campaign kept its pace
     assert whole.percentile(99) > 10 * interval
-    assert flooded.refused > 0 and flooded.percentile(50) > whole.percentile(50)
-    title, *lines = rate_share.rows([alone, shared, whole, flooded])
-    assert title[0].startswith("12. The number shared") and len(lines) == 4
+    # a campaign's rows never take a slot further than CAMPAIGN_WAIT_SECONDS ahead; plain messages do
+    assert backlog.refused == 0 and max(backlog.waits) <= CAMPAIGN_WAIT_SECONDS + 2 * interval
+    assert flooded.refused > 0 and flooded.percentile(50) > 4 * backlog.percentile(99)
+    title, *lines = rate_share.rows([alone, shared, whole, backlog, flooded])
+    assert title[0].startswith("12. The number shared") and len(lines) == 5
     assert shared.as_dict()["api_messages"] == alone.as_dict()["api_messages"]  # the same arrivals in each

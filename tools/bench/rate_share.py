@@ -9,9 +9,11 @@ without a campaign: its wait for a slot is what a campaign changes, and this sec
 The real limiter runs against moto's DynamoDB over HTTP on a simulated clock, so the figures are the limiter's
 arithmetic, not this machine's speed: for :data:`SECONDS` simulated seconds at the default rate (80 per second),
 the queue's messages arrive at the campaign's rate and are taken every :data:`POLL_S` seconds in batches of up to
-ten (a message not granted within the wait comes back when the limiter says), while API messages arrive at random
-(:data:`API_PER_S` a second, a fixed seed) and each asks for one slot. A scenario at twice the rate is what a queue
-flooded without the engine looks like.
+ten, waiting at most ``CAMPAIGN_WAIT_SECONDS`` for a slot (a campaign's rows; the flooded queue's plain messages
+wait as long as an API message), a message not granted within its wait coming back when the limiter says, while
+API messages arrive at random (:data:`API_PER_S` a second, a fixed seed) and each asks for one slot. Plain messages
+at twice the rate are what a queue flooded without the engine looks like; a campaign's rows at twice the rate, what
+its backlog looks like when a resume makes the rows put back during the pause visible at once.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ SECONDS: Final = 60.0
 POLL_S: Final = 0.1
 API_PER_S: Final = 2.0
 API_SEED: Final = "api"
-SCENARIOS: Final = (("no campaign", 0.0), ("campaign at 80 % (the default share)", 0.8),
-                    ("campaign at 100 % (no share)", 1.0), ("queue flooded at 200 % (no engine)", 2.0))  # fmt: skip
+SCENARIOS: Final = (("no campaign", 0.0, True), ("campaign at 80 % (the default share)", 0.8, True),
+                    ("campaign at 100 % (no share)", 1.0, True),
+                    ("a campaign's backlog at 200 % (after a resume)", 2.0, True),
+                    ("queue flooded at 200 % (no engine)", 2.0, False))  # fmt: skip
+"""(name, the queue's messages as a share of the rate, whether they are a campaign's rows)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +76,11 @@ class _Clock:
 def measure(dynamodb: Any, table: str) -> list[ShareRun]:
     """Every scenario of :data:`SCENARIOS`, each on a number of its own (``dynamodb``: a client of the limiter's
     table's DynamoDB)."""
-    return [_run(dynamodb, table, name, share) for name, share in SCENARIOS]
+    return [_run(dynamodb, table, name, share, campaign) for name, share, campaign in SCENARIOS]
 
 
-def _run(dynamodb: Any, table: str, name: str, share: float) -> ShareRun:
+def _run(dynamodb: Any, table: str, name: str, share: float, campaign: bool) -> ShareRun:
+    from delivery import CAMPAIGN_WAIT_SECONDS
     from rate_limiter import RateLimiter
     from settings import DEFAULT_RATE_WAIT_SECONDS
 
@@ -96,7 +102,9 @@ def _run(dynamodb: Any, table: str, name: str, share: float) -> ShareRun:
             else:
                 refused += 1
             continue
-        granted += _poll(limiter, number, arrivals, at, DEFAULT_RATE_WAIT_SECONDS)
+        granted += _poll(
+            limiter, number, arrivals, at, CAMPAIGN_WAIT_SECONDS if campaign else DEFAULT_RATE_WAIT_SECONDS
+        )
     return ShareRun(name, share, tuple(waits), refused, granted / SECONDS)
 
 
