@@ -56,7 +56,7 @@ class Row:
 
     @property
     def country(self) -> str:
-        return CHINA if self.digits.startswith(CHINA) else UK
+        return country_of(self.digits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,11 @@ class Audience:
 
     def sent(self) -> list[Row]:
         return [row for row in self.rows if row.expect == "sent"]
+
+
+def country_of(digits: str) -> str:
+    """The country code of a number this generator made (China's or the UK's)."""
+    return CHINA if digits.startswith(CHINA) else UK
 
 
 def generate(count: int, seed: int) -> Audience:

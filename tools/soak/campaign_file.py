@@ -50,8 +50,10 @@ from waops.targets import Targets
 from local_stack.emulators import QueuePoller
 from local_stack.runner import Runner
 from local_stack.template import function_environment, function_setting
-from soak.audience_gen import CHINA, UK, ZONES, Audience, Row, generate
+from nxcloud_wa.campaigns import FINAL_STATES, final_totals
+from soak.audience_gen import CHINA, ZONES, Audience, Row, country_of, generate
 from soak.containers import Slot, SlotPool
+from soak.ledger import nearest_rank
 
 TEMPLATE: Final = {"name": "order_update", "language": {"code": "en_US"}}
 QUIET_MINUTES: Final = 2
@@ -196,10 +198,7 @@ class _ApiWaits:
 
 def p99(values: list[float]) -> float:
     """The 99th percentile (nearest rank): with 30 samples, the largest."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+    return nearest_rank(values, 0.99)
 
 
 def run(ledger: CampaignFileLedger, progress: TextIO | None = sys.stderr) -> CampaignFileLedger:
@@ -434,12 +433,12 @@ class _CampaignSoak:
         ledger = self.ledger
         ledger.report_lines = len(lines)
         by_row = {int(line["row"]): line for line in lines}
-        sends = [r for r in self.sim.accepted if r.template == TEMPLATE["name"] and _campaign_number(r.to)]
+        sends = [r for r in self.sim.accepted if r.template == TEMPLATE["name"]]  # the API's have API_TEMPLATE
         accepted: dict[str, list[str]] = {}
         for record in sends:
             accepted.setdefault(str(record.to), []).append(str(record.message_id))
         ledger.sent_twice = sum(1 for ids in accepted.values() if len(ids) > 1)
-        final = {"invalid", "duplicate", "sent", "dead_lettered", "skipped", "expired", "cancelled"}
+        final = {state.value for state in FINAL_STATES}
         for row in self.audience.rows:
             line = by_row.get(row.line)
             if line is None or line["state"] not in final:
@@ -456,29 +455,33 @@ class _CampaignSoak:
         self._judge_clock(sends)
 
     def _judge_counts(self, lines: list[dict[str, str]]) -> None:
+        """The counts against the report's tally: by final state as the report shows them (the project's rule,
+        :func:`nxcloud_wa.campaigns.final_totals`), the rows, and the deliveries."""
         states = Counter(line["state"] for line in lines)
         deliveries = Counter(line["delivery"] for line in lines if line["delivery"])
-        tally = {
-            name: states.get(name, 0)
-            for name in ("invalid", "duplicate", "sent", "dead_lettered", "skipped", "expired", "cancelled")
+        counts = self.ledger.counts
+        shown = final_totals(counts) | {name: counts.get(name, -1) for name in ("rows", "failed", "delivered")}
+        tally = {name: states.get(name, 0) for name in final_totals(counts)}
+        tally |= {
+            "rows": len(lines),
+            "failed": deliveries.get("failed", 0),
+            "delivered": deliveries.get("delivered", 0),
         }
-        tally["rows"] = len(lines)
-        tally["failed"] = deliveries.get("failed", 0)
-        tally["delivered"] = deliveries.get("delivered", 0)
         for name, value in tally.items():
-            if self.ledger.counts.get(name) != value:
-                self.ledger.counts_unlike_report[name] = [self.ledger.counts.get(name, -1), value]
+            if shown[name] != value:
+                self.ledger.counts_unlike_report[name] = [shown[name], value]
 
     def _judge_clock(self, sends: Iterable[Any]) -> None:
         """Quiet hours, the pause, the drain time."""
         start, end = (datetime.strptime(t, "%H:%M").time() for t in self.window)
         ledger = self.ledger
-        ledger.held_rows = sum(1 for row in self.audience.sent() if row.country == CHINA)
+        to_send = self.audience.sent()
+        ledger.held_rows = sum(1 for row in to_send if row.country == CHINA)
         times = []
         for record in sends:
             at = record.received_at
             times.append(at)
-            for zone in ZONES[CHINA if str(record.to).startswith(CHINA) else UK]:
+            for zone in ZONES[country_of(str(record.to))]:
                 local = datetime.fromtimestamp(at, ZoneInfo(zone)).time()
                 if _inside(local, start, end):
                     ledger.quiet_sends += 1
@@ -488,10 +491,9 @@ class _CampaignSoak:
                 ledger.sent_in_grace += 1
         if times and not ledger.expires_in:  # an expired campaign stopped sending when it expired
             ledger.drain_s = max(times) - self.created_at
-        free = sum(1 for row in self.audience.sent() if row.country == UK)
         ledger.ideal_s = ideal_drain(
             self.ledger.rate,
-            free,
+            len(to_send) - ledger.held_rows,
             ledger.held_rows,
             self.quiet_end - self.created_at,
             (self.paused_at - self.created_at, self.resumed_at - self.created_at),
@@ -517,10 +519,6 @@ def _unlike(
         (line["delivery"] == delivery, f"delivery {line['delivery'] or '(none)'}, expected {delivery}"),
     )
     return next((why for ok, why in checks if not ok), "")
-
-
-def _campaign_number(to: str | None) -> bool:
-    return bool(to) and not str(to).startswith(API_RECIPIENT_PREFIX)
 
 
 def _inside(local: Any, start: Any, end: Any) -> bool:

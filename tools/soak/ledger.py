@@ -26,7 +26,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -319,10 +319,15 @@ class Ledger:
         return problems
 
     def percentile(self, q: float) -> float:
-        if not self.settle_times:
-            return math.nan
-        ordered = sorted(self.settle_times)
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+        return nearest_rank(self.settle_times, q)
+
+
+def nearest_rank(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0-1) by nearest rank; NaN without values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def build_ledger(
