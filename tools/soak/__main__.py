@@ -2,7 +2,7 @@
 
     python -m soak --messages 10000 --seed 1 --mix default --policy both
     python -m soak --mode campaign --messages 10000 --rate 50 --numbers 1   # docs/throughput.md
-    python -m soak --mode campaign-file --messages 100000 --rate 50   # one campaign of a file's rows: docs/soak.md
+    python -m soak --mode campaign-file --messages 10000 --rate 10   # one campaign of a file's rows: docs/soak.md
 
 Exit status 0 only when, for every policy run: nothing was lost, no duplicate was avoidable (and, under
 ``dead_letter``, there was no duplicate at all), nothing reported sent was unknown to NXCloud, every message ended as
