@@ -26,6 +26,13 @@ A failed condition returns the item (``ALL_OLD``), which says which case holds n
 ``tat`` it saw per number to pick the likely case first, so a batch costs one request when far from the rate and
 usually one (at most three) at it: one write unit per batch of ten, against the idempotency table's 3 per message.
 
+At a number on the edge of its rate, several containers' takes and give-backs can switch it between the two cases
+under each request, so the third request (``ROUNDS``) asks for neither: ``ADD tat k / rate`` on the horizon's
+condition alone. It cannot lose to that switching, so a message the number has room for is never refused (an API
+message answered ``429`` beside a campaign was, when the rounds ran out). Had the number gone idle, its ``tat`` was in
+the past: the slots start there, so they go at once, and the number may send one burst more than the rate allows,
+once.
+
 A slot is given back (:meth:`RateLimiter.give_back`, ``ADD tat -k / rate``) when no message went out in it: no
 request was made (the claim failed, or found the message sent already or in progress), or NXCloud answered without
 sending (a retryable or permanent failure other than a throttle: the error table's "nothing was sent"). WhatsApp
@@ -55,7 +62,7 @@ MAX_BURST: Final = 10
 """Most messages sent back to back when the number has capacity: an SQS batch, so a number far from its rate never
 waits. (NXCloud's own bucket is a second's worth or more, so ten at once stay within it.)"""
 ROUNDS: Final = 3
-"""Conditional updates one request may take before it gives up (the number's state changed under it each time)."""
+"""Conditional updates one request may take; the last one fails only when no slot fits the horizon."""
 TTL_SECONDS: Final = 86_400
 """A number's item expires a day after its last slot: numbers no longer used leave no item behind."""
 
@@ -134,10 +141,13 @@ class RateLimiter:
                 break
             requests += 1
             cost = count * pace.interval
-            if tat <= now:
+            latest_start = limit - (count - 1) * pace.interval
+            if requests == ROUNDS:
+                taken, tat = self._take_either(number, cost, latest_start)
+            elif tat <= now:
                 taken, tat = self._take_idle(number, now, cost)
             else:
-                taken, tat = self._take_busy(number, now, cost, limit - (count - 1) * pace.interval)
+                taken, tat = self._take_busy(number, now, cost, latest_start)
             self._last_tat[number] = tat
             if taken:
                 rest_in = 0.0 if count == wanted else max(0.0, (tat - pace.tolerance - now) / MICROS)
@@ -161,6 +171,16 @@ class RateLimiter:
             "SET #exp = :exp ADD #tat :cost",
             "#tat > :now AND #tat <= :latest",
             {":cost": cost, ":now": now, ":latest": latest_start, ":exp": _expiry(latest_start + cost)},
+        )
+
+    def _take_either(self, number: str, cost: int, latest_start: int) -> tuple[bool, int]:
+        """The last round: ``tat += cost`` if the last slot starts within the horizon, busy or idle. It fails only
+        for the horizon, never for a number switching case under it. As ``_take_idle``."""
+        return self._update(
+            number,
+            "SET #exp = :exp ADD #tat :cost",
+            "#tat <= :latest",
+            {":cost": cost, ":latest": latest_start, ":exp": _expiry(latest_start + cost)},
         )
 
     def _update(self, number: str, expression: str, condition: str, values: dict[str, int]) -> tuple[bool, int]:

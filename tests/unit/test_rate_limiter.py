@@ -98,6 +98,34 @@ def test_containers_with_stale_views_never_share_a_slot(dynamodb: Any) -> None:
     assert_within_rate(slots, rate=50, burst=MAX_BURST)
 
 
+def test_a_number_switching_case_under_every_round_still_grants_what_fits(dynamodb: Any) -> None:
+    """Another container's takes and give-backs turn the number busy, idle, busy again just before each of this
+    container's requests (what the campaign-file soak met: an API message refused 429 beside a campaign). The last
+    round asks for neither case, so the slots are granted, and still apart from the other container's."""
+    clock = Clock()
+    rival = RateLimiter(dynamodb, TABLE, clock=clock)
+    rival_slots: list[float] = []
+    moves = [
+        lambda: rival_slots.extend(rival.acquire(NUMBER, 10, 80, horizon=2.0).send_at),  # busy
+        lambda: (rival.give_back(NUMBER, 10, 80), rival_slots.clear()),  # idle again: nothing went out
+        lambda: rival_slots.extend(rival.acquire(NUMBER, 10, 80, horizon=2.0).send_at),  # busy again
+    ]
+
+    class Interleaved:
+        """This container's DynamoDB: the rival moves before each of its requests."""
+
+        def update_item(self, **request: Any) -> Any:
+            if moves:
+                moves.pop(0)()
+            return dynamodb.update_item(**request)
+
+    grant = RateLimiter(Interleaved(), TABLE, clock=clock).acquire(NUMBER, 5, 80, horizon=2.0)
+
+    assert (grant.granted, grant.requests) == (5, 3)
+    assert len(rival_slots) == 10
+    assert_within_rate(rival_slots + list(grant.send_at), rate=80, burst=MAX_BURST)
+
+
 def test_numbers_have_clocks_of_their_own_and_their_own_rates(dynamodb: Any) -> None:
     clock = Clock()
     limiter = RateLimiter(dynamodb, TABLE, clock=clock)
