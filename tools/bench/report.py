@@ -286,7 +286,7 @@ def receiver_rows(receiver: Receiver) -> list[tuple[str, str, str]]:
         (
             "  DynamoDB requests per callback",
             f"{receiver.dynamodb_per_callback:.2f}",
-            "on the wire: one conditional UpdateItem in order",
+            "on the wire: an UpdateItem each, a send record read per delivered/read",
         ),
     ]
 
