@@ -19,7 +19,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from nxcloud_wa.campaign_state import held_key, held_prefix, released_key
+from nxcloud_wa.s3 import object_missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +105,10 @@ class HeldRows:
         key = released_key(self.campaign_id, number)
         try:
             listed = json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-        except self.s3.exceptions.NoSuchKey:
-            return
+        except ClientError as exc:
+            if object_missing(exc):
+                return
+            raise
         for released in listed:
             self.s3.delete_object(Bucket=self.bucket, Key=released)
         self.s3.delete_object(Bucket=self.bucket, Key=key)

@@ -87,6 +87,7 @@ from nxcloud_wa.credentials import load_credentials
 from nxcloud_wa.exceptions import TemplateApiError
 from nxcloud_wa.phone import normalize_phone
 from nxcloud_wa.quiet_hours import QuietHours, hold_until
+from nxcloud_wa.s3 import object_missing
 from nxcloud_wa.telemetry import Telemetry
 from nxcloud_wa.template_client import TemplateClient
 from report_file import ReportFile
@@ -382,7 +383,7 @@ class Planner:
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "404"):
+            if object_missing(exc):
                 raise Paused(DELETED) from None
             if code in ("PreconditionFailed", "412"):
                 raise Paused(REPLACED) from None

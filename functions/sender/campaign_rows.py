@@ -175,9 +175,9 @@ class CampaignRows:
             return {}
         written = self.store.insert_rows(list(final.values()))
         retry: dict[int, RetryLater] = {}
-        failed = {(o.campaign_id, o.round, o.row): exc for o, exc in written.failed}
+        failed = {o.identity: exc for o, exc in written.failed}
         for i, outcome in final.items():
-            exc = failed.get((outcome.campaign_id, outcome.round, outcome.row))
+            exc = failed.get(outcome.identity)
             if exc is None:
                 continue
             if outcome.state in (RowState.SENT, RowState.DEAD_LETTERED):

@@ -61,6 +61,7 @@ from nxcloud_wa.error_codes import KEY_REUSED
 from nxcloud_wa.exceptions import ConfigurationError, InvalidMessageError, TemplateApiError
 from nxcloud_wa.models import MAX_IDEMPOTENCY_KEY, MAX_NAME, Language, Phone, Template, TenantId, Token
 from nxcloud_wa.quiet_hours import QuietHours
+from nxcloud_wa.s3 import object_missing
 from nxcloud_wa.templates import TemplateSpec, check
 from observability import logger
 
@@ -583,7 +584,7 @@ def _audience_header(rt: runtime.Runtime, key: str) -> tuple[str, str | None, tu
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if object_missing(exc):
             raise _refuse(
                 ("audience", "key"), f"no file at {key}: upload it first", status=404, error="not_found"
             ) from None

@@ -19,7 +19,7 @@ def _layout() -> str:
 
 
 def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z_]+(?:\.py)?", text))
+    return set(re.findall(r"[a-z_][a-z0-9_]*(?:\.py)?", text))
 
 
 def test_readme_layout_names_every_module_of_the_functions() -> None:

@@ -22,5 +22,6 @@ Modules, one concern each:
   checkpoints), ``audience_rows`` (its columns against the template, each row's message, duplicate numbers),
   ``quiet_hours`` (the recipient's night);
 * plumbing: ``dynamo`` (DynamoDB items, errors, batch reads), ``sqs`` (text and attributes SQS takes),
+  ``s3`` (a missing object's error codes),
   ``telemetry`` (the functions' Logger and Metrics).
 """

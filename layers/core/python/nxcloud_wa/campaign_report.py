@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 
 from .campaigns import RowState, Status
 from .campaigns_table import Campaign, RowOutcome
+from .s3 import object_missing
 
 COLUMNS: Final = ("row", "ref", "to", "state", "reason", "message_id", "delivery", "error_code", "at")
 VALID: Final = "valid"
@@ -95,7 +96,7 @@ def stored_stamp(s3: Any, bucket: str, campaign_id: str) -> ReportStamp | None:
     try:
         head = s3.head_object(Bucket=bucket, Key=report_key(campaign_id))
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if object_missing(exc):
             return None
         raise
     return ReportStamp.of(head.get("Metadata", {}))

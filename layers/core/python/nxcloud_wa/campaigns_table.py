@@ -254,6 +254,11 @@ class RowOutcome:
     def sk(self) -> str:
         return row_sk(self.row, self.round)
 
+    @property
+    def identity(self) -> tuple[str, int, int]:
+        """Which row item this outcome is (campaign, round, row): what two outcomes of one batch are compared by."""
+        return self.campaign_id, self.round, self.row
+
 
 _ROW_TEXT: Final = ("message_id", "reason", "error_code", "ref", "delivery", "message")
 
@@ -328,7 +333,7 @@ class CampaignStore:
         request. A row refused as existing (``DuplicateItem``) was settled before (a redelivery, a settlement run
         twice): it is neither inserted nor failed, so the caller counts it nowhere. A request that fails whole fails
         its rows; the others' stand."""
-        unique = list({(o.campaign_id, o.round, o.row): o for o in reversed(outcomes)}.values())[::-1]  # first wins
+        unique = list({o.identity: o for o in reversed(outcomes)}.values())[::-1]  # first wins
         done = RowsInserted()
         for start in range(0, len(unique), STATEMENT_LIMIT):
             chunk = unique[start : start + STATEMENT_LIMIT]
