@@ -8,8 +8,9 @@ The run:
    broken lines of every kind, undeliverable recipients) and measures the API alone: :data:`API_MESSAGES` sends
    through ``POST /messages`` to the campaign's business number, one every :data:`API_EVERY_S`;
 2. uploads the file through ``POST /audiences`` and creates the campaign at ``rate``, with quiet hours that are open
-   in China now and close :data:`QUIET_MINUTES` later (the window is the minutes on China's wall clock; the UK's is 8
-   hours behind, outside it), so the Chinese rows are held and the British ones go;
+   in China now and close :data:`QUIET_MINUTES` later, a minute more when the clock is late in its minute
+   (:data:`MIN_QUIET_OPEN_S`; the window is the minutes on China's wall clock, and the UK's is 8 hours behind, outside
+   it), so the Chinese rows are held and the British ones go;
 3. while it runs: NXCloud answers a share of sends 503 or 429 (:data:`FAULTS`: put back, sent later); the planner
    runs in a process killed (SIGKILL, as a Lambda timeout) at random points of :data:`PLANNER_KILL_SHARE` of its
    passes, and surely on its second; the campaign is paused once a fifth of its sends are done and resumed after
@@ -57,6 +58,10 @@ from soak.ledger import nearest_rank
 
 TEMPLATE: Final = {"name": "order_update", "language": {"code": "en_US"}}
 QUIET_MINUTES: Final = 2
+MIN_QUIET_OPEN_S: Final = 30
+"""The window stays open at least this long after the campaign is created (a minute more when the clock is late in
+its minute), so the planner's first passes meet it and hold rows; with a 1-minute window created at hh:mm:55 they
+would not."""
 PAUSE_AT: Final = 0.2
 """The pause comes once this share of the rows to send are sent."""
 PAUSE_HOLD_S: Final = 8.0
@@ -344,6 +349,8 @@ class _CampaignSoak:
         china = now.astimezone(ZoneInfo(ZONES[CHINA][0]))
         start = china.replace(second=0, microsecond=0)
         end = start + timedelta(minutes=QUIET_MINUTES)
+        if (end - now).total_seconds() < MIN_QUIET_OPEN_S:  # late in the minute: keep it open for the first passes
+            end += timedelta(minutes=1)
         self.window = (start.strftime("%H:%M"), end.strftime("%H:%M"))
         self.quiet_end = end.timestamp()
         body = {
